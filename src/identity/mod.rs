@@ -1,0 +1,239 @@
+//! `identity.yaml`: the validated, typed configuration of providers, domains, clients and the
+//! platform's properties, and how it is loaded.
+
+mod validate;
+pub mod yaml;
+
+use std::fmt;
+use std::path::Path;
+
+use ipnet::IpNet;
+use serde::Serialize;
+use url::Url;
+
+use crate::access::DomainPolicy;
+pub use validate::validate;
+pub use yaml::Pos;
+
+/// The running configuration. Every value has been checked; nothing here can be invalid.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IdentityConfig {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_provider: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub portal: Option<Portal>,
+    pub providers: Vec<Provider>,
+    #[serde(skip)]
+    pub domains: DomainPolicy,
+    pub clients: Vec<Client>,
+    pub properties: Properties,
+}
+
+impl IdentityConfig {
+    pub fn provider(&self, id: &str) -> Option<&Provider> {
+        self.providers.iter().find(|p| p.id == id)
+    }
+
+    pub fn client(&self, id: &str) -> Option<&Client> {
+        let id = id.to_ascii_lowercase();
+        self.clients.iter().find(|c| c.id == id)
+    }
+}
+
+/// The external sign-in portal linked from the sign-in page.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Portal {
+    pub title: String,
+    pub href: Url,
+}
+
+/// An OpenID Connect identity provider.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Provider {
+    /// `[a-z0-9_-]+`, unique.
+    pub id: String,
+    pub title: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// https (or loopback http); no trailing `/`.
+    pub authority_url: Url,
+    pub client_id: String,
+    #[serde(skip)]
+    pub client_secret: Option<Secret>,
+    pub scopes: Vec<String>,
+    pub require_verified_email: bool,
+    pub trusted_audiences: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_audience: Option<String>,
+}
+
+impl Provider {
+    /// The authority as a string without a trailing `/`, the form issuers are compared in.
+    pub fn authority(&self) -> &str {
+        self.authority_url.as_str().trim_end_matches('/')
+    }
+}
+
+/// A document app registered with the platform.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Client {
+    /// 16 lowercase hexadecimal characters.
+    pub id: String,
+    pub name: String,
+    /// The app's origin (`scheme://host[:port]`): CORS and redirects are allowed for it.
+    pub website: String,
+}
+
+/// The platform's global properties.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Properties {
+    /// Lowercase usernames of API accounts.
+    pub api_account_usernames: Vec<String>,
+    pub api_account_ips: Vec<IpNet>,
+    /// Minutes of inactivity after which a session ends.
+    pub session_timeout: u32,
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+impl Default for Properties {
+    fn default() -> Self {
+        Properties {
+            api_account_usernames: Vec::new(),
+            api_account_ips: Vec::new(),
+            session_timeout: 30,
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+/// A secret read from the configuration. It never appears in `Debug` output or serialisation.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: String) -> Self {
+        Secret(value)
+    }
+
+    /// The secret itself, for the one place that sends it to the provider.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+/// One thing wrong with a configuration file. Each variant is one rule of SPEC §2.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// The YAML itself cannot be read (syntax, duplicate keys, several documents).
+    #[error("{0}")]
+    Syntax(String),
+    /// A key that the schema does not have (often a typo).
+    #[error("unknown key `{key}` (expected one of: {expected})")]
+    UnknownKey { key: String, expected: String },
+    /// A required key is absent.
+    #[error("missing required key `{0}`")]
+    MissingKey(&'static str),
+    /// A value of the wrong YAML type.
+    #[error("expected {expected}, found {found}")]
+    WrongType {
+        expected: &'static str,
+        found: &'static str,
+    },
+    /// A value outside the allowed set or range.
+    #[error("invalid `{key}`: {reason}")]
+    InvalidValue { key: &'static str, reason: String },
+    /// A provider id that is not `[a-z0-9_-]+`.
+    #[error("invalid provider id `{0}`: use lowercase letters, digits, `_` and `-`")]
+    InvalidProviderId(String),
+    /// Two providers or two clients with the same id.
+    #[error("duplicate {what} id `{id}` (first at line {first_line})")]
+    DuplicateId {
+        what: &'static str,
+        id: String,
+        first_line: usize,
+    },
+    /// `defaultProvider` or a domain's `providers` names no configured provider.
+    #[error("no provider has the id `{0}`")]
+    UnknownProvider(String),
+    /// A client id that is not 16 hexadecimal characters.
+    #[error("invalid client id `{0}`: expected 16 hexadecimal characters")]
+    InvalidClientId(String),
+    /// An IP address or network that does not parse.
+    #[error("invalid IP address or network `{0}`")]
+    InvalidIp(String),
+    /// A comma list with white space in it (PageSeeder lists have none).
+    #[error("spaces are not allowed in a comma list; write `a,b` or use a YAML list")]
+    SpaceInList,
+    /// A comma list with an empty item (`a,,b` or a trailing comma).
+    #[error("empty item in a comma list")]
+    EmptyListItem,
+    /// An `authorityUrl` that is not https and not on a loopback address.
+    #[error("`authorityUrl` must use https (http is allowed only for loopback addresses): `{0}`")]
+    InsecureAuthority(String),
+    /// A URL that does not parse or has parts it must not have.
+    #[error("invalid URL in `{key}`: {reason}")]
+    InvalidUrl { key: &'static str, reason: String },
+    /// `${VAR}` names an environment variable that is not set.
+    #[error("environment variable `{0}` is not set")]
+    MissingEnvVar(String),
+    /// A domain name that is neither a domain nor `*.domain`.
+    #[error("invalid domain `{0}`: expected a domain such as `example.org` or `*.example.org`")]
+    InvalidDomain(String),
+    /// The same domain listed twice.
+    #[error("duplicate domain `{name}` (first at line {first_line})")]
+    DuplicateDomain { name: String, first_line: usize },
+}
+
+/// A problem and where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub pos: Pos,
+    pub error: ConfigError,
+}
+
+/// Every problem of one configuration file, sorted by position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors {
+    pub file: String,
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for ConfigErrors {
+    /// One `FILE:LINE:COLUMN: message` line per problem.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.problems.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{}:{}: {}", self.file, p.pos, p.error)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// Reads and validates a configuration file, with `${VAR}` taken from the process environment.
+pub fn load(path: &Path) -> Result<IdentityConfig, ConfigErrors> {
+    let file = path.display().to_string();
+    let source = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
+        file: file.clone(),
+        problems: vec![Problem {
+            pos: Pos { line: 1, column: 1 },
+            error: ConfigError::Syntax(format!("cannot read the file: {e}")),
+        }],
+    })?;
+    validate(&source, &|name| std::env::var(name).ok()).map_err(|problems| ConfigErrors {
+        file,
+        problems,
+    })
+}

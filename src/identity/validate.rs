@@ -1,0 +1,682 @@
+//! From the YAML tree to an [`IdentityConfig`], collecting every problem with its position.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use url::{Host, Url};
+
+use super::yaml::{self, Node, NodeKind, Pos};
+use super::{Client, ConfigError, IdentityConfig, Portal, Problem, Properties, Provider, Secret};
+use crate::access::{Authentication, DomainPattern, DomainPolicy, DomainRule};
+
+/// Looks up `${VAR}` references; the process environment in production, a map in tests.
+pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// Validates the text of a configuration file. On failure, returns every problem found,
+/// sorted by position.
+pub fn validate(source: &str, env: EnvLookup<'_>) -> Result<IdentityConfig, Vec<Problem>> {
+    let mut ctx = Ctx {
+        problems: Vec::new(),
+        env,
+    };
+    let root = match yaml::parse(source) {
+        Ok((root, syntax)) => {
+            for s in syntax {
+                ctx.report(s.pos, ConfigError::Syntax(s.message));
+            }
+            root
+        }
+        Err(s) => {
+            ctx.report(s.pos, ConfigError::Syntax(s.message));
+            None
+        }
+    };
+    let config = match root {
+        Some(root) => ctx.config(&root),
+        None if ctx.problems.is_empty() => {
+            ctx.report(
+                Pos { line: 1, column: 1 },
+                ConfigError::Syntax("the configuration is empty".into()),
+            );
+            None
+        }
+        None => None,
+    };
+    match config {
+        Some(config) if ctx.problems.is_empty() => Ok(config),
+        _ => {
+            let mut problems = ctx.problems;
+            problems.sort_by_key(|p| p.pos);
+            Err(problems)
+        }
+    }
+}
+
+struct Ctx<'e> {
+    problems: Vec<Problem>,
+    env: EnvLookup<'e>,
+}
+
+/// The entries of a mapping whose keys were all known.
+struct Fields<'n> {
+    pos: Pos,
+    entries: Vec<(&'n str, &'n Node)>,
+}
+
+impl<'n> Fields<'n> {
+    /// The value of `key`, unless absent or null.
+    fn get(&self, key: &str) -> Option<&'n Node> {
+        self.entries
+            .iter()
+            .find(|(k, v)| *k == key && !v.is_null())
+            .map(|(_, v)| *v)
+    }
+}
+
+const TOP_KEYS: &[&str] = &[
+    "defaultAuthentication",
+    "defaultProvider",
+    "portal",
+    "providers",
+    "domains",
+    "clients",
+    "properties",
+];
+const PORTAL_KEYS: &[&str] = &["title", "href"];
+const PROVIDER_KEYS: &[&str] = &[
+    "id",
+    "title",
+    "description",
+    "authorityUrl",
+    "clientId",
+    "clientSecret",
+    "scopes",
+    "requireVerifiedEmail",
+    "trustedAudiences",
+    "apiAudience",
+];
+const DOMAIN_KEYS: &[&str] = &["name", "authentication", "providers"];
+const CLIENT_KEYS: &[&str] = &["id", "name", "website"];
+const PROPERTY_KEYS: &[&str] = &[
+    "apiAccountUsernames",
+    "apiAccountIPs",
+    "sessionTimeout",
+    "trustedProxies",
+];
+
+impl Ctx<'_> {
+    fn report(&mut self, pos: Pos, error: ConfigError) {
+        self.problems.push(Problem { pos, error });
+    }
+
+    fn config(&mut self, root: &Node) -> Option<IdentityConfig> {
+        let top = self.map(root, TOP_KEYS)?;
+        let default_authentication = top
+            .get("defaultAuthentication")
+            .and_then(|n| self.authentication(n, "defaultAuthentication"))
+            .unwrap_or(Authentication::Internal);
+        let portal = top.get("portal").and_then(|n| self.portal(n));
+        let providers = top
+            .get("providers")
+            .and_then(|n| self.list(n))
+            .map(|items| self.providers(items))
+            .unwrap_or_default();
+        let known = |id: &str| providers.iter().any(|p| p.id == id);
+        let default_provider = top
+            .get("defaultProvider")
+            .and_then(|n| self.string(n).map(|s| (n.pos, s)));
+        if let Some((pos, id)) = &default_provider
+            && !known(id)
+        {
+            self.report(*pos, ConfigError::UnknownProvider(id.clone()));
+        }
+        let domains = top
+            .get("domains")
+            .and_then(|n| self.list(n))
+            .map(|items| self.domains(items, &known))
+            .unwrap_or_default();
+        let clients = top
+            .get("clients")
+            .and_then(|n| self.list(n))
+            .map(|items| self.clients(items))
+            .unwrap_or_default();
+        let properties = match top.get("properties") {
+            Some(n) => self.properties(n),
+            None => Some(Properties::default()),
+        };
+        Some(IdentityConfig {
+            default_provider: default_provider.map(|(_, id)| id),
+            portal,
+            providers,
+            domains: DomainPolicy::new(default_authentication, domains),
+            clients,
+            properties: properties?,
+        })
+    }
+
+    // ----- shapes -----------------------------------------------------------------------------
+
+    /// A mapping whose keys are all in `allowed`; unknown keys are reported (and skipped).
+    fn map<'n>(&mut self, node: &'n Node, allowed: &[&str]) -> Option<Fields<'n>> {
+        let NodeKind::Map(entries) = &node.kind else {
+            self.wrong_type(node, "a mapping");
+            return None;
+        };
+        let mut fields = Fields {
+            pos: node.pos,
+            entries: Vec::new(),
+        };
+        for (key, value) in entries {
+            let name = key.as_scalar().unwrap_or_default();
+            if allowed.contains(&name) {
+                fields.entries.push((name, value));
+            } else {
+                self.report(
+                    key.pos,
+                    ConfigError::UnknownKey {
+                        key: name.to_string(),
+                        expected: allowed.join(", "),
+                    },
+                );
+            }
+        }
+        Some(fields)
+    }
+
+    fn required<'n>(&mut self, fields: &Fields<'n>, key: &'static str) -> Option<&'n Node> {
+        let node = fields.get(key);
+        if node.is_none() {
+            self.report(fields.pos, ConfigError::MissingKey(key));
+        }
+        node
+    }
+
+    fn wrong_type(&mut self, node: &Node, expected: &'static str) {
+        self.report(
+            node.pos,
+            ConfigError::WrongType {
+                expected,
+                found: node.kind_name(),
+            },
+        );
+    }
+
+    fn list<'n>(&mut self, node: &'n Node) -> Option<&'n [Node]> {
+        match &node.kind {
+            NodeKind::Seq(items) => Some(items),
+            _ => {
+                self.wrong_type(node, "a list");
+                None
+            }
+        }
+    }
+
+    /// Any scalar, as its text (so `clientId: 1234567890123456` stays a string).
+    fn string(&mut self, node: &Node) -> Option<String> {
+        match &node.kind {
+            NodeKind::Scalar { text, .. } if !node.is_null() => Some(text.clone()),
+            _ => {
+                self.wrong_type(node, "a string");
+                None
+            }
+        }
+    }
+
+    fn bool(&mut self, node: &Node) -> Option<bool> {
+        match &node.kind {
+            NodeKind::Scalar { text, plain: true } if text == "true" => Some(true),
+            NodeKind::Scalar { text, plain: true } if text == "false" => Some(false),
+            _ => {
+                self.wrong_type(node, "true or false");
+                None
+            }
+        }
+    }
+
+    fn string_list(&mut self, node: &Node) -> Option<Vec<String>> {
+        let items = self.list(node)?;
+        let mut out = Vec::new();
+        for item in items {
+            out.push(self.string(item)?);
+        }
+        Some(out)
+    }
+
+    /// A PageSeeder comma list (`a,b,c`, no spaces) or a YAML list; items with their positions.
+    fn comma_list(&mut self, node: &Node) -> Option<Vec<(Pos, String)>> {
+        match &node.kind {
+            NodeKind::Seq(items) => {
+                let mut out = Vec::new();
+                for item in items {
+                    out.push((item.pos, self.string(item)?));
+                }
+                Some(out)
+            }
+            NodeKind::Scalar { text, plain } => {
+                if text.is_empty() {
+                    return Some(Vec::new());
+                }
+                if text.chars().any(char::is_whitespace) {
+                    self.report(node.pos, ConfigError::SpaceInList);
+                    return None;
+                }
+                // Item columns are exact for single-line scalars; quoted ones start one later.
+                let mut column = node.pos.column + usize::from(!plain);
+                let mut out = Vec::new();
+                for item in text.split(',') {
+                    let pos = Pos {
+                        line: node.pos.line,
+                        column,
+                    };
+                    if item.is_empty() {
+                        self.report(pos, ConfigError::EmptyListItem);
+                        return None;
+                    }
+                    out.push((pos, item.to_string()));
+                    column += item.chars().count() + 1;
+                }
+                Some(out)
+            }
+            NodeKind::Map(_) => {
+                self.wrong_type(node, "a comma list or a list");
+                None
+            }
+        }
+    }
+
+    fn authentication(&mut self, node: &Node, key: &'static str) -> Option<Authentication> {
+        let text = self.string(node)?;
+        let value = text.parse().ok();
+        if value.is_none() {
+            self.report(
+                node.pos,
+                ConfigError::InvalidValue {
+                    key,
+                    reason: format!("`{text}` is not one of none, internal, external, any"),
+                },
+            );
+        }
+        value
+    }
+
+    fn url(&mut self, node: &Node, key: &'static str) -> Option<Url> {
+        let text = self.string(node)?;
+        let reason = match Url::parse(&text) {
+            Ok(url) if !matches!(url.scheme(), "http" | "https") => {
+                "the scheme must be http or https".to_string()
+            }
+            Ok(url) if url.host().is_none() => "a host is required".to_string(),
+            Ok(url) if !url.username().is_empty() || url.password().is_some() => {
+                "credentials are not allowed in the URL".to_string()
+            }
+            Ok(url) if url.fragment().is_some() => "a fragment is not allowed".to_string(),
+            Ok(url) => return Some(url),
+            Err(e) => e.to_string(),
+        };
+        self.report(node.pos, ConfigError::InvalidUrl { key, reason });
+        None
+    }
+
+    fn ip_networks(&mut self, node: &Node) -> Option<Vec<IpNet>> {
+        let mut nets = Vec::new();
+        let mut ok = true;
+        for (pos, item) in self.comma_list(node)? {
+            match parse_network(&item) {
+                Some(net) => nets.push(net),
+                None => {
+                    self.report(pos, ConfigError::InvalidIp(item));
+                    ok = false;
+                }
+            }
+        }
+        ok.then_some(nets)
+    }
+
+    // ----- sections ---------------------------------------------------------------------------
+
+    fn portal(&mut self, node: &Node) -> Option<Portal> {
+        let f = self.map(node, PORTAL_KEYS)?;
+        let title = self.required(&f, "title").and_then(|n| self.string(n));
+        let href = self.required(&f, "href").and_then(|n| self.url(n, "href"));
+        Some(Portal {
+            title: title?,
+            href: href?,
+        })
+    }
+
+    fn providers(&mut self, items: &[Node]) -> Vec<Provider> {
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        let mut out = Vec::new();
+        for item in items {
+            let Some(provider) = self.provider(item) else {
+                continue;
+            };
+            if let Some(&first_line) = seen.get(&provider.id) {
+                self.report(
+                    id_pos(item),
+                    ConfigError::DuplicateId {
+                        what: "provider",
+                        id: provider.id,
+                        first_line,
+                    },
+                );
+                continue;
+            }
+            seen.insert(provider.id.clone(), id_pos(item).line);
+            out.push(provider);
+        }
+        out
+    }
+
+    fn provider(&mut self, node: &Node) -> Option<Provider> {
+        let f = self.map(node, PROVIDER_KEYS)?;
+        let id = self.required(&f, "id").and_then(|n| {
+            let id = self.string(n)?;
+            let valid = !id.is_empty()
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+            if !valid {
+                self.report(n.pos, ConfigError::InvalidProviderId(id.clone()));
+            }
+            valid.then_some(id)
+        });
+        let title = self.required(&f, "title").and_then(|n| self.string(n));
+        let description = f.get("description").and_then(|n| self.string(n));
+        let authority_url = self
+            .required(&f, "authorityUrl")
+            .and_then(|n| self.authority(n));
+        let client_id = self.required(&f, "clientId").and_then(|n| self.string(n));
+        let client_secret = f.get("clientSecret").and_then(|n| self.secret(n));
+        let scopes = match f.get("scopes") {
+            Some(n) => self.string_list(n).and_then(|scopes| {
+                let has_openid = scopes.iter().any(|s| s == "openid");
+                if !has_openid {
+                    self.report(
+                        n.pos,
+                        ConfigError::InvalidValue {
+                            key: "scopes",
+                            reason: "the `openid` scope is required".into(),
+                        },
+                    );
+                }
+                has_openid.then_some(scopes)
+            }),
+            None => Some(vec!["openid".into(), "email".into(), "profile".into()]),
+        };
+        let require_verified_email = match f.get("requireVerifiedEmail") {
+            Some(n) => self.bool(n),
+            None => Some(false),
+        };
+        let trusted_audiences = match f.get("trustedAudiences") {
+            Some(n) => self.string_list(n),
+            None => Some(Vec::new()),
+        };
+        let api_audience = f.get("apiAudience").and_then(|n| self.string(n));
+        Some(Provider {
+            id: id?,
+            title: title?,
+            description,
+            authority_url: authority_url?,
+            client_id: client_id?,
+            client_secret,
+            scopes: scopes?,
+            require_verified_email: require_verified_email?,
+            trusted_audiences: trusted_audiences?,
+            api_audience,
+        })
+    }
+
+    fn authority(&mut self, node: &Node) -> Option<Url> {
+        let url = self.url(node, "authorityUrl")?;
+        let loopback = match url.host() {
+            Some(Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(Host::Ipv6(ip)) => ip.is_loopback(),
+            Some(Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+            None => false,
+        };
+        if url.scheme() != "https" && !loopback {
+            self.report(node.pos, ConfigError::InsecureAuthority(url.to_string()));
+            return None;
+        }
+        if url.query().is_some() {
+            self.report(
+                node.pos,
+                ConfigError::InvalidUrl {
+                    key: "authorityUrl",
+                    reason: "a query is not allowed".into(),
+                },
+            );
+            return None;
+        }
+        Some(url)
+    }
+
+    /// A literal secret or `${VAR}` read from the environment.
+    fn secret(&mut self, node: &Node) -> Option<Secret> {
+        let text = self.string(node)?;
+        let Some(name) = text.strip_prefix("${").and_then(|t| t.strip_suffix('}')) else {
+            return Some(Secret::new(text));
+        };
+        let valid_name = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !valid_name {
+            self.report(
+                node.pos,
+                ConfigError::InvalidValue {
+                    key: "clientSecret",
+                    reason: format!("`{name}` is not an environment variable name"),
+                },
+            );
+            return None;
+        }
+        match (self.env)(name) {
+            Some(value) => Some(Secret::new(value)),
+            None => {
+                self.report(node.pos, ConfigError::MissingEnvVar(name.to_string()));
+                None
+            }
+        }
+    }
+
+    fn domains(&mut self, items: &[Node], known: &dyn Fn(&str) -> bool) -> Vec<DomainRule> {
+        let mut seen: HashMap<DomainPattern, usize> = HashMap::new();
+        let mut out = Vec::new();
+        for item in items {
+            let Some(f) = self.map(item, DOMAIN_KEYS) else {
+                continue;
+            };
+            let pattern = self.required(&f, "name").and_then(|n| {
+                let name = self.string(n)?;
+                let pattern = DomainPattern::parse(&name);
+                match &pattern {
+                    None => self.report(n.pos, ConfigError::InvalidDomain(name)),
+                    Some(p) => match seen.get(p) {
+                        Some(&first_line) => {
+                            self.report(
+                                n.pos,
+                                ConfigError::DuplicateDomain {
+                                    name,
+                                    first_line,
+                                },
+                            );
+                            return None;
+                        }
+                        None => {
+                            seen.insert(p.clone(), n.pos.line);
+                        }
+                    },
+                }
+                pattern
+            });
+            let authentication = match f.get("authentication") {
+                Some(n) => self.authentication(n, "authentication"),
+                None => Some(Authentication::Any),
+            };
+            let providers = match f.get("providers") {
+                Some(n) => self.provider_refs(n, known).map(Some),
+                None => Some(None),
+            };
+            if let (Some(pattern), Some(authentication), Some(providers)) =
+                (pattern, authentication, providers)
+            {
+                out.push(DomainRule {
+                    pattern,
+                    authentication,
+                    providers,
+                });
+            }
+        }
+        out
+    }
+
+    fn provider_refs(&mut self, node: &Node, known: &dyn Fn(&str) -> bool) -> Option<Vec<String>> {
+        let items = self.list(node)?;
+        let mut ids = Vec::new();
+        let mut ok = true;
+        for item in items {
+            let Some(id) = self.string(item) else {
+                ok = false;
+                continue;
+            };
+            if !known(&id) {
+                self.report(item.pos, ConfigError::UnknownProvider(id));
+                ok = false;
+                continue;
+            }
+            ids.push(id);
+        }
+        ok.then_some(ids)
+    }
+
+    fn clients(&mut self, items: &[Node]) -> Vec<Client> {
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        let mut out = Vec::new();
+        for item in items {
+            let Some(client) = self.client(item) else {
+                continue;
+            };
+            if let Some(&first_line) = seen.get(&client.id) {
+                self.report(
+                    id_pos(item),
+                    ConfigError::DuplicateId {
+                        what: "client",
+                        id: client.id,
+                        first_line,
+                    },
+                );
+                continue;
+            }
+            seen.insert(client.id.clone(), id_pos(item).line);
+            out.push(client);
+        }
+        out
+    }
+
+    fn client(&mut self, node: &Node) -> Option<Client> {
+        let f = self.map(node, CLIENT_KEYS)?;
+        let id = self.required(&f, "id").and_then(|n| {
+            let id = self.string(n)?;
+            let valid = id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit());
+            if !valid {
+                self.report(n.pos, ConfigError::InvalidClientId(id.clone()));
+            }
+            valid.then(|| id.to_ascii_lowercase())
+        });
+        let name = self.required(&f, "name").and_then(|n| self.string(n));
+        let website = self.required(&f, "website").and_then(|n| {
+            let url = self.url(n, "website")?;
+            let has_path = url.path() != "/" || url.query().is_some();
+            if has_path {
+                self.report(
+                    n.pos,
+                    ConfigError::InvalidUrl {
+                        key: "website",
+                        reason: "give the origin only (scheme, host and port), without a path"
+                            .into(),
+                    },
+                );
+                return None;
+            }
+            Some(url.origin().ascii_serialization())
+        });
+        Some(Client {
+            id: id?,
+            name: name?,
+            website: website?,
+        })
+    }
+
+    fn properties(&mut self, node: &Node) -> Option<Properties> {
+        let f = self.map(node, PROPERTY_KEYS)?;
+        let defaults = Properties::default();
+        let api_account_usernames = match f.get("apiAccountUsernames") {
+            Some(n) => self
+                .comma_list(n)
+                .map(|items| items.into_iter().map(|(_, u)| u.to_lowercase()).collect()),
+            None => Some(defaults.api_account_usernames),
+        };
+        let api_account_ips = match f.get("apiAccountIPs") {
+            Some(n) => self.ip_networks(n),
+            None => Some(defaults.api_account_ips),
+        };
+        let trusted_proxies = match f.get("trustedProxies") {
+            Some(n) => self.ip_networks(n),
+            None => Some(defaults.trusted_proxies),
+        };
+        let session_timeout = match f.get("sessionTimeout") {
+            Some(n) => self.minutes(n),
+            None => Some(defaults.session_timeout),
+        };
+        Some(Properties {
+            api_account_usernames: api_account_usernames?,
+            api_account_ips: api_account_ips?,
+            session_timeout: session_timeout?,
+            trusted_proxies: trusted_proxies?,
+        })
+    }
+
+    /// A whole number of minutes, 1 to 525,600 (a year); PageSeeder writes it as a string too.
+    fn minutes(&mut self, node: &Node) -> Option<u32> {
+        let text = self.string(node)?;
+        match text.parse::<u32>() {
+            Ok(m) if (1..=525_600).contains(&m) => Some(m),
+            _ => {
+                self.report(
+                    node.pos,
+                    ConfigError::InvalidValue {
+                        key: "sessionTimeout",
+                        reason: format!("`{text}` is not a number of minutes from 1 to 525600"),
+                    },
+                );
+                None
+            }
+        }
+    }
+}
+
+/// Where an item's `id` value stands (or the item itself), for duplicate-id messages.
+fn id_pos(item: &Node) -> Pos {
+    match &item.kind {
+        NodeKind::Map(entries) => entries
+            .iter()
+            .find(|(k, _)| k.as_scalar() == Some("id"))
+            .map_or(item.pos, |(_, v)| v.pos),
+        _ => item.pos,
+    }
+}
+
+/// An address (a host network) or a network in CIDR notation, IPv4 or IPv6.
+fn parse_network(text: &str) -> Option<IpNet> {
+    if text.contains('/') {
+        text.parse::<IpNet>().ok()
+    } else {
+        text.parse::<IpAddr>().ok().map(IpNet::from)
+    }
+}
+
+#[cfg(test)]
+mod tests;
