@@ -242,8 +242,16 @@ mod tests {
             Authentication::Internal,
             vec![
                 rule("*.example.net", Authentication::Any, None),
-                rule("*.staff.example.net", Authentication::External, Some(&["okta"])),
-                rule("example.org", Authentication::External, Some(&["entrypage"])),
+                rule(
+                    "*.staff.example.net",
+                    Authentication::External,
+                    Some(&["okta"]),
+                ),
+                rule(
+                    "example.org",
+                    Authentication::External,
+                    Some(&["entrypage"]),
+                ),
                 rule("*.example.org", Authentication::None, None),
                 rule("bücher.example", Authentication::Any, None),
                 rule("closed.example.net", Authentication::None, None),
@@ -254,8 +262,14 @@ mod tests {
     #[test]
     fn an_exact_entry_beats_a_wildcard() {
         let p = policy();
-        assert_eq!(p.decide("closed.example.net").authentication, Authentication::None);
-        assert_eq!(p.decide("open.example.net").authentication, Authentication::Any);
+        assert_eq!(
+            p.decide("closed.example.net").authentication,
+            Authentication::None
+        );
+        assert_eq!(
+            p.decide("open.example.net").authentication,
+            Authentication::Any
+        );
     }
 
     #[test]
@@ -274,23 +288,44 @@ mod tests {
             vec![rule("*.example.net", Authentication::Any, None)],
         );
         assert_eq!(p.decide("example.net").authentication, Authentication::None);
-        assert_eq!(p.decide("x.example.net").authentication, Authentication::Any);
-        assert_eq!(p.decide("a.b.c.example.net").authentication, Authentication::Any);
-        assert_eq!(p.decide("badexample.net").authentication, Authentication::None);
+        assert_eq!(
+            p.decide("x.example.net").authentication,
+            Authentication::Any
+        );
+        assert_eq!(
+            p.decide("a.b.c.example.net").authentication,
+            Authentication::Any
+        );
+        assert_eq!(
+            p.decide("badexample.net").authentication,
+            Authentication::None
+        );
     }
 
     #[test]
     fn matching_ignores_case_and_a_trailing_dot() {
         let p = policy();
-        assert_eq!(p.decide("EXAMPLE.Org").authentication, Authentication::External);
-        assert_eq!(p.decide("example.org.").authentication, Authentication::External);
+        assert_eq!(
+            p.decide("EXAMPLE.Org").authentication,
+            Authentication::External
+        );
+        assert_eq!(
+            p.decide("example.org.").authentication,
+            Authentication::External
+        );
     }
 
     #[test]
     fn internationalised_domains_compare_in_punycode() {
         let p = policy();
-        assert_eq!(p.decide("BÜCHER.example").authentication, Authentication::Any);
-        assert_eq!(p.decide("xn--bcher-kva.example").authentication, Authentication::Any);
+        assert_eq!(
+            p.decide("BÜCHER.example").authentication,
+            Authentication::Any
+        );
+        assert_eq!(
+            p.decide("xn--bcher-kva.example").authentication,
+            Authentication::Any
+        );
     }
 
     #[test]
@@ -322,7 +357,10 @@ mod tests {
     #[test]
     fn an_invalid_domain_allows_nothing() {
         let p = policy();
-        assert_eq!(p.decide("exa mple.org").authentication, Authentication::None);
+        assert_eq!(
+            p.decide("exa mple.org").authentication,
+            Authentication::None
+        );
         assert_eq!(p.decide("").authentication, Authentication::None);
     }
 

@@ -1,8 +1,16 @@
 //! idgate: the single-sign-on gate of a document platform.
 //!
-//! Configuration flows into typed values ([`identity`]), the access policy is pure
-//! ([`access`]), members live in the database ([`members`]) and the HTTP service is assembled in
-//! [`startup`].
+//! Data flows configuration ([`identity`]) → access policy ([`access`], pure) → members
+//! ([`members`], in the [`db`]) → HTTP ([`startup`], [`routes`]).
 
 pub mod access;
+pub mod cli;
+pub mod clock;
+pub mod db;
+pub mod error;
 pub mod identity;
+pub mod members;
+pub mod routes;
+pub mod settings;
+pub mod startup;
+pub mod telemetry;

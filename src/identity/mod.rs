@@ -232,8 +232,6 @@ pub fn load(path: &Path) -> Result<IdentityConfig, ConfigErrors> {
             error: ConfigError::Syntax(format!("cannot read the file: {e}")),
         }],
     })?;
-    validate(&source, &|name| std::env::var(name).ok()).map_err(|problems| ConfigErrors {
-        file,
-        problems,
-    })
+    validate(&source, &|name| std::env::var(name).ok())
+        .map_err(|problems| ConfigErrors { file, problems })
 }

@@ -374,9 +374,9 @@ impl Ctx<'_> {
         let id = self.required(&f, "id").and_then(|n| {
             let id = self.string(n)?;
             let valid = !id.is_empty()
-                && id
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+                && id.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-'
+                });
             if !valid {
                 self.report(n.pos, ConfigError::InvalidProviderId(id.clone()));
             }
@@ -459,10 +459,8 @@ impl Ctx<'_> {
         let Some(name) = text.strip_prefix("${").and_then(|t| t.strip_suffix('}')) else {
             return Some(Secret::new(text));
         };
-        let valid_name = !name.is_empty()
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        let valid_name =
+            !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
         if !valid_name {
             self.report(
                 node.pos,
@@ -496,13 +494,7 @@ impl Ctx<'_> {
                     None => self.report(n.pos, ConfigError::InvalidDomain(name)),
                     Some(p) => match seen.get(p) {
                         Some(&first_line) => {
-                            self.report(
-                                n.pos,
-                                ConfigError::DuplicateDomain {
-                                    name,
-                                    first_line,
-                                },
-                            );
+                            self.report(n.pos, ConfigError::DuplicateDomain { name, first_line });
                             return None;
                         }
                         None => {

@@ -41,7 +41,10 @@ pub struct Node {
 #[derive(Debug, Clone, PartialEq)]
 pub enum NodeKind {
     /// A scalar as written; `plain` is false for quoted and block scalars.
-    Scalar { text: String, plain: bool },
+    Scalar {
+        text: String,
+        plain: bool,
+    },
     Seq(Vec<Node>),
     /// Entries in file order; keys are scalars (other keys are reported while reading).
     Map(Vec<(Node, Node)>),
@@ -134,7 +137,9 @@ impl Builder {
                 };
                 self.finish(node, anchor);
             }
-            Event::SequenceStart(_, anchor, _) => self.stack.push(Open::Seq(pos, Vec::new(), anchor)),
+            Event::SequenceStart(_, anchor, _) => {
+                self.stack.push(Open::Seq(pos, Vec::new(), anchor))
+            }
             Event::MappingStart(_, anchor, _) => {
                 self.stack.push(Open::Map(pos, Vec::new(), None, anchor))
             }

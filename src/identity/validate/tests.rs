@@ -32,18 +32,37 @@ fn the_valid_fixture_gives_typed_values() {
     assert_eq!(config.providers.len(), 2);
     let entrypage = &config.providers[0];
     assert_eq!(entrypage.authority(), "https://id.example.org");
-    assert_eq!(entrypage.client_secret.as_ref().map(Secret::expose), Some("s3cret"));
+    assert_eq!(
+        entrypage.client_secret.as_ref().map(Secret::expose),
+        Some("s3cret")
+    );
     assert_eq!(config.providers[1].client_id, "1234567890123456");
     assert_eq!(config.providers[1].authority(), "http://127.0.0.1:9000");
     assert_eq!(config.clients[0].id, "0123456789abcdef");
     assert_eq!(config.clients[0].website, "https://docs.example.org");
     assert!(config.client("0123456789ABCDEF").is_some());
-    assert_eq!(config.properties.api_account_usernames, ["api-bot", "ci-robot"]);
+    assert_eq!(
+        config.properties.api_account_usernames,
+        ["api-bot", "ci-robot"]
+    );
     assert_eq!(config.properties.api_account_ips.len(), 3);
     assert_eq!(config.properties.trusted_proxies.len(), 2);
-    assert_eq!(config.domains.default_authentication(), Authentication::Internal);
-    assert!(config.domains.decide("example.org").allows_provider("entrypage"));
-    assert!(!config.domains.decide("example.org").allows_provider("local-dev"));
+    assert_eq!(
+        config.domains.default_authentication(),
+        Authentication::Internal
+    );
+    assert!(
+        config
+            .domains
+            .decide("example.org")
+            .allows_provider("entrypage")
+    );
+    assert!(
+        !config
+            .domains
+            .decide("example.org")
+            .allows_provider("local-dev")
+    );
 }
 
 #[test]
@@ -67,9 +86,10 @@ fn an_unknown_key_is_reported_at_the_key() {
     assert!(p.iter().any(|p| p.pos == at(6, 5)
         && matches!(&p.error, ConfigError::UnknownKey { key, .. } if key == "clientID")));
     // The real key is then missing from the provider.
-    assert!(p
-        .iter()
-        .any(|p| p.error == ConfigError::MissingKey("clientId") && p.pos == at(3, 5)));
+    assert!(
+        p.iter()
+            .any(|p| p.error == ConfigError::MissingKey("clientId") && p.pos == at(3, 5))
+    );
 }
 
 #[test]
@@ -86,7 +106,13 @@ fn a_wrong_type_is_reported_at_the_value() {
         }
     );
     assert_eq!(p[1].pos, at(6, 27));
-    assert!(matches!(p[1].error, ConfigError::WrongType { expected: "true or false", .. }));
+    assert!(matches!(
+        p[1].error,
+        ConfigError::WrongType {
+            expected: "true or false",
+            ..
+        }
+    ));
 }
 
 #[test]
@@ -110,7 +136,14 @@ fn a_duplicate_client_id_is_refused_whatever_its_case() {
     let p = problems(
         "clients:\n  - {id: 0123456789abcdef, name: A, website: https://a.example}\n  - {id: 0123456789ABCDEF, name: B, website: https://b.example}\n",
     );
-    assert!(matches!(&p[0].error, ConfigError::DuplicateId { what: "client", first_line: 2, .. }));
+    assert!(matches!(
+        &p[0].error,
+        ConfigError::DuplicateId {
+            what: "client",
+            first_line: 2,
+            ..
+        }
+    ));
 }
 
 #[test]
@@ -134,7 +167,10 @@ fn references_to_missing_providers_are_reported() {
 #[test]
 fn a_client_id_must_be_16_hexadecimal_characters() {
     let p = problems(fixture!("bad-client-id.yaml"));
-    assert_eq!(p[0].error, ConfigError::InvalidClientId("0123456789abcdeg".into()));
+    assert_eq!(
+        p[0].error,
+        ConfigError::InvalidClientId("0123456789abcdeg".into())
+    );
     assert_eq!(p[0].pos, at(2, 9));
     let short = problems("clients:\n  - {id: 0123, name: A, website: https://a.example}\n");
     assert_eq!(short[0].error, ConfigError::InvalidClientId("0123".into()));
@@ -160,8 +196,13 @@ fn malformed_ip_addresses_and_networks_are_reported_each_at_its_item() {
 
 #[test]
 fn ipv6_networks_and_plain_addresses_are_accepted() {
-    let config = validate("properties:\n  apiAccountIPs: ::1,2001:db8::/32,10.0.0.1\n", &env);
-    let ips = config.map(|c| c.properties.api_account_ips).unwrap_or_default();
+    let config = validate(
+        "properties:\n  apiAccountIPs: ::1,2001:db8::/32,10.0.0.1\n",
+        &env,
+    );
+    let ips = config
+        .map(|c| c.properties.api_account_ips)
+        .unwrap_or_default();
     assert_eq!(ips.len(), 3);
     assert_eq!(ips[0].to_string(), "::1/128");
     assert_eq!(ips[2].to_string(), "10.0.0.1/32");
@@ -185,7 +226,10 @@ fn an_empty_item_in_a_comma_list_is_refused() {
 fn a_yaml_list_is_accepted_where_a_comma_list_is() {
     let config = validate("properties:\n  apiAccountUsernames: [API-Bot, ci]\n", &env);
     let names = config.map(|c| c.properties.api_account_usernames);
-    assert_eq!(names.ok(), Some(vec!["api-bot".to_string(), "ci".to_string()]));
+    assert_eq!(
+        names.ok(),
+        Some(vec!["api-bot".to_string(), "ci".to_string()])
+    );
 }
 
 #[test]
@@ -193,7 +237,11 @@ fn an_http_authority_is_refused_unless_it_is_loopback() {
     let p = problems(fixture!("insecure-authority.yaml"));
     assert!(matches!(p[0].error, ConfigError::InsecureAuthority(_)));
     assert_eq!(p[0].pos, at(4, 19));
-    for loopback in ["http://localhost:8081", "http://127.0.0.2", "http://[::1]:9000"] {
+    for loopback in [
+        "http://localhost:8081",
+        "http://127.0.0.2",
+        "http://[::1]:9000",
+    ] {
         let source = format!(
             "providers:\n  - {{id: a, title: A, authorityUrl: \"{loopback}\", clientId: c}}\n"
         );
@@ -218,7 +266,10 @@ fn a_provider_id_must_be_lowercase_letters_digits_dash_and_underscore() {
     let p = problems(
         "providers:\n  - {id: Entry Page, title: A, authorityUrl: \"https://a.example\", clientId: c}\n",
     );
-    assert_eq!(p[0].error, ConfigError::InvalidProviderId("Entry Page".into()));
+    assert_eq!(
+        p[0].error,
+        ConfigError::InvalidProviderId("Entry Page".into())
+    );
 }
 
 #[test]
@@ -235,8 +286,13 @@ fn an_unknown_authentication_value_is_refused() {
 
 #[test]
 fn invalid_and_duplicate_domains_are_refused() {
-    let p = problems("domains:\n  - name: exa mple.org\n  - name: Example.net\n  - name: example.NET\n");
-    assert_eq!(p[0].error, ConfigError::InvalidDomain("exa mple.org".into()));
+    let p = problems(
+        "domains:\n  - name: exa mple.org\n  - name: Example.net\n  - name: example.NET\n",
+    );
+    assert_eq!(
+        p[0].error,
+        ConfigError::InvalidDomain("exa mple.org".into())
+    );
     assert_eq!(
         p[1].error,
         ConfigError::DuplicateDomain {
@@ -251,7 +307,10 @@ fn scopes_must_include_openid() {
     let p = problems(
         "providers:\n  - {id: a, title: A, authorityUrl: \"https://a.example\", clientId: c, scopes: [email]}\n",
     );
-    assert!(matches!(p[0].error, ConfigError::InvalidValue { key: "scopes", .. }));
+    assert!(matches!(
+        p[0].error,
+        ConfigError::InvalidValue { key: "scopes", .. }
+    ));
 }
 
 #[test]
@@ -267,7 +326,13 @@ fn every_problem_is_reported_at_once_in_file_order() {
     let lines: Vec<usize> = p.iter().map(|p| p.pos.line).collect();
     // sometimes; colour; Entrypage id; http authority; missing clientId; xyz; /app; 0 minutes
     assert_eq!(lines, [1, 2, 4, 4, 6, 8, 10, 12]);
-    assert!(matches!(p[7].error, ConfigError::InvalidValue { key: "sessionTimeout", .. }));
+    assert!(matches!(
+        p[7].error,
+        ConfigError::InvalidValue {
+            key: "sessionTimeout",
+            ..
+        }
+    ));
 }
 
 #[test]
@@ -294,7 +359,13 @@ fn an_empty_file_is_refused() {
 #[test]
 fn the_top_level_must_be_a_mapping() {
     let p = problems("- a\n- b\n");
-    assert!(matches!(p[0].error, ConfigError::WrongType { expected: "a mapping", .. }));
+    assert!(matches!(
+        p[0].error,
+        ConfigError::WrongType {
+            expected: "a mapping",
+            ..
+        }
+    ));
 }
 
 #[test]
@@ -302,12 +373,18 @@ fn defaults_apply_when_keys_are_absent() {
     let config = validate("providers: []\n", &env).ok();
     let config = config.unwrap_or_else(|| unreachable!());
     assert_eq!(config.properties, Properties::default());
-    assert_eq!(config.domains.default_authentication(), Authentication::Internal);
+    assert_eq!(
+        config.domains.default_authentication(),
+        Authentication::Internal
+    );
     let p = validate(
         "providers:\n  - {id: a, title: A, authorityUrl: \"https://a.example\", clientId: c}\n",
         &env,
     )
     .ok()
     .map(|c| c.providers[0].scopes.clone());
-    assert_eq!(p, Some(vec!["openid".into(), "email".into(), "profile".into()]));
+    assert_eq!(
+        p,
+        Some(vec!["openid".into(), "email".into(), "profile".into()])
+    );
 }

@@ -1,0 +1,2 @@
+DROP TABLE member_bindings;
+DROP TABLE members;

@@ -1,0 +1,334 @@
+//! The command line (SPEC §1): `serve`, `check-config` and `members …`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use serde::Serialize;
+
+use crate::clock::unix_now;
+use crate::db::{AnyConnection, Database};
+use crate::identity;
+use crate::members::{self, Binding, Email, Member, MemberStatus, NewMember, import};
+use crate::settings::{DEFAULT_CONFIG, DEFAULT_DATABASE, DEFAULT_LISTEN, Settings};
+use crate::startup::Application;
+
+/// idgate: the single-sign-on gate of a document platform.
+#[derive(Debug, Parser)]
+#[command(name = "idgate", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Database URL: sqlite://PATH or postgres://USER@HOST/DATABASE.
+    #[arg(long, global = true, env = "DATABASE_URL", hide_env_values = true, default_value = DEFAULT_DATABASE)]
+    pub database: String,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the service.
+    Serve(ServeArgs),
+    /// Validate a configuration file; print every problem as FILE:LINE:COLUMN: message.
+    CheckConfig(CheckConfigArgs),
+    /// Member administration.
+    #[command(subcommand)]
+    Members(MembersCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The identity configuration.
+    #[arg(long, env = "IDGATE_CONFIG", default_value = DEFAULT_CONFIG)]
+    pub config: PathBuf,
+    /// Address to listen on.
+    #[arg(long, env = "IDGATE_LISTEN", default_value = DEFAULT_LISTEN)]
+    pub listen: String,
+    /// The address people reach idgate at (the provider redirect is {public-url}/callback).
+    #[arg(long, env = "IDGATE_PUBLIC_URL")]
+    pub public_url: Option<url::Url>,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckConfigArgs {
+    /// The file to check (default: --config).
+    pub file: Option<PathBuf>,
+    /// The identity configuration.
+    #[arg(long, env = "IDGATE_CONFIG", default_value = DEFAULT_CONFIG)]
+    pub config: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MembersCommand {
+    /// Add a member.
+    Add(AddArgs),
+    /// Add or update members from a CSV file with header email,username,firstname,surname,status.
+    Import {
+        /// The CSV file.
+        file: PathBuf,
+    },
+    /// List members.
+    List {
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Lock a member: they cannot sign in until unlocked.
+    Lock { email: String },
+    /// Unlock a member.
+    Unlock { email: String },
+    /// Clear a member's bindings to provider subjects (all providers, or one).
+    Unbind {
+        email: String,
+        /// Only the binding to this provider.
+        #[arg(long)]
+        provider: Option<String>,
+    },
+    /// Remove a member.
+    Remove { email: String },
+}
+
+#[derive(Debug, Args)]
+pub struct AddArgs {
+    #[arg(long)]
+    pub email: String,
+    /// Default: the email address.
+    #[arg(long)]
+    pub username: Option<String>,
+    #[arg(long, default_value = "")]
+    pub firstname: String,
+    #[arg(long, default_value = "")]
+    pub surname: String,
+    #[arg(long, default_value = "activated", value_parser = ["activated", "unactivated", "set-password", "disabled"])]
+    pub status: String,
+    /// Make the member an administrator of idgate.
+    #[arg(long)]
+    pub admin: bool,
+}
+
+/// Runs a parsed command line and returns the process exit code.
+pub fn run(cli: Cli) -> ExitCode {
+    let result = match cli.command {
+        Command::Serve(args) => serve(args, cli.database),
+        Command::CheckConfig(args) => return check_config(args),
+        Command::Members(cmd) => members(cmd, &cli.database),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("idgate: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(args: ServeArgs, database_url: String) -> Result<(), String> {
+    let settings = Settings {
+        config_path: args.config,
+        listen: args.listen,
+        database_url,
+        public_url: args.public_url,
+    };
+    actix_web::rt::System::new().block_on(async move {
+        let app = Application::build(settings.clone()).map_err(|e| e.to_string())?;
+        tracing::info!(
+            listen = %settings.listen,
+            port = app.port(),
+            config = %settings.config_path.display(),
+            database = %app.state().db.url().redacted(),
+            "idgate is serving"
+        );
+        app.run_until_stopped().await.map_err(|e| e.to_string())
+    })
+}
+
+fn check_config(args: CheckConfigArgs) -> ExitCode {
+    let path = args.file.unwrap_or(args.config);
+    match identity::load(&path) {
+        Ok(config) => {
+            println!(
+                "{}: ok ({} providers, {} domains, {} clients)",
+                path.display(),
+                config.providers.len(),
+                config.domains.rules().len(),
+                config.clients.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            println!("{errors}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn open(database_url: &str) -> Result<Database, String> {
+    Database::open(database_url).map_err(|e| e.to_string())
+}
+
+fn with_conn<T>(
+    database_url: &str,
+    work: impl FnOnce(&mut AnyConnection) -> Result<T, String>,
+) -> Result<T, String> {
+    let db = open(database_url)?;
+    let mut conn = db.conn().map_err(|e| e.to_string())?;
+    work(&mut conn)
+}
+
+fn email(text: &str) -> Result<Email, String> {
+    Email::parse(text).map_err(|e| format!("`{text}`: {e}"))
+}
+
+fn members(cmd: MembersCommand, database_url: &str) -> Result<(), String> {
+    let now = unix_now();
+    match cmd {
+        MembersCommand::Add(args) => {
+            let status: MemberStatus = args.status.parse()?;
+            if let Some(u) = &args.username {
+                members::check_username(u)?;
+            }
+            let new = NewMember {
+                email: email(&args.email)?,
+                username: args.username,
+                firstname: args.firstname,
+                surname: args.surname,
+                status,
+                admin: args.admin,
+            };
+            let member = with_conn(database_url, |conn| {
+                members::insert_member(conn, &new, now).map_err(|e| e.to_string())
+            })?;
+            println!("added member {} <{}>", member.id, member.email);
+            Ok(())
+        }
+        MembersCommand::Import { file } => {
+            let input = std::fs::File::open(&file)
+                .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+            let rows = import::parse_csv(input).map_err(|errors| bad_rows(&file, &errors))?;
+            let summary = with_conn(database_url, |conn| {
+                import::import(conn, &rows, now).map_err(|e| match e {
+                    import::ImportError::BadRows(errors) => bad_rows(&file, &errors),
+                    other => other.to_string(),
+                })
+            })?;
+            println!(
+                "imported {}: {} added, {} updated",
+                file.display(),
+                summary.added,
+                summary.updated
+            );
+            Ok(())
+        }
+        MembersCommand::List { json } => {
+            let all = with_conn(database_url, |conn| {
+                members::list_members(conn).map_err(|e| e.to_string())
+            })?;
+            print_members(&all, json);
+            Ok(())
+        }
+        MembersCommand::Lock { email: e } => set_locked(database_url, &e, true, now),
+        MembersCommand::Unlock { email: e } => set_locked(database_url, &e, false, now),
+        MembersCommand::Unbind { email: e, provider } => {
+            let address = email(&e)?;
+            let removed = with_conn(database_url, |conn| {
+                members::unbind(conn, &address, provider.as_deref()).map_err(|e| e.to_string())
+            })?;
+            match removed {
+                Some(n) => {
+                    println!("removed {n} binding(s) of {address}");
+                    Ok(())
+                }
+                None => Err(format!("no member with the email {address}")),
+            }
+        }
+        MembersCommand::Remove { email: e } => {
+            let address = email(&e)?;
+            let removed = with_conn(database_url, |conn| {
+                members::remove_member(conn, &address).map_err(|e| e.to_string())
+            })?;
+            if removed {
+                println!("removed member {address}");
+                Ok(())
+            } else {
+                Err(format!("no member with the email {address}"))
+            }
+        }
+    }
+}
+
+fn set_locked(database_url: &str, text: &str, locked: bool, now: i64) -> Result<(), String> {
+    let address = email(text)?;
+    let member = with_conn(database_url, |conn| {
+        members::set_locked(conn, &address, locked, now).map_err(|e| e.to_string())
+    })?;
+    match member {
+        Some(m) => {
+            println!("{} {}", if locked { "locked" } else { "unlocked" }, m.email);
+            Ok(())
+        }
+        None => Err(format!("no member with the email {address}")),
+    }
+}
+
+fn bad_rows(file: &std::path::Path, errors: &[import::RowError]) -> String {
+    let lines: Vec<String> = errors
+        .iter()
+        .map(|e| format!("{}:{}: {}", file.display(), e.line, e.message))
+        .collect();
+    format!(
+        "nothing was imported; {} bad row(s):\n{}",
+        errors.len(),
+        lines.join("\n")
+    )
+}
+
+#[derive(Serialize)]
+struct MemberLine<'a> {
+    #[serde(flatten)]
+    member: &'a Member,
+    bindings: &'a [Binding],
+}
+
+fn print_members(all: &[(Member, Vec<Binding>)], json: bool) {
+    if json {
+        for (member, bindings) in all {
+            let line = MemberLine { member, bindings };
+            match serde_json::to_string(&line) {
+                Ok(text) => println!("{text}"),
+                Err(e) => eprintln!("idgate: cannot print member {}: {e}", member.id),
+            }
+        }
+        return;
+    }
+    println!(
+        "{:<6} {:<32} {:<20} {:<24} {:<12} {:<12} PROVIDERS",
+        "ID", "EMAIL", "USERNAME", "NAME", "STATUS", "FLAGS"
+    );
+    for (m, bindings) in all {
+        let name = format!("{} {}", m.firstname, m.surname);
+        let flags: Vec<&str> = [(m.locked, "locked"), (m.admin, "admin")]
+            .iter()
+            .filter(|(on, _)| *on)
+            .map(|(_, f)| *f)
+            .collect();
+        let providers: Vec<&str> = bindings.iter().map(|b| b.provider.as_str()).collect();
+        println!(
+            "{:<6} {:<32} {:<20} {:<24} {:<12} {:<12} {}",
+            m.id,
+            m.email,
+            m.username,
+            name.trim(),
+            m.status,
+            if flags.is_empty() {
+                "-".to_string()
+            } else {
+                flags.join(",")
+            },
+            if providers.is_empty() {
+                "-".to_string()
+            } else {
+                providers.join(",")
+            },
+        );
+    }
+}

@@ -1,0 +1,300 @@
+//! The database: SQLite (embedded default) or PostgreSQL (production), chosen by the URL scheme,
+//! behind one diesel `MultiConnection`, with embedded migrations run on open.
+
+pub mod schema;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use diesel::Connection;
+use diesel::connection::SimpleConnection;
+use diesel::pg::PgConnection;
+use diesel::r2d2::{self, ManageConnection, Pool, PooledConnection, R2D2Connection};
+use diesel::sqlite::SqliteConnection;
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use tracing::Instrument as _;
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// An arbitrary constant naming idgate's advisory lock, so that instances starting together on
+/// one PostgreSQL database run the migrations one at a time.
+const MIGRATION_LOCK: i64 = 0x1d6a_7e00_0001;
+
+/// A connection to either backend.
+#[derive(diesel::MultiConnection)]
+pub enum AnyConnection {
+    Postgresql(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+/// What can go wrong with the database itself.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The URL names no supported backend.
+    #[error("unsupported database URL `{0}`: use sqlite://PATH or postgres://USER@HOST/DATABASE")]
+    UnsupportedUrl(String),
+    /// The first connection failed; the driver's own message says why.
+    #[error("cannot connect to {url}: {reason}")]
+    Connect { url: String, reason: String },
+    /// A migration failed.
+    #[error("cannot migrate {url}: {reason}")]
+    Migrate { url: String, reason: String },
+    /// No connection could be had from the pool in time (the database is down or saturated).
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    /// A query failed.
+    #[error("database query failed: {0}")]
+    Query(#[from] diesel::result::Error),
+}
+
+/// A parsed database URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl DatabaseUrl {
+    /// `sqlite://PATH` (relative), `sqlite:///ABSOLUTE`, `sqlite:PATH`, `postgres://…`,
+    /// `postgresql://…`. Anything else is refused, never guessed.
+    pub fn parse(url: &str) -> Result<Self, DbError> {
+        if let Some(rest) = url.strip_prefix("sqlite:") {
+            let path = rest.strip_prefix("//").unwrap_or(rest);
+            if path.is_empty() {
+                return Err(DbError::UnsupportedUrl(url.to_string()));
+            }
+            return Ok(DatabaseUrl::Sqlite(PathBuf::from(path)));
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(DatabaseUrl::Postgres(url.to_string()));
+        }
+        Err(DbError::UnsupportedUrl(redact(url)))
+    }
+
+    /// The URL without any password, for messages and logs.
+    pub fn redacted(&self) -> String {
+        match self {
+            DatabaseUrl::Sqlite(path) => format!("sqlite://{}", path.display()),
+            DatabaseUrl::Postgres(url) => redact(url),
+        }
+    }
+
+    pub fn is_sqlite(&self) -> bool {
+        matches!(self, DatabaseUrl::Sqlite(_))
+    }
+}
+
+/// Hides the password of `scheme://user:password@host/…`.
+fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        Ok(parsed) => parsed.to_string(),
+        Err(_) => "(unparsable URL)".to_string(),
+    }
+}
+
+/// Opens connections for the pool, dispatching on the URL scheme so that the operator sees the
+/// driver's real error (diesel's derived `establish` hides it).
+#[derive(Debug, Clone)]
+pub struct Manager {
+    url: DatabaseUrl,
+}
+
+impl Manager {
+    fn establish(&self) -> Result<AnyConnection, diesel::ConnectionError> {
+        match &self.url {
+            DatabaseUrl::Sqlite(path) => {
+                let mut conn = SqliteConnection::establish(&path.to_string_lossy())?;
+                conn.batch_execute(
+                    "PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
+                )
+                .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+                Ok(AnyConnection::Sqlite(conn))
+            }
+            DatabaseUrl::Postgres(url) => {
+                PgConnection::establish(url).map(AnyConnection::Postgresql)
+            }
+        }
+    }
+}
+
+impl ManageConnection for Manager {
+    type Connection = AnyConnection;
+    type Error = r2d2::Error;
+
+    fn connect(&self) -> Result<AnyConnection, r2d2::Error> {
+        self.establish().map_err(r2d2::Error::ConnectionError)
+    }
+
+    fn is_valid(&self, conn: &mut AnyConnection) -> Result<(), r2d2::Error> {
+        conn.ping().map_err(r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, conn: &mut AnyConnection) -> bool {
+        std::thread::panicking() || conn.is_broken()
+    }
+}
+
+/// A pooled connection.
+pub type Conn = PooledConnection<Manager>;
+
+/// The database handle shared by the whole process (cheap to clone).
+#[derive(Clone)]
+pub struct Database {
+    pool: Pool<Manager>,
+    url: DatabaseUrl,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database")
+            .field("url", &self.url.redacted())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Database {
+    /// Connects, runs pending migrations and builds the pool. Every command that opens the
+    /// database goes through here.
+    pub fn open(url: &str) -> Result<Self, DbError> {
+        let url = DatabaseUrl::parse(url)?;
+        let manager = Manager { url: url.clone() };
+        let mut conn = manager.establish().map_err(|e| DbError::Connect {
+            url: url.redacted(),
+            reason: e.to_string(),
+        })?;
+        migrate(&mut conn).map_err(|reason| DbError::Migrate {
+            url: url.redacted(),
+            reason,
+        })?;
+        let max_size = if url.is_sqlite() { 4 } else { 10 };
+        let pool = Pool::builder()
+            .max_size(max_size)
+            .min_idle(Some(1))
+            .connection_timeout(Duration::from_secs(3))
+            .build_unchecked(manager);
+        Ok(Database { pool, url })
+    }
+
+    pub fn url(&self) -> &DatabaseUrl {
+        &self.url
+    }
+
+    /// A connection from the pool, or `Unavailable` after a short wait.
+    pub fn conn(&self) -> Result<Conn, DbError> {
+        self.pool
+            .get()
+            .map_err(|e| DbError::Unavailable(e.to_string()))
+    }
+
+    /// Whether the database answers a trivial query.
+    pub fn ping(&self) -> Result<(), DbError> {
+        self.conn()?.ping().map_err(DbError::Query)
+    }
+
+    /// Runs blocking database work on the blocking thread pool, keeping the caller's span.
+    pub async fn run<T, E, F>(&self, work: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut AnyConnection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+    {
+        let db = self.clone();
+        let span = tracing::Span::current();
+        let handle = tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
+            let mut conn = db.conn()?;
+            work(&mut conn)
+        });
+        match handle.in_current_span().await {
+            Ok(result) => result,
+            Err(e) => Err(DbError::Unavailable(format!("database task failed: {e}")).into()),
+        }
+    }
+}
+
+/// Runs the pending migrations of the connection's backend. On SQLite it also turns on WAL
+/// (once per database file; it persists). On PostgreSQL an advisory lock keeps instances that
+/// start together from migrating at the same time.
+fn migrate(conn: &mut AnyConnection) -> Result<(), String> {
+    match conn {
+        AnyConnection::Sqlite(c) => {
+            c.batch_execute("PRAGMA journal_mode = WAL;")
+                .map_err(|e| e.to_string())?;
+            c.run_pending_migrations(SQLITE_MIGRATIONS)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }
+        AnyConnection::Postgresql(c) => {
+            c.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK});"))
+                .map_err(|e| e.to_string())?;
+            let result = c
+                .run_pending_migrations(POSTGRES_MIGRATIONS)
+                .map(|_| ())
+                .map_err(|e| e.to_string());
+            let unlock = c
+                .batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK});"))
+                .map_err(|e| e.to_string());
+            result.and(unlock)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_choose_the_backend_by_scheme() {
+        assert_eq!(
+            DatabaseUrl::parse("sqlite://idgate.db").ok(),
+            Some(DatabaseUrl::Sqlite("idgate.db".into()))
+        );
+        assert_eq!(
+            DatabaseUrl::parse("sqlite:///var/lib/idgate.db").ok(),
+            Some(DatabaseUrl::Sqlite("/var/lib/idgate.db".into()))
+        );
+        assert!(matches!(
+            DatabaseUrl::parse("postgresql://u@h/db"),
+            Ok(DatabaseUrl::Postgres(_))
+        ));
+        assert!(matches!(
+            DatabaseUrl::parse("mysql://u@h/db"),
+            Err(DbError::UnsupportedUrl(_))
+        ));
+        assert!(matches!(
+            DatabaseUrl::parse("idgate.db"),
+            Err(DbError::UnsupportedUrl(_))
+        ));
+    }
+
+    #[test]
+    fn passwords_never_appear_in_messages() {
+        let url = DatabaseUrl::parse("postgres://idgate:hunter2@db.example/idgate");
+        let shown = url.map(|u| u.redacted()).unwrap_or_default();
+        assert!(!shown.contains("hunter2"), "{shown}");
+        let err = DatabaseUrl::parse("mysql://idgate:hunter2@db/x").err();
+        assert!(!format!("{err:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn a_bad_postgres_address_reports_the_real_error() {
+        let err = Database::open("postgres://nobody@127.0.0.1:1/none").err();
+        let message = err.map(|e| e.to_string()).unwrap_or_default();
+        assert!(
+            message.starts_with("cannot connect to postgres://nobody@127.0.0.1:1/none"),
+            "{message}"
+        );
+        assert!(!message.contains("Invalid connection url"), "{message}");
+    }
+
+    #[test]
+    fn a_missing_sqlite_directory_is_an_error_not_a_new_file_elsewhere() {
+        let err = Database::open("sqlite:///nonexistent-dir-for-idgate/x.db").err();
+        assert!(matches!(err, Some(DbError::Connect { .. })), "{err:?}");
+    }
+}

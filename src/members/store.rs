@@ -1,0 +1,300 @@
+//! Members queries (diesel, both backends). "Not found" is `Ok(None)`; a failed lookup is `Err`.
+
+use diesel::prelude::*;
+
+use super::{Binding, Email, Member, MemberStatus, NewMember, StoreError};
+use crate::db::AnyConnection;
+use crate::db::schema::{member_bindings, members};
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = members)]
+struct MemberRow {
+    id: i64,
+    email: String,
+    username: String,
+    firstname: String,
+    surname: String,
+    status: String,
+    locked: bool,
+    admin: bool,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl TryFrom<MemberRow> for Member {
+    type Error = StoreError;
+
+    fn try_from(row: MemberRow) -> Result<Self, StoreError> {
+        let status: MemberStatus = row
+            .status
+            .parse()
+            .map_err(|e| StoreError::Corrupt(format!("member {}: {e}", row.id)))?;
+        Ok(Member {
+            id: row.id,
+            email: row.email,
+            username: row.username,
+            firstname: row.firstname,
+            surname: row.surname,
+            status,
+            locked: row.locked,
+            admin: row.admin,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        })
+    }
+}
+
+/// How usernames are compared: case-insensitively, like emails.
+pub fn normalize_username(username: &str) -> String {
+    username.to_lowercase()
+}
+
+/// The member with this email (compared in normalised form).
+pub fn find_member_by_email(
+    conn: &mut AnyConnection,
+    email: &Email,
+) -> Result<Option<Member>, StoreError> {
+    members::table
+        .filter(members::email_normalized.eq(email.normalized()))
+        .select(MemberRow::as_select())
+        .first(conn)
+        .optional()?
+        .map(Member::try_from)
+        .transpose()
+}
+
+pub fn find_member_by_id(conn: &mut AnyConnection, id: i64) -> Result<Option<Member>, StoreError> {
+    members::table
+        .find(id)
+        .select(MemberRow::as_select())
+        .first(conn)
+        .optional()?
+        .map(Member::try_from)
+        .transpose()
+}
+
+/// The member who holds this username, if any.
+pub fn find_member_by_username(
+    conn: &mut AnyConnection,
+    username: &str,
+) -> Result<Option<Member>, StoreError> {
+    members::table
+        .filter(members::username_normalized.eq(normalize_username(username)))
+        .select(MemberRow::as_select())
+        .first(conn)
+        .optional()?
+        .map(Member::try_from)
+        .transpose()
+}
+
+/// Every member with their bindings, ordered by id.
+pub fn list_members(conn: &mut AnyConnection) -> Result<Vec<(Member, Vec<Binding>)>, StoreError> {
+    let rows: Vec<MemberRow> = members::table
+        .order(members::id)
+        .select(MemberRow::as_select())
+        .load(conn)?;
+    let bindings: Vec<(i64, String, String, i64)> = member_bindings::table
+        .order((member_bindings::member_id, member_bindings::provider))
+        .select((
+            member_bindings::member_id,
+            member_bindings::provider,
+            member_bindings::subject,
+            member_bindings::created_at,
+        ))
+        .load(conn)?;
+    rows.into_iter()
+        .map(|row| {
+            let member = Member::try_from(row)?;
+            let own = bindings
+                .iter()
+                .filter(|b| b.0 == member.id)
+                .map(|(_, provider, subject, created_at)| Binding {
+                    provider: provider.clone(),
+                    subject: subject.clone(),
+                    created_at: *created_at,
+                })
+                .collect();
+            Ok((member, own))
+        })
+        .collect()
+}
+
+/// Adds a member; the email and the username must both be free.
+pub fn insert_member(
+    conn: &mut AnyConnection,
+    new: &NewMember,
+    now: i64,
+) -> Result<Member, StoreError> {
+    let username = new
+        .username
+        .clone()
+        .unwrap_or_else(|| new.email.normalized().to_string());
+    conn.transaction(|conn| {
+        if find_member_by_email(conn, &new.email)?.is_some() {
+            return Err(StoreError::DuplicateEmail(new.email.to_string()));
+        }
+        if find_member_by_username(conn, &username)?.is_some() {
+            return Err(StoreError::DuplicateUsername(username.clone()));
+        }
+        let id: i64 = diesel::insert_into(members::table)
+            .values((
+                members::email.eq(new.email.as_str()),
+                members::email_normalized.eq(new.email.normalized()),
+                members::username.eq(&username),
+                members::username_normalized.eq(normalize_username(&username)),
+                members::firstname.eq(&new.firstname),
+                members::surname.eq(&new.surname),
+                members::status.eq(new.status.as_str()),
+                members::locked.eq(false),
+                members::admin.eq(new.admin),
+                members::created_at.eq(now),
+                members::updated_at.eq(now),
+            ))
+            .returning(members::id)
+            .get_result(conn)?;
+        find_member_by_id(conn, id)?
+            .ok_or_else(|| StoreError::Corrupt(format!("member {id} vanished after insert")))
+    })
+}
+
+/// Locks or unlocks a member; `None` when there is no such member.
+pub fn set_locked(
+    conn: &mut AnyConnection,
+    email: &Email,
+    locked: bool,
+    now: i64,
+) -> Result<Option<Member>, StoreError> {
+    let changed = diesel::update(members::table)
+        .filter(members::email_normalized.eq(email.normalized()))
+        .set((members::locked.eq(locked), members::updated_at.eq(now)))
+        .execute(conn)?;
+    if changed == 0 {
+        return Ok(None);
+    }
+    find_member_by_email(conn, email)
+}
+
+/// Removes a member and their bindings; false when there was no such member.
+pub fn remove_member(conn: &mut AnyConnection, email: &Email) -> Result<bool, StoreError> {
+    conn.transaction(|conn| {
+        let Some(member) = find_member_by_email(conn, email)? else {
+            return Ok(false);
+        };
+        diesel::delete(member_bindings::table.filter(member_bindings::member_id.eq(member.id)))
+            .execute(conn)?;
+        diesel::delete(members::table.find(member.id)).execute(conn)?;
+        Ok(true)
+    })
+}
+
+/// The member's bindings, ordered by provider.
+pub fn bindings_of(conn: &mut AnyConnection, member_id: i64) -> Result<Vec<Binding>, StoreError> {
+    let rows: Vec<(String, String, i64)> = member_bindings::table
+        .filter(member_bindings::member_id.eq(member_id))
+        .order(member_bindings::provider)
+        .select((
+            member_bindings::provider,
+            member_bindings::subject,
+            member_bindings::created_at,
+        ))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(provider, subject, created_at)| Binding {
+            provider,
+            subject,
+            created_at,
+        })
+        .collect())
+}
+
+/// Stores the member's binding to a provider's subject. Returns false, storing nothing, when the
+/// member is already bound to that provider or the subject is bound to another member.
+pub fn bind_subject(
+    conn: &mut AnyConnection,
+    member_id: i64,
+    provider: &str,
+    subject: &str,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let inserted = diesel::insert_into(member_bindings::table)
+        .values((
+            member_bindings::member_id.eq(member_id),
+            member_bindings::provider.eq(provider),
+            member_bindings::subject.eq(subject),
+            member_bindings::created_at.eq(now),
+        ))
+        .execute(conn);
+    match inserted {
+        Ok(_) => Ok(true),
+        Err(diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::UniqueViolation,
+            _,
+        )) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Clears a member's bindings (to one provider, or all). `None` when there is no such member;
+/// otherwise how many bindings were removed.
+pub fn unbind(
+    conn: &mut AnyConnection,
+    email: &Email,
+    provider: Option<&str>,
+) -> Result<Option<usize>, StoreError> {
+    conn.transaction(|conn| {
+        let Some(member) = find_member_by_email(conn, email)? else {
+            return Ok(None);
+        };
+        let mine = member_bindings::table.filter(member_bindings::member_id.eq(member.id));
+        let removed = match provider {
+            Some(p) => {
+                diesel::delete(mine.filter(member_bindings::provider.eq(p))).execute(conn)?
+            }
+            None => diesel::delete(mine).execute(conn)?,
+        };
+        Ok(Some(removed))
+    })
+}
+
+/// Changes to an existing member; `None` fields stay as they are.
+#[derive(Debug, Clone, Default)]
+pub struct MemberUpdate {
+    pub username: Option<String>,
+    pub firstname: Option<String>,
+    pub surname: Option<String>,
+    pub status: Option<MemberStatus>,
+}
+
+/// The columns an update writes; `None` leaves a column alone.
+#[derive(AsChangeset)]
+#[diesel(table_name = members)]
+struct MemberChanges<'a> {
+    username: Option<&'a str>,
+    username_normalized: Option<String>,
+    firstname: Option<&'a str>,
+    surname: Option<&'a str>,
+    status: Option<&'static str>,
+    updated_at: i64,
+}
+
+/// Applies an update to the member with this id.
+pub fn update_member(
+    conn: &mut AnyConnection,
+    id: i64,
+    update: &MemberUpdate,
+    now: i64,
+) -> Result<(), StoreError> {
+    let changes = MemberChanges {
+        username: update.username.as_deref(),
+        username_normalized: update.username.as_deref().map(normalize_username),
+        firstname: update.firstname.as_deref(),
+        surname: update.surname.as_deref(),
+        status: update.status.map(MemberStatus::as_str),
+        updated_at: now,
+    };
+    diesel::update(members::table.find(id))
+        .set(&changes)
+        .execute(conn)?;
+    Ok(())
+}

@@ -1,0 +1,40 @@
+//! `GET /healthz` (the process is up) and `GET /readyz` (configuration loaded, database reachable).
+
+use actix_web::{HttpResponse, get, web};
+use serde_json::json;
+
+use crate::startup::AppState;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(healthz).service(readyz);
+}
+
+#[get("/healthz")]
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "status": "ok" }))
+}
+
+#[get("/readyz")]
+async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let providers = state.config.load().providers.len();
+    let db = state.db.clone();
+    let database = tokio::task::spawn_blocking(move || db.ping())
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()));
+    match database {
+        Ok(()) => HttpResponse::Ok().json(json!({
+            "status": "ready",
+            "config": { "loaded": true, "providers": providers },
+            "database": "ok",
+        })),
+        Err(reason) => {
+            tracing::warn!(%reason, "readiness check: database unreachable");
+            HttpResponse::ServiceUnavailable().json(json!({
+                "status": "unavailable",
+                "config": { "loaded": true, "providers": providers },
+                "database": "unreachable",
+            }))
+        }
+    }
+}

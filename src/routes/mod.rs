@@ -1,0 +1,3 @@
+//! HTTP resources, one module each; each exposes `configure`.
+
+pub mod health;

@@ -1,0 +1,32 @@
+//! Process settings for `serve`: where the configuration is, where to listen, which database,
+//! and the public address. Flags beat environment variables beat defaults (clap does the
+//! layering, see `cli`).
+
+use std::path::PathBuf;
+
+use url::Url;
+
+/// Default values named by SPEC §1.
+pub const DEFAULT_CONFIG: &str = "./identity.yaml";
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_DATABASE: &str = "sqlite://idgate.db";
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub config_path: PathBuf,
+    pub listen: String,
+    pub database_url: String,
+    /// Where people reach idgate; when unset, taken from the request (development only).
+    pub public_url: Option<Url>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            config_path: PathBuf::from(DEFAULT_CONFIG),
+            listen: DEFAULT_LISTEN.to_string(),
+            database_url: DEFAULT_DATABASE.to_string(),
+            public_url: None,
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! The application: shared state, the route table, and the server bound to its port.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::{App, HttpServer, web};
+use arc_swap::ArcSwap;
+
+use crate::clock::{Clock, SystemClock};
+use crate::db::{Database, DbError};
+use crate::identity::{self, ConfigErrors, IdentityConfig};
+use crate::routes;
+use crate::settings::Settings;
+
+/// What every request handler shares.
+#[derive(Debug)]
+pub struct AppState {
+    /// The running configuration; a reload swaps it in one atomic step.
+    pub config: ArcSwap<IdentityConfig>,
+    pub db: Database,
+    pub settings: Settings,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("invalid configuration:\n{0}")]
+    Config(#[from] ConfigErrors),
+    #[error(transparent)]
+    Database(#[from] DbError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
+}
+
+/// A built, bound, not yet running service.
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: web::Data<AppState>,
+}
+
+impl Application {
+    /// Loads the configuration, opens (and migrates) the database and binds the listener.
+    /// `listen` may use port 0: [`Application::port`] tells the port chosen.
+    pub fn build(settings: Settings) -> Result<Self, StartupError> {
+        let config = identity::load(&settings.config_path)?;
+        let db = Database::open(&settings.database_url)?;
+        Self::build_with(settings, config, db, Arc::new(SystemClock))
+    }
+
+    /// Builds from parts already loaded (tests inject a clock this way).
+    pub fn build_with(
+        settings: Settings,
+        config: IdentityConfig,
+        db: Database,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StartupError> {
+        let listener =
+            TcpListener::bind(&settings.listen).map_err(|source| StartupError::Listen {
+                addr: settings.listen.clone(),
+                source,
+            })?;
+        let port = listener
+            .local_addr()
+            .map_err(|source| StartupError::Listen {
+                addr: settings.listen.clone(),
+                source,
+            })?
+            .port();
+        let state = web::Data::new(AppState {
+            config: ArcSwap::from_pointee(config),
+            db,
+            settings,
+            clock,
+        });
+        let app_state = state.clone();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(app_state.clone())
+                .app_data(web::PayloadConfig::new(64 * 1024))
+                .app_data(web::FormConfig::default().limit(64 * 1024))
+                .app_data(web::JsonConfig::default().limit(64 * 1024))
+                .wrap(access_log())
+                .configure(routes::health::configure)
+        })
+        .shutdown_timeout(30)
+        .listen(listener)
+        .map_err(|source| StartupError::Listen {
+            addr: state.settings.listen.clone(),
+            source,
+        })?
+        .run();
+        Ok(Application {
+            port,
+            server,
+            state,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
+    }
+
+    /// Serves until SIGTERM or SIGINT; SIGTERM lets requests in flight finish.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// Request logging: method, path (never the query, which may hold codes or tokens), status, time.
+fn access_log() -> actix_web::middleware::Logger {
+    actix_web::middleware::Logger::new("%{r}a \"%m %U\" %s %Dms").log_target("idgate::http")
+}
