@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 
 use crate::clock::unix_now;
-use crate::db::{AnyConnection, Database};
+use crate::db::{self, AnyConnection};
 use crate::identity;
 use crate::members::{self, Binding, Email, Member, MemberStatus, NewMember, import};
 use crate::settings::{DEFAULT_CONFIG, DEFAULT_DATABASE, DEFAULT_LISTEN, Settings};
@@ -162,16 +162,11 @@ fn check_config(args: CheckConfigArgs) -> ExitCode {
     }
 }
 
-fn open(database_url: &str) -> Result<Database, String> {
-    Database::open(database_url).map_err(|e| e.to_string())
-}
-
 fn with_conn<T>(
     database_url: &str,
     work: impl FnOnce(&mut AnyConnection) -> Result<T, String>,
 ) -> Result<T, String> {
-    let db = open(database_url)?;
-    let mut conn = db.conn().map_err(|e| e.to_string())?;
+    let mut conn = db::connect(database_url).map_err(|e| e.to_string())?;
     work(&mut conn)
 }
 
@@ -318,7 +313,7 @@ fn print_members(all: &[(Member, Vec<Binding>)], json: bool) {
             m.email,
             m.username,
             name.trim(),
-            m.status,
+            m.status.as_str(),
             if flags.is_empty() {
                 "-".to_string()
             } else {

@@ -118,5 +118,7 @@ impl Application {
 
 /// Request logging: method, path (never the query, which may hold codes or tokens), status, time.
 fn access_log() -> actix_web::middleware::Logger {
-    actix_web::middleware::Logger::new("%{r}a \"%m %U\" %s %Dms").log_target("idgate::http")
+    actix_web::middleware::Logger::new("%{r}a \"%{method}xi %U\" %s %Dms")
+        .custom_request_replace("method", |req| req.method().to_string())
+        .log_target("idgate::http")
 }

@@ -158,19 +158,11 @@ impl std::fmt::Debug for Database {
 }
 
 impl Database {
-    /// Connects, runs pending migrations and builds the pool. Every command that opens the
-    /// database goes through here.
+    /// Connects, runs pending migrations and builds the pool (for the service).
     pub fn open(url: &str) -> Result<Self, DbError> {
         let url = DatabaseUrl::parse(url)?;
         let manager = Manager { url: url.clone() };
-        let mut conn = manager.establish().map_err(|e| DbError::Connect {
-            url: url.redacted(),
-            reason: e.to_string(),
-        })?;
-        migrate(&mut conn).map_err(|reason| DbError::Migrate {
-            url: url.redacted(),
-            reason,
-        })?;
+        connect_and_migrate(&manager)?;
         let max_size = if url.is_sqlite() { 4 } else { 10 };
         let pool = Pool::builder()
             .max_size(max_size)
@@ -215,6 +207,25 @@ impl Database {
             Err(e) => Err(DbError::Unavailable(format!("database task failed: {e}")).into()),
         }
     }
+}
+
+/// One connection, with the pending migrations run first: what a command-line tool needs. No
+/// pool, so no background thread is still connecting when the process exits.
+pub fn connect(url: &str) -> Result<AnyConnection, DbError> {
+    let url = DatabaseUrl::parse(url)?;
+    connect_and_migrate(&Manager { url })
+}
+
+fn connect_and_migrate(manager: &Manager) -> Result<AnyConnection, DbError> {
+    let mut conn = manager.establish().map_err(|e| DbError::Connect {
+        url: manager.url.redacted(),
+        reason: e.to_string(),
+    })?;
+    migrate(&mut conn).map_err(|reason| DbError::Migrate {
+        url: manager.url.redacted(),
+        reason,
+    })?;
+    Ok(conn)
 }
 
 /// Runs the pending migrations of the connection's backend. On SQLite it also turns on WAL

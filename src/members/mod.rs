@@ -129,6 +129,7 @@ impl fmt::Display for Email {
 
 /// A member as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Member {
     pub id: i64,
     pub email: String,
@@ -144,6 +145,7 @@ pub struct Member {
 
 /// A member's binding to one provider's subject (`sub`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Binding {
     pub provider: String,
     pub subject: String,

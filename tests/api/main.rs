@@ -1,0 +1,15 @@
+//! Integration tests: the real app and the real binary, each test with its own database.
+
+#![allow(
+    clippy::panic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test fails by panicking"
+)]
+
+mod check_config;
+mod health;
+mod helpers;
+mod members_cli;
+mod members_store;
+mod serve;

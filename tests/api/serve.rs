@@ -1,0 +1,71 @@
+//! `idgate serve` as a newcomer runs it: defaults, a new SQLite file, SIGTERM to stop.
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Command, Stdio};
+
+use crate::helpers::{repo_path, temp_dir};
+
+#[tokio::test]
+async fn serve_with_defaults_creates_its_database_answers_and_stops_on_sigterm() {
+    let dir = temp_dir();
+    std::fs::copy(repo_path("identity.yaml"), dir.path().join("identity.yaml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_idgate"))
+        .current_dir(dir.path())
+        .env_remove("DATABASE_URL")
+        .env_remove("IDGATE_CONFIG")
+        .env("IDGATE_LOG_FORMAT", "json")
+        .env("IDGATE_LISTEN", "127.0.0.1:0")
+        .arg("serve")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stderr = child.stderr.take().unwrap_or_else(|| panic!("no stderr"));
+    let mut lines = BufReader::new(stderr).lines();
+    let port = loop {
+        let line = match lines.next() {
+            Some(Ok(line)) => line,
+            other => panic!("idgate stopped before serving: {other:?}"),
+        };
+        let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
+        if event["message"] == "idgate is serving" {
+            break event["port"].as_u64().unwrap_or_default();
+        }
+    };
+    assert!(
+        dir.path().join("idgate.db").exists(),
+        "the SQLite file is created on first start"
+    );
+    let health = reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(health.status(), 200);
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(status.success());
+    let exit = child.wait().unwrap_or_else(|e| panic!("{e}"));
+    assert!(exit.success(), "graceful shutdown exits 0: {exit:?}");
+}
+
+#[test]
+fn serve_refuses_an_invalid_configuration_with_its_errors() {
+    let dir = temp_dir();
+    let output = Command::new(env!("CARGO_BIN_EXE_idgate"))
+        .current_dir(dir.path())
+        .env_remove("DATABASE_URL")
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(crate::helpers::fixture("many-errors.yaml"))
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(output.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(err.contains("invalid configuration"), "{err}");
+    assert!(
+        err.contains("many-errors.yaml:2:1: unknown key `colour`"),
+        "{err}"
+    );
+}
