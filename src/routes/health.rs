@@ -3,6 +3,9 @@
 use actix_web::{HttpResponse, get, web};
 use serde_json::json;
 
+use diesel::r2d2::R2D2Connection as _;
+
+use crate::db::DbError;
 use crate::startup::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -17,11 +20,10 @@ async fn healthz() -> HttpResponse {
 #[get("/readyz")]
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let providers = state.config.load().providers.len();
-    let db = state.db.clone();
-    let database = tokio::task::spawn_blocking(move || db.ping())
-        .await
-        .map_err(|e| e.to_string())
-        .and_then(|r| r.map_err(|e| e.to_string()));
+    let database = state
+        .db
+        .run(|conn| conn.ping().map_err(DbError::Query))
+        .await;
     match database {
         Ok(()) => HttpResponse::Ok().json(json!({
             "status": "ready",
