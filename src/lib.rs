@@ -10,6 +10,8 @@ pub mod db;
 pub mod error;
 pub mod identity;
 pub mod members;
+pub mod oidc;
+pub mod reason;
 pub mod routes;
 pub mod settings;
 pub mod startup;

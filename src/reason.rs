@@ -1,0 +1,140 @@
+//! Why a sign-in was refused: the reason codes of SPEC §3 and §4, each with its HTTP status.
+
+use std::fmt;
+
+use actix_web::http::StatusCode;
+
+/// A refusal reason. The order of the token variants is the order of the SPEC §3 table: a token
+/// is refused with the first rule that fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Reason {
+    /// Not a well-formed compact JWS of at most 16 KiB with JSON header and payload.
+    Malformed,
+    /// `alg` outside the asymmetric allow-list, or a `crit` header.
+    UnsupportedAlg,
+    /// `typ` present and not `JWT`: an access token or another kind of token.
+    WrongTokenType,
+    /// `iss` names no configured provider (or its discovery disagrees).
+    UnknownIssuer,
+    /// No usable key in the provider's JWKS.
+    UnknownKey,
+    /// The signature does not verify.
+    BadSignature,
+    /// `aud`/`azp` do not name this client (or name untrusted audiences).
+    BadAudience,
+    /// `exp` missing or past.
+    Expired,
+    /// `nbf` or `iat` in the future.
+    NotYetValid,
+    /// `nonce` differs from the one sent.
+    BadNonce,
+    /// `email` missing or not an acceptable address.
+    BadEmail,
+    /// `email_verified` false (or absent when required).
+    EmailNotVerified,
+    /// The email's domain does not allow SSO through this provider.
+    DomainNotAllowed,
+    /// No member (or several) with this email.
+    NoMember,
+    /// The member is neither `activated` nor `set-password`.
+    MemberInactive,
+    /// The member is locked.
+    MemberLocked,
+    /// The member is bound to another subject of this provider.
+    IdentityMismatch,
+    /// An API account signing in from an address outside `apiAccountIPs`.
+    ApiAccountIp,
+    /// The token was already used to sign in.
+    Replayed,
+}
+
+impl Reason {
+    /// The code written in answers and in the security log.
+    pub fn code(self) -> &'static str {
+        match self {
+            Reason::Malformed => "malformed",
+            Reason::UnsupportedAlg => "unsupported_alg",
+            Reason::WrongTokenType => "wrong_token_type",
+            Reason::UnknownIssuer => "unknown_issuer",
+            Reason::UnknownKey => "unknown_key",
+            Reason::BadSignature => "bad_signature",
+            Reason::BadAudience => "bad_audience",
+            Reason::Expired => "expired",
+            Reason::NotYetValid => "not_yet_valid",
+            Reason::BadNonce => "bad_nonce",
+            Reason::BadEmail => "bad_email",
+            Reason::EmailNotVerified => "email_not_verified",
+            Reason::DomainNotAllowed => "domain_not_allowed",
+            Reason::NoMember => "no_member",
+            Reason::MemberInactive => "member_inactive",
+            Reason::MemberLocked => "member_locked",
+            Reason::IdentityMismatch => "identity_mismatch",
+            Reason::ApiAccountIp => "api_account_ip",
+            Reason::Replayed => "replayed",
+        }
+    }
+
+    /// 400 for a malformed token, 401 for the token rules, 403 for the member and policy rules.
+    pub fn status(self) -> StatusCode {
+        match self {
+            Reason::Malformed => StatusCode::BAD_REQUEST,
+            Reason::DomainNotAllowed
+            | Reason::NoMember
+            | Reason::MemberInactive
+            | Reason::MemberLocked
+            | Reason::IdentityMismatch
+            | Reason::ApiAccountIp => StatusCode::FORBIDDEN,
+            _ => StatusCode::UNAUTHORIZED,
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_follow_the_spec() {
+        assert_eq!(Reason::Malformed.status(), StatusCode::BAD_REQUEST);
+        for r in [
+            Reason::UnsupportedAlg,
+            Reason::WrongTokenType,
+            Reason::UnknownIssuer,
+            Reason::UnknownKey,
+            Reason::BadSignature,
+            Reason::BadAudience,
+            Reason::Expired,
+            Reason::NotYetValid,
+            Reason::BadNonce,
+            Reason::BadEmail,
+            Reason::EmailNotVerified,
+            Reason::Replayed,
+        ] {
+            assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{r}");
+        }
+        for r in [
+            Reason::DomainNotAllowed,
+            Reason::NoMember,
+            Reason::MemberInactive,
+            Reason::MemberLocked,
+            Reason::IdentityMismatch,
+            Reason::ApiAccountIp,
+        ] {
+            assert_eq!(r.status(), StatusCode::FORBIDDEN, "{r}");
+        }
+    }
+
+    #[test]
+    fn the_table_order_decides_which_reason_is_reported() {
+        assert!(Reason::Malformed < Reason::UnsupportedAlg);
+        assert!(Reason::UnsupportedAlg < Reason::BadSignature);
+        assert!(Reason::BadSignature < Reason::BadAudience);
+        assert!(Reason::ApiAccountIp < Reason::Replayed);
+    }
+}
