@@ -1,4 +1,4 @@
-//! The command line (SPEC §1): `serve`, `check-config` and `members …`.
+//! The command line (SPEC §1): `serve`, `check-config`, `members …` and `audit`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -6,10 +6,13 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 
+use crate::audit;
 use crate::clock::unix_now;
 use crate::db::{self, AnyConnection};
 use crate::identity;
 use crate::members::{self, Binding, Email, Member, MemberStatus, NewMember, import};
+use crate::routes::answer::rfc3339;
+use crate::sessions::{self, CookieSettings};
 use crate::settings::{DEFAULT_CONFIG, DEFAULT_DATABASE, DEFAULT_LISTEN, Settings};
 use crate::startup::Application;
 
@@ -34,6 +37,18 @@ pub enum Command {
     /// Member administration.
     #[command(subcommand)]
     Members(MembersCommand),
+    /// Print the security log, oldest first.
+    Audit(AuditArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Only events of this recent period, such as 90s, 10m, 2h or 7d (default: all).
+    #[arg(long, value_parser = audit::parse_duration)]
+    pub since: Option<i64>,
+    /// One JSON object per line.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -47,6 +62,26 @@ pub struct ServeArgs {
     /// The address people reach idgate at (the provider redirect is {public-url}/callback).
     #[arg(long, env = "IDGATE_PUBLIC_URL")]
     pub public_url: Option<url::Url>,
+    /// The name of the session cookie.
+    #[arg(long, env = "IDGATE_COOKIE_NAME", default_value = sessions::DEFAULT_COOKIE_NAME, value_parser = cookie_name)]
+    pub cookie_name: String,
+    /// The absolute lifetime of a session, in hours (1 to 720).
+    #[arg(long, env = "IDGATE_SESSION_LIFETIME", default_value_t = sessions::DEFAULT_LIFETIME_HOURS, value_parser = clap::value_parser!(u32).range(1..=720))]
+    pub session_lifetime: u32,
+}
+
+/// A cookie name: an RFC 6265 token.
+fn cookie_name(name: &str) -> Result<String, String> {
+    let separators = "()<>@,;:\\\"/[]?={} \t";
+    if !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_graphic() && !separators.contains(c))
+    {
+        Ok(name.to_string())
+    } else {
+        Err(format!("`{name}` is not a valid cookie name"))
+    }
 }
 
 #[derive(Debug, Args)]
@@ -112,6 +147,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Serve(args) => serve(args, cli.database),
         Command::CheckConfig(args) => return check_config(args),
         Command::Members(cmd) => members(cmd, &cli.database),
+        Command::Audit(args) => audit_log(args, &cli.database),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -128,6 +164,10 @@ fn serve(args: ServeArgs, database_url: String) -> Result<(), String> {
         listen: args.listen,
         database_url,
         public_url: args.public_url,
+        cookie: CookieSettings {
+            name: args.cookie_name,
+            lifetime_secs: i64::from(args.session_lifetime) * 3600,
+        },
     };
     actix_web::rt::System::new().block_on(async move {
         let app = Application::build(settings.clone()).map_err(|e| e.to_string())?;
@@ -263,6 +303,37 @@ fn set_locked(database_url: &str, text: &str, locked: bool, now: i64) -> Result<
         }
         None => Err(format!("no member with the email {address}")),
     }
+}
+
+fn audit_log(args: AuditArgs, database_url: &str) -> Result<(), String> {
+    let since = args.since.map_or(i64::MIN, |secs| unix_now().saturating_sub(secs));
+    let events = with_conn(database_url, |conn| {
+        audit::list_events(conn, since).map_err(|e| e.to_string())
+    })?;
+    for e in &events {
+        if args.json {
+            match serde_json::to_string(e) {
+                Ok(text) => println!("{text}"),
+                Err(err) => eprintln!("idgate: cannot print event {}: {err}", e.id),
+            }
+            continue;
+        }
+        let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+        println!(
+            "{} {:<13} {:<7} {:<20} provider={} email={} member={} ip={} incident={} agent={:?}",
+            rfc3339(e.at),
+            e.event,
+            e.outcome,
+            dash(&e.reason),
+            dash(&e.provider),
+            dash(&e.email),
+            e.member_id.map_or_else(|| "-".into(), |id| id.to_string()),
+            dash(&e.client_ip),
+            e.incident,
+            e.user_agent.as_deref().unwrap_or("-"),
+        );
+    }
+    Ok(())
 }
 
 fn bad_rows(file: &std::path::Path, errors: &[import::RowError]) -> String {

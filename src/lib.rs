@@ -1,9 +1,11 @@
 //! idgate: the single-sign-on gate of a document platform.
 //!
-//! Data flows configuration ([`identity`]) → access policy ([`access`], pure) → members
-//! ([`members`], in the [`db`]) → HTTP ([`startup`], [`routes`]).
+//! Data flows configuration ([`identity`]) → token ([`oidc`]) → member ([`members`], in the
+//! [`db`]) → policy ([`access`], pure) → session ([`signin`], [`sessions`]) → HTTP
+//! ([`startup`], [`routes`]), with every attempt in the security log ([`audit`]).
 
 pub mod access;
+pub mod audit;
 pub mod cli;
 pub mod clock;
 pub mod db;
@@ -13,6 +15,8 @@ pub mod members;
 pub mod oidc;
 pub mod reason;
 pub mod routes;
+pub mod sessions;
 pub mod settings;
+pub mod signin;
 pub mod startup;
 pub mod telemetry;

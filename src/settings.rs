@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use url::Url;
 
+use crate::sessions::CookieSettings;
+
 /// Default values named by SPEC §1.
 pub const DEFAULT_CONFIG: &str = "./identity.yaml";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -18,6 +20,8 @@ pub struct Settings {
     pub database_url: String,
     /// Where people reach idgate; when unset, taken from the request (development only).
     pub public_url: Option<Url>,
+    /// The session cookie's name and the sessions' absolute lifetime.
+    pub cookie: CookieSettings,
 }
 
 impl Default for Settings {
@@ -27,6 +31,7 @@ impl Default for Settings {
             listen: DEFAULT_LISTEN.to_string(),
             database_url: DEFAULT_DATABASE.to_string(),
             public_url: None,
+            cookie: CookieSettings::default(),
         }
     }
 }

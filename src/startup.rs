@@ -10,7 +10,10 @@ use arc_swap::ArcSwap;
 use crate::clock::{Clock, SystemClock};
 use crate::db::{Database, DbError};
 use crate::identity::{self, ConfigErrors, IdentityConfig};
+use crate::oidc::http::{FetchError, Fetcher};
+use crate::oidc::keys::KeyStore;
 use crate::routes;
+use crate::sessions;
 use crate::settings::Settings;
 
 /// What every request handler shares.
@@ -21,6 +24,8 @@ pub struct AppState {
     pub db: Database,
     pub settings: Settings,
     pub clock: Arc<dyn Clock>,
+    /// Provider metadata and signing keys.
+    pub keys: KeyStore,
 }
 
 /// Why the service could not start.
@@ -30,6 +35,8 @@ pub enum StartupError {
     Config(#[from] ConfigErrors),
     #[error(transparent)]
     Database(#[from] DbError),
+    #[error("cannot build the HTTP client for identity providers: {0}")]
+    HttpClient(#[from] FetchError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: String,
@@ -72,11 +79,13 @@ impl Application {
                 source,
             })?
             .port();
+        let keys = KeyStore::new(Fetcher::new()?, clock.clone());
         let state = web::Data::new(AppState {
             config: ArcSwap::from_pointee(config),
             db,
             settings,
             clock,
+            keys,
         });
         let app_state = state.clone();
         let server = HttpServer::new(move || {
@@ -87,6 +96,8 @@ impl Application {
                 .app_data(web::JsonConfig::default().limit(64 * 1024))
                 .wrap(access_log())
                 .configure(routes::health::configure)
+                .configure(routes::authenticate::configure)
+                .configure(routes::session::configure)
         })
         .shutdown_timeout(30)
         .listen(listener)
@@ -112,7 +123,31 @@ impl Application {
 
     /// Serves until SIGTERM or SIGINT; SIGTERM lets requests in flight finish.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let purger = tokio::spawn(purge_expired(self.state.clone()));
+        let result = self.server.await;
+        purger.abort();
+        result
+    }
+}
+
+/// Every minute, removes timed-out sessions and used tokens past their expiry.
+async fn purge_expired(state: web::Data<AppState>) {
+    let mut ticks = tokio::time::interval(std::time::Duration::from_secs(60));
+    loop {
+        ticks.tick().await;
+        let now = state.clock.now();
+        let idle_secs = i64::from(state.config.load().properties.session_timeout) * 60;
+        let purged = state
+            .db
+            .run(move |conn| sessions::purge_expired(conn, now, idle_secs))
+            .await;
+        match purged {
+            Ok(p) if p != sessions::Purged::default() => {
+                tracing::debug!(sessions = p.sessions, tokens = p.tokens, "purged expired rows");
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "cannot purge expired sessions"),
+        }
     }
 }
 

@@ -26,5 +26,40 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    sessions (id_hash) {
+        id_hash -> Text,
+        member_id -> BigInt,
+        provider -> Text,
+        created_at -> BigInt,
+        last_seen_at -> BigInt,
+        expires_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    used_tokens (token_hash) {
+        token_hash -> Text,
+        expires_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    security_log (id) {
+        id -> BigInt,
+        at -> BigInt,
+        event -> Text,
+        outcome -> Text,
+        reason -> Nullable<Text>,
+        provider -> Nullable<Text>,
+        email -> Nullable<Text>,
+        member_id -> Nullable<BigInt>,
+        client_ip -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
+        incident -> Text,
+    }
+}
+
 diesel::joinable!(member_bindings -> members (member_id));
-diesel::allow_tables_to_appear_in_same_query!(members, member_bindings);
+diesel::joinable!(sessions -> members (member_id));
+diesel::allow_tables_to_appear_in_same_query!(members, member_bindings, sessions);

@@ -6,9 +6,10 @@ use super::{Binding, Email, Member, MemberStatus, NewMember, StoreError};
 use crate::db::AnyConnection;
 use crate::db::schema::{member_bindings, members};
 
+/// A `members` row as read; [`Member::try_from`] checks it.
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = members)]
-struct MemberRow {
+pub(crate) struct MemberRow {
     id: i64,
     email: String,
     username: String,
@@ -171,7 +172,11 @@ pub fn set_locked(
     if changed == 0 {
         return Ok(None);
     }
-    find_member_by_email(conn, email)
+    let member = find_member_by_email(conn, email)?;
+    if locked && let Some(m) = &member {
+        crate::sessions::delete_member_sessions(conn, m.id)?;
+    }
+    Ok(member)
 }
 
 /// Removes a member and their bindings; false when there was no such member.
@@ -182,6 +187,7 @@ pub fn remove_member(conn: &mut AnyConnection, email: &Email) -> Result<bool, St
         };
         diesel::delete(member_bindings::table.filter(member_bindings::member_id.eq(member.id)))
             .execute(conn)?;
+        crate::sessions::delete_member_sessions(conn, member.id)?;
         diesel::delete(members::table.find(member.id)).execute(conn)?;
         Ok(true)
     })
@@ -217,14 +223,18 @@ pub fn bind_subject(
     subject: &str,
     now: i64,
 ) -> Result<bool, StoreError> {
-    let inserted = diesel::insert_into(member_bindings::table)
-        .values((
-            member_bindings::member_id.eq(member_id),
-            member_bindings::provider.eq(provider),
-            member_bindings::subject.eq(subject),
-            member_bindings::created_at.eq(now),
-        ))
-        .execute(conn);
+    // In a transaction of its own (a savepoint inside the caller's), so that a refused insert
+    // leaves the caller's transaction usable on PostgreSQL.
+    let inserted = conn.transaction(|conn| {
+        diesel::insert_into(member_bindings::table)
+            .values((
+                member_bindings::member_id.eq(member_id),
+                member_bindings::provider.eq(provider),
+                member_bindings::subject.eq(subject),
+                member_bindings::created_at.eq(now),
+            ))
+            .execute(conn)
+    });
     match inserted {
         Ok(_) => Ok(true),
         Err(diesel::result::Error::DatabaseError(
@@ -247,11 +257,16 @@ pub fn unbind(
             return Ok(None);
         };
         let mine = member_bindings::table.filter(member_bindings::member_id.eq(member.id));
+        // Sessions signed in through an unbound provider end with the binding.
         let removed = match provider {
             Some(p) => {
+                crate::sessions::delete_provider_sessions(conn, member.id, p)?;
                 diesel::delete(mine.filter(member_bindings::provider.eq(p))).execute(conn)?
             }
-            None => diesel::delete(mine).execute(conn)?,
+            None => {
+                crate::sessions::delete_member_sessions(conn, member.id)?;
+                diesel::delete(mine).execute(conn)?
+            }
         };
         Ok(Some(removed))
     })
@@ -296,5 +311,8 @@ pub fn update_member(
     diesel::update(members::table.find(id))
         .set(&changes)
         .execute(conn)?;
+    if update.status.is_some_and(|s| !s.may_sign_in()) {
+        crate::sessions::delete_member_sessions(conn, id)?;
+    }
     Ok(())
 }

@@ -1,4 +1,8 @@
-//! OpenID Connect: the checks an ID token must pass. Provider metadata, keys and signature
-//! verification join this module as the sign-in core grows.
+//! OpenID Connect, the only place the openidconnect crate appears: fetching provider documents
+//! ([`http`]), the discovery and key cache ([`keys`]), the structural token rules ([`token`]) and
+//! ID-token verification ([`verify`]).
 
+pub mod http;
+pub mod keys;
 pub mod token;
+pub mod verify;

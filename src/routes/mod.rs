@@ -1,3 +1,7 @@
 //! HTTP resources, one module each; each exposes `configure`.
 
+pub mod answer;
+pub mod authenticate;
 pub mod health;
+pub mod request;
+pub mod session;

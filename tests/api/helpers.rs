@@ -120,6 +120,7 @@ pub async fn spawn_app_on(db: TestDb) -> TestApp {
         listen: "127.0.0.1:0".into(),
         database_url: db.url.clone(),
         public_url: None,
+        cookie: Default::default(),
     };
     let config = idgate::identity::load(&settings.config_path).unwrap_or_else(|e| panic!("{e}"));
     let app = Application::build_with(settings, config, db.open(), Arc::new(SystemClock))

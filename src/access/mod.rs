@@ -7,6 +7,9 @@ use std::str::FromStr;
 
 use serde::Serialize;
 
+mod network;
+pub use network::{api_account_allowed, client_ip};
+
 /// How people of a domain may sign in (`authentication` in `identity.yaml`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]

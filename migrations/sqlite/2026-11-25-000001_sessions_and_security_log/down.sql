@@ -1,0 +1,3 @@
+DROP TABLE security_log;
+DROP TABLE used_tokens;
+DROP TABLE sessions;

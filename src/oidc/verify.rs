@@ -1,0 +1,260 @@
+//! ID-token verification: the token rules of SPEC §3, in table order, from `malformed` to
+//! `email_not_verified`. The member and policy rules follow in [`crate::signin`].
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+use sha2::{Digest as _, Sha256};
+use subtle::ConstantTimeEq as _;
+
+use super::keys::{KeyError, KeyLookup, KeySet, KeyStore};
+use super::token::{self, UnverifiedToken};
+use crate::identity::{IdentityConfig, Provider};
+use crate::members::Email;
+use crate::reason::Reason;
+
+/// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
+pub const LEEWAY_SECS: i64 = 60;
+
+/// A token that passed every token rule.
+#[derive(Debug, Clone)]
+pub struct VerifiedToken {
+    /// The id of the provider that issued it.
+    pub provider: String,
+    /// The `sub` claim, if it is a string.
+    pub subject: Option<String>,
+    pub email: Email,
+    /// Until when the token is accepted (`exp` plus the leeway), Unix seconds.
+    pub usable_until: i64,
+    /// The SHA-256 (hex) of the signed part, for the replay guard. Signatures are left out so
+    /// that a re-encoded signature of the same token is still the same token.
+    pub fingerprint: String,
+}
+
+/// Why a token was not verified.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// A rule of SPEC §3 failed.
+    #[error("token refused: {0}")]
+    Refused(Reason, Option<String>),
+    /// The provider's keys could not be had: nothing is wrong with the token that we know of.
+    #[error("the identity provider is unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl VerifyError {
+    fn refused(reason: Reason) -> Self {
+        VerifyError::Refused(reason, None)
+    }
+}
+
+impl From<Reason> for VerifyError {
+    fn from(reason: Reason) -> Self {
+        VerifyError::refused(reason)
+    }
+}
+
+/// What the claims say once checked (the pure part of verification).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckedClaims {
+    pub subject: Option<String>,
+    pub email: Email,
+    pub expires: i64,
+}
+
+/// Verifies an ID token against the configured providers. `expected_nonce` is the nonce idgate
+/// sent when it started the flow; `None` for a token posted directly.
+pub async fn verify_id_token(
+    keys: &KeyStore,
+    config: &IdentityConfig,
+    raw: &str,
+    expected_nonce: Option<&str>,
+    now: impl Fn() -> i64,
+) -> Result<VerifiedToken, VerifyError> {
+    let token = token::parse(raw)?;
+    let iss = match token.claims.get("iss") {
+        Some(Value::String(iss)) => iss.as_str(),
+        _ => return Err(Reason::UnknownIssuer.into()),
+    };
+    let provider = find_provider(config, iss, &token.claims).ok_or(Reason::UnknownIssuer)?;
+    let set = keys.keys(provider).await.map_err(key_error)?;
+    if set.metadata.issuer != iss {
+        return Err(Reason::UnknownIssuer.into());
+    }
+    check_signature(keys, provider, set, &token).await?;
+    let claims = check_claims(&token.claims, provider, now(), expected_nonce)?;
+    let fingerprint = Sha256::digest(token.signing_input.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Ok(VerifiedToken {
+        provider: provider.id.clone(),
+        subject: claims.subject,
+        email: claims.email,
+        usable_until: claims.expires.saturating_add(LEEWAY_SECS),
+        fingerprint,
+    })
+}
+
+/// The provider whose authority is `iss` (a trailing `/` ignored). Where several providers
+/// share an authority, the one whose client the token is for.
+fn find_provider<'a>(
+    config: &'a IdentityConfig,
+    iss: &str,
+    claims: &Map<String, Value>,
+) -> Option<&'a Provider> {
+    let iss = iss.trim_end_matches('/');
+    let mut candidates = config.providers.iter().filter(|p| p.authority() == iss);
+    let first = candidates.next()?;
+    let audiences = audiences(claims).unwrap_or_default();
+    Some(
+        std::iter::once(first)
+            .chain(candidates)
+            .find(|p| audiences.contains(&p.client_id.as_str()))
+            .unwrap_or(first),
+    )
+}
+
+fn key_error(error: KeyError) -> VerifyError {
+    match error {
+        KeyError::IssuerMismatch { .. } => {
+            VerifyError::Refused(Reason::UnknownIssuer, Some(error.to_string()))
+        }
+        KeyError::Fetch(e) => VerifyError::Unavailable(e.to_string()),
+    }
+}
+
+/// Finds the key (refetching the JWKS once for an unknown one) and checks the signature.
+async fn check_signature(
+    keys: &KeyStore,
+    provider: &Provider,
+    set: Arc<KeySet>,
+    token: &UnverifiedToken<'_>,
+) -> Result<(), VerifyError> {
+    let kid = token.kid.as_deref();
+    let verify = |set: &KeySet| -> Option<Result<(), VerifyError>> {
+        match set.find(kid, token.alg) {
+            KeyLookup::Found(key) => Some(
+                key.verify(
+                    token.alg,
+                    token.signing_input.as_bytes(),
+                    &token.signature,
+                )
+                .map_err(|e| VerifyError::Refused(Reason::BadSignature, Some(e.to_string()))),
+            ),
+            KeyLookup::Ambiguous => Some(Err(VerifyError::Refused(
+                Reason::UnknownKey,
+                Some("no kid, and several keys fit the algorithm".into()),
+            ))),
+            KeyLookup::Missing => None,
+        }
+    };
+    if let Some(result) = verify(&set) {
+        return result;
+    }
+    let refreshed = keys
+        .keys_after_unknown_key(provider, &set)
+        .await
+        .map_err(key_error)?;
+    verify(&refreshed).unwrap_or(Err(Reason::UnknownKey.into()))
+}
+
+/// The claim rules from `bad_audience` to `email_not_verified`, in table order.
+pub fn check_claims(
+    claims: &Map<String, Value>,
+    provider: &Provider,
+    now: i64,
+    expected_nonce: Option<&str>,
+) -> Result<CheckedClaims, Reason> {
+    check_audience(claims, provider)?;
+
+    let expires = match claims.get("exp").and_then(numeric_date) {
+        Some(exp) if now < exp.saturating_add(LEEWAY_SECS) => exp,
+        _ => return Err(Reason::Expired),
+    };
+    for name in ["nbf", "iat"] {
+        match claims.get(name) {
+            None => {}
+            Some(value) => match numeric_date(value) {
+                Some(at) if at <= now.saturating_add(LEEWAY_SECS) => {}
+                _ => return Err(Reason::NotYetValid),
+            },
+        }
+    }
+
+    if let Some(expected) = expected_nonce {
+        let matches = match claims.get("nonce") {
+            Some(Value::String(nonce)) => bool::from(nonce.as_bytes().ct_eq(expected.as_bytes())),
+            _ => false,
+        };
+        if !matches {
+            return Err(Reason::BadNonce);
+        }
+    }
+
+    let email = match claims.get("email") {
+        Some(Value::String(email)) => Email::parse(email).map_err(|_| Reason::BadEmail)?,
+        _ => return Err(Reason::BadEmail),
+    };
+
+    match claims.get("email_verified") {
+        None if provider.require_verified_email => return Err(Reason::EmailNotVerified),
+        None | Some(Value::Bool(true)) => {}
+        Some(Value::String(s)) if s == "true" => {}
+        Some(_) => return Err(Reason::EmailNotVerified),
+    }
+
+    let subject = match claims.get("sub") {
+        Some(Value::String(sub)) if !sub.is_empty() => Some(sub.clone()),
+        _ => None,
+    };
+    Ok(CheckedClaims {
+        subject,
+        email,
+        expires,
+    })
+}
+
+/// `aud` as a list of strings; `None` when it is missing or of another type.
+fn audiences(claims: &Map<String, Value>) -> Option<Vec<&str>> {
+    match claims.get("aud")? {
+        Value::String(aud) => Some(vec![aud.as_str()]),
+        Value::Array(items) => items.iter().map(Value::as_str).collect(),
+        _ => None,
+    }
+}
+
+/// `aud` names the client; with several audiences `azp` names it too; every other audience is
+/// trusted; an `azp`, when present, always names the client.
+fn check_audience(claims: &Map<String, Value>, provider: &Provider) -> Result<(), Reason> {
+    let audiences = audiences(claims).ok_or(Reason::BadAudience)?;
+    let client = provider.client_id.as_str();
+    if !audiences.contains(&client) {
+        return Err(Reason::BadAudience);
+    }
+    let trusted = |aud: &&str| *aud == client || provider.trusted_audiences.iter().any(|t| t == aud);
+    if !audiences.iter().all(trusted) {
+        return Err(Reason::BadAudience);
+    }
+    match claims.get("azp") {
+        None if audiences.len() > 1 => Err(Reason::BadAudience),
+        None => Ok(()),
+        Some(Value::String(azp)) if azp == client => Ok(()),
+        Some(_) => Err(Reason::BadAudience),
+    }
+}
+
+/// A JSON NumericDate (seconds, possibly fractional) as whole seconds, rounded down.
+fn numeric_date(value: &Value) -> Option<i64> {
+    match value {
+        Value::Number(n) => n.as_i64().or_else(|| {
+            n.as_f64()
+                .filter(|f| f.is_finite() && f.abs() < 1e15)
+                .map(|f| f.floor() as i64)
+        }),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests;

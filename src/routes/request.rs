@@ -1,0 +1,122 @@
+//! What handlers read from a request: parameters (refusing duplicates), the client's address,
+//! the user agent, the session cookie, and whether the browser reached idgate over https.
+
+use std::collections::HashSet;
+
+use actix_web::HttpRequest;
+use actix_web::http::header::USER_AGENT;
+
+use super::answer::Failure;
+use crate::access;
+use crate::identity::IdentityConfig;
+use crate::signin::Attempt;
+use crate::startup::AppState;
+
+/// Request parameters, each name at most once.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Params(Vec<(String, String)>);
+
+impl Params {
+    /// Parses `application/x-www-form-urlencoded` text from each source in turn (the query,
+    /// then a form body). A name given twice, in one source or across them, is refused: two
+    /// values for a security parameter leave it open which one a check saw.
+    pub fn parse(sources: &[&[u8]]) -> Result<Params, Failure> {
+        let mut seen = HashSet::new();
+        let mut pairs = Vec::new();
+        for source in sources {
+            for (name, value) in url::form_urlencoded::parse(source) {
+                if !seen.insert(name.clone()) {
+                    return Err(Failure::DuplicateParameter);
+                }
+                pairs.push((name.into_owned(), value.into_owned()));
+            }
+        }
+        Ok(Params(pairs))
+    }
+
+    /// The value of `name`, if given and not empty.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty())
+    }
+}
+
+/// The client's address and user agent.
+pub fn attempt(req: &HttpRequest, config: &IdentityConfig) -> Attempt {
+    let forwarded: Vec<&str> = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let client_ip = req
+        .peer_addr()
+        .and_then(|peer| access::client_ip(peer.ip(), &forwarded, &config.properties.trusted_proxies));
+    let user_agent = req
+        .headers()
+        .get(USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    Attempt {
+        client_ip,
+        user_agent,
+    }
+}
+
+/// Whether the browser reached idgate over https: the public URL says so, or a trusted proxy
+/// says so with `X-Forwarded-Proto`.
+pub fn is_https(req: &HttpRequest, state: &AppState) -> bool {
+    if state
+        .settings
+        .public_url
+        .as_ref()
+        .is_some_and(|u| u.scheme() == "https")
+    {
+        return true;
+    }
+    let config = state.config.load();
+    let from_proxy = req.peer_addr().is_some_and(|peer| {
+        config
+            .properties
+            .trusted_proxies
+            .iter()
+            .any(|net| net.contains(&peer.ip()))
+    });
+    from_proxy
+        && req
+            .headers()
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|proto| proto.trim().eq_ignore_ascii_case("https"))
+}
+
+/// The session id the browser sent, if it has the shape of one.
+pub fn session_id(req: &HttpRequest, state: &AppState) -> Option<String> {
+    req.cookie(&state.settings.cookie.name)
+        .map(|c| c.value().to_string())
+        .filter(|id| crate::sessions::is_plausible_id(id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameters_are_read_from_every_source_and_never_twice() {
+        let params = Params::parse(&[b"action=login", b"id_token=a.b.c&x="]);
+        let params = params.unwrap_or_default();
+        assert_eq!(params.get("action"), Some("login"));
+        assert_eq!(params.get("id_token"), Some("a.b.c"));
+        assert_eq!(params.get("x"), None);
+        assert_eq!(
+            Params::parse(&[b"id_token=a&id_token=b"]),
+            Err(Failure::DuplicateParameter)
+        );
+        assert_eq!(
+            Params::parse(&[b"action=login", b"action=logout"]),
+            Err(Failure::DuplicateParameter)
+        );
+    }
+}

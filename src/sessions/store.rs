@@ -1,0 +1,155 @@
+//! Sessions queries (diesel, both backends).
+
+use diesel::prelude::*;
+
+use super::Session;
+use crate::db::AnyConnection;
+use crate::db::schema::{members, sessions, used_tokens};
+use crate::members::{Member, MemberRow, StoreError};
+
+/// A session to store.
+#[derive(Debug, Clone)]
+pub struct NewSession<'a> {
+    pub id_hash: &'a str,
+    pub member_id: i64,
+    pub provider: &'a str,
+    pub now: i64,
+    pub expires_at: i64,
+}
+
+pub fn insert_session(conn: &mut AnyConnection, new: &NewSession<'_>) -> Result<(), StoreError> {
+    diesel::insert_into(sessions::table)
+        .values((
+            sessions::id_hash.eq(new.id_hash),
+            sessions::member_id.eq(new.member_id),
+            sessions::provider.eq(new.provider),
+            sessions::created_at.eq(new.now),
+            sessions::last_seen_at.eq(new.now),
+            sessions::expires_at.eq(new.expires_at),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// The columns of a `sessions` row that a lookup reads, beside the member.
+type SessionColumns = (String, String, i64, i64, i64);
+
+/// The session with this id hash, with its member.
+pub fn find_session(
+    conn: &mut AnyConnection,
+    id_hash: &str,
+) -> Result<Option<Session>, StoreError> {
+    let row: Option<(SessionColumns, MemberRow)> = sessions::table
+        .inner_join(members::table)
+        .filter(sessions::id_hash.eq(id_hash))
+        .select((
+            (
+                sessions::id_hash,
+                sessions::provider,
+                sessions::created_at,
+                sessions::last_seen_at,
+                sessions::expires_at,
+            ),
+            MemberRow::as_select(),
+        ))
+        .first(conn)
+        .optional()?;
+    row.map(|((id_hash, provider, created_at, last_seen_at, expires_at), member)| {
+        Ok(Session {
+            id_hash,
+            member: Member::try_from(member)?,
+            provider,
+            created_at,
+            last_seen_at,
+            expires_at,
+        })
+    })
+    .transpose()
+}
+
+/// Records activity on a session (the sliding idle timeout).
+pub fn touch_session(conn: &mut AnyConnection, id_hash: &str, now: i64) -> Result<(), StoreError> {
+    diesel::update(sessions::table.find(id_hash))
+        .set(sessions::last_seen_at.eq(now))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Ends a session; false when there was none.
+pub fn delete_session(conn: &mut AnyConnection, id_hash: &str) -> Result<bool, StoreError> {
+    Ok(diesel::delete(sessions::table.find(id_hash)).execute(conn)? > 0)
+}
+
+/// Ends every session of a member (locked, disabled, unbound or removed); how many ended.
+pub fn delete_member_sessions(
+    conn: &mut AnyConnection,
+    member_id: i64,
+) -> Result<usize, StoreError> {
+    Ok(diesel::delete(sessions::table.filter(sessions::member_id.eq(member_id))).execute(conn)?)
+}
+
+/// Ends the member's sessions signed in through one provider.
+pub fn delete_provider_sessions(
+    conn: &mut AnyConnection,
+    member_id: i64,
+    provider: &str,
+) -> Result<usize, StoreError> {
+    Ok(diesel::delete(
+        sessions::table
+            .filter(sessions::member_id.eq(member_id))
+            .filter(sessions::provider.eq(provider)),
+    )
+    .execute(conn)?)
+}
+
+/// Remembers that an ID token was used to sign in, until `expires_at`. False when it already was
+/// (the insert runs in a savepoint, so the caller's transaction stays usable).
+pub fn remember_token(
+    conn: &mut AnyConnection,
+    fingerprint: &str,
+    expires_at: i64,
+) -> Result<bool, StoreError> {
+    let inserted = conn.transaction(|conn| {
+        diesel::insert_into(used_tokens::table)
+            .values((
+                used_tokens::token_hash.eq(fingerprint),
+                used_tokens::expires_at.eq(expires_at),
+            ))
+            .execute(conn)
+    });
+    match inserted {
+        Ok(_) => Ok(true),
+        Err(diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::UniqueViolation,
+            _,
+        )) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// What a purge removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Purged {
+    pub sessions: usize,
+    pub tokens: usize,
+}
+
+/// Removes sessions past their absolute end or idle for longer than `idle_secs`, and used
+/// tokens past their expiry.
+pub fn purge_expired(
+    conn: &mut AnyConnection,
+    now: i64,
+    idle_secs: i64,
+) -> Result<Purged, StoreError> {
+    let sessions = diesel::delete(
+        sessions::table.filter(
+            sessions::expires_at
+                .le(now)
+                .or(sessions::last_seen_at.le(now.saturating_sub(idle_secs))),
+        ),
+    )
+    .execute(conn)?;
+    let tokens =
+        diesel::delete(used_tokens::table.filter(used_tokens::expires_at.le(now))).execute(conn)?;
+    Ok(Purged { sessions, tokens })
+}
