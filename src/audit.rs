@@ -161,7 +161,11 @@ pub fn list_events(conn: &mut AnyConnection, since: i64) -> Result<Vec<LoggedEve
 
 /// Parses durations such as `90s`, `10m`, `2h`, `7d` into seconds.
 pub fn parse_duration(text: &str) -> Result<i64, String> {
-    let bad = || format!("invalid duration `{text}`: use a number and s, m, h or d, such as 90s, 10m, 2h or 7d");
+    let bad = || {
+        format!(
+            "invalid duration `{text}`: use a number and s, m, h or d, such as 90s, 10m, 2h or 7d"
+        )
+    };
     let split = text.len().checked_sub(1).ok_or_else(bad)?;
     let (number, unit) = text.split_at(split);
     let number: i64 = number.parse().map_err(|_| bad())?;
@@ -195,7 +199,10 @@ mod tests {
 
     #[test]
     fn request_text_is_cleaned_before_it_is_kept() {
-        assert_eq!(clean("Mozilla\r\n\u{1b}[31m", 100), "Mozilla\u{fffd}\u{fffd}\u{fffd}[31m");
+        assert_eq!(
+            clean("Mozilla\r\n\u{1b}[31m", 100),
+            "Mozilla\u{fffd}\u{fffd}\u{fffd}[31m"
+        );
         assert_eq!(clean("abcdef", 3), "abc");
     }
 }

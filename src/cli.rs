@@ -306,7 +306,9 @@ fn set_locked(database_url: &str, text: &str, locked: bool, now: i64) -> Result<
 }
 
 fn audit_log(args: AuditArgs, database_url: &str) -> Result<(), String> {
-    let since = args.since.map_or(i64::MIN, |secs| unix_now().saturating_sub(secs));
+    let since = args
+        .since
+        .map_or(i64::MIN, |secs| unix_now().saturating_sub(secs));
     let events = with_conn(database_url, |conn| {
         audit::list_events(conn, since).map_err(|e| e.to_string())
     })?;

@@ -80,8 +80,12 @@ impl Reason {
             Reason::Malformed => "The ID token is not a well-formed signed JWT.",
             Reason::UnsupportedAlg => "The ID token's signature algorithm is not accepted.",
             Reason::WrongTokenType => "This token is not an ID token.",
-            Reason::UnknownIssuer => "The ID token was not issued by a configured identity provider.",
-            Reason::UnknownKey => "The ID token was signed with a key the identity provider does not publish.",
+            Reason::UnknownIssuer => {
+                "The ID token was not issued by a configured identity provider."
+            }
+            Reason::UnknownKey => {
+                "The ID token was signed with a key the identity provider does not publish."
+            }
             Reason::BadSignature => "The ID token's signature is not valid.",
             Reason::BadAudience => "The ID token was not issued for this service.",
             Reason::Expired => "The ID token has expired.",
@@ -89,11 +93,15 @@ impl Reason {
             Reason::BadNonce => "The ID token does not belong to this sign-in.",
             Reason::BadEmail => "The ID token carries no usable email address.",
             Reason::EmailNotVerified => "The identity provider has not verified the email address.",
-            Reason::DomainNotAllowed => "Single sign-on is not allowed for this email domain or provider.",
+            Reason::DomainNotAllowed => {
+                "Single sign-on is not allowed for this email domain or provider."
+            }
             Reason::NoMember => "No member has this email address.",
             Reason::MemberInactive => "This account is not active.",
             Reason::MemberLocked => "This account is locked.",
-            Reason::IdentityMismatch => "This account is bound to another identity at this provider.",
+            Reason::IdentityMismatch => {
+                "This account is bound to another identity at this provider."
+            }
             Reason::ApiAccountIp => "This API account may not sign in from this address.",
             Reason::Replayed => "This ID token has already been used to sign in.",
         }

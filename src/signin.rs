@@ -50,19 +50,23 @@ pub async fn sign_in(
     let config = state.config.load_full();
     let mut event = SecurityEvent::new(Event::Login, Outcome::Failure, new_incident_id());
     event.client_ip = attempt.client_ip.map(|ip| ip.to_string());
-    event.user_agent = attempt.user_agent.as_deref().map(|ua| audit::clean(ua, 256));
+    event.user_agent = attempt
+        .user_agent
+        .as_deref()
+        .map(|ua| audit::clean(ua, 256));
 
     let clock = state.clock.clone();
-    let verified =
-        match verify_id_token(&state.keys, &config, raw_token, expected_nonce, || clock.now())
-            .await
-        {
-            Ok(verified) => verified,
-            Err(error) => {
-                describe_unverified(&mut event, &config, raw_token, &error);
-                return Err(refuse(state, event, error).await);
-            }
-        };
+    let verified = match verify_id_token(&state.keys, &config, raw_token, expected_nonce, || {
+        clock.now()
+    })
+    .await
+    {
+        Ok(verified) => verified,
+        Err(error) => {
+            describe_unverified(&mut event, &config, raw_token, &error);
+            return Err(refuse(state, event, error).await);
+        }
+    };
     event.provider = Some(verified.provider.clone());
     event.email = Some(audit::clean(verified.email.as_str(), 254));
 
@@ -220,10 +224,7 @@ impl From<StoreError> for TxError {
 /// The replay guard's row is written first: that takes SQLite's write lock at the start (so
 /// concurrent sign-ins queue instead of failing), and of two concurrent uses of one token exactly
 /// one finds the row absent. Its answer is applied last, in table order.
-fn complete(
-    conn: &mut AnyConnection,
-    work: Completion,
-) -> Result<(Member, String, i64), TxError> {
+fn complete(conn: &mut AnyConnection, work: Completion) -> Result<(Member, String, i64), TxError> {
     conn.transaction(|conn| {
         let v = &work.verified;
         let first_use = sessions::remember_token(conn, &v.fingerprint, v.usable_until)?;

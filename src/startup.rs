@@ -143,7 +143,11 @@ async fn purge_expired(state: web::Data<AppState>) {
             .await;
         match purged {
             Ok(p) if p != sessions::Purged::default() => {
-                tracing::debug!(sessions = p.sessions, tokens = p.tokens, "purged expired rows");
+                tracing::debug!(
+                    sessions = p.sessions,
+                    tokens = p.tokens,
+                    "purged expired rows"
+                );
             }
             Ok(_) => {}
             Err(error) => tracing::warn!(%error, "cannot purge expired sessions"),

@@ -8,7 +8,11 @@ use ipnet::IpNet;
 /// address of `X-Forwarded-For` that is not itself a trusted proxy (the left-most one when all
 /// are). `forwarded_for` holds every `X-Forwarded-For` header value in order. `None` when a
 /// trusted proxy forwarded an address that cannot be read: the client is then unknown.
-pub fn client_ip(peer: IpAddr, forwarded_for: &[&str], trusted_proxies: &[IpNet]) -> Option<IpAddr> {
+pub fn client_ip(
+    peer: IpAddr,
+    forwarded_for: &[&str],
+    trusted_proxies: &[IpNet],
+) -> Option<IpAddr> {
     let peer = canonical(peer);
     if !is_in(peer, trusted_proxies) {
         return Some(peer);
@@ -89,38 +93,89 @@ mod tests {
     #[test]
     fn an_untrusted_peer_is_the_client_whatever_it_forwards() {
         let trusted = nets(&["127.0.0.1/32"]);
-        assert_eq!(client_ip(ip("203.0.113.9"), &["10.1.2.3"], &trusted), Some(ip("203.0.113.9")));
-        assert_eq!(client_ip(ip("203.0.113.9"), &[], &[]), Some(ip("203.0.113.9")));
+        assert_eq!(
+            client_ip(ip("203.0.113.9"), &["10.1.2.3"], &trusted),
+            Some(ip("203.0.113.9"))
+        );
+        assert_eq!(
+            client_ip(ip("203.0.113.9"), &[], &[]),
+            Some(ip("203.0.113.9"))
+        );
     }
 
     #[test]
     fn behind_trusted_proxies_the_rightmost_untrusted_hop_is_the_client() {
         let trusted = nets(&["127.0.0.1/32", "10.0.0.0/8"]);
         let peer = ip("127.0.0.1");
-        assert_eq!(client_ip(peer, &["198.51.100.7, 10.0.0.5"], &trusted), Some(ip("198.51.100.7")));
+        assert_eq!(
+            client_ip(peer, &["198.51.100.7, 10.0.0.5"], &trusted),
+            Some(ip("198.51.100.7"))
+        );
         // A client cannot push its own choice in front of the real hops.
         assert_eq!(
             client_ip(peer, &["10.1.2.3", "198.51.100.7,10.0.0.5"], &trusted),
             Some(ip("198.51.100.7"))
         );
-        assert_eq!(client_ip(peer, &["10.0.0.9, 10.0.0.5"], &trusted), Some(ip("10.0.0.9")));
+        assert_eq!(
+            client_ip(peer, &["10.0.0.9, 10.0.0.5"], &trusted),
+            Some(ip("10.0.0.9"))
+        );
         assert_eq!(client_ip(peer, &[], &trusted), Some(peer));
-        assert_eq!(client_ip(peer, &["[2001:db8::1]:443"], &trusted), Some(ip("2001:db8::1")));
-        assert_eq!(client_ip(peer, &["198.51.100.7:5000"], &trusted), Some(ip("198.51.100.7")));
+        assert_eq!(
+            client_ip(peer, &["[2001:db8::1]:443"], &trusted),
+            Some(ip("2001:db8::1"))
+        );
+        assert_eq!(
+            client_ip(peer, &["198.51.100.7:5000"], &trusted),
+            Some(ip("198.51.100.7"))
+        );
         assert_eq!(client_ip(peer, &["unknown"], &trusted), None);
-        assert_eq!(client_ip(ip("::ffff:127.0.0.1"), &["192.0.2.1"], &trusted), Some(ip("192.0.2.1")));
+        assert_eq!(
+            client_ip(ip("::ffff:127.0.0.1"), &["192.0.2.1"], &trusted),
+            Some(ip("192.0.2.1"))
+        );
     }
 
     #[test]
     fn api_accounts_sign_in_only_from_listed_addresses() {
         let users = vec!["api-bot".to_string()];
         let ips = nets(&["10.1.2.3/32", "2001:db8::/32"]);
-        assert!(api_account_allowed("API-Bot", Some(ip("10.1.2.3")), &users, &ips));
-        assert!(api_account_allowed("api-bot", Some(ip("2001:db8::5")), &users, &ips));
-        assert!(api_account_allowed("api-bot", Some(ip("::ffff:10.1.2.3")), &users, &ips));
-        assert!(!api_account_allowed("api-bot", Some(ip("10.1.2.4")), &users, &ips));
+        assert!(api_account_allowed(
+            "API-Bot",
+            Some(ip("10.1.2.3")),
+            &users,
+            &ips
+        ));
+        assert!(api_account_allowed(
+            "api-bot",
+            Some(ip("2001:db8::5")),
+            &users,
+            &ips
+        ));
+        assert!(api_account_allowed(
+            "api-bot",
+            Some(ip("::ffff:10.1.2.3")),
+            &users,
+            &ips
+        ));
+        assert!(!api_account_allowed(
+            "api-bot",
+            Some(ip("10.1.2.4")),
+            &users,
+            &ips
+        ));
         assert!(!api_account_allowed("api-bot", None, &users, &ips));
-        assert!(!api_account_allowed("api-bot", Some(ip("10.1.2.3")), &users, &[]));
-        assert!(api_account_allowed("jane", Some(ip("192.0.2.1")), &users, &[]));
+        assert!(!api_account_allowed(
+            "api-bot",
+            Some(ip("10.1.2.3")),
+            &users,
+            &[]
+        ));
+        assert!(api_account_allowed(
+            "jane",
+            Some(ip("192.0.2.1")),
+            &users,
+            &[]
+        ));
     }
 }

@@ -87,7 +87,9 @@ impl Fetcher {
             .iter()
             .filter_map(|v| v.to_str().ok())
             .find_map(max_age)
-            .map_or(DEFAULT_TTL_SECS, |age| age.clamp(MIN_TTL_SECS, MAX_TTL_SECS));
+            .map_or(DEFAULT_TTL_SECS, |age| {
+                age.clamp(MIN_TTL_SECS, MAX_TTL_SECS)
+            });
         let mut body = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(unreachable)? {
             if body.len() + chunk.len() > MAX_BODY_BYTES {

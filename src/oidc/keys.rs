@@ -383,10 +383,7 @@ impl KeyStore {
     }
 
     async fn discover(&self, provider: &Provider) -> Result<(Metadata, i64), KeyError> {
-        let url = format!(
-            "{}/.well-known/openid-configuration",
-            provider.authority()
-        );
+        let url = format!("{}/.well-known/openid-configuration", provider.authority());
         self.discovery_fetches.fetch_add(1, Ordering::Relaxed);
         let fetched = self.fetcher.get(&url).await?;
         let parsed: CoreProviderMetadata =

@@ -135,12 +135,8 @@ async fn check_signature(
     let verify = |set: &KeySet| -> Option<Result<(), VerifyError>> {
         match set.find(kid, token.alg) {
             KeyLookup::Found(key) => Some(
-                key.verify(
-                    token.alg,
-                    token.signing_input.as_bytes(),
-                    &token.signature,
-                )
-                .map_err(|e| VerifyError::Refused(Reason::BadSignature, Some(e.to_string()))),
+                key.verify(token.alg, token.signing_input.as_bytes(), &token.signature)
+                    .map_err(|e| VerifyError::Refused(Reason::BadSignature, Some(e.to_string()))),
             ),
             KeyLookup::Ambiguous => Some(Err(VerifyError::Refused(
                 Reason::UnknownKey,
@@ -232,7 +228,8 @@ fn check_audience(claims: &Map<String, Value>, provider: &Provider) -> Result<()
     if !audiences.contains(&client) {
         return Err(Reason::BadAudience);
     }
-    let trusted = |aud: &&str| *aud == client || provider.trusted_audiences.iter().any(|t| t == aud);
+    let trusted =
+        |aud: &&str| *aud == client || provider.trusted_audiences.iter().any(|t| t == aud);
     if !audiences.iter().all(trusted) {
         return Err(Reason::BadAudience);
     }

@@ -169,7 +169,11 @@ struct SessionJson<'a> {
 }
 
 /// Writes a session into `builder` (which may carry a cookie already).
-pub fn session(format: Format, mut builder: HttpResponseBuilder, view: &SessionView) -> HttpResponse {
+pub fn session(
+    format: Format,
+    mut builder: HttpResponseBuilder,
+    view: &SessionView,
+) -> HttpResponse {
     let expires_at = rfc3339(view.ends_at);
     builder.insert_header(("Cache-Control", "no-store"));
     match format {
@@ -220,7 +224,10 @@ fn xml(mut builder: HttpResponseBuilder, template: &impl Template) -> HttpRespon
 pub fn rfc3339(unix: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(unix)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_default()
 }
 
@@ -250,7 +257,10 @@ mod tests {
         }
         .render()
         .unwrap_or_default();
-        assert!(body.contains(r#"email="a&#34;&#60;b&#62;@example.org""#), "{body}");
+        assert!(
+            body.contains(r#"email="a&#34;&#60;b&#62;@example.org""#),
+            "{body}"
+        );
         assert!(body.contains(r#"username="a&#38;b""#), "{body}");
         assert!(!body.contains("<script>"), "{body}");
         assert!(body.contains(r#"admin="true""#), "{body}");

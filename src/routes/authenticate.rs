@@ -89,7 +89,10 @@ async fn sign_out(req: &HttpRequest, state: &AppState, format: Format) -> HttpRe
     let mut event = SecurityEvent::new(Event::Logout, Outcome::Success, new_incident_id());
     let attempt = request::attempt(req, &state.config.load());
     event.client_ip = attempt.client_ip.map(|ip| ip.to_string());
-    event.user_agent = attempt.user_agent.as_deref().map(|ua| audit::clean(ua, 256));
+    event.user_agent = attempt
+        .user_agent
+        .as_deref()
+        .map(|ua| audit::clean(ua, 256));
     let Some(id) = request::session_id(req, state) else {
         let mut builder = HttpResponse::Ok();
         builder.cookie(removal);

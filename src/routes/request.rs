@@ -51,9 +51,9 @@ pub fn attempt(req: &HttpRequest, config: &IdentityConfig) -> Attempt {
         .get_all("x-forwarded-for")
         .filter_map(|v| v.to_str().ok())
         .collect();
-    let client_ip = req
-        .peer_addr()
-        .and_then(|peer| access::client_ip(peer.ip(), &forwarded, &config.properties.trusted_proxies));
+    let client_ip = req.peer_addr().and_then(|peer| {
+        access::client_ip(peer.ip(), &forwarded, &config.properties.trusted_proxies)
+    });
     let user_agent = req
         .headers()
         .get(USER_AGENT)

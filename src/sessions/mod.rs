@@ -178,7 +178,10 @@ mod tests {
         let s = session(1_000, 10_000);
         assert!(!s.needs_touch(1_059, 1_800));
         assert!(s.needs_touch(1_060, 1_800));
-        assert!(s.needs_touch(1_015, 60), "a one-minute timeout writes every 15 s");
+        assert!(
+            s.needs_touch(1_015, 60),
+            "a one-minute timeout writes every 15 s"
+        );
     }
 
     #[test]

@@ -54,16 +54,18 @@ pub fn find_session(
         ))
         .first(conn)
         .optional()?;
-    row.map(|((id_hash, provider, created_at, last_seen_at, expires_at), member)| {
-        Ok(Session {
-            id_hash,
-            member: Member::try_from(member)?,
-            provider,
-            created_at,
-            last_seen_at,
-            expires_at,
-        })
-    })
+    row.map(
+        |((id_hash, provider, created_at, last_seen_at, expires_at), member)| {
+            Ok(Session {
+                id_hash,
+                member: Member::try_from(member)?,
+                provider,
+                created_at,
+                last_seen_at,
+                expires_at,
+            })
+        },
+    )
     .transpose()
 }
 

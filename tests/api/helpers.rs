@@ -138,6 +138,198 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_on(TestDb::sqlite()).await
 }
 
+/// The identity configuration of the sign-in tests, for a mock provider at `authority`.
+///
+/// - `example.org` allows SSO; `internal.example.org` only the password form;
+///   `other-only.example.org` only the provider `other`; unlisted domains get `internal`.
+/// - `strict` shares the mock's authority with another client id and requires verified emails.
+/// - `api-bot` is an API account allowed from 10.1.2.3 only; 127.0.0.1 is a trusted proxy.
+pub fn signin_config(authority: &str) -> String {
+    format!(
+        r#"defaultAuthentication: internal
+providers:
+  - id: mock
+    title: Mock
+    authorityUrl: {authority}
+    clientId: {client}
+    trustedAudiences: [https://api.example.org]
+  - id: strict
+    title: Strict
+    authorityUrl: {authority}
+    clientId: strict-client
+    requireVerifiedEmail: true
+  - id: other
+    title: Other
+    authorityUrl: http://127.0.0.1:9/other
+    clientId: other
+domains:
+  - name: example.org
+    authentication: external
+  - name: internal.example.org
+    authentication: internal
+  - name: other-only.example.org
+    authentication: external
+    providers: [other]
+clients:
+  - id: 0123456789abcdef
+    name: Docs
+    website: https://docs.example.org
+properties:
+  apiAccountUsernames: api-bot
+  apiAccountIPs: 10.1.2.3
+  sessionTimeout: 30
+  trustedProxies: 127.0.0.1/32
+"#,
+        client = crate::provider::CLIENT_ID,
+    )
+}
+
+/// The app with a mock provider and a clock the test moves.
+pub struct SignInApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub provider: crate::provider::MockProvider,
+    pub key: crate::provider::TestKey,
+    pub clock: idgate::clock::ManualClock,
+    pub database: Database,
+    pub state: actix_web::web::Data<idgate::startup::AppState>,
+    pub db: TestDb,
+}
+
+/// Starts a mock provider publishing an RSA key (`rsa1`), an EC key and an Ed25519 key, and
+/// the app configured with [`signin_config`] on `db`, its clock at the real time.
+pub async fn spawn_signin_app(db: TestDb) -> SignInApp {
+    use crate::provider::{MockProvider, TestKey};
+    let key = TestKey::rsa("rsa1", "rsa1");
+    let provider = MockProvider::start(vec![
+        key.clone(),
+        TestKey::ec("ec1", "ec1"),
+        TestKey::ed("ed1", "ed1"),
+    ])
+    .await;
+    let yaml = db.dir.path().join("identity.yaml");
+    std::fs::write(&yaml, signin_config(&provider.url)).unwrap_or_else(|e| panic!("{e}"));
+    let settings = Settings {
+        config_path: yaml,
+        listen: "127.0.0.1:0".into(),
+        database_url: db.url.clone(),
+        public_url: None,
+        cookie: Default::default(),
+    };
+    let config = idgate::identity::load(&settings.config_path).unwrap_or_else(|e| panic!("{e}"));
+    let clock = idgate::clock::ManualClock::starting_at(idgate::clock::unix_now());
+    let database = db.open();
+    let app = Application::build_with(settings, config, database.clone(), Arc::new(clock.clone()))
+        .unwrap_or_else(|e| panic!("cannot build the app: {e}"));
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let state = app.state();
+    tokio::spawn(app.run_until_stopped());
+    SignInApp {
+        address,
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap_or_else(|e| panic!("{e}")),
+        provider,
+        key,
+        clock,
+        database,
+        state,
+        db,
+    }
+}
+
+impl SignInApp {
+    pub fn now(&self) -> i64 {
+        use idgate::clock::Clock as _;
+        self.clock.now()
+    }
+
+    /// Adds an activated member.
+    pub fn add_member(&self, email: &str) -> idgate::members::Member {
+        self.add_member_with(email, None, idgate::members::MemberStatus::Activated)
+    }
+
+    pub fn add_member_with(
+        &self,
+        email: &str,
+        username: Option<&str>,
+        status: idgate::members::MemberStatus,
+    ) -> idgate::members::Member {
+        let new = idgate::members::NewMember {
+            email: idgate::members::Email::parse(email).unwrap_or_else(|e| panic!("{e}")),
+            username: username.map(str::to_string),
+            firstname: "Ana".into(),
+            surname: "Lima".into(),
+            status,
+            admin: false,
+        };
+        let mut conn = self.database.conn().unwrap_or_else(|e| panic!("{e}"));
+        idgate::members::insert_member(&mut conn, &new, self.now())
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// A valid RS256 token for `email`.
+    pub fn token_for(&self, email: &str) -> String {
+        self.provider
+            .token(&self.key, &self.provider.claims(email, self.now()))
+    }
+
+    /// `POST /authenticate` with `action=login` and the token.
+    pub async fn login(&self, token: &str) -> reqwest::Response {
+        self.login_with(token, &[]).await
+    }
+
+    /// The request of [`SignInApp::login`], to send later (or from another task).
+    pub fn login_request(&self, token: &str) -> reqwest::RequestBuilder {
+        self.client
+            .post(format!("{}/authenticate", self.address))
+            .form(&[("action", "login"), ("id_token", token)])
+    }
+
+    pub async fn login_with(&self, token: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+        let mut request = self.login_request(token);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send().await.unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// `GET path` with the session cookie.
+    pub async fn get_with_session(&self, path: &str, session: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.address))
+            .header("Cookie", format!("idgate_session={session}"))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+}
+
+/// The `idgate_session` cookie a response sets: its value and its attributes.
+pub fn session_cookie(response: &reqwest::Response) -> Option<(String, String)> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("idgate_session="))
+        .map(|c| {
+            let value = c["idgate_session=".len()..].split(';').next().unwrap_or("");
+            (value.to_string(), c.to_string())
+        })
+}
+
+/// Asserts a refusal: its status, its reason code, and that no session cookie was set.
+pub async fn assert_refused(response: reqwest::Response, status: u16, reason: &str) {
+    assert_eq!(response.status().as_u16(), status, "status for {reason}");
+    let cookie = session_cookie(&response);
+    assert!(cookie.is_none(), "a refusal set a cookie: {cookie:?}");
+    let body: serde_json::Value = response.json().await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(body["error"]["id"], reason, "{body}");
+    assert!(body["error"]["message"].is_string(), "{body}");
+}
+
 /// Runs the `idgate` binary in `dir` with `--database url`.
 pub fn idgate(dir: &Path, database_url: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_idgate"))
@@ -172,3 +364,18 @@ macro_rules! on_both_backends {
     };
 }
 pub(crate) use on_both_backends;
+
+/// Declares each listed async test body (an `async fn(TestDb)`) as two tests, one per backend.
+macro_rules! async_on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test] async fn $name() { super::$name(crate::helpers::TestDb::sqlite()).await })*
+        }
+        mod postgres {
+            $(#[tokio::test] async fn $name() {
+                if let Some(db) = crate::helpers::TestDb::postgres() { super::$name(db).await }
+            })*
+        }
+    };
+}
+pub(crate) use async_on_both_backends;

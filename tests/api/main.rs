@@ -12,4 +12,6 @@ mod health;
 mod helpers;
 mod members_cli;
 mod members_store;
+mod provider;
 mod serve;
+mod signin_rules;

@@ -9,7 +9,8 @@ fn provider() -> Provider {
         id: "p".into(),
         title: "P".into(),
         description: None,
-        authority_url: url::Url::parse("https://id.example.org").unwrap_or_else(|e| unreachable!("{e}")),
+        authority_url: url::Url::parse("https://id.example.org")
+            .unwrap_or_else(|e| unreachable!("{e}")),
         client_id: "client".into(),
         client_secret: None,
         scopes: vec!["openid".into()],
@@ -50,18 +51,30 @@ fn check(extra: Value) -> Result<CheckedClaims, Reason> {
 #[test]
 fn good_claims_give_the_email_subject_and_expiry() {
     let checked = check(json!({}));
-    assert_eq!(checked.as_ref().map(|c| c.email.normalized()), Ok("ana@example.org"));
-    assert_eq!(checked.as_ref().map(|c| c.subject.clone()), Ok(Some("s1".into())));
+    assert_eq!(
+        checked.as_ref().map(|c| c.email.normalized()),
+        Ok("ana@example.org")
+    );
+    assert_eq!(
+        checked.as_ref().map(|c| c.subject.clone()),
+        Ok(Some("s1".into()))
+    );
     assert_eq!(checked.map(|c| c.expires), Ok(NOW + 300));
 }
 
 #[test]
 fn the_audience_must_name_the_client_and_trust_the_rest() {
-    assert_eq!(check(json!({"aud": "other"})).err(), Some(Reason::BadAudience));
+    assert_eq!(
+        check(json!({"aud": "other"})).err(),
+        Some(Reason::BadAudience)
+    );
     assert_eq!(check(json!({"aud": null})).err(), Some(Reason::BadAudience));
     assert_eq!(check(json!({"aud": 7})).err(), Some(Reason::BadAudience));
     assert_eq!(check(json!({"aud": []})).err(), Some(Reason::BadAudience));
-    assert_eq!(check(json!({"aud": ["client", 1]})).err(), Some(Reason::BadAudience));
+    assert_eq!(
+        check(json!({"aud": ["client", 1]})).err(),
+        Some(Reason::BadAudience)
+    );
     assert!(check(json!({"aud": ["client"]})).is_ok());
     // Several audiences: azp must name the client, and the others must be trusted.
     let two = json!(["client", "https://api.example.org"]);
@@ -75,7 +88,10 @@ fn the_audience_must_name_the_client_and_trust_the_rest() {
         check(json!({"aud": ["client", "evil"], "azp": "client"})).err(),
         Some(Reason::BadAudience)
     );
-    assert_eq!(check(json!({"azp": "someone-else"})).err(), Some(Reason::BadAudience));
+    assert_eq!(
+        check(json!({"azp": "someone-else"})).err(),
+        Some(Reason::BadAudience)
+    );
 }
 
 #[test]
@@ -83,16 +99,28 @@ fn expiry_allows_sixty_seconds_of_skew_and_needs_a_number() {
     assert!(check(json!({"exp": NOW - 59})).is_ok());
     assert_eq!(check(json!({"exp": NOW - 60})).err(), Some(Reason::Expired));
     assert_eq!(check(json!({"exp": null})).err(), Some(Reason::Expired));
-    assert_eq!(check(json!({"exp": "2099-01-01"})).err(), Some(Reason::Expired));
+    assert_eq!(
+        check(json!({"exp": "2099-01-01"})).err(),
+        Some(Reason::Expired)
+    );
     assert!(check(json!({"exp": (NOW + 10) as f64 + 0.5})).is_ok());
 }
 
 #[test]
 fn nbf_and_iat_may_not_be_in_the_future_beyond_the_leeway() {
     assert!(check(json!({"nbf": NOW + 60, "iat": NOW + 60})).is_ok());
-    assert_eq!(check(json!({"nbf": NOW + 61})).err(), Some(Reason::NotYetValid));
-    assert_eq!(check(json!({"iat": NOW + 61})).err(), Some(Reason::NotYetValid));
-    assert_eq!(check(json!({"iat": "now"})).err(), Some(Reason::NotYetValid));
+    assert_eq!(
+        check(json!({"nbf": NOW + 61})).err(),
+        Some(Reason::NotYetValid)
+    );
+    assert_eq!(
+        check(json!({"iat": NOW + 61})).err(),
+        Some(Reason::NotYetValid)
+    );
+    assert_eq!(
+        check(json!({"iat": "now"})).err(),
+        Some(Reason::NotYetValid)
+    );
     assert!(check(json!({"iat": null})).is_ok(), "iat is optional");
 }
 
@@ -108,7 +136,10 @@ fn the_nonce_must_match_when_idgate_sent_one() {
         check_claims(&claims(json!({})), &provider(), NOW, Some("n-123")).err(),
         Some(Reason::BadNonce)
     );
-    assert!(check_claims(&with, &provider(), NOW, None).is_ok(), "a direct post expects none");
+    assert!(
+        check_claims(&with, &provider(), NOW, None).is_ok(),
+        "a direct post expects none"
+    );
 }
 
 #[test]
@@ -122,7 +153,11 @@ fn the_email_must_be_a_plain_address() {
         json!("ana @example.org"),
         json!(format!("{}@example.org", "a".repeat(90))),
     ] {
-        assert_eq!(check(json!({"email": bad})).err(), Some(Reason::BadEmail), "{bad}");
+        assert_eq!(
+            check(json!({"email": bad})).err(),
+            Some(Reason::BadEmail),
+            "{bad}"
+        );
     }
 }
 
