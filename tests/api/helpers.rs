@@ -192,8 +192,8 @@ pub struct SignInApp {
     pub key: crate::provider::TestKey,
     pub clock: idgate::clock::ManualClock,
     pub database: Database,
-    pub state: actix_web::web::Data<idgate::startup::AppState>,
-    pub db: TestDb,
+    /// Kept so that the database lives as long as the app.
+    _db: TestDb,
 }
 
 /// Starts a mock provider publishing an RSA key (`rsa1`), an EC key and an Ed25519 key, and
@@ -222,7 +222,6 @@ pub async fn spawn_signin_app(db: TestDb) -> SignInApp {
     let app = Application::build_with(settings, config, database.clone(), Arc::new(clock.clone()))
         .unwrap_or_else(|e| panic!("cannot build the app: {e}"));
     let address = format!("http://127.0.0.1:{}", app.port());
-    let state = app.state();
     tokio::spawn(app.run_until_stopped());
     SignInApp {
         address,
@@ -234,8 +233,7 @@ pub async fn spawn_signin_app(db: TestDb) -> SignInApp {
         key,
         clock,
         database,
-        state,
-        db,
+        _db: db,
     }
 }
 

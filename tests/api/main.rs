@@ -13,5 +13,7 @@ mod helpers;
 mod members_cli;
 mod members_store;
 mod provider;
+mod provider_keys;
 mod serve;
+mod sessions;
 mod signin_rules;

@@ -64,14 +64,6 @@ impl TestKey {
         }
     }
 
-    /// The same key under another `kid`.
-    pub fn with_kid(&self, kid: &str) -> TestKey {
-        TestKey {
-            kid: kid.into(),
-            kind: self.kind.clone(),
-        }
-    }
-
     /// The public key as a JWK.
     pub fn jwk(&self) -> Value {
         match &self.kind {

@@ -1,0 +1,177 @@
+//! The provider key cache: rotation with one refetch, single flight under concurrency, the
+//! `Cache-Control` lifetime, and signing in while the provider is down.
+
+use std::time::Duration;
+
+use crate::helpers::{TestDb, assert_refused, spawn_signin_app};
+use crate::provider::TestKey;
+
+#[tokio::test]
+async fn a_rotated_key_is_fetched_once_and_the_retired_key_stops_at_once() {
+    let app = spawn_signin_app(TestDb::sqlite()).await;
+    app.add_member("ana@example.org");
+    assert_eq!(
+        app.login(&app.token_for("ana@example.org")).await.status(),
+        200
+    );
+    assert_eq!(
+        (
+            app.provider.discovery_fetches(),
+            app.provider.jwks_fetches()
+        ),
+        (1, 1)
+    );
+
+    let new_key = TestKey::rsa("rsa2", "rsa2");
+    app.provider.publish(vec![new_key.clone()]);
+    app.clock.advance(30);
+    let claims = app.provider.claims("ana@example.org", app.now());
+    assert_eq!(
+        app.login(&app.provider.token(&new_key, &claims))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        app.provider.jwks_fetches(),
+        2,
+        "one refetch for the new kid"
+    );
+    // Later tokens with the new key need no fetch; the retired key is refused without one.
+    for _ in 0..3 {
+        let claims = app.provider.claims("ana@example.org", app.now());
+        assert_eq!(
+            app.login(&app.provider.token(&new_key, &claims))
+                .await
+                .status(),
+            200
+        );
+    }
+    assert_refused(
+        app.login(&app.token_for("ana@example.org")).await,
+        401,
+        "unknown_key",
+    )
+    .await;
+    assert_eq!(app.provider.jwks_fetches(), 2);
+    assert_eq!(
+        app.provider.discovery_fetches(),
+        1,
+        "discovery is still fresh"
+    );
+}
+
+#[tokio::test]
+async fn a_hundred_concurrent_unknown_kid_sign_ins_share_one_fetch() {
+    let app = spawn_signin_app(TestDb::sqlite()).await;
+    app.add_member("ana@example.org");
+    assert_eq!(
+        app.login(&app.token_for("ana@example.org")).await.status(),
+        200
+    );
+    let new_key = TestKey::ec("ec1", "rotated-ec");
+    app.provider.publish(vec![new_key.clone()]);
+    app.provider.set_jwks_delay(Duration::from_millis(300));
+    app.clock.advance(30);
+    let requests: Vec<_> = (0..100)
+        .map(|_| {
+            let claims = app.provider.claims("ana@example.org", app.now());
+            tokio::spawn(
+                app.login_request(&app.provider.token(&new_key, &claims))
+                    .send(),
+            )
+        })
+        .collect();
+    let mut ok = 0;
+    for request in requests {
+        let response = request.await.expect("task").expect("response");
+        assert_eq!(response.status(), 200);
+        ok += 1;
+    }
+    assert_eq!(ok, 100);
+    assert!(
+        app.provider.jwks_fetches() <= 2,
+        "{} JWKS fetches in all",
+        app.provider.jwks_fetches()
+    );
+}
+
+#[tokio::test]
+async fn keys_are_kept_for_their_cache_control_max_age() {
+    let app = spawn_signin_app(TestDb::sqlite()).await;
+    app.add_member("ana@example.org");
+    app.provider.set_cache_control("public, max-age=120");
+    assert_eq!(
+        app.login(&app.token_for("ana@example.org")).await.status(),
+        200
+    );
+    app.clock.advance(119);
+    assert_eq!(
+        app.login(&app.token_for("ana@example.org")).await.status(),
+        200
+    );
+    assert_eq!(app.provider.jwks_fetches(), 1);
+    app.clock.advance(1);
+    assert_eq!(
+        app.login(&app.token_for("ana@example.org")).await.status(),
+        200
+    );
+    assert_eq!(
+        app.provider.jwks_fetches(),
+        2,
+        "fetched again when the max-age ran out"
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_provider_with_cached_keys_still_signs_people_in() {
+    let app = spawn_signin_app(TestDb::sqlite()).await;
+    app.add_member("ana@example.org");
+    assert_eq!(
+        app.login(&app.token_for("ana@example.org")).await.status(),
+        200
+    );
+    app.provider.set_down(true);
+    // Two hours on, the keys (kept one hour) have expired: the refresh fails, the old keys serve.
+    app.clock.advance(2 * 3600);
+    assert_eq!(
+        app.login(&app.token_for("ana@example.org")).await.status(),
+        200
+    );
+    let attempts = app.provider.jwks_fetches() + app.provider.discovery_fetches();
+    // Within 30 s of the failed attempt, no new attempt is made.
+    assert_eq!(
+        app.login(&app.token_for("ana@example.org")).await.status(),
+        200
+    );
+    assert_eq!(
+        app.provider.jwks_fetches() + app.provider.discovery_fetches(),
+        attempts
+    );
+    // More than 24 hours past their expiry, the old keys are no longer trusted.
+    app.clock.advance(24 * 3600);
+    let response = app.login(&app.token_for("ana@example.org")).await;
+    assert_refused(response, 503, "unavailable").await;
+    // The provider comes back: sign-in works again.
+    app.provider.set_down(false);
+    app.clock.advance(30);
+    assert_eq!(
+        app.login(&app.token_for("ana@example.org")).await.status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn a_provider_that_never_answered_gives_503_not_a_token_refusal() {
+    let app = spawn_signin_app(TestDb::sqlite()).await;
+    app.add_member("ana@example.org");
+    app.provider.set_down(true);
+    let response = app.login(&app.token_for("ana@example.org")).await;
+    assert_refused(response, 503, "unavailable").await;
+    let mut conn = app.database.conn().expect("conn");
+    let events = idgate::audit::list_events(&mut conn, 0).expect("events");
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].outcome, "error");
+    assert_eq!(events[0].reason.as_deref(), Some("provider_unavailable"));
+    assert_eq!(events[0].provider.as_deref(), Some("mock"));
+}
