@@ -192,8 +192,8 @@ pub struct SignInApp {
     pub key: crate::provider::TestKey,
     pub clock: idgate::clock::ManualClock,
     pub database: Database,
-    /// Kept so that the database lives as long as the app.
-    _db: TestDb,
+    /// The database, which lives as long as the app.
+    pub db: TestDb,
 }
 
 /// Starts a mock provider publishing an RSA key (`rsa1`), an EC key and an Ed25519 key, and
@@ -233,7 +233,7 @@ pub async fn spawn_signin_app(db: TestDb) -> SignInApp {
         key,
         clock,
         database,
-        _db: db,
+        db,
     }
 }
 

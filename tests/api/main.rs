@@ -7,11 +7,13 @@
     reason = "a test fails by panicking"
 )]
 
+mod audit_cli;
 mod check_config;
 mod health;
 mod helpers;
 mod members_cli;
 mod members_store;
+mod outage;
 mod provider;
 mod provider_keys;
 mod serve;
