@@ -105,8 +105,23 @@ impl SecurityEvent {
 pub fn clean(text: &str, max: usize) -> String {
     text.chars()
         .take(max)
-        .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+        .map(|c| {
+            if c.is_control() || is_invisible(c) {
+                '\u{fffd}'
+            } else {
+                c
+            }
+        })
         .collect()
+}
+
+/// Zero-width and bidirectional formatting characters, which can make a log line read
+/// differently from what it holds.
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}'
+    )
 }
 
 /// Stores an event.
@@ -166,7 +181,11 @@ pub fn parse_duration(text: &str) -> Result<i64, String> {
             "invalid duration `{text}`: use a number and s, m, h or d, such as 90s, 10m, 2h or 7d"
         )
     };
-    let split = text.len().checked_sub(1).ok_or_else(bad)?;
+    let split = text
+        .char_indices()
+        .last()
+        .map(|(at, _)| at)
+        .ok_or_else(bad)?;
     let (number, unit) = text.split_at(split);
     let number: i64 = number.parse().map_err(|_| bad())?;
     let unit = match unit {
@@ -192,7 +211,7 @@ mod tests {
         assert_eq!(parse_duration("10m"), Ok(600));
         assert_eq!(parse_duration("2h"), Ok(7_200));
         assert_eq!(parse_duration("7d"), Ok(604_800));
-        for bad in ["", "s", "10", "10w", "-5m", "1.5h", "h10"] {
+        for bad in ["", "s", "10", "10w", "-5m", "1.5h", "h10", "5µ", "µ"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
     }
@@ -204,5 +223,6 @@ mod tests {
             "Mozilla\u{fffd}\u{fffd}\u{fffd}[31m"
         );
         assert_eq!(clean("abcdef", 3), "abc");
+        assert_eq!(clean("a\u{202e}b", 10), "a\u{fffd}b");
     }
 }

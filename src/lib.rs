@@ -10,6 +10,7 @@ pub mod cli;
 pub mod clock;
 pub mod db;
 pub mod error;
+pub mod flows;
 pub mod identity;
 pub mod members;
 pub mod oidc;

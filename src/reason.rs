@@ -46,6 +46,14 @@ pub enum Reason {
     ApiAccountIp,
     /// The token was already used to sign in.
     Replayed,
+    /// `action=code` for a `client_id` that is not a registered client (SPEC §4).
+    UnknownClient,
+    /// An authentication code that is unknown, used, expired or for another client (SPEC §4).
+    InvalidCode,
+    /// A callback whose `state` is missing, unknown, used, expired, or not this browser's.
+    BadState,
+    /// The provider answered the callback with an error (the person cancelled, say).
+    ProviderError,
 }
 
 impl Reason {
@@ -71,6 +79,10 @@ impl Reason {
             Reason::IdentityMismatch => "identity_mismatch",
             Reason::ApiAccountIp => "api_account_ip",
             Reason::Replayed => "replayed",
+            Reason::UnknownClient => "unknown_client",
+            Reason::InvalidCode => "invalid_code",
+            Reason::BadState => "bad_state",
+            Reason::ProviderError => "provider_error",
         }
     }
 
@@ -104,14 +116,21 @@ impl Reason {
             }
             Reason::ApiAccountIp => "This API account may not sign in from this address.",
             Reason::Replayed => "This ID token has already been used to sign in.",
+            Reason::UnknownClient => "The client is not registered.",
+            Reason::InvalidCode => "The authentication code is unknown, used or expired.",
+            Reason::BadState => {
+                "This sign-in was not started here, has expired or was already finished."
+            }
+            Reason::ProviderError => "The identity provider did not sign you in.",
         }
     }
 
     /// 400 for a malformed token, 401 for the token rules, 403 for the member and policy rules.
     pub fn status(self) -> StatusCode {
         match self {
-            Reason::Malformed => StatusCode::BAD_REQUEST,
-            Reason::DomainNotAllowed
+            Reason::Malformed | Reason::BadState => StatusCode::BAD_REQUEST,
+            Reason::UnknownClient
+            | Reason::DomainNotAllowed
             | Reason::NoMember
             | Reason::MemberInactive
             | Reason::MemberLocked
@@ -148,6 +167,8 @@ mod tests {
             Reason::BadEmail,
             Reason::EmailNotVerified,
             Reason::Replayed,
+            Reason::InvalidCode,
+            Reason::ProviderError,
         ] {
             assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{r}");
         }
@@ -158,6 +179,7 @@ mod tests {
             Reason::MemberLocked,
             Reason::IdentityMismatch,
             Reason::ApiAccountIp,
+            Reason::UnknownClient,
         ] {
             assert_eq!(r.status(), StatusCode::FORBIDDEN, "{r}");
         }

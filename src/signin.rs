@@ -3,6 +3,7 @@
 //! security log.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use diesel::Connection as _;
 
@@ -10,6 +11,7 @@ use crate::access;
 use crate::audit::{self, Event, Outcome, SecurityEvent};
 use crate::db::AnyConnection;
 use crate::error::new_incident_id;
+use crate::flows::codes::{self, StoredCode};
 use crate::identity::IdentityConfig;
 use crate::members::{self, Member, StoreError};
 use crate::oidc::token;
@@ -24,6 +26,26 @@ use crate::startup::AppState;
 pub struct Attempt {
     pub client_ip: Option<IpAddr>,
     pub user_agent: Option<String>,
+    /// The hash of the session the browser holds, which a new sign-in ends.
+    pub previous_session: Option<String>,
+}
+
+/// What the flow that receives the token expects of it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Expected<'a> {
+    /// The nonce idgate sent, when idgate started the flow.
+    pub nonce: Option<&'a str>,
+    /// The provider the flow was started for: a token from any other is `unknown_issuer`.
+    pub provider: Option<&'a str>,
+}
+
+/// What a successful sign-in gives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Grant {
+    /// A session for the browser that sent the token.
+    Session,
+    /// A one-time authentication code for a registered client (its lowercase id).
+    Code { client_id: String },
 }
 
 /// A new session: its id (for the cookie only, never logged) and what it holds.
@@ -33,6 +55,13 @@ pub struct SignedIn {
     pub view: SessionView,
 }
 
+/// What was granted: a session, or an authentication code (never logged).
+#[derive(Debug)]
+pub enum Granted {
+    Session(SignedIn),
+    Code { code: String, expires_in: i64 },
+}
+
 /// Why a sign-in did not happen; `incident` ties the answer to the security log.
 #[derive(Debug)]
 pub enum SignInError {
@@ -40,23 +69,23 @@ pub enum SignInError {
     Unavailable { incident: String },
 }
 
-/// Signs in with an ID token. `expected_nonce` is the nonce idgate sent when it started the flow.
+/// Signs in with an ID token: every rule of SPEC §3, then the grant.
 pub async fn sign_in(
     state: &AppState,
     raw_token: &str,
-    expected_nonce: Option<&str>,
+    expected: Expected<'_>,
+    grant: Grant,
     attempt: &Attempt,
-) -> Result<SignedIn, SignInError> {
+) -> Result<Granted, SignInError> {
     let config = state.config.load_full();
-    let mut event = SecurityEvent::new(Event::Login, Outcome::Failure, new_incident_id());
-    event.client_ip = attempt.client_ip.map(|ip| ip.to_string());
-    event.user_agent = attempt
-        .user_agent
-        .as_deref()
-        .map(|ua| audit::clean(ua, 256));
+    let event_kind = match grant {
+        Grant::Session => Event::Login,
+        Grant::Code { .. } => Event::CodeIssued,
+    };
+    let mut event = attempt.event(event_kind);
 
     let clock = state.clock.clone();
-    let verified = match verify_id_token(&state.keys, &config, raw_token, expected_nonce, || {
+    let verified = match verify_id_token(&state.keys, &config, raw_token, expected.nonce, || {
         clock.now()
     })
     .await
@@ -69,54 +98,166 @@ pub async fn sign_in(
     };
     event.provider = Some(verified.provider.clone());
     event.email = Some(audit::clean(verified.email.as_str(), 254));
+    if expected.provider.is_some_and(|p| p != verified.provider) {
+        // A token from another provider than the flow was started for (mix-up).
+        return Err(refuse(state, event, Reason::UnknownIssuer.into()).await);
+    }
 
     let domain = config.domains.decide(verified.email.domain());
     if !domain.allows_provider(&verified.provider) {
         return Err(refuse(state, event, Reason::DomainNotAllowed.into()).await);
     }
 
-    let session_id = sessions::new_session_id();
+    let secret = sessions::random_token();
     let now = state.clock.now();
     let idle_secs = i64::from(config.properties.session_timeout) * 60;
+    let expires_at = match grant {
+        Grant::Session => now.saturating_add(state.settings.cookie.lifetime_secs),
+        Grant::Code { .. } => now.saturating_add(codes::CODE_LIFETIME_SECS),
+    };
+    let replaces = match grant {
+        Grant::Session => attempt.previous_session.clone(),
+        Grant::Code { .. } => None,
+    };
     let work = Completion {
         verified,
-        id_hash: sessions::hash_id(&session_id),
+        grant,
+        secret_hash: sessions::hash_id(&secret),
         client_ip: attempt.client_ip,
         now,
-        expires_at: now.saturating_add(state.settings.cookie.lifetime_secs),
-        api_usernames: config.properties.api_account_usernames.clone(),
-        api_ips: config.properties.api_account_ips.clone(),
+        expires_at,
+        config: config.clone(),
+        replaces,
         event: event.clone(),
     };
-    let outcome = state.db.run(move |conn| Ok(complete(conn, work))).await;
+    let outcome = state
+        .db
+        .run::<_, StoreError, _>(move |conn| Ok(complete(conn, work)))
+        .await;
     match outcome {
-        Ok(Ok((member, provider, expires_at))) => {
+        Ok(Ok((member, provider))) => {
             event.outcome = Outcome::Success;
             event.member_id = Some(member.id);
             event.trace();
-            let ends_at = expires_at.min(now.saturating_add(idle_secs));
-            Ok(SignedIn {
-                session_id,
-                view: SessionView {
-                    member,
-                    provider,
-                    ends_at,
+            Ok(match event_kind {
+                Event::CodeIssued => Granted::Code {
+                    code: secret,
+                    expires_in: codes::CODE_LIFETIME_SECS,
                 },
+                _ => Granted::Session(SignedIn {
+                    session_id: secret,
+                    view: SessionView {
+                        member,
+                        provider,
+                        ends_at: expires_at.min(now.saturating_add(idle_secs)),
+                    },
+                }),
             })
         }
         Ok(Err(TxError::Refused(reason, member_id))) => {
             event.member_id = member_id;
             Err(refuse(state, event, reason.into()).await)
         }
-        Ok(Err(TxError::Store(error))) | Err(error) => {
-            event.outcome = Outcome::Error;
-            event.reason = Some("unavailable".into());
-            tracing::error!(incident = %event.incident, %error, "sign-in failed: database");
+        Ok(Err(TxError::Store(error))) | Err(error) => Err(database_failure(event, &error)),
+    }
+}
+
+/// Trades an authentication code for a session: the code must be live and, when the request
+/// names a client, issued to it; the member must still be allowed in.
+pub async fn redeem_code(
+    state: &AppState,
+    code: &str,
+    client_id: Option<&str>,
+    attempt: &Attempt,
+) -> Result<(SignedIn, String), SignInError> {
+    let config = state.config.load_full();
+    let mut event = attempt.event(Event::CodeRedeemed);
+    let session_id = sessions::random_token();
+    let now = state.clock.now();
+    let idle_secs = i64::from(config.properties.session_timeout) * 60;
+    let expires_at = now.saturating_add(state.settings.cookie.lifetime_secs);
+    let code_hash = sessions::hash_id(code);
+    let id_hash = sessions::hash_id(&session_id);
+    let client_id = client_id.map(str::to_ascii_lowercase);
+    let client_ip = attempt.client_ip;
+    let replaces = attempt.previous_session.clone();
+    let logged = event.clone();
+    let outcome = state
+        .db
+        .run::<_, StoreError, _>(move |conn| {
+            Ok(conn.transaction(|conn| -> Result<_, TxError> {
+                let code = codes::redeem_code(conn, &code_hash, now)?
+                    .ok_or(TxError::Refused(Reason::InvalidCode, None))?;
+                if client_id.as_ref().is_some_and(|c| *c != code.client_id) {
+                    return Err(TxError::Refused(Reason::InvalidCode, None));
+                }
+                let member = members::lock_member(conn, code.member_id)?
+                    .ok_or(TxError::Refused(Reason::NoMember, None))?;
+                check_state(&member)?;
+                check_api_account(&member, client_ip, &config)?;
+                if let Some(old) = &replaces {
+                    sessions::delete_session(conn, old)?;
+                }
+                sessions::insert_session(
+                    conn,
+                    &NewSession {
+                        id_hash: &id_hash,
+                        member_id: member.id,
+                        provider: &code.provider,
+                        now,
+                        expires_at,
+                    },
+                )?;
+                let mut logged = logged;
+                logged.outcome = Outcome::Success;
+                logged.member_id = Some(member.id);
+                logged.provider = Some(code.provider.clone());
+                logged.email = Some(member.email.clone());
+                audit::insert_event(conn, &logged, now)?;
+                Ok((member, code))
+            }))
+        })
+        .await;
+    match outcome {
+        Ok(Ok((member, code))) => {
+            event.outcome = Outcome::Success;
+            event.member_id = Some(member.id);
+            event.provider = Some(code.provider.clone());
+            event.email = Some(member.email.clone());
             event.trace();
-            Err(SignInError::Unavailable {
-                incident: event.incident,
-            })
+            let view = SessionView {
+                member,
+                provider: code.provider,
+                ends_at: expires_at.min(now.saturating_add(idle_secs)),
+            };
+            Ok((SignedIn { session_id, view }, code.client_id))
         }
+        Ok(Err(TxError::Refused(reason, member_id))) => {
+            event.member_id = member_id;
+            Err(refuse(state, event, reason.into()).await)
+        }
+        Ok(Err(TxError::Store(error))) | Err(error) => Err(database_failure(event, &error)),
+    }
+}
+
+impl Attempt {
+    /// A security-log event of this attempt, a failure until it succeeds.
+    pub fn event(&self, kind: Event) -> SecurityEvent {
+        let mut event = SecurityEvent::new(kind, Outcome::Failure, new_incident_id());
+        event.client_ip = self.client_ip.map(|ip| ip.to_string());
+        event.user_agent = self.user_agent.as_deref().map(|ua| audit::clean(ua, 256));
+        event
+    }
+}
+
+/// The database failed: logged (tracing only: the database is what failed), answered 503.
+fn database_failure(mut event: SecurityEvent, error: &StoreError) -> SignInError {
+    event.outcome = Outcome::Error;
+    event.reason = Some("unavailable".into());
+    tracing::error!(incident = %event.incident, %error, "sign-in failed: database");
+    event.trace();
+    SignInError::Unavailable {
+        incident: event.incident,
     }
 }
 
@@ -190,12 +331,15 @@ async fn refuse(state: &AppState, mut event: SecurityEvent, error: VerifyError) 
 /// The database part of a sign-in, decided in one transaction.
 struct Completion {
     verified: VerifiedToken,
-    id_hash: String,
+    grant: Grant,
+    /// SHA-256 of the new session id or authentication code.
+    secret_hash: String,
     client_ip: Option<IpAddr>,
     now: i64,
     expires_at: i64,
-    api_usernames: Vec<String>,
-    api_ips: Vec<ipnet::IpNet>,
+    config: Arc<IdentityConfig>,
+    /// The browser's previous session (its hash), ended by this sign-in.
+    replaces: Option<String>,
     event: SecurityEvent,
 }
 
@@ -218,66 +362,119 @@ impl From<StoreError> for TxError {
     }
 }
 
-/// The member rules from `no_member` to `replayed`, then the session and the success event, in
+/// The member state rules (`member_inactive`, `member_locked`).
+fn check_state(member: &Member) -> Result<(), TxError> {
+    let refuse = |reason| TxError::Refused(reason, Some(member.id));
+    if !member.status.may_sign_in() {
+        return Err(refuse(Reason::MemberInactive));
+    }
+    if member.locked {
+        return Err(refuse(Reason::MemberLocked));
+    }
+    Ok(())
+}
+
+/// The API-account rule (`api_account_ip`).
+fn check_api_account(
+    member: &Member,
+    client_ip: Option<IpAddr>,
+    config: &IdentityConfig,
+) -> Result<(), TxError> {
+    let properties = &config.properties;
+    if access::api_account_allowed(
+        &member.username,
+        client_ip,
+        &properties.api_account_usernames,
+        &properties.api_account_ips,
+    ) {
+        Ok(())
+    } else {
+        Err(TxError::Refused(Reason::ApiAccountIp, Some(member.id)))
+    }
+}
+
+/// The binding rule (`identity_mismatch`): the member's binding to this provider names this
+/// subject, or there is none yet and this sign-in stores it. Two first sign-ins racing with the
+/// same subject both pass; with different subjects, the second is refused.
+fn check_binding(
+    conn: &mut AnyConnection,
+    member: &Member,
+    provider: &str,
+    subject: Option<&str>,
+    now: i64,
+) -> Result<(), TxError> {
+    let refuse = || TxError::Refused(Reason::IdentityMismatch, Some(member.id));
+    let subject = subject.ok_or_else(refuse)?;
+    let bound = |conn: &mut AnyConnection| -> Result<Option<String>, TxError> {
+        Ok(members::bindings_of(conn, member.id)?
+            .into_iter()
+            .find(|b| b.provider == provider)
+            .map(|b| b.subject))
+    };
+    let stored = match bound(conn)? {
+        Some(stored) => stored,
+        None if members::bind_subject(conn, member.id, provider, subject, now)? => return Ok(()),
+        // Another sign-in bound this member (or bound this subject elsewhere) meanwhile.
+        None => bound(conn)?.ok_or_else(refuse)?,
+    };
+    if stored == subject {
+        Ok(())
+    } else {
+        Err(refuse())
+    }
+}
+
+/// The member rules from `no_member` to `replayed`, then the grant and the success event, in
 /// one transaction: a refusal stores nothing (no binding, no used token).
 ///
 /// The replay guard's row is written first: that takes SQLite's write lock at the start (so
 /// concurrent sign-ins queue instead of failing), and of two concurrent uses of one token exactly
-/// one finds the row absent. Its answer is applied last, in table order.
-fn complete(conn: &mut AnyConnection, work: Completion) -> Result<(Member, String, i64), TxError> {
+/// one finds the row absent. Its answer is applied last, in table order. The member's row is
+/// locked next, so that a concurrent lock, unbind or removal either comes before this sign-in
+/// (and is seen) or after it (and ends the new session).
+fn complete(conn: &mut AnyConnection, work: Completion) -> Result<(Member, String), TxError> {
     conn.transaction(|conn| {
         let v = &work.verified;
         let first_use = sessions::remember_token(conn, &v.fingerprint, v.usable_until)?;
         let member = members::find_member_by_email(conn, &v.email)?
             .ok_or(TxError::Refused(Reason::NoMember, None))?;
-        let refuse = |reason| TxError::Refused(reason, Some(member.id));
-        if !member.status.may_sign_in() {
-            return Err(refuse(Reason::MemberInactive));
-        }
-        if member.locked {
-            return Err(refuse(Reason::MemberLocked));
-        }
-        let subject = v
-            .subject
-            .as_deref()
-            .ok_or(refuse(Reason::IdentityMismatch))?;
-        let bound = members::bindings_of(conn, member.id)?
-            .into_iter()
-            .find(|b| b.provider == v.provider);
-        match bound {
-            Some(binding) if binding.subject == subject => {}
-            Some(_) => return Err(refuse(Reason::IdentityMismatch)),
-            None => {
-                if !members::bind_subject(conn, member.id, &v.provider, subject, work.now)? {
-                    return Err(refuse(Reason::IdentityMismatch));
-                }
-            }
-        }
-        if !access::api_account_allowed(
-            &member.username,
-            work.client_ip,
-            &work.api_usernames,
-            &work.api_ips,
-        ) {
-            return Err(refuse(Reason::ApiAccountIp));
-        }
+        let member = members::lock_member(conn, member.id)?
+            .ok_or(TxError::Refused(Reason::NoMember, None))?;
+        check_state(&member)?;
+        check_binding(conn, &member, &v.provider, v.subject.as_deref(), work.now)?;
+        check_api_account(&member, work.client_ip, &work.config)?;
         if !first_use {
-            return Err(refuse(Reason::Replayed));
+            return Err(TxError::Refused(Reason::Replayed, Some(member.id)));
         }
-        sessions::insert_session(
-            conn,
-            &NewSession {
-                id_hash: &work.id_hash,
-                member_id: member.id,
-                provider: &v.provider,
-                now: work.now,
-                expires_at: work.expires_at,
-            },
-        )?;
+        if let Some(old) = &work.replaces {
+            sessions::delete_session(conn, old)?;
+        }
+        match &work.grant {
+            Grant::Session => sessions::insert_session(
+                conn,
+                &NewSession {
+                    id_hash: &work.secret_hash,
+                    member_id: member.id,
+                    provider: &v.provider,
+                    now: work.now,
+                    expires_at: work.expires_at,
+                },
+            )?,
+            Grant::Code { client_id } => codes::insert_code(
+                conn,
+                &StoredCode {
+                    code_hash: work.secret_hash.clone(),
+                    member_id: member.id,
+                    client_id: client_id.clone(),
+                    provider: v.provider.clone(),
+                    expires_at: work.expires_at,
+                },
+            )?,
+        }
         let mut event = work.event.clone();
         event.outcome = Outcome::Success;
         event.member_id = Some(member.id);
         audit::insert_event(conn, &event, work.now)?;
-        Ok((member, v.provider.clone(), work.expires_at))
+        Ok((member, v.provider.clone()))
     })
 }

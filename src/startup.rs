@@ -155,9 +155,10 @@ async fn purge_expired(state: web::Data<AppState>) {
     }
 }
 
-/// Request logging: method, path (never the query, which may hold codes or tokens), status, time.
+/// Request logging: the TCP peer (never a forwarded address a client could write), method,
+/// path (never the query, which may hold codes or tokens), status, time.
 fn access_log() -> actix_web::middleware::Logger {
-    actix_web::middleware::Logger::new("%{r}a \"%{method}xi %U\" %s %Dms")
+    actix_web::middleware::Logger::new("%a \"%{method}xi %U\" %s %Dms")
         .custom_request_replace("method", |req| req.method().to_string())
         .log_target("idgate::http")
 }

@@ -36,6 +36,11 @@ pub fn client_ip(
     leftmost
 }
 
+/// Whether the TCP peer is one of `trusted_proxies` (IPv4-mapped IPv6 peers compare as IPv4).
+pub fn is_trusted_proxy(peer: IpAddr, trusted_proxies: &[IpNet]) -> bool {
+    is_in(canonical(peer), trusted_proxies)
+}
+
 /// Whether an API account (`username` in `apiAccountUsernames`) may sign in from `ip`; any
 /// other member may, from anywhere. An empty `apiAccountIPs` lets no API account in.
 pub fn api_account_allowed(
@@ -130,6 +135,9 @@ mod tests {
             Some(ip("198.51.100.7"))
         );
         assert_eq!(client_ip(peer, &["unknown"], &trusted), None);
+        // Bytes a client sent that are not text still count as a hop that cannot be read.
+        assert_eq!(client_ip(peer, &["\u{fffd}, 10.0.0.5"], &trusted), None);
+        assert!(is_trusted_proxy(ip("::ffff:127.0.0.1"), &trusted));
         assert_eq!(
             client_ip(ip("::ffff:127.0.0.1"), &["192.0.2.1"], &trusted),
             Some(ip("192.0.2.1"))

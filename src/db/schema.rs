@@ -60,6 +60,30 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    login_flows (state_hash) {
+        state_hash -> Text,
+        browser_hash -> Text,
+        provider -> Text,
+        nonce -> Text,
+        code_verifier -> Text,
+        redirect_uri -> Text,
+        redirect -> Nullable<Text>,
+        expires_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    auth_codes (code_hash) {
+        code_hash -> Text,
+        member_id -> BigInt,
+        client_id -> Text,
+        provider -> Text,
+        expires_at -> BigInt,
+    }
+}
+
 diesel::joinable!(member_bindings -> members (member_id));
+diesel::joinable!(auth_codes -> members (member_id));
 diesel::joinable!(sessions -> members (member_id));
-diesel::allow_tables_to_appear_in_same_query!(members, member_bindings, sessions);
+diesel::allow_tables_to_appear_in_same_query!(members, member_bindings, sessions, auth_codes);

@@ -74,6 +74,18 @@ pub fn find_member_by_id(conn: &mut AnyConnection, id: i64) -> Result<Option<Mem
         .transpose()
 }
 
+/// The member with this id, its row locked until the transaction ends (PostgreSQL; SQLite's
+/// write lock, taken earlier in the transaction, covers the whole database).
+pub fn lock_member(conn: &mut AnyConnection, id: i64) -> Result<Option<Member>, StoreError> {
+    let updated = diesel::update(members::table.find(id))
+        .set(members::updated_at.eq(members::updated_at))
+        .execute(conn)?;
+    if updated == 0 {
+        return Ok(None);
+    }
+    find_member_by_id(conn, id)
+}
+
 /// The member who holds this username, if any.
 pub fn find_member_by_username(
     conn: &mut AnyConnection,
@@ -165,18 +177,20 @@ pub fn set_locked(
     locked: bool,
     now: i64,
 ) -> Result<Option<Member>, StoreError> {
-    let changed = diesel::update(members::table)
-        .filter(members::email_normalized.eq(email.normalized()))
-        .set((members::locked.eq(locked), members::updated_at.eq(now)))
-        .execute(conn)?;
-    if changed == 0 {
-        return Ok(None);
-    }
-    let member = find_member_by_email(conn, email)?;
-    if locked && let Some(m) = &member {
-        crate::sessions::delete_member_sessions(conn, m.id)?;
-    }
-    Ok(member)
+    conn.transaction(|conn| {
+        let changed = diesel::update(members::table)
+            .filter(members::email_normalized.eq(email.normalized()))
+            .set((members::locked.eq(locked), members::updated_at.eq(now)))
+            .execute(conn)?;
+        if changed == 0 {
+            return Ok(None);
+        }
+        let member = find_member_by_email(conn, email)?;
+        if locked && let Some(m) = &member {
+            crate::sessions::delete_member_sessions(conn, m.id)?;
+        }
+        Ok(member)
+    })
 }
 
 /// Removes a member and their bindings; false when there was no such member.
@@ -185,6 +199,7 @@ pub fn remove_member(conn: &mut AnyConnection, email: &Email) -> Result<bool, St
         let Some(member) = find_member_by_email(conn, email)? else {
             return Ok(false);
         };
+        lock_member(conn, member.id)?;
         diesel::delete(member_bindings::table.filter(member_bindings::member_id.eq(member.id)))
             .execute(conn)?;
         crate::sessions::delete_member_sessions(conn, member.id)?;
@@ -256,6 +271,8 @@ pub fn unbind(
         let Some(member) = find_member_by_email(conn, email)? else {
             return Ok(None);
         };
+        // Waits for a sign-in of this member in progress, whose session then ends here too.
+        lock_member(conn, member.id)?;
         let mine = member_bindings::table.filter(member_bindings::member_id.eq(member.id));
         // Sessions signed in through an unbound provider end with the binding.
         let removed = match provider {

@@ -25,6 +25,18 @@ pub enum FetchError {
     Invalid { url: String, reason: String },
 }
 
+impl FetchError {
+    /// Whether the provider is unreachable rather than answering wrongly: a network error or
+    /// timeout, a 5xx, or 429. Only then do the last good keys stay in use.
+    pub fn is_outage(&self) -> bool {
+        match self {
+            FetchError::Unreachable { .. } => true,
+            FetchError::Status { status, .. } => *status >= 500 || *status == 429,
+            FetchError::TooLarge { .. } | FetchError::Invalid { .. } => false,
+        }
+    }
+}
+
 /// A fetched body and how long it may be cached, in seconds.
 #[derive(Debug)]
 pub struct Fetched {

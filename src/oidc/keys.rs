@@ -44,6 +44,8 @@ pub struct Metadata {
     pub authorization_endpoint: String,
     pub token_endpoint: Option<String>,
     pub userinfo_endpoint: Option<String>,
+    /// Whether authorization responses carry `iss` (RFC 9207), so that its absence is an error.
+    pub iss_parameter_supported: bool,
 }
 
 /// One key of a JWKS, with the members the crate's key type does not expose (the curve).
@@ -181,8 +183,8 @@ impl KeySet {
 #[derive(Debug, Default)]
 struct ProviderCache {
     current: RwLock<Option<Arc<KeySet>>>,
-    /// Held while fetching, so that concurrent requests share one fetch.
-    refresh: tokio::sync::Mutex<RefreshState>,
+    /// Held while deciding and fetching, so that concurrent requests share one fetch.
+    refresh: Arc<tokio::sync::Mutex<RefreshState>>,
 }
 
 #[derive(Debug, Default)]
@@ -200,9 +202,9 @@ impl ProviderCache {
         self.current.read().map_or(None, |guard| guard.clone())
     }
 
-    fn replace(&self, keys: Arc<KeySet>) {
+    fn set(&self, keys: Option<Arc<KeySet>>) {
         if let Ok(mut guard) = self.current.write() {
-            *guard = Some(keys);
+            *guard = keys;
         }
     }
 }
@@ -216,9 +218,14 @@ enum Want {
     UnknownKey,
 }
 
-/// Metadata and keys of every provider, shared by all requests.
-#[derive(Debug)]
+/// Metadata and keys of every provider, shared by all requests (cheap to clone).
+#[derive(Debug, Clone)]
 pub struct KeyStore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
     fetcher: Fetcher,
     clock: Arc<dyn Clock>,
     caches: Mutex<HashMap<String, Arc<ProviderCache>>>,
@@ -229,26 +236,33 @@ pub struct KeyStore {
 impl KeyStore {
     pub fn new(fetcher: Fetcher, clock: Arc<dyn Clock>) -> Self {
         KeyStore {
-            fetcher,
-            clock,
-            caches: Mutex::new(HashMap::new()),
-            jwks_fetches: AtomicU64::new(0),
-            discovery_fetches: AtomicU64::new(0),
+            inner: Arc::new(Inner {
+                fetcher,
+                clock,
+                caches: Mutex::new(HashMap::new()),
+                jwks_fetches: AtomicU64::new(0),
+                discovery_fetches: AtomicU64::new(0),
+            }),
         }
+    }
+
+    /// The HTTP client for provider requests.
+    pub fn fetcher(&self) -> &Fetcher {
+        &self.inner.fetcher
     }
 
     /// How many JWKS fetches were attempted since start.
     pub fn jwks_fetches(&self) -> u64 {
-        self.jwks_fetches.load(Ordering::Relaxed)
+        self.inner.jwks_fetches.load(Ordering::Relaxed)
     }
 
     /// How many discovery fetches were attempted since start.
     pub fn discovery_fetches(&self) -> u64 {
-        self.discovery_fetches.load(Ordering::Relaxed)
+        self.inner.discovery_fetches.load(Ordering::Relaxed)
     }
 
     fn cache(&self, provider: &Provider) -> Arc<ProviderCache> {
-        let mut caches = match self.caches.lock() {
+        let mut caches = match self.inner.caches.lock() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         };
@@ -264,11 +278,11 @@ impl KeyStore {
         let cache = self.cache(provider);
         let seen = cache.current();
         if let Some(keys) = &seen
-            && self.clock.now() < keys.expires_at
+            && self.inner.clock.now() < keys.expires_at
         {
             return Ok(keys.clone());
         }
-        self.refresh(&cache, provider, seen, Want::Fresh).await
+        self.refresh(cache, provider, seen, Want::Fresh).await
     }
 
     /// The provider's keys after a token named a key that `seen` lacks: refetched unless the
@@ -279,32 +293,27 @@ impl KeyStore {
         seen: &Arc<KeySet>,
     ) -> Result<Arc<KeySet>, KeyError> {
         let cache = self.cache(provider);
-        self.refresh(&cache, provider, Some(seen.clone()), Want::UnknownKey)
+        self.refresh(cache, provider, Some(seen.clone()), Want::UnknownKey)
             .await
     }
 
     async fn refresh(
         &self,
-        cache: &ProviderCache,
+        cache: Arc<ProviderCache>,
         provider: &Provider,
         seen: Option<Arc<KeySet>>,
         want: Want,
     ) -> Result<Arc<KeySet>, KeyError> {
-        let mut state = cache.refresh.lock().await;
+        let mut state = cache.refresh.clone().lock_owned().await;
         let current = cache.current();
-        let now = self.clock.now();
-        let usable = |keys: &Option<Arc<KeySet>>| {
-            keys.as_ref()
-                .filter(|k| now < k.expires_at.saturating_add(STALE_GRACE_SECS))
-                .cloned()
-        };
+        let now = self.inner.clock.now();
         // Another request refreshed while this one waited: use its result.
         let replaced = match (&current, &seen) {
             (Some(c), Some(s)) => !Arc::ptr_eq(c, s),
             (Some(_), None) => true,
             _ => false,
         };
-        if replaced && let Some(keys) = usable(&current) {
+        if replaced && let Some(keys) = usable(&current, now) {
             let fresh_enough = want == Want::UnknownKey || now < keys.expires_at;
             if fresh_enough {
                 return Ok(keys);
@@ -314,7 +323,7 @@ impl KeyStore {
             .last_attempt
             .is_none_or(|at| now.saturating_sub(at) >= REFETCH_INTERVAL_SECS);
         if !window_open {
-            return match (usable(&current), state.last_error.clone()) {
+            return match (usable(&current, now), state.last_error.clone()) {
                 (Some(keys), _) => Ok(keys),
                 (None, Some(error)) => Err(error),
                 (None, None) => Err(KeyError::Fetch(FetchError::Unreachable {
@@ -324,11 +333,52 @@ impl KeyStore {
             };
         }
         state.last_attempt = Some(now);
-        match self.fetch(provider, &mut state, now).await {
+        // The fetch runs as a task of its own, holding the refresh lock: a request that gives
+        // up waiting (its client went away) does not abandon the fetch the others wait for.
+        let (inner, provider) = (self.inner.clone(), provider.clone());
+        let task = tokio::spawn(async move {
+            let result = inner.fetch(&provider, &mut state, now).await;
+            inner.settle(&cache, &provider, &mut state, current, result, now, want)
+        });
+        task.await.unwrap_or_else(|e| {
+            Err(KeyError::Fetch(FetchError::Unreachable {
+                url: String::new(),
+                reason: format!("the key refresh did not finish: {e}"),
+            }))
+        })
+    }
+}
+
+/// The keys, if they are within their lifetime plus the grace for outages.
+fn usable(keys: &Option<Arc<KeySet>>, now: i64) -> Option<Arc<KeySet>> {
+    keys.as_ref()
+        .filter(|k| now < k.expires_at.saturating_add(STALE_GRACE_SECS))
+        .cloned()
+}
+
+impl Inner {
+    /// Stores the outcome of a fetch. A failure keeps the last good keys only when the
+    /// provider is unreachable (network error, 5xx, 429); a provider that answers with another
+    /// issuer, an unusable document or a 4xx loses its cached keys at once.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one call site, all parts of one refresh"
+    )]
+    fn settle(
+        &self,
+        cache: &ProviderCache,
+        provider: &Provider,
+        state: &mut RefreshState,
+        current: Option<Arc<KeySet>>,
+        result: Result<KeySet, KeyError>,
+        now: i64,
+        want: Want,
+    ) -> Result<Arc<KeySet>, KeyError> {
+        match result {
             Ok(keys) => {
                 state.last_error = None;
                 let keys = Arc::new(keys);
-                cache.replace(keys.clone());
+                cache.set(Some(keys.clone()));
                 tracing::info!(
                     provider = %provider.id,
                     keys = keys.len(),
@@ -339,12 +389,17 @@ impl KeyStore {
             }
             Err(error) => {
                 state.last_error = Some(error.clone());
-                match usable(&current) {
+                let outage = matches!(&error, KeyError::Fetch(e) if e.is_outage());
+                match usable(&current, now).filter(|_| outage) {
                     Some(keys) => {
                         tracing::warn!(provider = %provider.id, %error, "cannot refresh the provider's keys; using the last good ones");
                         Ok(keys)
                     }
                     None => {
+                        if !outage {
+                            cache.set(None);
+                            state.metadata = None;
+                        }
                         tracing::warn!(provider = %provider.id, %error, "cannot fetch the provider's keys");
                         Err(error)
                     }
@@ -386,11 +441,14 @@ impl KeyStore {
         let url = format!("{}/.well-known/openid-configuration", provider.authority());
         self.discovery_fetches.fetch_add(1, Ordering::Relaxed);
         let fetched = self.fetcher.get(&url).await?;
+        let invalid = |reason: String| FetchError::Invalid {
+            url: url.clone(),
+            reason,
+        };
         let parsed: CoreProviderMetadata =
-            serde_json::from_slice(&fetched.body).map_err(|e| FetchError::Invalid {
-                url: url.clone(),
-                reason: e.to_string(),
-            })?;
+            serde_json::from_slice(&fetched.body).map_err(|e| invalid(e.to_string()))?;
+        let extra: ExtraMetadata =
+            serde_json::from_slice(&fetched.body).map_err(|e| invalid(e.to_string()))?;
         let issuer = parsed.issuer().as_str();
         if issuer.trim_end_matches('/') != provider.authority() {
             return Err(KeyError::IssuerMismatch {
@@ -404,9 +462,20 @@ impl KeyStore {
             authorization_endpoint: parsed.authorization_endpoint().as_str().to_string(),
             token_endpoint: parsed.token_endpoint().map(|u| u.as_str().to_string()),
             userinfo_endpoint: parsed.userinfo_endpoint().map(|u| u.as_str().to_string()),
+            iss_parameter_supported: extra
+                .authorization_response_iss_parameter_supported
+                .unwrap_or(false),
         };
         Ok((metadata, fetched.ttl_secs))
     }
+}
+
+/// Discovery members the crate's metadata type does not carry.
+#[derive(Deserialize)]
+struct ExtraMetadata {
+    /// RFC 9207: the provider sends `iss` with every authorization response.
+    #[serde(default)]
+    authorization_response_iss_parameter_supported: Option<bool>,
 }
 
 /// The keys of a JWKS document; keys idgate cannot read are skipped, as RFC 7517 asks.
@@ -461,6 +530,7 @@ mod tests {
                 authorization_endpoint: String::new(),
                 token_endpoint: None,
                 userinfo_endpoint: None,
+                iss_parameter_supported: false,
             }),
             keys: keys.iter().map(|k| key(k)).collect(),
             expires_at: 0,

@@ -50,12 +50,6 @@ pub fn parse(raw: &str) -> Result<UnverifiedToken<'_>, Reason> {
     let header = strict_object(&decode(header_b64)?)?;
     let claims = strict_object(&decode(payload_b64)?)?;
     let signature = decode(signature_b64)?;
-    let kid = match header.get("kid") {
-        None => None,
-        Some(Value::String(kid)) => Some(kid.clone()),
-        Some(_) => return Err(Reason::Malformed),
-    };
-
     let alg = match header.get("alg") {
         Some(Value::String(alg)) => ALLOWED_ALGS.iter().find(|a| **a == alg.as_str()),
         _ => None,
@@ -72,6 +66,13 @@ pub fn parse(raw: &str) -> Result<UnverifiedToken<'_>, Reason> {
         Some(Value::String(typ)) if typ.eq_ignore_ascii_case("JWT") => {}
         Some(_) => return Err(Reason::WrongTokenType),
     }
+
+    // A `kid` that is not a string names no key.
+    let kid = match header.get("kid") {
+        None => None,
+        Some(Value::String(kid)) => Some(kid.clone()),
+        Some(_) => return Err(Reason::UnknownKey),
+    };
 
     Ok(UnverifiedToken {
         signing_input: &raw[..header_b64.len() + 1 + payload_b64.len()],
@@ -309,8 +310,10 @@ mod tests {
     }
 
     #[test]
-    fn a_kid_that_is_not_a_string_is_malformed() {
+    fn a_kid_that_is_not_a_string_names_no_key_and_comes_after_the_algorithm() {
         let raw = token(r#"{"alg":"RS256","kid":7}"#, PAYLOAD, b"s");
-        assert_eq!(parse(&raw), Err(Reason::Malformed));
+        assert_eq!(parse(&raw), Err(Reason::UnknownKey));
+        let raw = token(r#"{"alg":"none","kid":7}"#, PAYLOAD, b"s");
+        assert_eq!(parse(&raw), Err(Reason::UnsupportedAlg));
     }
 }

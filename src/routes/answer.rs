@@ -16,10 +16,13 @@ use crate::reason::Reason;
 pub enum Format {
     Json,
     Xml,
+    /// A person's browser: pages, not data.
+    Html,
 }
 
 impl Format {
-    /// XML when `Accept` names `application/xml` (or `text/xml`) ahead of JSON; else JSON.
+    /// The first of `text/html`, `application/xml` (or `text/xml`) and `application/json` that
+    /// `Accept` names (browsers name HTML first); JSON when it names none of them.
     pub fn of(req: &HttpRequest) -> Format {
         let accept = req
             .headers()
@@ -28,15 +31,23 @@ impl Format {
             .collect::<Vec<_>>()
             .join(",")
             .to_ascii_lowercase();
-        let position = |needle: &str| accept.find(needle);
-        let xml = [position("application/xml"), position("text/xml")]
-            .into_iter()
-            .flatten()
-            .min();
-        match (xml, position("application/json")) {
-            (Some(x), Some(j)) if x < j => Format::Xml,
-            (Some(_), None) => Format::Xml,
-            _ => Format::Json,
+        [
+            ("text/html", Format::Html),
+            ("application/xml", Format::Xml),
+            ("text/xml", Format::Xml),
+            ("application/json", Format::Json),
+        ]
+        .into_iter()
+        .filter_map(|(needle, format)| accept.find(needle).map(|at| (at, format)))
+        .min_by_key(|(at, _)| *at)
+        .map_or(Format::Json, |(_, format)| format)
+    }
+
+    /// For data endpoints that have no page: HTML becomes JSON.
+    pub fn data(self) -> Format {
+        match self {
+            Format::Html => Format::Json,
+            other => other,
         }
     }
 }
@@ -52,6 +63,8 @@ pub enum Failure {
     DuplicateParameter,
     /// The `action` parameter names nothing idgate does.
     UnknownAction,
+    /// An ID token in the URL of a POST.
+    TokenInUrl,
     /// The method cannot be used for this action.
     MethodNotAllowed,
     /// No valid session.
@@ -67,6 +80,7 @@ impl Failure {
             Failure::MissingParameter => "missing_parameter",
             Failure::DuplicateParameter => "duplicate_parameter",
             Failure::UnknownAction => "unknown_action",
+            Failure::TokenInUrl => "token_in_url",
             Failure::MethodNotAllowed => "method_not_allowed",
             Failure::NoSession => "no_session",
             Failure::Unavailable => "unavailable",
@@ -76,9 +90,10 @@ impl Failure {
     pub fn status(self) -> StatusCode {
         match self {
             Failure::Refused(reason) => reason.status(),
-            Failure::MissingParameter | Failure::DuplicateParameter | Failure::UnknownAction => {
-                StatusCode::BAD_REQUEST
-            }
+            Failure::MissingParameter
+            | Failure::DuplicateParameter
+            | Failure::UnknownAction
+            | Failure::TokenInUrl => StatusCode::BAD_REQUEST,
             Failure::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Failure::NoSession => StatusCode::UNAUTHORIZED,
             Failure::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -91,6 +106,7 @@ impl Failure {
             Failure::MissingParameter => "A required parameter is missing.",
             Failure::DuplicateParameter => "A parameter was sent more than once.",
             Failure::UnknownAction => "The action is not one idgate knows.",
+            Failure::TokenInUrl => "ID tokens are sent in the request body, never in the URL.",
             Failure::MethodNotAllowed => "This action cannot be done with this method.",
             Failure::NoSession => "There is no valid session.",
             Failure::Unavailable => {
@@ -120,16 +136,72 @@ struct SessionXml<'a> {
 #[template(path = "xml/signed_out.xml")]
 struct SignedOutXml;
 
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    heading: &'a str,
+    message: &'a str,
+    incident: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "signed_out.html")]
+struct SignedOutPage;
+
+impl Failure {
+    /// What a person is told: friendly, never the reason itself (that is in the security log).
+    fn page_text(self) -> (&'static str, &'static str) {
+        match self {
+            Failure::Refused(Reason::BadState) => (
+                "This sign-in has expired",
+                "It took too long, was already finished, or was started in another browser. Please start again.",
+            ),
+            Failure::Refused(Reason::ProviderError) => (
+                "Sign-in was not completed",
+                "The identity provider did not sign you in. You can try again.",
+            ),
+            Failure::Refused(_) | Failure::NoSession => (
+                "We could not sign you in",
+                "Please try again. If it keeps happening, contact your administrator.",
+            ),
+            Failure::Unavailable => (
+                "The service is temporarily unavailable",
+                "Please try again in a few moments.",
+            ),
+            Failure::MissingParameter
+            | Failure::DuplicateParameter
+            | Failure::UnknownAction
+            | Failure::TokenInUrl
+            | Failure::MethodNotAllowed => (
+                "This request could not be handled",
+                "The link or form you used is incomplete or invalid. Please start again.",
+            ),
+        }
+    }
+}
+
 /// The error answer for `failure`, tied to the security log by `incident`.
 pub fn failure(format: Format, failure: Failure, incident: &str) -> HttpResponse {
     let mut builder = HttpResponse::build(failure.status());
     if failure == Failure::MethodNotAllowed {
         builder.insert_header(("Allow", "POST"));
     }
+    builder.insert_header(("Cache-Control", "no-store"));
     match format {
         Format::Json => builder.json(json!({
             "error": { "id": failure.id(), "message": failure.message(), "incident": incident }
         })),
+        Format::Html => {
+            let (heading, message) = failure.page_text();
+            page(
+                builder,
+                &ErrorPage {
+                    heading,
+                    message,
+                    incident,
+                },
+            )
+        }
         Format::Xml => xml(
             builder,
             &ErrorXml {
@@ -176,8 +248,8 @@ pub fn session(
 ) -> HttpResponse {
     let expires_at = rfc3339(view.ends_at);
     builder.insert_header(("Cache-Control", "no-store"));
-    match format {
-        Format::Json => builder.json(SessionJson {
+    match format.data() {
+        Format::Json | Format::Html => builder.json(SessionJson {
             member: MemberJson {
                 id: view.member.id,
                 email: &view.member.email,
@@ -205,10 +277,30 @@ pub fn signed_out(format: Format, mut builder: HttpResponseBuilder) -> HttpRespo
     match format {
         Format::Json => builder.json(json!({ "status": "signed-out" })),
         Format::Xml => xml(builder, &SignedOutXml),
+        Format::Html => page(builder, &SignedOutPage),
     }
 }
 
-fn xml(mut builder: HttpResponseBuilder, template: &impl Template) -> HttpResponse {
+/// Renders an HTML page into `builder`.
+pub fn page(mut builder: HttpResponseBuilder, template: &impl Template) -> HttpResponse {
+    match template.render() {
+        Ok(body) => builder
+            .insert_header((CONTENT_TYPE, "text/html; charset=utf-8"))
+            .insert_header(("X-Frame-Options", "DENY"))
+            .insert_header((
+                "Content-Security-Policy",
+                "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+            ))
+            .body(body),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot render a page");
+            HttpResponse::InternalServerError().finish()
+        }
+    }
+}
+
+/// Renders an XML answer into `builder`.
+pub fn xml(mut builder: HttpResponseBuilder, template: &impl Template) -> HttpResponse {
     match template.render() {
         Ok(body) => builder
             .insert_header((CONTENT_TYPE, "application/xml; charset=utf-8"))

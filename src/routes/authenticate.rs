@@ -1,25 +1,42 @@
-//! `GET|POST /authenticate` and `POST /logout` (SPEC §4): direct sign-in with an ID token, and
-//! sign-out.
+//! `GET|POST /authenticate` and `POST /logout` (SPEC §4): sign-in with an ID token, one-time
+//! authentication codes for registered document apps, and sign-out.
 
 use actix_web::http::Method;
+use actix_web::http::header::LOCATION;
 use actix_web::{HttpRequest, HttpResponse, web};
+use serde_json::json;
 
 use super::answer::{self, Failure, Format};
+use super::cors;
 use super::request::{self, Params};
 use crate::audit::{self, Event, Outcome, SecurityEvent};
 use crate::error::new_incident_id;
+use crate::flows;
 use crate::members::StoreError;
+use crate::reason::Reason;
 use crate::sessions;
-use crate::signin::{self, SignInError};
+use crate::signin::{self, Expected, Grant, Granted, SignInError, SignedIn};
 use crate::startup::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/authenticate")
             .route(web::get().to(authenticate))
-            .route(web::post().to(authenticate)),
+            .route(web::post().to(authenticate))
+            .route(web::method(Method::OPTIONS).to(preflight)),
     )
     .service(web::resource("/logout").route(web::post().to(logout)));
+}
+
+#[derive(askama::Template)]
+#[template(path = "xml/auth_code.xml")]
+struct AuthCodeXml<'a> {
+    code: &'a str,
+    expires_in: i64,
+}
+
+async fn preflight(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    cors::preflight(&req, &state, "GET, POST")
 }
 
 async fn authenticate(
@@ -27,51 +44,206 @@ async fn authenticate(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    let format = Format::of(&req);
+    let mut response = dispatch(&req, &body, &state).await;
+    cors::allow_origin(&req, &state, &mut response);
+    response
+}
+
+async fn dispatch(req: &HttpRequest, body: &[u8], state: &AppState) -> HttpResponse {
+    let format = Format::of(req);
     let is_post = req.method() == Method::POST;
     let query = req.query_string().as_bytes();
     let params = if is_post {
-        Params::parse(&[query, &body])
+        Params::parse(&[query, body])
     } else {
         Params::parse(&[query])
     };
     let params = match params {
         Ok(params) => params,
-        Err(failure) => return answer::failure(format, failure, &new_incident_id()),
+        Err(failure) => return fail(req, state, format, None, failure).await,
     };
-    match params.get("action") {
-        Some("logout") => sign_out(&req, &state, format).await,
-        Some("login") if !is_post => {
-            // Tokens never travel in URLs, where logs and browser history keep them.
-            answer::failure(format, Failure::MethodNotAllowed, &new_incident_id())
+    let action = params.get("action");
+    let failure = |failure| fail(req, state, format, action, failure);
+    if is_post && Params::parse(&[query]).is_ok_and(|q| q.get("id_token").is_some()) {
+        // A token in a POST's URL still reaches access logs: refused, not used.
+        return failure(Failure::TokenInUrl).await;
+    }
+    match (action, is_post) {
+        (Some("logout"), _) => sign_out(req, state, format).await,
+        (Some("login"), _) if params.get("auth_code").is_some() => {
+            redeem(req, state, format, &params, is_post).await
         }
-        Some("login") => match params.get("id_token") {
-            Some(token) => sign_in(&req, &state, format, token).await,
-            None => answer::failure(format, Failure::MissingParameter, &new_incident_id()),
+        // Tokens never travel in URLs, where logs and browser history keep them.
+        (Some("login" | "code"), false) => failure(Failure::MethodNotAllowed).await,
+        (Some("login"), true) => match params.get("id_token") {
+            Some(token) => sign_in(req, state, format.data(), token).await,
+            None => failure(Failure::MissingParameter).await,
         },
-        Some(_) => answer::failure(format, Failure::UnknownAction, &new_incident_id()),
-        None => answer::failure(format, Failure::MissingParameter, &new_incident_id()),
+        (Some("code"), true) => match (params.get("id_token"), params.get("client_id")) {
+            (Some(token), Some(client_id)) => {
+                issue_code(req, state, format.data(), token, client_id).await
+            }
+            _ => failure(Failure::MissingParameter).await,
+        },
+        (Some(_), _) => failure(Failure::UnknownAction).await,
+        (None, _) => failure(Failure::MissingParameter).await,
     }
 }
 
+/// Answers a request refused before any token was looked at, and writes it to the security
+/// log like every other attempt.
+async fn fail(
+    req: &HttpRequest,
+    state: &AppState,
+    format: Format,
+    action: Option<&str>,
+    failure: Failure,
+) -> HttpResponse {
+    let kind = match action {
+        Some("logout") => Event::Logout,
+        Some("code") => Event::CodeIssued,
+        _ => Event::Login,
+    };
+    let mut event = request::attempt(req, state).event(kind);
+    event.reason = Some(failure.id().to_string());
+    log_event(state, &event).await;
+    answer::failure(format, failure, &event.incident)
+}
+
+/// Writes an event to the log and the database (a database failure is logged, not answered).
+async fn log_event(state: &AppState, event: &SecurityEvent) {
+    event.trace();
+    let at = state.clock.now();
+    let stored = event.clone();
+    if let Err(error) = state
+        .db
+        .run(move |conn| audit::insert_event(conn, &stored, at))
+        .await
+    {
+        tracing::error!(incident = %event.incident, %error, "cannot write the security log");
+    }
+}
+
+fn refused(format: Format, error: SignInError) -> HttpResponse {
+    match error {
+        SignInError::Refused { reason, incident } => {
+            answer::failure(format, Failure::Refused(reason), &incident)
+        }
+        SignInError::Unavailable { incident } => {
+            answer::failure(format, Failure::Unavailable, &incident)
+        }
+    }
+}
+
+/// A session answer with its cookie.
+pub fn with_session(
+    req: &HttpRequest,
+    state: &AppState,
+    format: Format,
+    signed_in: SignedIn,
+) -> HttpResponse {
+    let cookie = state
+        .settings
+        .cookie
+        .session_cookie(signed_in.session_id, request::is_https(req, state));
+    let mut builder = HttpResponse::Ok();
+    builder.cookie(cookie);
+    answer::session(format, builder, &signed_in.view)
+}
+
 async fn sign_in(req: &HttpRequest, state: &AppState, format: Format, token: &str) -> HttpResponse {
-    let attempt = request::attempt(req, &state.config.load());
-    match signin::sign_in(state, token, None, &attempt).await {
-        Ok(signed_in) => {
+    let attempt = request::attempt(req, state);
+    match signin::sign_in(state, token, Expected::default(), Grant::Session, &attempt).await {
+        Ok(Granted::Session(signed_in)) => with_session(req, state, format, signed_in),
+        Ok(Granted::Code { .. }) => {
+            answer::failure(format, Failure::Unavailable, &new_incident_id())
+        }
+        Err(error) => refused(format, error),
+    }
+}
+
+/// `action=code`: a registered client trades an ID token for a one-time authentication code.
+async fn issue_code(
+    req: &HttpRequest,
+    state: &AppState,
+    format: Format,
+    token: &str,
+    client_id: &str,
+) -> HttpResponse {
+    let config = state.config.load_full();
+    let attempt = request::attempt(req, state);
+    let Some(client) = config.client(client_id) else {
+        let mut event = attempt.event(Event::CodeIssued);
+        event.reason = Some(Reason::UnknownClient.code().into());
+        log_event(state, &event).await;
+        return answer::failure(
+            format,
+            Failure::Refused(Reason::UnknownClient),
+            &event.incident,
+        );
+    };
+    let grant = Grant::Code {
+        client_id: client.id.clone(),
+    };
+    match signin::sign_in(state, token, Expected::default(), grant, &attempt).await {
+        Ok(Granted::Code { code, expires_in }) => match format {
+            Format::Xml => {
+                let mut builder = HttpResponse::Ok();
+                builder.insert_header(("Cache-Control", "no-store"));
+                answer::xml(
+                    builder,
+                    &AuthCodeXml {
+                        code: &code,
+                        expires_in,
+                    },
+                )
+            }
+            _ => HttpResponse::Ok()
+                .insert_header(("Cache-Control", "no-store"))
+                .json(json!({ "authCode": code, "expiresIn": expires_in })),
+        },
+        Ok(Granted::Session(_)) => {
+            answer::failure(format, Failure::Unavailable, &new_incident_id())
+        }
+        Err(error) => refused(format, error),
+    }
+}
+
+/// `action=login&auth_code=…`: the browser trades a code for a session. By `GET` (a browser
+/// sent here by the app) the answer is a redirect to `redirect` (a path, or a URL on the
+/// code's client's website) or `/`, and failures are pages; by `POST` it is the session.
+async fn redeem(
+    req: &HttpRequest,
+    state: &AppState,
+    format: Format,
+    params: &Params,
+    is_post: bool,
+) -> HttpResponse {
+    let Some(code) = params.get("auth_code") else {
+        return answer::failure(format, Failure::MissingParameter, &new_incident_id());
+    };
+    let config = state.config.load_full();
+    let attempt = request::attempt(req, state);
+    let format = if is_post { format.data() } else { Format::Html };
+    match signin::redeem_code(state, code, params.get("client_id"), &attempt).await {
+        Ok((signed_in, client_id)) if !is_post => {
+            let website = config.client(&client_id).map(|c| c.website.clone());
+            let target = params
+                .get("redirect")
+                .and_then(|r| flows::safe_redirect_among(r, website.as_deref()))
+                .unwrap_or_else(|| "/".into());
             let cookie = state
                 .settings
                 .cookie
                 .session_cookie(signed_in.session_id, request::is_https(req, state));
-            let mut builder = HttpResponse::Ok();
-            builder.cookie(cookie);
-            answer::session(format, builder, &signed_in.view)
+            HttpResponse::SeeOther()
+                .cookie(cookie)
+                .insert_header((LOCATION, target))
+                .insert_header(("Cache-Control", "no-store"))
+                .finish()
         }
-        Err(SignInError::Refused { reason, incident }) => {
-            answer::failure(format, Failure::Refused(reason), &incident)
-        }
-        Err(SignInError::Unavailable { incident }) => {
-            answer::failure(format, Failure::Unavailable, &incident)
-        }
+        Ok((signed_in, _)) => with_session(req, state, format, signed_in),
+        Err(error) => refused(format, error),
     }
 }
 
@@ -86,13 +258,9 @@ async fn sign_out(req: &HttpRequest, state: &AppState, format: Format) -> HttpRe
         .settings
         .cookie
         .removal_cookie(request::is_https(req, state));
-    let mut event = SecurityEvent::new(Event::Logout, Outcome::Success, new_incident_id());
-    let attempt = request::attempt(req, &state.config.load());
-    event.client_ip = attempt.client_ip.map(|ip| ip.to_string());
-    event.user_agent = attempt
-        .user_agent
-        .as_deref()
-        .map(|ua| audit::clean(ua, 256));
+    let attempt = request::attempt(req, state);
+    let mut event = attempt.event(Event::Logout);
+    event.outcome = Outcome::Success;
     let Some(id) = request::session_id(req, state) else {
         let mut builder = HttpResponse::Ok();
         builder.cookie(removal);

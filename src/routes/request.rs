@@ -8,7 +8,6 @@ use actix_web::http::header::USER_AGENT;
 
 use super::answer::Failure;
 use crate::access;
-use crate::identity::IdentityConfig;
 use crate::signin::Attempt;
 use crate::startup::AppState;
 
@@ -44,13 +43,17 @@ impl Params {
     }
 }
 
-/// The client's address and user agent.
-pub fn attempt(req: &HttpRequest, config: &IdentityConfig) -> Attempt {
-    let forwarded: Vec<&str> = req
+/// The client's address, user agent and current session, for the rules and the security log.
+pub fn attempt(req: &HttpRequest, state: &AppState) -> Attempt {
+    let config = state.config.load();
+    // Lossy, never skipped: a header a client filled with odd bytes must not vanish and leave
+    // the proxy looking like the client.
+    let forwarded: Vec<String> = req
         .headers()
         .get_all("x-forwarded-for")
-        .filter_map(|v| v.to_str().ok())
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
         .collect();
+    let forwarded: Vec<&str> = forwarded.iter().map(String::as_str).collect();
     let client_ip = req.peer_addr().and_then(|peer| {
         access::client_ip(peer.ip(), &forwarded, &config.properties.trusted_proxies)
     });
@@ -62,6 +65,7 @@ pub fn attempt(req: &HttpRequest, config: &IdentityConfig) -> Attempt {
     Attempt {
         client_ip,
         user_agent,
+        previous_session: session_id(req, state).map(|id| crate::sessions::hash_id(&id)),
     }
 }
 
@@ -78,17 +82,15 @@ pub fn is_https(req: &HttpRequest, state: &AppState) -> bool {
     }
     let config = state.config.load();
     let from_proxy = req.peer_addr().is_some_and(|peer| {
-        config
-            .properties
-            .trusted_proxies
-            .iter()
-            .any(|net| net.contains(&peer.ip()))
+        access::is_trusted_proxy(peer.ip(), &config.properties.trusted_proxies)
     });
+    // The first value is the one the client-facing proxy set.
     from_proxy
         && req
             .headers()
             .get("x-forwarded-proto")
             .and_then(|v| v.to_str().ok())
+            .and_then(|protos| protos.split(',').next())
             .is_some_and(|proto| proto.trim().eq_ignore_ascii_case("https"))
 }
 

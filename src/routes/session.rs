@@ -1,11 +1,11 @@
 //! `GET /session` (who is this session?) and `GET /auth` (forward-auth for nginx
 //! `auth_request`, Traefik ForwardAuth and Caddy `forward_auth`), SPEC §5.
 
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::header::HeaderValue;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::answer::{self, Failure, Format, SessionView};
-use super::request;
+use super::{cors, request};
 use crate::error::new_incident_id;
 use crate::members::StoreError;
 use crate::sessions::{self, Session};
@@ -17,7 +17,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(session))
             .route(web::method(actix_web::http::Method::OPTIONS).to(preflight)),
     )
-    .service(web::resource("/auth").route(web::get().to(auth)));
+    .service(web::resource("/auth").route(web::route().to(auth)));
 }
 
 /// The browser's live session, if any. Activity slides the idle timeout (written at most once
@@ -69,55 +69,13 @@ async fn session(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
         Ok(None) => answer::failure(format, Failure::NoSession, &new_incident_id()),
         Err(error) => unavailable(format, &error),
     };
-    allow_origin(&req, &state, &mut response);
+    cors::allow_origin(&req, &state, &mut response);
     response
 }
 
 /// CORS preflight for `/session`: answered for registered clients' websites only.
 async fn preflight(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let mut response = HttpResponse::NoContent().finish();
-    if allow_origin(&req, &state, &mut response) {
-        let headers = response.headers_mut();
-        headers.insert(
-            header::ACCESS_CONTROL_ALLOW_METHODS,
-            HeaderValue::from_static("GET"),
-        );
-        headers.insert(
-            header::ACCESS_CONTROL_ALLOW_HEADERS,
-            HeaderValue::from_static("Authorization"),
-        );
-        headers.insert(
-            header::ACCESS_CONTROL_MAX_AGE,
-            HeaderValue::from_static("600"),
-        );
-    }
-    response
-}
-
-/// Adds the CORS headers (with credentials) when `Origin` is a registered client's website;
-/// says whether it did.
-pub fn allow_origin(req: &HttpRequest, state: &AppState, response: &mut HttpResponse) -> bool {
-    let headers = response.headers_mut();
-    headers.append(header::VARY, HeaderValue::from_static("Origin"));
-    let Some(origin) = req.headers().get(header::ORIGIN) else {
-        return false;
-    };
-    let registered = origin.to_str().is_ok_and(|origin| {
-        state
-            .config
-            .load()
-            .clients
-            .iter()
-            .any(|c| c.website.eq_ignore_ascii_case(origin))
-    });
-    if registered {
-        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
-        headers.insert(
-            header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
-            HeaderValue::from_static("true"),
-        );
-    }
-    registered
+    cors::preflight(&req, &state, "GET")
 }
 
 async fn auth(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {

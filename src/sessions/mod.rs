@@ -18,13 +18,19 @@ pub const DEFAULT_COOKIE_NAME: &str = "idgate_session";
 /// The default absolute lifetime of a session, in hours.
 pub const DEFAULT_LIFETIME_HOURS: u32 = 12;
 
-/// A new session id: 256 random bits, base64url. Only the holder of the cookie knows it.
-pub fn new_session_id() -> String {
+/// 256 random bits, base64url (43 characters): session ids, states, nonces, PKCE verifiers and
+/// authentication codes. `rand`'s thread generator is a CSPRNG seeded from the OS.
+pub fn random_token() -> String {
     let bytes: [u8; 32] = rand::rng().random();
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// The SHA-256 of a session id (hex): what the database keeps and looks up.
+/// A new session id. Only the holder of the cookie knows it.
+pub fn new_session_id() -> String {
+    random_token()
+}
+
+/// The SHA-256 of a secret (hex): what the database keeps and looks up instead of it.
 pub fn hash_id(id: &str) -> String {
     hex(&Sha256::digest(id.as_bytes()))
 }

@@ -130,6 +130,8 @@ impl TestKey {
 /// What the provider serves; tests change it while the app runs.
 struct Served {
     keys: Vec<TestKey>,
+    /// Published as they are, instead of `keys`, when set.
+    raw_keys: Option<Vec<Value>>,
     issuer: String,
     down: bool,
     jwks_delay: Option<Duration>,
@@ -156,6 +158,7 @@ impl MockProvider {
         let url = format!("http://127.0.0.1:{port}");
         let served = Arc::new(Mutex::new(Served {
             keys,
+            raw_keys: None,
             issuer: url.clone(),
             down: false,
             jwks_delay: None,
@@ -207,7 +210,10 @@ impl MockProvider {
                             count.fetch_add(1, Ordering::SeqCst);
                             let (down, delay, cache_control, keys) = {
                                 let s = served.lock().expect("lock");
-                                let keys: Vec<Value> = s.keys.iter().map(TestKey::jwk).collect();
+                                let keys: Vec<Value> = match &s.raw_keys {
+                                    Some(raw) => raw.clone(),
+                                    None => s.keys.iter().map(TestKey::jwk).collect(),
+                                };
                                 (s.down, s.jwks_delay, s.cache_control.clone(), keys)
                             };
                             if let Some(delay) = delay {
@@ -251,6 +257,11 @@ impl MockProvider {
     /// Publishes these keys from now on.
     pub fn publish(&self, keys: Vec<TestKey>) {
         self.served.lock().expect("lock").keys = keys;
+    }
+
+    /// Publishes these JWKs exactly as given.
+    pub fn publish_raw(&self, keys: Vec<Value>) {
+        self.served.lock().expect("lock").raw_keys = Some(keys);
     }
 
     /// Makes every document answer 503 (or serve again).

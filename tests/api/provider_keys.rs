@@ -89,10 +89,10 @@ async fn a_hundred_concurrent_unknown_kid_sign_ins_share_one_fetch() {
         ok += 1;
     }
     assert_eq!(ok, 100);
-    assert!(
-        app.provider.jwks_fetches() <= 2,
-        "{} JWKS fetches in all",
-        app.provider.jwks_fetches()
+    assert_eq!(
+        app.provider.jwks_fetches(),
+        2,
+        "the first fetch and one shared refetch"
     );
 }
 
@@ -148,8 +148,16 @@ async fn an_unreachable_provider_with_cached_keys_still_signs_people_in() {
         app.provider.jwks_fetches() + app.provider.discovery_fetches(),
         attempts
     );
-    // More than 24 hours past their expiry, the old keys are no longer trusted.
-    app.clock.advance(24 * 3600);
+    // Up to 24 hours past their expiry (one hour after the first fetch) the old keys serve;
+    // not a second longer.
+    let first_fetch = app.now() - 2 * 3600;
+    app.clock
+        .advance(first_fetch + 3600 + 24 * 3600 - 1 - app.now());
+    assert_eq!(
+        app.login(&app.token_for("ana@example.org")).await.status(),
+        200
+    );
+    app.clock.advance(1);
     let response = app.login(&app.token_for("ana@example.org")).await;
     assert_refused(response, 503, "unavailable").await;
     // The provider comes back: sign-in works again.
@@ -174,4 +182,56 @@ async fn a_provider_that_never_answered_gives_503_not_a_token_refusal() {
     assert_eq!(events[0].outcome, "error");
     assert_eq!(events[0].reason.as_deref(), Some("provider_unavailable"));
     assert_eq!(events[0].provider.as_deref(), Some("mock"));
+}
+
+#[tokio::test]
+async fn a_provider_that_changes_its_issuer_loses_its_cached_keys() {
+    let app = spawn_signin_app(TestDb::sqlite()).await;
+    app.add_member("ana@example.org");
+    assert_eq!(
+        app.login(&app.token_for("ana@example.org")).await.status(),
+        200
+    );
+    app.provider.set_issuer("https://impostor.example.org");
+    app.clock.advance(3601);
+    assert_refused(
+        app.login(&app.token_for("ana@example.org")).await,
+        401,
+        "unknown_issuer",
+    )
+    .await;
+    // The old keys are not used as a fallback: the provider answered, wrongly.
+    app.clock.advance(31);
+    assert_refused(
+        app.login(&app.token_for("ana@example.org")).await,
+        401,
+        "unknown_issuer",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_key_that_names_another_algorithm_is_no_key_for_this_one() {
+    let app = spawn_signin_app(TestDb::sqlite()).await;
+    app.add_member("ana@example.org");
+    let mut jwk = app.key.jwk();
+    jwk["alg"] = serde_json::json!("RS512");
+    app.provider.publish_raw(vec![jwk]);
+    assert_refused(
+        app.login(&app.token_for("ana@example.org")).await,
+        401,
+        "unknown_key",
+    )
+    .await;
+    let claims = app.provider.claims("ana@example.org", app.now());
+    let rs512 = crate::provider::sign_token(
+        &app.key,
+        &serde_json::json!({"alg": "RS512", "kid": "rsa1", "typ": "jwt"}),
+        &claims,
+    );
+    assert_eq!(
+        app.login(&rs512).await.status(),
+        200,
+        "lowercase typ jwt is accepted"
+    );
 }

@@ -273,7 +273,7 @@ async fn answers_are_xml_when_the_client_asks_for_it() {
         .client
         .get(format!("{}/session", app.address))
         .header("Cookie", format!("idgate_session={session}"))
-        .header("Accept", "text/html, application/xml;q=0.9")
+        .header("Accept", "text/xml, */*;q=0.1")
         .send()
         .await
         .expect("send");
@@ -372,6 +372,13 @@ async fn authenticate_refuses_what_it_cannot_do_safely() {
                 .form(&[("action", "login"), ("id_token", token.as_str())]),
             400,
             "duplicate_parameter",
+        ),
+        (
+            app.client
+                .post(format!("{url}?id_token={token}"))
+                .form(&[("action", "login")]),
+            400,
+            "token_in_url",
         ),
     ];
     for (request, status, id) in cases {

@@ -318,6 +318,8 @@ async fn expired_and_future_tokens_are_refused(db: TestDb) {
         let token = token_with(&app, "ana@example.org", changes);
         assert_refused(app.login(&token).await, 401, "not_yet_valid").await;
     }
+    let edge = token_with(&app, "ana@example.org", json!({"exp": now - 60}));
+    assert_refused(app.login(&edge).await, 401, "expired").await;
     // Within the 60-second leeway, and without iat.
     let skewed = token_with(
         &app,
@@ -469,7 +471,12 @@ async fn api_accounts_sign_in_only_from_their_addresses(db: TestDb) {
     let app = spawn_signin_app(db).await;
     app.add_member_with("bot@example.org", Some("API-Bot"), MemberStatus::Activated);
     // The peer (127.0.0.1) is a trusted proxy: the client is the right-most untrusted hop.
-    for forwarded in [None, Some("10.9.9.9"), Some("10.1.2.3, 10.9.9.9")] {
+    for forwarded in [
+        None,
+        Some("10.9.9.9"),
+        Some("10.1.2.3, 10.9.9.9"),
+        Some("10.1.2.3, nonsense"),
+    ] {
         let headers: Vec<(&str, &str)> = forwarded
             .map(|f| ("X-Forwarded-For", f))
             .into_iter()
@@ -479,6 +486,16 @@ async fn api_accounts_sign_in_only_from_their_addresses(db: TestDb) {
             .await;
         assert_refused(response, 403, "api_account_ip").await;
     }
+    // A forwarded value that is not text is an unreadable hop, not a missing header: the
+    // proxy (127.0.0.1, trusted) never becomes the client.
+    let odd = reqwest::header::HeaderValue::from_bytes(b"\xff\xfe").expect("bytes");
+    let response = app
+        .login_request(&app.token_for("bot@example.org"))
+        .header("X-Forwarded-For", odd)
+        .send()
+        .await
+        .expect("send");
+    assert_refused(response, 403, "api_account_ip").await;
     let response = app
         .login_with(
             &app.token_for("bot@example.org"),
@@ -569,7 +586,77 @@ async fn every_attempt_is_in_the_security_log_without_the_token(db: TestDb) {
     assert!(!dump.contains(&session));
 }
 
+async fn the_first_failing_rule_decides_across_stages(db: TestDb) {
+    let app = spawn_signin_app(db).await;
+    app.add_member("ana@example.org");
+    let now = app.now();
+    // A bad signature and a bad audience: the signature comes first.
+    let claims = claims_with(&app, "ana@example.org", json!({"aud": "someone-else"}));
+    let forged = sign_token(
+        &TestKey::rsa("rsa2", "rsa1"),
+        &json!({"alg": "RS256", "kid": "rsa1"}),
+        &claims,
+    );
+    assert_refused(app.login(&forged).await, 401, "bad_signature").await;
+    // An unknown key and an expired token: the key comes first.
+    let expired = claims_with(&app, "ana@example.org", json!({"exp": now - 3600}));
+    let unknown = app
+        .provider
+        .token(&TestKey::rsa("rsa2", "unpublished"), &expired);
+    assert_refused(app.login(&unknown).await, 401, "unknown_key").await;
+    // An expired token for nobody: expired comes before no_member.
+    let nobody = claims_with(&app, "nobody@example.org", json!({"exp": now - 3600}));
+    assert_refused(
+        app.login(&app.provider.token(&app.key, &nobody)).await,
+        401,
+        "expired",
+    )
+    .await;
+    // alg none with a kid that is not a string: the algorithm comes first.
+    let none = raw_token(r#"{"alg":"none","kid":7}"#, &claims.to_string(), b"");
+    assert_refused(app.login(&none).await, 401, "unsupported_alg").await;
+}
+
+async fn concurrent_first_sign_ins_bind_one_subject(db: TestDb) {
+    let app = spawn_signin_app(db).await;
+    app.add_member("ana@example.org");
+    app.add_member("bob@example.org");
+    // Two tabs, the same person: both sign in.
+    let same: Vec<_> = (0..2)
+        .map(|_| tokio::spawn(app.login_request(&app.token_for("ana@example.org")).send()))
+        .collect();
+    for request in same {
+        assert_eq!(
+            request.await.expect("task").expect("response").status(),
+            200
+        );
+    }
+    // Three subjects claiming one member at once: exactly one is bound.
+    let rival: Vec<_> = ["subject-a", "subject-b", "subject-c"]
+        .iter()
+        .map(|sub| {
+            let token = token_with(&app, "bob@example.org", json!({"sub": sub}));
+            tokio::spawn(app.login_request(&token).send())
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for request in rival {
+        statuses.push(
+            request
+                .await
+                .expect("task")
+                .expect("response")
+                .status()
+                .as_u16(),
+        );
+    }
+    statuses.sort_unstable();
+    assert_eq!(statuses, vec![200, 403, 403]);
+}
+
 async_on_both_backends!(
+    the_first_failing_rule_decides_across_stages,
+    concurrent_first_sign_ins_bind_one_subject,
     signs_in_with_rsa_pss_ec_and_ed25519_keys,
     malformed_tokens_are_refused_with_400,
     unsupported_algorithms_are_refused_before_any_key_is_used,
