@@ -4,8 +4,8 @@
 use diesel::prelude::*;
 use serde::Serialize;
 
-use crate::db::AnyConnection;
 use crate::db::schema::security_log;
+use crate::db::{AnyConnection, Database};
 use crate::members::StoreError;
 
 /// What happened.
@@ -122,6 +122,16 @@ fn is_invisible(c: char) -> bool {
         c,
         '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}'
     )
+}
+
+/// Writes an event to the log and stores it. A failure to store is logged, not returned: the
+/// answer to the request does not depend on it.
+pub async fn record(db: &Database, event: &SecurityEvent, at: i64) {
+    event.trace();
+    let stored = event.clone();
+    if let Err(error) = db.run(move |conn| insert_event(conn, &stored, at)).await {
+        tracing::error!(incident = %event.incident, %error, "cannot write the security log");
+    }
 }
 
 /// Stores an event.

@@ -68,6 +68,9 @@ pub struct ServeArgs {
     /// The absolute lifetime of a session, in hours (1 to 720).
     #[arg(long, env = "IDGATE_SESSION_LIFETIME", default_value_t = sessions::DEFAULT_LIFETIME_HOURS, value_parser = clap::value_parser!(u32).range(1..=720))]
     pub session_lifetime: u32,
+    /// How providers answer the sign-in: query (GET /callback) or form_post (POST /callback).
+    #[arg(long, env = "IDGATE_RESPONSE_MODE", default_value = "query", value_parser = ["query", "form_post"])]
+    pub response_mode: String,
 }
 
 /// A cookie name: an RFC 6265 token.
@@ -168,6 +171,7 @@ fn serve(args: ServeArgs, database_url: String) -> Result<(), String> {
             name: args.cookie_name,
             lifetime_secs: i64::from(args.session_lifetime) * 3600,
         },
+        response_mode: args.response_mode.parse()?,
     };
     actix_web::rt::System::new().block_on(async move {
         let app = Application::build(settings.clone()).map_err(|e| e.to_string())?;

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use url::Url;
 
+use crate::flows::ResponseMode;
 use crate::sessions::CookieSettings;
 
 /// Default values named by SPEC §1.
@@ -22,6 +23,8 @@ pub struct Settings {
     pub public_url: Option<Url>,
     /// The session cookie's name and the sessions' absolute lifetime.
     pub cookie: CookieSettings,
+    /// How providers send the authorization response back to `/callback`.
+    pub response_mode: ResponseMode,
 }
 
 impl Default for Settings {
@@ -32,6 +35,7 @@ impl Default for Settings {
             database_url: DEFAULT_DATABASE.to_string(),
             public_url: None,
             cookie: CookieSettings::default(),
+            response_mode: ResponseMode::Query,
         }
     }
 }

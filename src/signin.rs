@@ -41,7 +41,7 @@ pub struct Expected<'a> {
 
 /// What a successful sign-in gives.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Grant {
+enum Grant {
     /// A session for the browser that sent the token.
     Session,
     /// A one-time authentication code for a registered client (its lowercase id).
@@ -57,7 +57,7 @@ pub struct SignedIn {
 
 /// What was granted: a session, or an authentication code (never logged).
 #[derive(Debug)]
-pub enum Granted {
+enum Granted {
     Session(SignedIn),
     Code { code: String, expires_in: i64 },
 }
@@ -69,8 +69,42 @@ pub enum SignInError {
     Unavailable { incident: String },
 }
 
-/// Signs in with an ID token: every rule of SPEC §3, then the grant.
+/// Signs in with an ID token (every rule of SPEC §3) and starts a session.
 pub async fn sign_in(
+    state: &AppState,
+    raw_token: &str,
+    expected: Expected<'_>,
+    attempt: &Attempt,
+) -> Result<SignedIn, SignInError> {
+    match grant(state, raw_token, expected, Grant::Session, attempt).await? {
+        Granted::Session(signed_in) => Ok(signed_in),
+        Granted::Code { .. } => Err(SignInError::Unavailable {
+            incident: new_incident_id(),
+        }),
+    }
+}
+
+/// Checks an ID token (every rule of SPEC §3) for a registered client and issues a one-time
+/// authentication code: `(code, seconds it is valid)`.
+pub async fn issue_code(
+    state: &AppState,
+    raw_token: &str,
+    client_id: &str,
+    attempt: &Attempt,
+) -> Result<(String, i64), SignInError> {
+    let grant_kind = Grant::Code {
+        client_id: client_id.to_string(),
+    };
+    match grant(state, raw_token, Expected::default(), grant_kind, attempt).await? {
+        Granted::Code { code, expires_in } => Ok((code, expires_in)),
+        Granted::Session(_) => Err(SignInError::Unavailable {
+            incident: new_incident_id(),
+        }),
+    }
+}
+
+/// Every rule of SPEC §3, then the grant.
+async fn grant(
     state: &AppState,
     raw_token: &str,
     expected: Expected<'_>,
@@ -307,16 +341,7 @@ async fn refuse(state: &AppState, mut event: SecurityEvent, error: VerifyError) 
     if let Some(detail) = detail {
         tracing::info!(target: "idgate::security", incident = %event.incident, %detail, "refusal detail");
     }
-    event.trace();
-    let at = state.clock.now();
-    let stored = event.clone();
-    if let Err(e) = state
-        .db
-        .run(move |conn| audit::insert_event(conn, &stored, at))
-        .await
-    {
-        tracing::error!(incident = %event.incident, error = %e, "cannot write the security log");
-    }
+    audit::record(&state.db, &event, state.clock.now()).await;
     match error {
         VerifyError::Refused(reason, _) => SignInError::Refused {
             reason,

@@ -130,7 +130,8 @@ impl Application {
     }
 }
 
-/// Every minute, removes timed-out sessions and used tokens past their expiry.
+/// Every minute, removes timed-out sessions, used tokens past their expiry, unfinished login
+/// flows and unredeemed authentication codes.
 async fn purge_expired(state: web::Data<AppState>) {
     let mut ticks = tokio::time::interval(std::time::Duration::from_secs(60));
     loop {
@@ -139,7 +140,12 @@ async fn purge_expired(state: web::Data<AppState>) {
         let idle_secs = i64::from(state.config.load().properties.session_timeout) * 60;
         let purged = state
             .db
-            .run(move |conn| sessions::purge_expired(conn, now, idle_secs))
+            .run(move |conn| {
+                let mut purged = sessions::purge_expired(conn, now, idle_secs)?;
+                purged.flows = crate::flows::purge_flows(conn, now)?;
+                purged.codes = crate::flows::codes::purge_codes(conn, now)?;
+                Ok::<_, crate::members::StoreError>(purged)
+            })
             .await;
         match purged {
             Ok(p) if p != sessions::Purged::default() => {

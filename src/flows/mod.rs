@@ -65,6 +65,25 @@ impl std::str::FromStr for ResponseMode {
     }
 }
 
+/// The cookie that binds flows to this browser: sent back to `/callback` only, for the life of
+/// a flow. Over https it is `SameSite=None; Secure`, so that it survives the provider's
+/// cross-site `form_post` (the session cookie stays `Lax`); over plain http (development)
+/// browsers refuse `None` without `Secure`, so it is `Lax` there.
+pub fn flow_cookie(value: String, secure: bool) -> actix_web::cookie::Cookie<'static> {
+    use actix_web::cookie::{Cookie, SameSite, time::Duration};
+    Cookie::build(FLOW_COOKIE, value)
+        .http_only(true)
+        .path("/callback")
+        .max_age(Duration::seconds(FLOW_LIFETIME_SECS))
+        .same_site(if secure {
+            SameSite::None
+        } else {
+            SameSite::Lax
+        })
+        .secure(secure)
+        .finish()
+}
+
 /// The provider's authorization URL for a flow.
 pub fn authorization_url(
     endpoint: &str,

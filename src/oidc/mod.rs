@@ -2,6 +2,7 @@
 //! ([`http`]), the discovery and key cache ([`keys`]), the structural token rules ([`token`]) and
 //! ID-token verification ([`verify`]).
 
+pub mod exchange;
 pub mod http;
 pub mod keys;
 pub mod token;

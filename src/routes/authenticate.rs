@@ -9,13 +9,13 @@ use serde_json::json;
 use super::answer::{self, Failure, Format};
 use super::cors;
 use super::request::{self, Params};
-use crate::audit::{self, Event, Outcome, SecurityEvent};
+use crate::audit::{self, Event, Outcome};
 use crate::error::new_incident_id;
 use crate::flows;
 use crate::members::StoreError;
 use crate::reason::Reason;
 use crate::sessions;
-use crate::signin::{self, Expected, Grant, Granted, SignInError, SignedIn};
+use crate::signin::{self, Expected, SignInError, SignedIn};
 use crate::startup::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -106,22 +106,8 @@ async fn fail(
     };
     let mut event = request::attempt(req, state).event(kind);
     event.reason = Some(failure.id().to_string());
-    log_event(state, &event).await;
+    audit::record(&state.db, &event, state.clock.now()).await;
     answer::failure(format, failure, &event.incident)
-}
-
-/// Writes an event to the log and the database (a database failure is logged, not answered).
-async fn log_event(state: &AppState, event: &SecurityEvent) {
-    event.trace();
-    let at = state.clock.now();
-    let stored = event.clone();
-    if let Err(error) = state
-        .db
-        .run(move |conn| audit::insert_event(conn, &stored, at))
-        .await
-    {
-        tracing::error!(incident = %event.incident, %error, "cannot write the security log");
-    }
 }
 
 fn refused(format: Format, error: SignInError) -> HttpResponse {
@@ -153,11 +139,8 @@ pub fn with_session(
 
 async fn sign_in(req: &HttpRequest, state: &AppState, format: Format, token: &str) -> HttpResponse {
     let attempt = request::attempt(req, state);
-    match signin::sign_in(state, token, Expected::default(), Grant::Session, &attempt).await {
-        Ok(Granted::Session(signed_in)) => with_session(req, state, format, signed_in),
-        Ok(Granted::Code { .. }) => {
-            answer::failure(format, Failure::Unavailable, &new_incident_id())
-        }
+    match signin::sign_in(state, token, Expected::default(), &attempt).await {
+        Ok(signed_in) => with_session(req, state, format, signed_in),
         Err(error) => refused(format, error),
     }
 }
@@ -175,18 +158,15 @@ async fn issue_code(
     let Some(client) = config.client(client_id) else {
         let mut event = attempt.event(Event::CodeIssued);
         event.reason = Some(Reason::UnknownClient.code().into());
-        log_event(state, &event).await;
+        audit::record(&state.db, &event, state.clock.now()).await;
         return answer::failure(
             format,
             Failure::Refused(Reason::UnknownClient),
             &event.incident,
         );
     };
-    let grant = Grant::Code {
-        client_id: client.id.clone(),
-    };
-    match signin::sign_in(state, token, Expected::default(), grant, &attempt).await {
-        Ok(Granted::Code { code, expires_in }) => match format {
+    match signin::issue_code(state, token, &client.id, &attempt).await {
+        Ok((code, expires_in)) => match format {
             Format::Xml => {
                 let mut builder = HttpResponse::Ok();
                 builder.insert_header(("Cache-Control", "no-store"));
@@ -202,9 +182,6 @@ async fn issue_code(
                 .insert_header(("Cache-Control", "no-store"))
                 .json(json!({ "authCode": code, "expiresIn": expires_in })),
         },
-        Ok(Granted::Session(_)) => {
-            answer::failure(format, Failure::Unavailable, &new_incident_id())
-        }
         Err(error) => refused(format, error),
     }
 }

@@ -94,6 +94,30 @@ pub fn is_https(req: &HttpRequest, state: &AppState) -> bool {
             .is_some_and(|proto| proto.trim().eq_ignore_ascii_case("https"))
 }
 
+/// idgate's own origin as people reach it (`scheme://host[:port]`): `--public-url`, or in
+/// development the request's `Host` (never a forwarded host a client could write).
+pub fn public_base(req: &HttpRequest, state: &AppState) -> Option<String> {
+    if let Some(url) = &state.settings.public_url {
+        return Some(url.as_str().trim_end_matches('/').to_string());
+    }
+    let host = req
+        .headers()
+        .get(actix_web::http::header::HOST)?
+        .to_str()
+        .ok()?;
+    let scheme = if is_https(req, state) {
+        "https"
+    } else {
+        "http"
+    };
+    let parsed = url::Url::parse(&format!("{scheme}://{host}/")).ok()?;
+    let authority_only = parsed.path() == "/"
+        && parsed.username().is_empty()
+        && parsed.query().is_none()
+        && parsed.host_str().is_some();
+    authority_only.then(|| parsed.as_str().trim_end_matches('/').to_string())
+}
+
 /// The session id the browser sent, if it has the shape of one.
 pub fn session_id(req: &HttpRequest, state: &AppState) -> Option<String> {
     req.cookie(&state.settings.cookie.name)

@@ -134,6 +134,8 @@ pub fn remember_token(
 pub struct Purged {
     pub sessions: usize,
     pub tokens: usize,
+    pub flows: usize,
+    pub codes: usize,
 }
 
 /// Removes sessions past their absolute end or idle for longer than `idle_secs`, and used
@@ -153,5 +155,9 @@ pub fn purge_expired(
     .execute(conn)?;
     let tokens =
         diesel::delete(used_tokens::table.filter(used_tokens::expires_at.le(now))).execute(conn)?;
-    Ok(Purged { sessions, tokens })
+    Ok(Purged {
+        sessions,
+        tokens,
+        ..Purged::default()
+    })
 }

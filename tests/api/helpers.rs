@@ -121,6 +121,7 @@ pub async fn spawn_app_on(db: TestDb) -> TestApp {
         database_url: db.url.clone(),
         public_url: None,
         cookie: Default::default(),
+        response_mode: idgate::flows::ResponseMode::Query,
     };
     let config = idgate::identity::load(&settings.config_path).unwrap_or_else(|e| panic!("{e}"));
     let app = Application::build_with(settings, config, db.open(), Arc::new(SystemClock))
@@ -215,6 +216,7 @@ pub async fn spawn_signin_app(db: TestDb) -> SignInApp {
         database_url: db.url.clone(),
         public_url: None,
         cookie: Default::default(),
+        response_mode: idgate::flows::ResponseMode::Query,
     };
     let config = idgate::identity::load(&settings.config_path).unwrap_or_else(|e| panic!("{e}"));
     let clock = idgate::clock::ManualClock::starting_at(idgate::clock::unix_now());
