@@ -98,6 +98,7 @@ impl Application {
                 .configure(routes::health::configure)
                 .configure(routes::authenticate::configure)
                 .configure(routes::session::configure)
+                .configure(routes::login::configure)
         })
         .shutdown_timeout(30)
         .listen(listener)

@@ -69,6 +69,8 @@ pub enum Failure {
     MethodNotAllowed,
     /// No valid session.
     NoSession,
+    /// No such page or provider.
+    NotFound,
     /// The database or the identity provider cannot be reached.
     Unavailable,
 }
@@ -83,6 +85,7 @@ impl Failure {
             Failure::TokenInUrl => "token_in_url",
             Failure::MethodNotAllowed => "method_not_allowed",
             Failure::NoSession => "no_session",
+            Failure::NotFound => "not_found",
             Failure::Unavailable => "unavailable",
         }
     }
@@ -96,6 +99,7 @@ impl Failure {
             | Failure::TokenInUrl => StatusCode::BAD_REQUEST,
             Failure::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Failure::NoSession => StatusCode::UNAUTHORIZED,
+            Failure::NotFound => StatusCode::NOT_FOUND,
             Failure::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -109,6 +113,7 @@ impl Failure {
             Failure::TokenInUrl => "ID tokens are sent in the request body, never in the URL.",
             Failure::MethodNotAllowed => "This action cannot be done with this method.",
             Failure::NoSession => "There is no valid session.",
+            Failure::NotFound => "There is nothing here.",
             Failure::Unavailable => {
                 "The service is temporarily unavailable. Please try again shortly."
             }
@@ -172,6 +177,7 @@ impl Failure {
             | Failure::DuplicateParameter
             | Failure::UnknownAction
             | Failure::TokenInUrl
+            | Failure::NotFound
             | Failure::MethodNotAllowed => (
                 "This request could not be handled",
                 "The link or form you used is incomplete or invalid. Please start again.",

@@ -15,7 +15,7 @@ use crate::oidc::exchange::{ExchangeError, exchange_code};
 use crate::oidc::keys::KeyError;
 use crate::reason::Reason;
 use crate::sessions;
-use crate::signin::{self, Expected, Grant, Granted, SignInError};
+use crate::signin::{self, Expected, SignInError};
 use crate::startup::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -119,7 +119,14 @@ async fn start(
         return fail_page(&req, &state, Failure::NotFound, None, None).await;
     };
     let Some(base) = request::public_base(&req, &state) else {
-        return fail_page(&req, &state, Failure::MissingParameter, Some("no usable Host header; set --public-url".into()), None).await;
+        return fail_page(
+            &req,
+            &state,
+            Failure::MissingParameter,
+            Some("no usable Host header; set --public-url".into()),
+            None,
+        )
+        .await;
     };
     let keys = match state.keys.keys(provider).await {
         Ok(keys) => keys,
@@ -128,7 +135,14 @@ async fn start(
                 KeyError::IssuerMismatch { .. } => Failure::Refused(Reason::UnknownIssuer),
                 KeyError::Fetch(_) => Failure::Unavailable,
             };
-            return fail_page(&req, &state, failure, Some(error.to_string()), Some(provider.id.clone())).await;
+            return fail_page(
+                &req,
+                &state,
+                failure,
+                Some(error.to_string()),
+                Some(provider.id.clone()),
+            )
+            .await;
         }
     };
     let redirect_uri = format!("{base}/callback");
@@ -149,7 +163,14 @@ async fn start(
     ) {
         Ok(url) => url,
         Err(e) => {
-            return fail_page(&req, &state, Failure::Unavailable, Some(format!("bad authorization_endpoint: {e}")), Some(provider.id.clone())).await;
+            return fail_page(
+                &req,
+                &state,
+                Failure::Unavailable,
+                Some(format!("bad authorization_endpoint: {e}")),
+                Some(provider.id.clone()),
+            )
+            .await;
         }
     };
     let stored = StoredFlow {
@@ -167,7 +188,14 @@ async fn start(
         .run(move |conn| flows::insert_flow(conn, &stored))
         .await
     {
-        return fail_page(&req, &state, Failure::Unavailable, Some(error.to_string()), Some(provider.id.clone())).await;
+        return fail_page(
+            &req,
+            &state,
+            Failure::Unavailable,
+            Some(error.to_string()),
+            Some(provider.id.clone()),
+        )
+        .await;
     }
     HttpResponse::Found()
         .cookie(flows::flow_cookie(browser, secure))
@@ -190,16 +218,41 @@ async fn callback(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>
         Err(failure) => return fail_page(&req, &state, failure, None, None).await,
     };
     let Some(state_param) = params.get("state") else {
-        return fail_page(&req, &state, Failure::Refused(Reason::BadState), Some("no state".into()), None).await;
+        return fail_page(
+            &req,
+            &state,
+            Failure::Refused(Reason::BadState),
+            Some("no state".into()),
+            None,
+        )
+        .await;
     };
     let state_hash = sessions::hash_id(state_param);
-    let flow = match state.db.run(move |conn| flows::take_flow(conn, &state_hash)).await {
+    let flow = match state
+        .db
+        .run(move |conn| flows::take_flow(conn, &state_hash))
+        .await
+    {
         Ok(Some(flow)) => flow,
         Ok(None) => {
-            return fail_page(&req, &state, Failure::Refused(Reason::BadState), Some("unknown or used state".into()), None).await;
+            return fail_page(
+                &req,
+                &state,
+                Failure::Refused(Reason::BadState),
+                Some("unknown or used state".into()),
+                None,
+            )
+            .await;
         }
         Err(error) => {
-            return fail_page(&req, &state, Failure::Unavailable, Some(error.to_string()), None).await;
+            return fail_page(
+                &req,
+                &state,
+                Failure::Unavailable,
+                Some(error.to_string()),
+                None,
+            )
+            .await;
         }
     };
     let provider_id = Some(flow.provider.clone());
@@ -207,21 +260,53 @@ async fn callback(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>
         .cookie(flows::FLOW_COOKIE)
         .is_some_and(|c| sessions::hash_id(c.value()) == flow.browser_hash);
     if !browser_matches || state.clock.now() >= flow.expires_at {
-        let detail = if browser_matches { "expired flow" } else { "the flow was started in another browser" };
-        return fail_page(&req, &state, Failure::Refused(Reason::BadState), Some(detail.into()), provider_id).await;
+        let detail = if browser_matches {
+            "expired flow"
+        } else {
+            "the flow was started in another browser"
+        };
+        return fail_page(
+            &req,
+            &state,
+            Failure::Refused(Reason::BadState),
+            Some(detail.into()),
+            provider_id,
+        )
+        .await;
     }
     let config = state.config.load_full();
     let Some(provider) = config.provider(&flow.provider) else {
-        return fail_page(&req, &state, Failure::Refused(Reason::BadState), Some("the provider is no longer configured".into()), provider_id).await;
+        return fail_page(
+            &req,
+            &state,
+            Failure::Refused(Reason::BadState),
+            Some("the provider is no longer configured".into()),
+            provider_id,
+        )
+        .await;
     };
     if let Some(error) = params.get("error") {
         let detail = format!("the provider answered error={}", audit::clean(error, 64));
-        return fail_page(&req, &state, Failure::Refused(Reason::ProviderError), Some(detail), provider_id).await;
+        return fail_page(
+            &req,
+            &state,
+            Failure::Refused(Reason::ProviderError),
+            Some(detail),
+            provider_id,
+        )
+        .await;
     }
     let keys = match state.keys.keys(provider).await {
         Ok(keys) => keys,
         Err(error) => {
-            return fail_page(&req, &state, Failure::Unavailable, Some(error.to_string()), provider_id).await;
+            return fail_page(
+                &req,
+                &state,
+                Failure::Unavailable,
+                Some(error.to_string()),
+                provider_id,
+            )
+            .await;
         }
     };
     // RFC 9207: an `iss` in the response names the provider that sent it (mix-up defence).
@@ -230,28 +315,59 @@ async fn callback(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>
         None => !keys.metadata.iss_parameter_supported,
     };
     if !iss_ok {
-        return fail_page(&req, &state, Failure::Refused(Reason::UnknownIssuer), Some("the response's iss is not the flow's provider".into()), provider_id).await;
+        return fail_page(
+            &req,
+            &state,
+            Failure::Refused(Reason::UnknownIssuer),
+            Some("the response's iss is not the flow's provider".into()),
+            provider_id,
+        )
+        .await;
     }
     let id_token = match (params.get("code"), params.get("id_token")) {
         (Some(code), _) => {
             let Some(endpoint) = keys.metadata.token_endpoint.as_deref() else {
-                return fail_page(&req, &state, Failure::Unavailable, Some("the provider has no token endpoint".into()), provider_id).await;
+                return fail_page(
+                    &req,
+                    &state,
+                    Failure::Unavailable,
+                    Some("the provider has no token endpoint".into()),
+                    provider_id,
+                )
+                .await;
             };
-            match exchange_code(state.keys.fetcher(), endpoint, provider, code, &flow.code_verifier, &flow.redirect_uri).await {
+            match exchange_code(
+                state.keys.fetcher(),
+                endpoint,
+                provider,
+                code,
+                &flow.code_verifier,
+                &flow.redirect_uri,
+            )
+            .await
+            {
                 Ok(token) => token,
                 Err(error) => {
                     let failure = match error {
                         ExchangeError::Rejected(_) => Failure::Refused(Reason::InvalidCode),
                         ExchangeError::Unavailable(_) => Failure::Unavailable,
                     };
-                    return fail_page(&req, &state, failure, Some(error.to_string()), provider_id).await;
+                    return fail_page(&req, &state, failure, Some(error.to_string()), provider_id)
+                        .await;
                 }
             }
         }
         // An ID token straight from the provider only by form_post, never in a URL.
         (None, Some(token)) if is_post => token.to_string(),
         _ => {
-            return fail_page(&req, &state, Failure::MissingParameter, Some("no code".into()), provider_id).await;
+            return fail_page(
+                &req,
+                &state,
+                Failure::MissingParameter,
+                Some("no code".into()),
+                provider_id,
+            )
+            .await;
         }
     };
     let attempt = request::attempt(&req, &state);
@@ -259,8 +375,8 @@ async fn callback(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>
         nonce: Some(&flow.nonce),
         provider: Some(&flow.provider),
     };
-    match signin::sign_in(&state, &id_token, expected, Grant::Session, &attempt).await {
-        Ok(Granted::Session(signed_in)) => {
+    match signin::sign_in(&state, &id_token, expected, &attempt).await {
+        Ok(signed_in) => {
             let cookie = state
                 .settings
                 .cookie
@@ -271,7 +387,6 @@ async fn callback(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>
                 .insert_header(("Cache-Control", "no-store"))
                 .finish()
         }
-        Ok(Granted::Code { .. }) => answer::failure(Format::Html, Failure::Unavailable, "-"),
         Err(SignInError::Refused { reason, incident }) => {
             answer::failure(Format::Html, Failure::Refused(reason), &incident)
         }
@@ -298,6 +413,10 @@ async fn home(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
         Ok(None) => HttpResponse::SeeOther()
             .insert_header((LOCATION, "/login"))
             .finish(),
-        Err(error) => fail_page(&req, &state, Failure::Unavailable, Some(error.to_string()), None).await,
+        Err(error) => {
+            let incident = crate::error::new_incident_id();
+            tracing::error!(%incident, %error, "session check failed: database");
+            answer::failure(Format::Html, Failure::Unavailable, &incident)
+        }
     }
 }

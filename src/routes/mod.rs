@@ -4,5 +4,6 @@ pub mod answer;
 pub mod authenticate;
 pub mod cors;
 pub mod health;
+pub mod login;
 pub mod request;
 pub mod session;

@@ -153,6 +153,7 @@ providers:
     title: Mock
     authorityUrl: {authority}
     clientId: {client}
+    clientSecret: {secret}
     trustedAudiences: [https://api.example.org]
   - id: strict
     title: Strict
@@ -182,6 +183,7 @@ properties:
   trustedProxies: 127.0.0.1/32
 "#,
         client = crate::provider::CLIENT_ID,
+        secret = crate::provider::CLIENT_SECRET,
     )
 }
 
@@ -200,6 +202,11 @@ pub struct SignInApp {
 /// Starts a mock provider publishing an RSA key (`rsa1`), an EC key and an Ed25519 key, and
 /// the app configured with [`signin_config`] on `db`, its clock at the real time.
 pub async fn spawn_signin_app(db: TestDb) -> SignInApp {
+    spawn_signin_app_with(db, |_| {}).await
+}
+
+/// As [`spawn_signin_app`], with the settings changed by `change` first.
+pub async fn spawn_signin_app_with(db: TestDb, change: impl FnOnce(&mut Settings)) -> SignInApp {
     use crate::provider::{MockProvider, TestKey};
     let key = TestKey::rsa("rsa1", "rsa1");
     let provider = MockProvider::start(vec![
@@ -210,7 +217,7 @@ pub async fn spawn_signin_app(db: TestDb) -> SignInApp {
     .await;
     let yaml = db.dir.path().join("identity.yaml");
     std::fs::write(&yaml, signin_config(&provider.url)).unwrap_or_else(|e| panic!("{e}"));
-    let settings = Settings {
+    let mut settings = Settings {
         config_path: yaml,
         listen: "127.0.0.1:0".into(),
         database_url: db.url.clone(),
@@ -218,6 +225,7 @@ pub async fn spawn_signin_app(db: TestDb) -> SignInApp {
         cookie: Default::default(),
         response_mode: idgate::flows::ResponseMode::Query,
     };
+    change(&mut settings);
     let config = idgate::identity::load(&settings.config_path).unwrap_or_else(|e| panic!("{e}"));
     let clock = idgate::clock::ManualClock::starting_at(idgate::clock::unix_now());
     let database = db.open();
@@ -308,14 +316,20 @@ impl SignInApp {
 
 /// The `idgate_session` cookie a response sets: its value and its attributes.
 pub fn session_cookie(response: &reqwest::Response) -> Option<(String, String)> {
+    set_cookie(response, "idgate_session")
+}
+
+/// The cookie `name` a response sets: its value and its attributes.
+pub fn set_cookie(response: &reqwest::Response, name: &str) -> Option<(String, String)> {
+    let prefix = format!("{name}=");
     response
         .headers()
         .get_all("set-cookie")
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .find(|c| c.starts_with("idgate_session="))
+        .find(|c| c.starts_with(&prefix))
         .map(|c| {
-            let value = c["idgate_session=".len()..].split(';').next().unwrap_or("");
+            let value = c[prefix.len()..].split(';').next().unwrap_or("");
             (value.to_string(), c.to_string())
         })
 }

@@ -8,6 +8,8 @@
 )]
 
 mod audit_cli;
+mod auth_codes;
+mod browser_flow;
 mod check_config;
 mod health;
 mod helpers;

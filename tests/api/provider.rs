@@ -2,8 +2,9 @@
 //! with real RSA, EC and Ed25519 keys that sign real tokens. It counts what it serves and can
 //! rotate its keys, go down, or answer slowly.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix_web::{App, HttpResponse, HttpServer, web};
@@ -136,100 +137,272 @@ struct Served {
     down: bool,
     jwks_delay: Option<Duration>,
     cache_control: Option<String>,
+    /// Who the authorization endpoint signs in (it asks nobody).
+    user: Option<(String, String)>,
+    /// Changes applied to the ID tokens the token endpoint issues (`null` removes a claim).
+    id_token_changes: Value,
+    /// Whether authorization responses carry `iss` (RFC 9207).
+    send_iss: bool,
+    /// An `error` to answer the authorization request with.
+    authorize_error: Option<String>,
+    /// Codes issued and not yet redeemed.
+    codes: HashMap<String, IssuedCode>,
+    /// How each token request authenticated its client: `basic:ID` or `public:ID`.
+    token_clients: Vec<String>,
+}
+
+/// A code the authorization endpoint issued.
+#[derive(Clone)]
+struct IssuedCode {
+    client_id: String,
+    redirect_uri: String,
+    nonce: Option<String>,
+    challenge: String,
+    email: String,
+    sub: String,
+}
+
+/// Clients registered at the mock: confidential ones with a secret, public ones without.
+const CLIENTS: [(&str, Option<&str>); 2] =
+    [(CLIENT_ID, Some(CLIENT_SECRET)), ("strict-client", None)];
+
+struct Shared {
+    base: String,
+    served: Mutex<Served>,
+    jwks_fetches: AtomicUsize,
+    discovery_fetches: AtomicUsize,
+}
+
+impl Shared {
+    fn served(&self) -> std::sync::MutexGuard<'_, Served> {
+        self.served.lock().expect("lock")
+    }
+}
+
+async fn discovery(shared: web::Data<Shared>) -> HttpResponse {
+    shared.discovery_fetches.fetch_add(1, Ordering::SeqCst);
+    let (down, issuer, send_iss) = {
+        let s = shared.served();
+        (s.down, s.issuer.clone(), s.send_iss)
+    };
+    if down {
+        return HttpResponse::ServiceUnavailable().finish();
+    }
+    let base = &shared.base;
+    HttpResponse::Ok().json(json!({
+        "issuer": issuer,
+        "authorization_endpoint": format!("{base}/authorize"),
+        "token_endpoint": format!("{base}/token"),
+        "userinfo_endpoint": format!("{base}/userinfo"),
+        "jwks_uri": format!("{base}/jwks"),
+        "response_types_supported": ["code", "id_token"],
+        "response_modes_supported": ["query", "form_post"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256", "ES256", "EdDSA"],
+        "authorization_response_iss_parameter_supported": send_iss,
+    }))
+}
+
+async fn jwks(shared: web::Data<Shared>) -> HttpResponse {
+    shared.jwks_fetches.fetch_add(1, Ordering::SeqCst);
+    let (down, delay, cache_control, keys) = {
+        let s = shared.served();
+        let keys: Vec<Value> = match &s.raw_keys {
+            Some(raw) => raw.clone(),
+            None => s.keys.iter().map(TestKey::jwk).collect(),
+        };
+        (s.down, s.jwks_delay, s.cache_control.clone(), keys)
+    };
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
+    }
+    if down {
+        return HttpResponse::ServiceUnavailable().finish();
+    }
+    let mut response = HttpResponse::Ok();
+    if let Some(cc) = cache_control {
+        response.insert_header(("Cache-Control", cc));
+    }
+    response.json(json!({ "keys": keys }))
+}
+
+/// Signs the configured user in at once and answers as the request asks (query or form_post).
+async fn authorize(
+    shared: web::Data<Shared>,
+    query: web::Query<HashMap<String, String>>,
+) -> HttpResponse {
+    let q = query.into_inner();
+    let param = |name: &str| q.get(name).cloned().unwrap_or_default();
+    let redirect_uri = param("redirect_uri");
+    let mut answer: Vec<(String, String)> = vec![("state".into(), param("state"))];
+    {
+        let mut s = shared.served();
+        if let Some(error) = &s.authorize_error {
+            answer.push(("error".into(), error.clone()));
+        } else {
+            assert_eq!(param("response_type"), "code");
+            assert_eq!(param("code_challenge_method"), "S256");
+            let (email, sub) = s.user.clone().expect("a user to sign in");
+            let code = format!("code-{:016x}", rand::random::<u64>());
+            s.codes.insert(
+                code.clone(),
+                IssuedCode {
+                    client_id: param("client_id"),
+                    redirect_uri: redirect_uri.clone(),
+                    nonce: q.get("nonce").cloned(),
+                    challenge: param("code_challenge"),
+                    email,
+                    sub,
+                },
+            );
+            answer.push(("code".into(), code));
+        }
+        if s.send_iss {
+            answer.push(("iss".into(), s.issuer.clone()));
+        }
+    }
+    if param("response_mode") == "form_post" {
+        let inputs: String = answer
+            .iter()
+            .map(|(k, v)| format!(r#"<input type="hidden" name="{k}" value="{v}">"#))
+            .collect();
+        return HttpResponse::Ok().content_type("text/html").body(format!(
+            r#"<form method="post" action="{redirect_uri}">{inputs}</form>"#
+        ));
+    }
+    let mut location = url::Url::parse(&redirect_uri).expect("redirect_uri");
+    location.query_pairs_mut().extend_pairs(&answer);
+    HttpResponse::Found()
+        .insert_header(("Location", location.to_string()))
+        .finish()
+}
+
+/// The token endpoint: checks the client, the code (single use), the redirect URI and the PKCE
+/// verifier, and answers with an ID token.
+async fn token(
+    shared: web::Data<Shared>,
+    req: actix_web::HttpRequest,
+    form: web::Form<HashMap<String, String>>,
+) -> HttpResponse {
+    let form = form.into_inner();
+    let param = |name: &str| form.get(name).cloned().unwrap_or_default();
+    let refuse = |error: &str| HttpResponse::BadRequest().json(json!({ "error": error }));
+    let client = match req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(basic) => {
+            let decoded = base64::Engine::decode(
+                &base64::engine::general_purpose::STANDARD,
+                basic.trim_start_matches("Basic "),
+            )
+            .expect("base64");
+            let decoded = String::from_utf8(decoded).expect("utf-8");
+            let (id, secret) = decoded.split_once(':').expect("id:secret");
+            if !CLIENTS.contains(&(id, Some(secret))) {
+                return HttpResponse::Unauthorized().json(json!({ "error": "invalid_client" }));
+            }
+            format!("basic:{id}")
+        }
+        None => {
+            let id = param("client_id");
+            if !CLIENTS.contains(&(id.as_str(), None)) {
+                return HttpResponse::Unauthorized().json(json!({ "error": "invalid_client" }));
+            }
+            format!("public:{id}")
+        }
+    };
+    let mut s = shared.served();
+    s.token_clients.push(client.clone());
+    let Some(code) = s.codes.remove(&param("code")) else {
+        return refuse("invalid_grant");
+    };
+    let verifier_hash = base64::Engine::encode(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        <sha2::Sha256 as sha2::Digest>::digest(param("code_verifier").as_bytes()),
+    );
+    if verifier_hash != code.challenge
+        || param("redirect_uri") != code.redirect_uri
+        || !client.ends_with(&format!(":{}", code.client_id))
+        || param("grant_type") != "authorization_code"
+    {
+        return refuse("invalid_grant");
+    }
+    let now = idgate::clock::unix_now();
+    let mut claims = json!({
+        "iss": s.issuer, "sub": code.sub, "aud": code.client_id, "email": code.email,
+        "email_verified": true, "iat": now, "exp": now + 300,
+    });
+    if let Some(nonce) = code.nonce {
+        claims["nonce"] = json!(nonce);
+    }
+    if let Value::Object(changes) = &s.id_token_changes {
+        for (name, value) in changes {
+            if value.is_null() {
+                claims.as_object_mut().expect("object").remove(name);
+            } else {
+                claims[name] = value.clone();
+            }
+        }
+    }
+    let key = s.keys[0].clone();
+    let id_token = sign_token(
+        &key,
+        &json!({"alg": key.alg(), "kid": key.kid, "typ": "JWT"}),
+        &claims,
+    );
+    HttpResponse::Ok()
+        .json(json!({ "access_token": "opaque", "token_type": "Bearer", "id_token": id_token }))
 }
 
 /// A running mock provider.
 pub struct MockProvider {
     pub url: String,
-    served: Arc<Mutex<Served>>,
-    jwks_fetches: Arc<AtomicUsize>,
-    discovery_fetches: Arc<AtomicUsize>,
+    shared: web::Data<Shared>,
     handle: actix_web::dev::ServerHandle,
 }
 
-/// The client id idgate is registered with at the mock provider.
+/// The client id idgate is registered with at the mock provider, and its secret.
 pub const CLIENT_ID: &str = "idgate-test";
+pub const CLIENT_SECRET: &str = "test-secret";
 
 impl MockProvider {
-    /// Starts a provider that publishes `keys`.
+    /// Starts a provider that publishes `keys` (the first one signs the tokens it issues).
     pub async fn start(keys: Vec<TestKey>) -> MockProvider {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("address").port();
         let url = format!("http://127.0.0.1:{port}");
-        let served = Arc::new(Mutex::new(Served {
-            keys,
-            raw_keys: None,
-            issuer: url.clone(),
-            down: false,
-            jwks_delay: None,
-            cache_control: None,
-        }));
-        let jwks_fetches = Arc::new(AtomicUsize::new(0));
-        let discovery_fetches = Arc::new(AtomicUsize::new(0));
-        let (s, j, d, base) = (
-            served.clone(),
-            jwks_fetches.clone(),
-            discovery_fetches.clone(),
-            url.clone(),
-        );
+        let shared = web::Data::new(Shared {
+            base: url.clone(),
+            served: Mutex::new(Served {
+                keys,
+                raw_keys: None,
+                issuer: url.clone(),
+                down: false,
+                jwks_delay: None,
+                cache_control: None,
+                user: None,
+                id_token_changes: json!({}),
+                send_iss: true,
+                authorize_error: None,
+                codes: HashMap::new(),
+                token_clients: Vec::new(),
+            }),
+            jwks_fetches: AtomicUsize::new(0),
+            discovery_fetches: AtomicUsize::new(0),
+        });
+        let data = shared.clone();
         let server = HttpServer::new(move || {
-            let (s1, d1, base1) = (s.clone(), d.clone(), base.clone());
-            let (s2, j2) = (s.clone(), j.clone());
             App::new()
+                .app_data(data.clone())
                 .route(
                     "/.well-known/openid-configuration",
-                    web::get().to(move || {
-                        let (served, count, base) = (s1.clone(), d1.clone(), base1.clone());
-                        async move {
-                            count.fetch_add(1, Ordering::SeqCst);
-                            let (down, issuer) = {
-                                let s = served.lock().expect("lock");
-                                (s.down, s.issuer.clone())
-                            };
-                            if down {
-                                return HttpResponse::ServiceUnavailable().finish();
-                            }
-                            HttpResponse::Ok().json(json!({
-                                "issuer": issuer,
-                                "authorization_endpoint": format!("{base}/authorize"),
-                                "token_endpoint": format!("{base}/token"),
-                                "userinfo_endpoint": format!("{base}/userinfo"),
-                                "jwks_uri": format!("{base}/jwks"),
-                                "response_types_supported": ["code", "id_token"],
-                                "subject_types_supported": ["public"],
-                                "id_token_signing_alg_values_supported": ["RS256", "ES256", "EdDSA"],
-                            }))
-                        }
-                    }),
+                    web::get().to(discovery),
                 )
-                .route(
-                    "/jwks",
-                    web::get().to(move || {
-                        let (served, count) = (s2.clone(), j2.clone());
-                        async move {
-                            count.fetch_add(1, Ordering::SeqCst);
-                            let (down, delay, cache_control, keys) = {
-                                let s = served.lock().expect("lock");
-                                let keys: Vec<Value> = match &s.raw_keys {
-                                    Some(raw) => raw.clone(),
-                                    None => s.keys.iter().map(TestKey::jwk).collect(),
-                                };
-                                (s.down, s.jwks_delay, s.cache_control.clone(), keys)
-                            };
-                            if let Some(delay) = delay {
-                                tokio::time::sleep(delay).await;
-                            }
-                            if down {
-                                return HttpResponse::ServiceUnavailable().finish();
-                            }
-                            let mut response = HttpResponse::Ok();
-                            if let Some(cc) = cache_control {
-                                response.insert_header(("Cache-Control", cc));
-                            }
-                            response.json(json!({ "keys": keys }))
-                        }
-                    }),
-                )
+                .route("/jwks", web::get().to(jwks))
+                .route("/authorize", web::get().to(authorize))
+                .route("/token", web::post().to(token))
         })
         .workers(1)
         .listen(listener)
@@ -239,48 +412,75 @@ impl MockProvider {
         tokio::spawn(server);
         MockProvider {
             url,
-            served,
-            jwks_fetches,
-            discovery_fetches,
+            shared,
             handle,
         }
     }
 
+    fn served(&self) -> std::sync::MutexGuard<'_, Served> {
+        self.shared.served()
+    }
+
+    /// Signs this person in at the authorization endpoint from now on.
+    pub fn set_user(&self, email: &str, sub: &str) {
+        self.served().user = Some((email.into(), sub.into()));
+    }
+
+    /// Changes the claims of the ID tokens the token endpoint issues.
+    pub fn set_id_token_changes(&self, changes: Value) {
+        self.served().id_token_changes = changes;
+    }
+
+    /// Whether authorization responses carry `iss`.
+    pub fn set_send_iss(&self, send: bool) {
+        self.served().send_iss = send;
+    }
+
+    /// Answers authorization requests with this error.
+    pub fn set_authorize_error(&self, error: &str) {
+        self.served().authorize_error = Some(error.into());
+    }
+
+    /// How each token request authenticated (`basic:ID` or `public:ID`).
+    pub fn token_clients(&self) -> Vec<String> {
+        self.served().token_clients.clone()
+    }
+
     pub fn jwks_fetches(&self) -> usize {
-        self.jwks_fetches.load(Ordering::SeqCst)
+        self.shared.jwks_fetches.load(Ordering::SeqCst)
     }
 
     pub fn discovery_fetches(&self) -> usize {
-        self.discovery_fetches.load(Ordering::SeqCst)
+        self.shared.discovery_fetches.load(Ordering::SeqCst)
     }
 
     /// Publishes these keys from now on.
     pub fn publish(&self, keys: Vec<TestKey>) {
-        self.served.lock().expect("lock").keys = keys;
+        self.served().keys = keys;
     }
 
     /// Publishes these JWKs exactly as given.
     pub fn publish_raw(&self, keys: Vec<Value>) {
-        self.served.lock().expect("lock").raw_keys = Some(keys);
+        self.served().raw_keys = Some(keys);
     }
 
     /// Makes every document answer 503 (or serve again).
     pub fn set_down(&self, down: bool) {
-        self.served.lock().expect("lock").down = down;
+        self.served().down = down;
     }
 
     /// Names another issuer in the discovery document.
     pub fn set_issuer(&self, issuer: &str) {
-        self.served.lock().expect("lock").issuer = issuer.into();
+        self.served().issuer = issuer.into();
     }
 
     /// Holds each JWKS answer back this long (so concurrent requests pile up behind one fetch).
     pub fn set_jwks_delay(&self, delay: Duration) {
-        self.served.lock().expect("lock").jwks_delay = Some(delay);
+        self.served().jwks_delay = Some(delay);
     }
 
     pub fn set_cache_control(&self, value: &str) {
-        self.served.lock().expect("lock").cache_control = Some(value.into());
+        self.served().cache_control = Some(value.into());
     }
 
     /// Standard claims for `email`, valid at `now` for five minutes.

@@ -1,0 +1,499 @@
+//! The browser flow against the mock provider: the sign-in page, the authorization-code flow
+//! with PKCE, state and nonce (query and form_post), and everything `/callback` refuses.
+
+use reqwest::Response;
+use serde_json::json;
+
+use crate::helpers::{
+    SignInApp, TestDb, async_on_both_backends, session_cookie, set_cookie, spawn_signin_app,
+    spawn_signin_app_with,
+};
+
+fn location(response: &Response) -> String {
+    response
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn query_param(url: &str, name: &str) -> Option<String> {
+    url::Url::parse(url)
+        .ok()?
+        .query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// A started flow: the provider URL it sends the browser to, and the browser's flow cookie.
+struct Started {
+    authorize_url: String,
+    flow_cookie: String,
+}
+
+async fn start(app: &SignInApp, path: &str, flow_cookie: Option<&str>) -> Started {
+    let mut request = app.client.get(format!("{}{path}", app.address));
+    if let Some(cookie) = flow_cookie {
+        request = request.header("Cookie", format!("idgate_flow={cookie}"));
+    }
+    let response = request.send().await.expect("send");
+    assert_eq!(response.status(), 302, "{path}");
+    let (flow_cookie, attributes) = set_cookie(&response, "idgate_flow").expect("a flow cookie");
+    for part in ["HttpOnly", "Path=/callback", "Max-Age=600"] {
+        assert!(attributes.contains(part), "{attributes} lacks {part}");
+    }
+    Started {
+        authorize_url: location(&response),
+        flow_cookie,
+    }
+}
+
+/// The provider's answer to the authorization request: the `/callback` URL (query mode).
+async fn authorize(app: &SignInApp, started: &Started) -> String {
+    let response = app
+        .client
+        .get(&started.authorize_url)
+        .send()
+        .await
+        .expect("authorize");
+    assert_eq!(response.status(), 302);
+    location(&response)
+}
+
+async fn callback(app: &SignInApp, url: &str, flow_cookie: &str) -> Response {
+    app.client
+        .get(url)
+        .header("Cookie", format!("idgate_flow={flow_cookie}"))
+        .send()
+        .await
+        .expect("callback")
+}
+
+/// Asserts an HTML error page: status, the incident id, a way back, and no reason code.
+async fn assert_error_page(response: Response, status: u16, reason: &str) {
+    assert_eq!(response.status().as_u16(), status, "status for {reason}");
+    assert!(session_cookie(&response).is_none());
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    assert!(content_type.starts_with("text/html"), "{content_type}");
+    let page = response.text().await.expect("page");
+    assert!(page.contains("incident"), "{page}");
+    assert!(page.contains(r#"href="/login""#), "{page}");
+    assert!(
+        !page.contains(reason),
+        "the page shows the reason {reason}: {page}"
+    );
+}
+
+async fn the_sign_in_page_lists_every_provider(db: TestDb) {
+    let app = spawn_signin_app(db).await;
+    let response = app
+        .client
+        .get(format!("{}/login?redirect=/docs/a%26b", app.address))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 200);
+    let csp = response
+        .headers()
+        .get("content-security-policy")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    let page = response.text().await.expect("page");
+    for expected in [
+        r#"<html lang="en">"#,
+        ">Mock<",
+        ">Strict<",
+        ">Other<",
+        r#"href="/login/mock?redirect=%2Fdocs%2Fa%26b""#,
+    ] {
+        assert!(page.contains(expected), "{expected} missing from {page}");
+    }
+    assert!(!page.contains("<script"), "works without JavaScript");
+    let evil = app
+        .client
+        .get(format!(
+            "{}/login?redirect=https://evil.example/",
+            app.address
+        ))
+        .send()
+        .await
+        .expect("send");
+    let page = evil.text().await.expect("page");
+    assert!(!page.contains("evil.example"), "{page}");
+    assert!(page.contains(r#"href="/login/mock""#), "{page}");
+}
+
+async fn a_person_signs_in_through_the_code_flow_with_pkce(db: TestDb) {
+    let app = spawn_signin_app(db).await;
+    let member = app.add_member("ana@example.org");
+    app.provider.set_user("ana@example.org", "ana-sub");
+    let started = start(&app, "/login/mock?redirect=/docs/space?x=1", None).await;
+    let url = &started.authorize_url;
+    assert!(
+        url.starts_with(&format!("{}/authorize?", app.provider.url)),
+        "{url}"
+    );
+    assert_eq!(query_param(url, "response_type").as_deref(), Some("code"));
+    assert_eq!(
+        query_param(url, "client_id").as_deref(),
+        Some("idgate-test")
+    );
+    assert_eq!(
+        query_param(url, "code_challenge_method").as_deref(),
+        Some("S256")
+    );
+    assert_eq!(
+        query_param(url, "scope").as_deref(),
+        Some("openid email profile")
+    );
+    assert_eq!(
+        query_param(url, "redirect_uri"),
+        Some(format!("{}/callback", app.address))
+    );
+    assert_eq!(query_param(url, "response_mode"), None);
+    for name in ["state", "nonce", "code_challenge"] {
+        assert_eq!(query_param(url, name).map(|v| v.len()), Some(43), "{name}");
+    }
+    let back = authorize(&app, &started).await;
+    let response = callback(&app, &back, &started.flow_cookie).await;
+    assert_eq!(response.status(), 303);
+    assert_eq!(location(&response), "/docs/space?x=1");
+    let session = session_cookie(&response).expect("a session").0;
+    let body: serde_json::Value = app
+        .get_with_session("/session", &session)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(body["member"]["id"], member.id);
+    assert_eq!(body["provider"], "mock");
+    assert_eq!(
+        app.provider.token_clients(),
+        vec!["basic:idgate-test".to_string()],
+        "client_secret_basic"
+    );
+    // The home page knows the person.
+    let home = app
+        .get_with_session("/", &session)
+        .await
+        .text()
+        .await
+        .expect("page");
+    assert!(home.contains("ana@example.org"), "{home}");
+    // The same callback again: the state was used.
+    assert_error_page(
+        callback(&app, &back, &started.flow_cookie).await,
+        400,
+        "bad_state",
+    )
+    .await;
+}
+
+async fn a_public_client_sends_its_id_and_the_verifier(db: TestDb) {
+    let app = spawn_signin_app(db).await;
+    app.add_member("ana@example.org");
+    app.provider.set_user("ana@example.org", "ana-sub");
+    let started = start(&app, "/login/strict", None).await;
+    let back = authorize(&app, &started).await;
+    let response = callback(&app, &back, &started.flow_cookie).await;
+    assert_eq!(response.status(), 303);
+    assert_eq!(location(&response), "/");
+    assert_eq!(
+        app.provider.token_clients(),
+        vec!["public:strict-client".to_string()]
+    );
+}
+
+async fn form_post_answers_finish_the_flow(db: TestDb) {
+    let app = spawn_signin_app_with(db, |s| {
+        s.response_mode = idgate::flows::ResponseMode::FormPost
+    })
+    .await;
+    app.add_member("ana@example.org");
+    app.provider.set_user("ana@example.org", "ana-sub");
+    let started = start(&app, "/login/mock", None).await;
+    assert_eq!(
+        query_param(&started.authorize_url, "response_mode").as_deref(),
+        Some("form_post")
+    );
+    let form = app
+        .client
+        .get(&started.authorize_url)
+        .send()
+        .await
+        .expect("authorize")
+        .text()
+        .await
+        .expect("form");
+    let field = |name: &str| {
+        let marker = format!(r#"name="{name}" value=""#);
+        let start = form.find(&marker).map(|i| i + marker.len()).expect(name);
+        form[start..].split('"').next().expect("value").to_string()
+    };
+    let fields = [
+        ("code", field("code")),
+        ("state", field("state")),
+        ("iss", field("iss")),
+    ];
+    let response = app
+        .client
+        .post(format!("{}/callback", app.address))
+        .header("Cookie", format!("idgate_flow={}", started.flow_cookie))
+        .form(&fields)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(response.status(), 303);
+    assert!(session_cookie(&response).is_some());
+}
+
+async fn the_state_must_be_this_browsers_live_flow(db: TestDb) {
+    let app = spawn_signin_app(db).await;
+    app.add_member("ana@example.org");
+    app.provider.set_user("ana@example.org", "ana-sub");
+    // Tampered state.
+    let started = start(&app, "/login/mock", None).await;
+    let back = authorize(&app, &started).await;
+    let tampered = back.replace("state=", "state=x");
+    assert_error_page(
+        callback(&app, &tampered, &started.flow_cookie).await,
+        400,
+        "bad_state",
+    )
+    .await;
+    // Another browser (no flow cookie, or another one) cannot finish this browser's flow.
+    let started = start(&app, "/login/mock", None).await;
+    let back = authorize(&app, &started).await;
+    let response = app.client.get(&back).send().await.expect("send");
+    assert_error_page(response, 400, "bad_state").await;
+    let started = start(&app, "/login/mock", None).await;
+    let back = authorize(&app, &started).await;
+    let other = idgate::sessions::random_token();
+    assert_error_page(callback(&app, &back, &other).await, 400, "bad_state").await;
+    // No state at all; a state given twice.
+    assert_error_page(
+        callback(
+            &app,
+            &format!("{}/callback?code=x", app.address),
+            &started.flow_cookie,
+        )
+        .await,
+        400,
+        "bad_state",
+    )
+    .await;
+    let started = start(&app, "/login/mock", None).await;
+    let back = authorize(&app, &started).await;
+    let twice = format!("{back}&state=other");
+    assert_error_page(
+        callback(&app, &twice, &started.flow_cookie).await,
+        400,
+        "duplicate_parameter",
+    )
+    .await;
+    // Two tabs of one browser keep one flow cookie and both finish.
+    let first = start(&app, "/login/mock", None).await;
+    let second = start(&app, "/login/mock", Some(&first.flow_cookie)).await;
+    assert_eq!(first.flow_cookie, second.flow_cookie);
+    for started in [&first, &second] {
+        let back = authorize(&app, started).await;
+        assert_eq!(
+            callback(&app, &back, &started.flow_cookie).await.status(),
+            303
+        );
+    }
+    // A flow older than ten minutes (last: the mock's tokens follow the real clock).
+    let started = start(&app, "/login/mock", None).await;
+    let back = authorize(&app, &started).await;
+    app.clock.advance(601);
+    assert_error_page(
+        callback(&app, &back, &started.flow_cookie).await,
+        400,
+        "bad_state",
+    )
+    .await;
+}
+
+async fn the_nonce_and_the_provider_must_be_the_flows(db: TestDb) {
+    let app = spawn_signin_app(db).await;
+    app.add_member("ana@example.org");
+    app.provider.set_user("ana@example.org", "ana-sub");
+    app.provider
+        .set_id_token_changes(json!({"nonce": "not-the-flows"}));
+    let started = start(&app, "/login/mock", None).await;
+    let back = authorize(&app, &started).await;
+    assert_error_page(
+        callback(&app, &back, &started.flow_cookie).await,
+        401,
+        "bad_nonce",
+    )
+    .await;
+    app.provider.set_id_token_changes(json!({"nonce": null}));
+    let started = start(&app, "/login/mock", None).await;
+    let back = authorize(&app, &started).await;
+    assert_error_page(
+        callback(&app, &back, &started.flow_cookie).await,
+        401,
+        "bad_nonce",
+    )
+    .await;
+    // A flow started for `strict` answered with a token for `mock` (mix-up).
+    app.provider
+        .set_id_token_changes(json!({"aud": "idgate-test"}));
+    let started = start(&app, "/login/strict", None).await;
+    let back = authorize(&app, &started).await;
+    assert_error_page(
+        callback(&app, &back, &started.flow_cookie).await,
+        401,
+        "unknown_issuer",
+    )
+    .await;
+    // An `iss` in the response that is not the flow's provider.
+    app.provider.set_id_token_changes(json!({}));
+    let started = start(&app, "/login/mock", None).await;
+    let back = authorize(&app, &started)
+        .await
+        .replace("iss=", "iss=https%3A%2F%2Fevil.example&x=");
+    assert_error_page(
+        callback(&app, &back, &started.flow_cookie).await,
+        401,
+        "unknown_issuer",
+    )
+    .await;
+    // A provider that promises `iss` must send it.
+    let started = start(&app, "/login/mock", None).await;
+    let back = authorize(&app, &started).await;
+    let without_iss: String = {
+        let mut url = url::Url::parse(&back).expect("url");
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .filter(|(k, _)| k != "iss")
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        url.query_pairs_mut().clear().extend_pairs(pairs);
+        url.to_string()
+    };
+    assert_error_page(
+        callback(&app, &without_iss, &started.flow_cookie).await,
+        401,
+        "unknown_issuer",
+    )
+    .await;
+}
+
+async fn provider_errors_and_refused_codes_are_pages(db: TestDb) {
+    let app = spawn_signin_app(db).await;
+    app.add_member("ana@example.org");
+    app.provider.set_user("ana@example.org", "ana-sub");
+    // A code the provider does not know.
+    let started = start(&app, "/login/mock", None).await;
+    let back = authorize(&app, &started).await;
+    let forged = back.replace("code=", "code=forged");
+    assert_error_page(
+        callback(&app, &forged, &started.flow_cookie).await,
+        401,
+        "invalid_code",
+    )
+    .await;
+    // An ID token in the callback URL is never taken.
+    let started = start(&app, "/login/mock", None).await;
+    let back = authorize(&app, &started).await;
+    let state = query_param(&back, "state").expect("state");
+    let token = app.token_for("ana@example.org");
+    let url = format!(
+        "{}/callback?state={state}&id_token={token}&iss={}",
+        app.address, app.provider.url
+    );
+    assert_error_page(
+        callback(&app, &url, &started.flow_cookie).await,
+        400,
+        "missing_parameter",
+    )
+    .await;
+    // The person cancelled at the provider.
+    app.provider.set_authorize_error("access_denied");
+    let started = start(&app, "/login/mock", None).await;
+    let back = authorize(&app, &started).await;
+    assert_error_page(
+        callback(&app, &back, &started.flow_cookie).await,
+        401,
+        "provider_error",
+    )
+    .await;
+    // Sign-in rules still apply: no member.
+    let response = app
+        .client
+        .get(format!("{}/login/nobody", app.address))
+        .send()
+        .await
+        .expect("send");
+    assert_error_page(response, 404, "not_found").await;
+    let mut conn = app.database.conn().expect("conn");
+    let events = idgate::audit::list_events(&mut conn, 0).expect("events");
+    let reasons: Vec<_> = events.iter().filter_map(|e| e.reason.clone()).collect();
+    for reason in [
+        "invalid_code",
+        "missing_parameter",
+        "provider_error",
+        "not_found",
+    ] {
+        assert!(
+            reasons.iter().any(|r| r == reason),
+            "{reason} not logged: {reasons:?}"
+        );
+    }
+}
+
+async fn redirects_go_only_to_idgate_or_registered_websites(db: TestDb) {
+    let app = spawn_signin_app(db).await;
+    app.add_member("ana@example.org");
+    app.provider.set_user("ana@example.org", "ana-sub");
+    for (redirect, expected) in [
+        (
+            "https%3A%2F%2Fdocs.example.org%2Fspace",
+            "https://docs.example.org/space",
+        ),
+        ("https%3A%2F%2Fevil.example%2F", "/"),
+        ("%2F%2Fevil.example", "/"),
+        ("%2F%5Cevil.example", "/"),
+        ("https%3A%2F%2Fdocs.example.org.evil.example%2F", "/"),
+        ("javascript%3Aalert(1)", "/"),
+    ] {
+        let started = start(&app, &format!("/login/mock?redirect={redirect}"), None).await;
+        let back = authorize(&app, &started).await;
+        let response = callback(&app, &back, &started.flow_cookie).await;
+        assert_eq!(response.status(), 303);
+        assert_eq!(location(&response), expected, "{redirect}");
+    }
+}
+
+#[tokio::test]
+async fn a_provider_without_rfc_9207_finishes_without_iss() {
+    let app = spawn_signin_app(TestDb::sqlite()).await;
+    app.add_member("ana@example.org");
+    app.provider.set_user("ana@example.org", "ana-sub");
+    app.provider.set_send_iss(false);
+    let started = start(&app, "/login/mock", None).await;
+    let back = authorize(&app, &started).await;
+    assert_eq!(query_param(&back, "iss"), None);
+    assert_eq!(callback(&app, &back, &started.flow_cookie).await.status(), 303);
+}
+
+async_on_both_backends!(
+    the_sign_in_page_lists_every_provider,
+    a_person_signs_in_through_the_code_flow_with_pkce,
+    a_public_client_sends_its_id_and_the_verifier,
+    form_post_answers_finish_the_flow,
+    the_state_must_be_this_browsers_live_flow,
+    the_nonce_and_the_provider_must_be_the_flows,
+    provider_errors_and_refused_codes_are_pages,
+    redirects_go_only_to_idgate_or_registered_websites,
+);
