@@ -400,13 +400,17 @@ async fn callback(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>
 async fn home(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     match current_session(&req, &state).await {
         Ok(Some((session, _))) => {
+            let config = state.config.load();
+            let provider = config
+                .provider(&session.provider)
+                .map_or(session.provider.as_str(), |p| p.title.as_str());
             let mut builder = HttpResponse::Ok();
             builder.insert_header(("Cache-Control", "no-store"));
             answer::page(
                 builder,
                 &HomePage {
                     email: &session.member.email,
-                    provider: &session.provider,
+                    provider,
                 },
             )
         }

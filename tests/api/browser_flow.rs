@@ -484,7 +484,10 @@ async fn a_provider_without_rfc_9207_finishes_without_iss() {
     let started = start(&app, "/login/mock", None).await;
     let back = authorize(&app, &started).await;
     assert_eq!(query_param(&back, "iss"), None);
-    assert_eq!(callback(&app, &back, &started.flow_cookie).await.status(), 303);
+    assert_eq!(
+        callback(&app, &back, &started.flow_cookie).await.status(),
+        303
+    );
 }
 
 async_on_both_backends!(

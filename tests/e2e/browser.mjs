@@ -1,0 +1,39 @@
+// Drives headless Chromium through idgate's browser sign-in:
+// idgate /login → the provider's button → the provider's login form → consent → back to idgate,
+// then prints idgate's GET /session answer as JSON on standard output.
+//
+//   node browser.mjs IDGATE_URL PROVIDER_TITLE LOGIN [SCREENSHOT.png]
+import { chromium } from 'playwright-core';
+
+const [idgate, title, login, screenshot] = process.argv.slice(2);
+const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
+
+const browser = await chromium.launch({ executablePath, args: ['--no-sandbox'] });
+const page = await browser.newPage();
+try {
+  page.setDefaultTimeout(15000);
+  await page.goto(`${idgate}/login`);
+  await page.getByRole('link', { name: title }).click();
+  // The provider's development login form, then its consent page.
+  await page.locator('input[name="login"]').fill(login);
+  await page.locator('input[name="password"]').fill('any password');
+  await page.getByRole('button', { name: 'Sign-in' }).click();
+  await page.getByRole('button', { name: 'Continue' }).click();
+  // Back at idgate: the home page names the person.
+  await page.waitForURL(`${idgate}/`);
+  await page.getByText(login).waitFor();
+  if (screenshot) {
+    await page.screenshot({ path: screenshot });
+  }
+  // The browser itself asks who it is, with the cookie idgate set.
+  const response = await page.goto(`${idgate}/session`);
+  const session = { status: response.status(), body: await response.json() };
+  const cookies = await page.context().cookies(idgate);
+  console.log(JSON.stringify({ session, cookies: cookies.map((c) => ({ name: c.name, httpOnly: c.httpOnly, sameSite: c.sameSite })) }));
+} catch (error) {
+  // Say where the run stopped, for the test's failure message.
+  console.error(`stopped at ${page.url()}:\n${(await page.locator('body').innerText().catch(() => '')).slice(0, 2000)}`);
+  throw error;
+} finally {
+  await browser.close();
+}
