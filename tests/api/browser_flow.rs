@@ -476,6 +476,69 @@ async fn redirects_go_only_to_idgate_or_registered_websites(db: TestDb) {
 }
 
 #[tokio::test]
+async fn an_id_token_posted_by_the_provider_finishes_the_flow() {
+    let app = spawn_signin_app(TestDb::sqlite()).await;
+    app.add_member("ana@example.org");
+    let started = start(&app, "/login/mock", None).await;
+    let nonce = query_param(&started.authorize_url, "nonce").expect("nonce");
+    let state = query_param(&started.authorize_url, "state").expect("state");
+    let mut claims = app.provider.claims("ana@example.org", app.now());
+    claims["nonce"] = json!(nonce);
+    let token = app.provider.token(&app.key, &claims);
+    let post = |fields: Vec<(&'static str, String)>| {
+        app.client
+            .post(format!("{}/callback", app.address))
+            .header("Cookie", format!("idgate_flow={}", started.flow_cookie))
+            .form(&fields)
+            .send()
+    };
+    let response = post(vec![
+        ("state", state.clone()),
+        ("id_token", token),
+        ("iss", app.provider.url.clone()),
+    ])
+    .await
+    .expect("post");
+    assert_eq!(response.status(), 303);
+    assert!(session_cookie(&response).is_some());
+    // The flow is finished: the same state again is refused.
+    let again = post(vec![("state", state), ("code", "x".into())])
+        .await
+        .expect("post");
+    assert_error_page(again, 400, "bad_state").await;
+}
+
+#[tokio::test]
+async fn signing_out_in_a_browser_shows_the_signed_out_page() {
+    let app = spawn_signin_app(TestDb::sqlite()).await;
+    app.add_member("ana@example.org");
+    let session = session_cookie(&app.login(&app.token_for("ana@example.org")).await)
+        .expect("cookie")
+        .0;
+    let response = app
+        .client
+        .post(format!("{}/logout", app.address))
+        .header("Cookie", format!("idgate_session={session}"))
+        .header(
+            "Accept",
+            "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+        )
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 200);
+    assert!(session_cookie(&response).is_some_and(|(v, _)| v.is_empty()));
+    let page = response.text().await.expect("page");
+    assert!(
+        page.contains("You are signed out") && page.contains(r#"href="/login""#),
+        "{page}"
+    );
+    let home = app.get_with_session("/", &session).await;
+    assert_eq!(home.status(), 303);
+    assert_eq!(location(&home), "/login");
+}
+
+#[tokio::test]
 async fn a_provider_without_rfc_9207_finishes_without_iss() {
     let app = spawn_signin_app(TestDb::sqlite()).await;
     app.add_member("ana@example.org");

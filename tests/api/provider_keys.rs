@@ -235,3 +235,14 @@ async fn a_key_that_names_another_algorithm_is_no_key_for_this_one() {
         "lowercase typ jwt is accepted"
     );
 }
+
+#[tokio::test]
+async fn a_jwks_over_one_mebibyte_is_refused() {
+    let app = spawn_signin_app(TestDb::sqlite()).await;
+    app.add_member("ana@example.org");
+    let mut huge = app.key.jwk();
+    huge["padding"] = serde_json::json!("x".repeat(1024 * 1024));
+    app.provider.publish_raw(vec![app.key.jwk(), huge]);
+    let response = app.login(&app.token_for("ana@example.org")).await;
+    assert_refused(response, 503, "unavailable").await;
+}
