@@ -1,4 +1,4 @@
-//! The command line (SPEC §1): `serve`, `check-config`, `members …` and `audit`.
+//! The command line (SPEC §1): `serve`, `check-config`, `members …`, `sessions …` and `audit`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -37,8 +37,33 @@ pub enum Command {
     /// Member administration.
     #[command(subcommand)]
     Members(MembersCommand),
+    /// Session administration.
+    #[command(subcommand)]
+    Sessions(SessionsCommand),
     /// Print the security log, oldest first.
     Audit(AuditArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SessionsCommand {
+    /// List sessions (each by a handle: the first 16 hex characters of its id's hash).
+    List {
+        /// Only this member's sessions.
+        #[arg(long)]
+        member: Option<String>,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// End one session (by handle) or every session of a member.
+    Revoke {
+        /// The session's handle, as `sessions list` shows it.
+        #[arg(required_unless_present = "member", conflicts_with = "member")]
+        handle: Option<String>,
+        /// End every session of this member.
+        #[arg(long)]
+        member: Option<String>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -150,6 +175,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Serve(args) => serve(args, cli.database),
         Command::CheckConfig(args) => return check_config(args),
         Command::Members(cmd) => members(cmd, &cli.database),
+        Command::Sessions(cmd) => sessions_command(cmd, &cli.database),
         Command::Audit(args) => audit_log(args, &cli.database),
     };
     match result {
@@ -306,6 +332,67 @@ fn set_locked(database_url: &str, text: &str, locked: bool, now: i64) -> Result<
             Ok(())
         }
         None => Err(format!("no member with the email {address}")),
+    }
+}
+
+/// The member with this email, or an error naming it.
+fn member_id(conn: &mut AnyConnection, text: &str) -> Result<i64, String> {
+    let address = email(text)?;
+    members::find_member_by_email(conn, &address)
+        .map_err(|e| e.to_string())?
+        .map(|m| m.id)
+        .ok_or_else(|| format!("no member with the email {address}"))
+}
+
+fn sessions_command(cmd: SessionsCommand, database_url: &str) -> Result<(), String> {
+    match cmd {
+        SessionsCommand::List { member, json } => {
+            let all = with_conn(database_url, |conn| {
+                let member = member.as_deref().map(|m| member_id(conn, m)).transpose()?;
+                sessions::list_sessions(conn, member).map_err(|e| e.to_string())
+            })?;
+            if !json {
+                println!(
+                    "{:<16} {:<32} {:<12} {:<20} {:<20} EXPIRES",
+                    "HANDLE", "EMAIL", "PROVIDER", "CREATED", "LAST SEEN"
+                );
+            }
+            for s in &all {
+                if json {
+                    match serde_json::to_string(s) {
+                        Ok(text) => println!("{text}"),
+                        Err(e) => eprintln!("idgate: cannot print session {}: {e}", s.handle),
+                    }
+                } else {
+                    println!(
+                        "{:<16} {:<32} {:<12} {:<20} {:<20} {}",
+                        s.handle,
+                        s.email,
+                        s.provider,
+                        rfc3339(s.created_at),
+                        rfc3339(s.last_seen_at),
+                        rfc3339(s.expires_at)
+                    );
+                }
+            }
+            Ok(())
+        }
+        SessionsCommand::Revoke { handle, member } => with_conn(database_url, |conn| {
+            if let Some(member) = member {
+                let id = member_id(conn, &member)?;
+                let ended =
+                    sessions::delete_member_sessions(conn, id).map_err(|e| e.to_string())?;
+                println!("revoked {ended} session(s) of {member}");
+                return Ok(());
+            }
+            let handle = handle.unwrap_or_default();
+            if sessions::revoke_by_handle(conn, &handle).map_err(|e| e.to_string())? {
+                println!("revoked session {handle}");
+                Ok(())
+            } else {
+                Err(format!("no session with the handle {handle}"))
+            }
+        }),
     }
 }
 

@@ -161,3 +161,69 @@ pub fn purge_expired(
         ..Purged::default()
     })
 }
+
+/// A session as an administrator sees it: the first 16 hex characters of its id's hash (a
+/// handle that reveals nothing of the id), its member and its times.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionSummary {
+    pub handle: String,
+    pub member_id: i64,
+    pub email: String,
+    pub provider: String,
+    pub created_at: i64,
+    pub last_seen_at: i64,
+    pub expires_at: i64,
+}
+
+/// How long a handle is: enough to name one session, too little to find it by.
+pub const HANDLE_LEN: usize = 16;
+
+/// Every session (of one member, when given), oldest first.
+pub fn list_sessions(
+    conn: &mut AnyConnection,
+    member_id: Option<i64>,
+) -> Result<Vec<SessionSummary>, StoreError> {
+    let mut query = sessions::table
+        .inner_join(members::table)
+        .select((
+            sessions::id_hash,
+            sessions::member_id,
+            members::email,
+            sessions::provider,
+            sessions::created_at,
+            sessions::last_seen_at,
+            sessions::expires_at,
+        ))
+        .order((sessions::created_at, sessions::id_hash))
+        .into_boxed();
+    if let Some(id) = member_id {
+        query = query.filter(sessions::member_id.eq(id));
+    }
+    let rows: Vec<(String, i64, String, String, i64, i64, i64)> = query.load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(hash, member_id, email, provider, created_at, last_seen_at, expires_at)| {
+                SessionSummary {
+                    handle: hash.chars().take(HANDLE_LEN).collect(),
+                    member_id,
+                    email,
+                    provider,
+                    created_at,
+                    last_seen_at,
+                    expires_at,
+                }
+            },
+        )
+        .collect())
+}
+
+/// Ends the session whose handle this is; false when none has it.
+pub fn revoke_by_handle(conn: &mut AnyConnection, handle: &str) -> Result<bool, StoreError> {
+    if handle.len() != HANDLE_LEN || !handle.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Ok(false);
+    }
+    let pattern = format!("{}%", handle.to_ascii_lowercase());
+    Ok(diesel::delete(sessions::table.filter(sessions::id_hash.like(pattern))).execute(conn)? > 0)
+}

@@ -21,4 +21,5 @@ mod provider;
 mod provider_keys;
 mod serve;
 mod sessions;
+mod sessions_cli;
 mod signin_rules;
