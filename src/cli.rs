@@ -85,7 +85,7 @@ pub struct ServeArgs {
     #[arg(long, env = "IDGATE_LISTEN", default_value = DEFAULT_LISTEN)]
     pub listen: String,
     /// The address people reach idgate at (the provider redirect is {public-url}/callback).
-    #[arg(long, env = "IDGATE_PUBLIC_URL")]
+    #[arg(long, env = "IDGATE_PUBLIC_URL", value_parser = public_url)]
     pub public_url: Option<url::Url>,
     /// The name of the session cookie.
     #[arg(long, env = "IDGATE_COOKIE_NAME", default_value = sessions::DEFAULT_COOKIE_NAME, value_parser = cookie_name)]
@@ -96,6 +96,25 @@ pub struct ServeArgs {
     /// How providers answer the sign-in: query (GET /callback) or form_post (POST /callback).
     #[arg(long, env = "IDGATE_RESPONSE_MODE", default_value = "query", value_parser = ["query", "form_post"])]
     pub response_mode: String,
+}
+
+/// The public URL: an origin (`https://sso.example.org[:port]`), no path, query or user.
+fn public_url(text: &str) -> Result<url::Url, String> {
+    let url = url::Url::parse(text).map_err(|e| format!("`{text}`: {e}"))?;
+    let origin_only = matches!(url.scheme(), "http" | "https")
+        && url.host_str().is_some()
+        && url.path() == "/"
+        && url.query().is_none()
+        && url.fragment().is_none()
+        && url.username().is_empty()
+        && url.password().is_none();
+    if origin_only {
+        Ok(url)
+    } else {
+        Err(format!(
+            "`{text}` must be an origin such as https://sso.example.org (idgate serves at the root)"
+        ))
+    }
 }
 
 /// A cookie name: an RFC 6265 token.

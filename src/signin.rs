@@ -219,12 +219,13 @@ pub async fn redeem_code(
     let outcome = state
         .db
         .run::<_, StoreError, _>(move |conn| {
+            // The code is used up by its own statement, committed whatever follows: a code
+            // presented for the wrong client, or for a member now refused, is gone too.
+            let code = match codes::redeem_code(conn, &code_hash, now)? {
+                Some(code) if client_id.as_ref().is_none_or(|c| *c == code.client_id) => code,
+                _ => return Ok(Err(TxError::Refused(Reason::InvalidCode, None))),
+            };
             Ok(conn.transaction(|conn| -> Result<_, TxError> {
-                let code = codes::redeem_code(conn, &code_hash, now)?
-                    .ok_or(TxError::Refused(Reason::InvalidCode, None))?;
-                if client_id.as_ref().is_some_and(|c| *c != code.client_id) {
-                    return Err(TxError::Refused(Reason::InvalidCode, None));
-                }
                 let member = members::lock_member(conn, code.member_id)?
                     .ok_or(TxError::Refused(Reason::NoMember, None))?;
                 check_state(&member)?;

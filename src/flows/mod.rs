@@ -17,7 +17,8 @@ use crate::sessions::random_token;
 
 /// How long a started flow may take to come back, in seconds.
 pub const FLOW_LIFETIME_SECS: i64 = 10 * 60;
-/// The cookie that binds flows to the browser that started them.
+/// The cookie that binds flows to the browser that started them (plain http; see
+/// [`flow_cookie_name`]).
 pub const FLOW_COOKIE: &str = "idgate_flow";
 
 /// The secrets of a new flow. `state` and the browser value travel to the browser; the
@@ -65,21 +66,37 @@ impl std::str::FromStr for ResponseMode {
     }
 }
 
-/// The cookie that binds flows to this browser: sent back to `/callback` only, for the life of
-/// a flow. Over https it is `SameSite=None; Secure`, so that it survives the provider's
-/// cross-site `form_post` (the session cookie stays `Lax`); over plain http (development)
-/// browsers refuse `None` without `Secure`, so it is `Lax` there.
-pub fn flow_cookie(value: String, secure: bool) -> actix_web::cookie::Cookie<'static> {
+/// The name of the flow cookie. Over https it is `__Host-idgate_flow`: browsers take such a
+/// cookie only from this very host (`Secure`, `Path=/`, no `Domain`), so a sibling subdomain
+/// cannot plant a value it knows. Over plain http (development) the prefix is not possible.
+pub fn flow_cookie_name(secure: bool) -> &'static str {
+    if secure {
+        "__Host-idgate_flow"
+    } else {
+        FLOW_COOKIE
+    }
+}
+
+/// The cookie that binds flows to this browser, for the life of a flow. With `form_post` over
+/// https it is `SameSite=None`, so that it survives the provider's cross-site POST (the session
+/// cookie stays `Lax`); otherwise `Lax` (browsers refuse `None` without `Secure`, so plain http
+/// development setups use `Lax`, which same-site setups on one host still carry).
+pub fn flow_cookie(
+    value: String,
+    secure: bool,
+    mode: ResponseMode,
+) -> actix_web::cookie::Cookie<'static> {
     use actix_web::cookie::{Cookie, SameSite, time::Duration};
-    Cookie::build(FLOW_COOKIE, value)
+    let same_site = if secure && mode == ResponseMode::FormPost {
+        SameSite::None
+    } else {
+        SameSite::Lax
+    };
+    Cookie::build(flow_cookie_name(secure), value)
         .http_only(true)
-        .path("/callback")
+        .path(if secure { "/" } else { "/callback" })
         .max_age(Duration::seconds(FLOW_LIFETIME_SECS))
-        .same_site(if secure {
-            SameSite::None
-        } else {
-            SameSite::Lax
-        })
+        .same_site(same_site)
         .secure(secure)
         .finish()
 }
@@ -200,6 +217,29 @@ mod tests {
         ] {
             assert_eq!(check(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn the_flow_cookie_is_host_bound_over_https_and_none_only_for_form_post() {
+        let https_post = flow_cookie("v".into(), true, ResponseMode::FormPost).to_string();
+        assert!(
+            https_post.starts_with("__Host-idgate_flow=v"),
+            "{https_post}"
+        );
+        for part in ["Secure", "SameSite=None", "HttpOnly", "Max-Age=600"] {
+            assert!(https_post.contains(part), "{https_post} lacks {part}");
+        }
+        assert!(https_post.contains("Path=/") && !https_post.contains("Path=/callback"));
+        let https_query = flow_cookie("v".into(), true, ResponseMode::Query).to_string();
+        assert!(https_query.contains("SameSite=Lax"), "{https_query}");
+        let http = flow_cookie("v".into(), false, ResponseMode::FormPost).to_string();
+        assert!(
+            http.starts_with("idgate_flow=v")
+                && http.contains("SameSite=Lax")
+                && !http.contains("Secure"),
+            "{http}"
+        );
+        assert!(http.contains("Path=/callback"), "{http}");
     }
 
     #[test]

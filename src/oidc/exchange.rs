@@ -44,7 +44,8 @@ pub async fn exchange_code(
         .post_form(token_endpoint, &form, basic)
         .await
         .map_err(|e| match e {
-            FetchError::Status { status, .. } if (400..500).contains(&status) => {
+            // 401 is the provider refusing idgate itself (a wrong clientSecret): not the code.
+            FetchError::Status { status, .. } if (400..500).contains(&status) && status != 401 => {
                 ExchangeError::Rejected(e.to_string())
             }
             other => ExchangeError::Unavailable(other.to_string()),

@@ -71,6 +71,8 @@ pub enum Failure {
     NoSession,
     /// No such page or provider.
     NotFound,
+    /// A sign-in asked for by a page idgate does not trust (login CSRF).
+    Csrf,
     /// The database or the identity provider cannot be reached.
     Unavailable,
 }
@@ -86,6 +88,7 @@ impl Failure {
             Failure::MethodNotAllowed => "method_not_allowed",
             Failure::NoSession => "no_session",
             Failure::NotFound => "not_found",
+            Failure::Csrf => "csrf",
             Failure::Unavailable => "unavailable",
         }
     }
@@ -100,6 +103,7 @@ impl Failure {
             Failure::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Failure::NoSession => StatusCode::UNAUTHORIZED,
             Failure::NotFound => StatusCode::NOT_FOUND,
+            Failure::Csrf => StatusCode::FORBIDDEN,
             Failure::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -114,6 +118,7 @@ impl Failure {
             Failure::MethodNotAllowed => "This action cannot be done with this method.",
             Failure::NoSession => "There is no valid session.",
             Failure::NotFound => "There is nothing here.",
+            Failure::Csrf => "This request did not come from a page allowed to make it.",
             Failure::Unavailable => {
                 "The service is temporarily unavailable. Please try again shortly."
             }
@@ -178,6 +183,7 @@ impl Failure {
             | Failure::UnknownAction
             | Failure::TokenInUrl
             | Failure::NotFound
+            | Failure::Csrf
             | Failure::MethodNotAllowed => (
                 "This request could not be handled",
                 "The link or form you used is incomplete or invalid. Please start again.",
@@ -280,6 +286,7 @@ pub fn session(
 
 /// The answer to a sign-out.
 pub fn signed_out(format: Format, mut builder: HttpResponseBuilder) -> HttpResponse {
+    builder.insert_header(("Cache-Control", "no-store"));
     match format {
         Format::Json => builder.json(json!({ "status": "signed-out" })),
         Format::Xml => xml(builder, &SignedOutXml),

@@ -68,6 +68,10 @@ async fn dispatch(req: &HttpRequest, body: &[u8], state: &AppState) -> HttpRespo
         // A token in a POST's URL still reaches access logs: refused, not used.
         return failure(Failure::TokenInUrl).await;
     }
+    let signs_in = matches!(action, Some("login" | "code"));
+    if signs_in && !request::is_from_trusted_page(req, state) {
+        return failure(Failure::Csrf).await;
+    }
     match (action, is_post) {
         (Some("logout"), _) => sign_out(req, state, format).await,
         (Some("login"), _) if params.get("auth_code").is_some() => {

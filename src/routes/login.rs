@@ -150,7 +150,7 @@ async fn start(
     let secure = request::is_https(&req, &state);
     // One browser value for all of this browser's flows, so that two tabs can sign in at once.
     let browser = req
-        .cookie(flows::FLOW_COOKIE)
+        .cookie(flows::flow_cookie_name(secure))
         .map(|c| c.value().to_string())
         .filter(|v| sessions::is_plausible_id(v))
         .unwrap_or_else(sessions::random_token);
@@ -198,7 +198,11 @@ async fn start(
         .await;
     }
     HttpResponse::Found()
-        .cookie(flows::flow_cookie(browser, secure))
+        .cookie(flows::flow_cookie(
+            browser,
+            secure,
+            state.settings.response_mode,
+        ))
         .insert_header((LOCATION, url.to_string()))
         .insert_header(("Cache-Control", "no-store"))
         .finish()
@@ -217,6 +221,9 @@ async fn callback(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>
         Ok(params) => params,
         Err(failure) => return fail_page(&req, &state, failure, None, None).await,
     };
+    if is_post && Params::parse(&[query]).is_ok_and(|q| q.get("id_token").is_some()) {
+        return fail_page(&req, &state, Failure::TokenInUrl, None, None).await;
+    }
     let Some(state_param) = params.get("state") else {
         return fail_page(
             &req,
@@ -257,7 +264,7 @@ async fn callback(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>
     };
     let provider_id = Some(flow.provider.clone());
     let browser_matches = req
-        .cookie(flows::FLOW_COOKIE)
+        .cookie(flows::flow_cookie_name(request::is_https(&req, &state)))
         .is_some_and(|c| sessions::hash_id(c.value()) == flow.browser_hash);
     if !browser_matches || state.clock.now() >= flow.expires_at {
         let detail = if browser_matches {
@@ -416,6 +423,7 @@ async fn home(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
         }
         Ok(None) => HttpResponse::SeeOther()
             .insert_header((LOCATION, "/login"))
+            .insert_header(("Cache-Control", "no-store"))
             .finish(),
         Err(error) => {
             let incident = crate::error::new_incident_id();

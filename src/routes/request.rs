@@ -118,6 +118,38 @@ pub fn public_base(req: &HttpRequest, state: &AppState) -> Option<String> {
     authority_only.then(|| parsed.as_str().trim_end_matches('/').to_string())
 }
 
+/// Whether a request that signs someone in comes from a page allowed to ask: idgate itself or
+/// a registered client's website (login-CSRF defence). `Origin` decides when present; without
+/// it, a browser's `Sec-Fetch-Site` and `Referer` do; a request with none of them is not from a
+/// browser page and passes.
+pub fn is_from_trusted_page(req: &HttpRequest, state: &AppState) -> bool {
+    use actix_web::http::header::{ORIGIN, REFERER};
+    let own = public_base(req, state);
+    let config = state.config.load();
+    let trusted = |origin: &str| {
+        own.as_deref()
+            .is_some_and(|own| own.eq_ignore_ascii_case(origin))
+            || config
+                .clients
+                .iter()
+                .any(|c| c.website.eq_ignore_ascii_case(origin))
+    };
+    let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
+    if let Some(origin) = header(ORIGIN) {
+        return trusted(origin);
+    }
+    let referer_origin = header(REFERER)
+        .and_then(|r| url::Url::parse(r).ok())
+        .map(|r| r.origin().ascii_serialization());
+    match header(actix_web::http::header::HeaderName::from_static(
+        "sec-fetch-site",
+    )) {
+        Some("same-origin" | "none") => true,
+        Some(_) => referer_origin.is_some_and(|o| trusted(&o)),
+        None => referer_origin.is_none_or(|o| trusted(&o)),
+    }
+}
+
 /// The session id the browser sent, if it has the shape of one.
 pub fn session_id(req: &HttpRequest, state: &AppState) -> Option<String> {
     req.cookie(&state.settings.cookie.name)

@@ -215,6 +215,12 @@ async fn a_code_is_bound_to_its_client_and_member(db: TestDb) {
         app.client.get(&url).send().await.expect("send").status(),
         401
     );
+    // Presented for the wrong client, the code is used up: not even its own client gets it now.
+    let retry = redeem_url(&app, &code, &format!("&client_id={CLIENT}"));
+    assert_eq!(
+        app.client.get(&retry).send().await.expect("send").status(),
+        401
+    );
     // A member locked after the code was issued cannot redeem it.
     let code = issue(&app, "ana@example.org").await;
     let mut conn = app.database.conn().expect("conn");
@@ -292,6 +298,73 @@ async fn code_requests_answer_cors_for_registered_websites() {
         .await
         .expect("send");
     assert!(evil.headers().get("access-control-allow-origin").is_none());
+}
+
+#[tokio::test]
+async fn pages_of_other_sites_cannot_sign_a_browser_in() {
+    let app = spawn_signin_app(TestDb::sqlite()).await;
+    app.add_member("ana@example.org");
+    // A cross-site form posting the attacker's own token (login CSRF).
+    let response = app
+        .login_with(
+            &app.token_for("ana@example.org"),
+            &[("Origin", "https://evil.example")],
+        )
+        .await;
+    assert_refused(response, 403, "csrf").await;
+    let response = app
+        .client
+        .post(format!("{}/authenticate", app.address))
+        .header("Origin", "null")
+        .form(&[
+            ("action", "code"),
+            ("id_token", &app.token_for("ana@example.org")),
+            ("client_id", CLIENT),
+        ])
+        .send()
+        .await
+        .expect("send");
+    assert_refused(response, 403, "csrf").await;
+    // A link on another site to redeem the attacker's code.
+    let code = issue(&app, "ana@example.org").await;
+    let lured = app
+        .client
+        .get(redeem_url(&app, &code, ""))
+        .header("Sec-Fetch-Site", "cross-site")
+        .header("Referer", "https://evil.example/page")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(lured.status(), 403);
+    assert!(session_cookie(&lured).is_none());
+    // idgate's own pages, registered websites and non-browser clients may.
+    let own = app
+        .login_with(
+            &app.token_for("ana@example.org"),
+            &[("Origin", app.address.as_str())],
+        )
+        .await;
+    assert_eq!(own.status(), 200);
+    let docs = app
+        .login_with(
+            &app.token_for("ana@example.org"),
+            &[("Origin", "https://docs.example.org")],
+        )
+        .await;
+    assert_eq!(docs.status(), 200);
+    let from_docs = app
+        .client
+        .get(redeem_url(&app, &code, ""))
+        .header("Sec-Fetch-Site", "cross-site")
+        .header("Referer", "https://docs.example.org/space/page")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(
+        from_docs.status(),
+        303,
+        "the code was not used up by the refused attempt"
+    );
 }
 
 async_on_both_backends!(

@@ -501,6 +501,16 @@ async fn an_id_token_posted_by_the_provider_finishes_the_flow() {
     .expect("post");
     assert_eq!(response.status(), 303);
     assert!(session_cookie(&response).is_some());
+    // An ID token in the URL of a POST is refused before anything else.
+    let in_url = app
+        .client
+        .post(format!("{}/callback?id_token=x.y.z", app.address))
+        .header("Cookie", format!("idgate_flow={}", started.flow_cookie))
+        .form(&[("state", "s")])
+        .send()
+        .await
+        .expect("post");
+    assert_error_page(in_url, 400, "token_in_url").await;
     // The flow is finished: the same state again is refused.
     let again = post(vec![("state", state), ("code", "x".into())])
         .await
