@@ -15,6 +15,7 @@ pub mod identity;
 pub mod members;
 pub mod oidc;
 pub mod reason;
+pub mod reload;
 pub mod routes;
 pub mod sessions;
 pub mod settings;

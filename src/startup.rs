@@ -99,6 +99,7 @@ impl Application {
                 .configure(routes::authenticate::configure)
                 .configure(routes::session::configure)
                 .configure(routes::login::configure)
+                .configure(routes::config::configure)
         })
         .shutdown_timeout(30)
         .listen(listener)
@@ -125,9 +126,31 @@ impl Application {
     /// Serves until SIGTERM or SIGINT; SIGTERM lets requests in flight finish.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let purger = tokio::spawn(purge_expired(self.state.clone()));
+        let reloader = tokio::spawn(reload_on_sighup(self.state.clone()));
         let result = self.server.await;
         purger.abort();
+        reloader.abort();
         result
+    }
+}
+
+/// Reloads `identity.yaml` on every `SIGHUP`.
+async fn reload_on_sighup(state: web::Data<AppState>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangups = match signal(SignalKind::hangup()) {
+        Ok(stream) => stream,
+        Err(error) => {
+            tracing::warn!(%error, "cannot listen for SIGHUP; reload with POST /identity-config/reload");
+            return;
+        }
+    };
+    while hangups.recv().await.is_some() {
+        let event = crate::audit::SecurityEvent::new(
+            crate::audit::Event::ConfigReload,
+            crate::audit::Outcome::Failure,
+            crate::error::new_incident_id(),
+        );
+        let _ = crate::reload::reload(&state, event).await;
     }
 }
 

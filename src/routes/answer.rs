@@ -73,6 +73,10 @@ pub enum Failure {
     NotFound,
     /// A sign-in asked for by a page idgate does not trust (login CSRF).
     Csrf,
+    /// A member who is not an administrator.
+    Forbidden,
+    /// A configuration file that does not validate.
+    InvalidConfig,
     /// The database or the identity provider cannot be reached.
     Unavailable,
 }
@@ -89,6 +93,8 @@ impl Failure {
             Failure::NoSession => "no_session",
             Failure::NotFound => "not_found",
             Failure::Csrf => "csrf",
+            Failure::Forbidden => "forbidden",
+            Failure::InvalidConfig => "invalid_config",
             Failure::Unavailable => "unavailable",
         }
     }
@@ -103,7 +109,8 @@ impl Failure {
             Failure::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Failure::NoSession => StatusCode::UNAUTHORIZED,
             Failure::NotFound => StatusCode::NOT_FOUND,
-            Failure::Csrf => StatusCode::FORBIDDEN,
+            Failure::Csrf | Failure::Forbidden => StatusCode::FORBIDDEN,
+            Failure::InvalidConfig => StatusCode::BAD_REQUEST,
             Failure::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -119,6 +126,10 @@ impl Failure {
             Failure::NoSession => "There is no valid session.",
             Failure::NotFound => "There is nothing here.",
             Failure::Csrf => "This request did not come from a page allowed to make it.",
+            Failure::Forbidden => "Only administrators may do this.",
+            Failure::InvalidConfig => {
+                "The configuration file is not valid; the running configuration stays in force."
+            }
             Failure::Unavailable => {
                 "The service is temporarily unavailable. Please try again shortly."
             }
@@ -184,6 +195,8 @@ impl Failure {
             | Failure::TokenInUrl
             | Failure::NotFound
             | Failure::Csrf
+            | Failure::Forbidden
+            | Failure::InvalidConfig
             | Failure::MethodNotAllowed => (
                 "This request could not be handled",
                 "The link or form you used is incomplete or invalid. Please start again.",

@@ -2,6 +2,7 @@
 
 pub mod answer;
 pub mod authenticate;
+pub mod config;
 pub mod cors;
 pub mod health;
 pub mod login;

@@ -118,6 +118,25 @@ pub fn public_base(req: &HttpRequest, state: &AppState) -> Option<String> {
     authority_only.then(|| parsed.as_str().trim_end_matches('/').to_string())
 }
 
+/// Whether an administrator's request comes from idgate's own pages (SPEC §4): its `Origin`,
+/// or without one its `Referer`, is idgate's own origin. A request with neither is refused.
+pub fn is_same_origin(req: &HttpRequest, state: &AppState) -> bool {
+    use actix_web::http::header::{ORIGIN, REFERER};
+    let Some(own) = public_base(req, state) else {
+        return false;
+    };
+    let own_origin = |o: &str| o.eq_ignore_ascii_case(&own);
+    match header_values(req, ORIGIN) {
+        // Every `Origin` must be idgate's (a browser sends one; two is a forgery).
+        Some(origins) => origins.iter().all(|o| own_origin(o)),
+        None => header_values(req, REFERER).is_some_and(|referers| {
+            referers.iter().all(|r| {
+                url::Url::parse(r).is_ok_and(|r| own_origin(&r.origin().ascii_serialization()))
+            })
+        }),
+    }
+}
+
 /// Whether a request that signs someone in comes from a page allowed to ask: idgate itself or
 /// a registered client's website (login-CSRF defence). `Origin` decides when present; without
 /// it, a browser's `Sec-Fetch-Site` and `Referer` do; a request with none of them is not from a
@@ -134,13 +153,18 @@ pub fn is_from_trusted_page(req: &HttpRequest, state: &AppState) -> bool {
                 .iter()
                 .any(|c| c.website.eq_ignore_ascii_case(origin))
     };
-    let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
-    if let Some(origin) = header(ORIGIN) {
-        return trusted(origin);
+    if let Some(origins) = header_values(req, ORIGIN) {
+        return origins.iter().all(|o| trusted(o));
     }
-    let referer_origin = header(REFERER)
-        .and_then(|r| url::Url::parse(r).ok())
-        .map(|r| r.origin().ascii_serialization());
+    let referer_origin =
+        header_values(req, REFERER).and_then(|referers| match referers.as_slice() {
+            [one] => url::Url::parse(one)
+                .ok()
+                .map(|r| r.origin().ascii_serialization()),
+            // Several referrers: none is believed.
+            _ => Some("null".to_string()),
+        });
+    let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
     match header(actix_web::http::header::HeaderName::from_static(
         "sec-fetch-site",
     )) {
@@ -148,6 +172,23 @@ pub fn is_from_trusted_page(req: &HttpRequest, state: &AppState) -> bool {
         Some(_) => referer_origin.is_some_and(|o| trusted(&o)),
         None => referer_origin.is_none_or(|o| trusted(&o)),
     }
+}
+
+/// Every value of a header, or `None` when it is absent; a value that is not text counts as
+/// `"null"`, which no origin equals.
+fn header_values(
+    req: &HttpRequest,
+    name: actix_web::http::header::HeaderName,
+) -> Option<Vec<String>> {
+    let values: Vec<String> = req
+        .headers()
+        .get_all(name)
+        .map(|v| {
+            v.to_str()
+                .map_or_else(|_| "null".to_string(), str::to_string)
+        })
+        .collect();
+    (!values.is_empty()).then_some(values)
 }
 
 /// The session id the browser sent, if it has the shape of one.

@@ -11,6 +11,7 @@ mod audit_cli;
 mod auth_codes;
 mod browser_flow;
 mod check_config;
+mod config_reload;
 mod e2e;
 mod health;
 mod helpers;
