@@ -13,6 +13,7 @@ pub mod error;
 pub mod flows;
 pub mod identity;
 pub mod members;
+pub mod metrics;
 pub mod oidc;
 pub mod reason;
 pub mod reload;

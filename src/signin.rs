@@ -4,6 +4,7 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use diesel::Connection as _;
 
@@ -14,6 +15,7 @@ use crate::error::new_incident_id;
 use crate::flows::codes::{self, StoredCode};
 use crate::identity::IdentityConfig;
 use crate::members::{self, Member, StoreError};
+use crate::metrics::SignInLabels;
 use crate::oidc::token;
 use crate::oidc::verify::{VerifiedToken, VerifyError, verify_id_token};
 use crate::reason::Reason;
@@ -76,7 +78,10 @@ pub async fn sign_in(
     expected: Expected<'_>,
     attempt: &Attempt,
 ) -> Result<SignedIn, SignInError> {
-    match grant(state, raw_token, expected, Grant::Session, attempt).await? {
+    let started = Instant::now();
+    let result = grant(state, raw_token, expected, Grant::Session, attempt).await;
+    measure(state, "login", result.as_ref().err(), started);
+    match result? {
         Granted::Session(signed_in) => Ok(signed_in),
         Granted::Code { .. } => Err(SignInError::Unavailable {
             incident: new_incident_id(),
@@ -95,12 +100,32 @@ pub async fn issue_code(
     let grant_kind = Grant::Code {
         client_id: client_id.to_string(),
     };
-    match grant(state, raw_token, Expected::default(), grant_kind, attempt).await? {
+    let started = Instant::now();
+    let result = grant(state, raw_token, Expected::default(), grant_kind, attempt).await;
+    measure(state, "code_issued", result.as_ref().err(), started);
+    match result? {
         Granted::Code { code, expires_in } => Ok((code, expires_in)),
         Granted::Session(_) => Err(SignInError::Unavailable {
             incident: new_incident_id(),
         }),
     }
+}
+
+/// Counts a sign-in (or code) by outcome and reason, with its latency.
+fn measure(state: &AppState, event: &'static str, error: Option<&SignInError>, started: Instant) {
+    let (outcome, reason) = match error {
+        None => ("success", ""),
+        Some(SignInError::Refused { reason, .. }) => ("failure", reason.code()),
+        Some(SignInError::Unavailable { .. }) => ("error", "unavailable"),
+    };
+    state.metrics.sign_in(
+        SignInLabels {
+            event,
+            outcome,
+            reason,
+        },
+        started.elapsed(),
+    );
 }
 
 /// Every rule of SPEC §3, then the grant.
@@ -216,6 +241,7 @@ pub async fn redeem_code(
     let client_ip = attempt.client_ip;
     let replaces = attempt.previous_session.clone();
     let logged = event.clone();
+    let started = Instant::now();
     let outcome = state
         .db
         .run::<_, StoreError, _>(move |conn| {
@@ -253,7 +279,7 @@ pub async fn redeem_code(
             }))
         })
         .await;
-    match outcome {
+    let result = match outcome {
         Ok(Ok((member, code))) => {
             event.outcome = Outcome::Success;
             event.member_id = Some(member.id);
@@ -272,7 +298,9 @@ pub async fn redeem_code(
             Err(refuse(state, event, reason.into()).await)
         }
         Ok(Err(TxError::Store(error))) | Err(error) => Err(database_failure(event, &error)),
-    }
+    };
+    measure(state, "code_redeemed", result.as_ref().err(), started);
+    result
 }
 
 impl Attempt {

@@ -10,6 +10,7 @@ use arc_swap::ArcSwap;
 use crate::clock::{Clock, SystemClock};
 use crate::db::{Database, DbError};
 use crate::identity::{self, ConfigErrors, IdentityConfig};
+use crate::metrics::Metrics;
 use crate::oidc::http::{FetchError, Fetcher};
 use crate::oidc::keys::KeyStore;
 use crate::routes;
@@ -26,6 +27,7 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// Provider metadata and signing keys.
     pub keys: KeyStore,
+    pub metrics: Arc<Metrics>,
 }
 
 /// Why the service could not start.
@@ -79,13 +81,15 @@ impl Application {
                 source,
             })?
             .port();
-        let keys = KeyStore::new(Fetcher::new()?, clock.clone());
+        let metrics = Arc::new(Metrics::default());
+        let keys = KeyStore::new(Fetcher::new()?, clock.clone(), metrics.clone());
         let state = web::Data::new(AppState {
             config: ArcSwap::from_pointee(config),
             db,
             settings,
             clock,
             keys,
+            metrics,
         });
         let app_state = state.clone();
         let server = HttpServer::new(move || {

@@ -8,7 +8,6 @@
 //! - a new JWKS replaces the old one whole, so a key it no longer lists stops working at once.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use openidconnect::core::{CoreJsonWebKey, CoreJwsSigningAlgorithm, CoreProviderMetadata};
@@ -19,6 +18,7 @@ use serde_json::Value;
 use super::http::{FetchError, Fetcher};
 use crate::clock::Clock;
 use crate::identity::Provider;
+use crate::metrics::Metrics;
 
 /// The shortest time between two JWKS fetches of one provider, in seconds.
 pub const REFETCH_INTERVAL_SECS: i64 = 30;
@@ -229,19 +229,17 @@ struct Inner {
     fetcher: Fetcher,
     clock: Arc<dyn Clock>,
     caches: Mutex<HashMap<String, Arc<ProviderCache>>>,
-    jwks_fetches: AtomicU64,
-    discovery_fetches: AtomicU64,
+    metrics: Arc<Metrics>,
 }
 
 impl KeyStore {
-    pub fn new(fetcher: Fetcher, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(fetcher: Fetcher, clock: Arc<dyn Clock>, metrics: Arc<Metrics>) -> Self {
         KeyStore {
             inner: Arc::new(Inner {
                 fetcher,
                 clock,
                 caches: Mutex::new(HashMap::new()),
-                jwks_fetches: AtomicU64::new(0),
-                discovery_fetches: AtomicU64::new(0),
+                metrics,
             }),
         }
     }
@@ -249,16 +247,6 @@ impl KeyStore {
     /// The HTTP client for provider requests.
     pub fn fetcher(&self) -> &Fetcher {
         &self.inner.fetcher
-    }
-
-    /// How many JWKS fetches were attempted since start.
-    pub fn jwks_fetches(&self) -> u64 {
-        self.inner.jwks_fetches.load(Ordering::Relaxed)
-    }
-
-    /// How many discovery fetches were attempted since start.
-    pub fn discovery_fetches(&self) -> u64 {
-        self.inner.discovery_fetches.load(Ordering::Relaxed)
     }
 
     fn cache(&self, provider: &Provider) -> Arc<ProviderCache> {
@@ -280,8 +268,10 @@ impl KeyStore {
         if let Some(keys) = &seen
             && self.inner.clock.now() < keys.expires_at
         {
+            self.inner.metrics.cache("keys", true);
             return Ok(keys.clone());
         }
+        self.inner.metrics.cache("keys", false);
         self.refresh(cache, provider, seen, Want::Fresh).await
     }
 
@@ -424,7 +414,7 @@ impl Inner {
                 metadata
             }
         };
-        self.jwks_fetches.fetch_add(1, Ordering::Relaxed);
+        self.metrics.fetch(&provider.id, "jwks");
         let fetched = self.fetcher.get(&metadata.jwks_uri).await?;
         let keys = parse_jwks(&fetched.body).map_err(|reason| FetchError::Invalid {
             url: metadata.jwks_uri.clone(),
@@ -439,7 +429,7 @@ impl Inner {
 
     async fn discover(&self, provider: &Provider) -> Result<(Metadata, i64), KeyError> {
         let url = format!("{}/.well-known/openid-configuration", provider.authority());
-        self.discovery_fetches.fetch_add(1, Ordering::Relaxed);
+        self.metrics.fetch(&provider.id, "discovery");
         let fetched = self.fetcher.get(&url).await?;
         let invalid = |reason: String| FetchError::Invalid {
             url: url.clone(),

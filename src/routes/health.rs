@@ -1,4 +1,5 @@
-//! `GET /healthz` (the process is up) and `GET /readyz` (configuration loaded, database reachable).
+//! `GET /healthz` (the process is up), `GET /readyz` (configuration loaded, database reachable)
+//! and `GET /metrics` (Prometheus).
 
 use actix_web::{HttpResponse, get, web};
 use serde_json::json;
@@ -9,12 +10,26 @@ use crate::db::DbError;
 use crate::startup::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(healthz).service(readyz);
+    cfg.service(healthz).service(readyz).service(metrics);
 }
 
 #[get("/healthz")]
 async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
+}
+
+/// `GET /metrics`: OpenMetrics text for Prometheus.
+#[get("/metrics")]
+async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    match state.metrics.encode() {
+        Ok(text) => HttpResponse::Ok()
+            .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+            .body(text),
+        Err(error) => {
+            tracing::error!(%error, "cannot encode the metrics");
+            HttpResponse::InternalServerError().finish()
+        }
+    }
 }
 
 #[get("/readyz")]

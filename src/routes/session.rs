@@ -8,6 +8,7 @@ use super::answer::{self, Failure, Format, SessionView};
 use super::{cors, request};
 use crate::error::new_incident_id;
 use crate::members::StoreError;
+use crate::metrics::CheckLabels;
 use crate::sessions::{self, Session};
 use crate::startup::AppState;
 
@@ -54,9 +55,31 @@ pub async fn current_session(
         .await
 }
 
+/// [`current_session`], counted and timed for `/metrics`.
+async fn measured_session(
+    req: &HttpRequest,
+    state: &AppState,
+) -> Result<Option<(Session, i64)>, StoreError> {
+    let started = std::time::Instant::now();
+    let found = current_session(req, state).await;
+    let result = match &found {
+        Ok(Some(_)) => "live",
+        Ok(None) => "none",
+        Err(_) => "error",
+    };
+    state.metrics.session_check(
+        CheckLabels {
+            via: "cookie",
+            result,
+        },
+        started.elapsed(),
+    );
+    found
+}
+
 async fn session(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let format = Format::of(&req);
-    let mut response = match current_session(&req, &state).await {
+    let mut response = match measured_session(&req, &state).await {
         Ok(Some((session, ends_at))) => answer::session(
             format,
             HttpResponse::Ok(),
@@ -79,7 +102,7 @@ async fn preflight(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse
 }
 
 async fn auth(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    match current_session(&req, &state).await {
+    match measured_session(&req, &state).await {
         Ok(Some((session, _))) => {
             let member = session.member;
             let mut response = HttpResponse::Ok();

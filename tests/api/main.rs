@@ -17,6 +17,7 @@ mod health;
 mod helpers;
 mod members_cli;
 mod members_store;
+mod metrics;
 mod outage;
 mod provider;
 mod provider_keys;
