@@ -17,6 +17,9 @@ pub enum Event {
     CodeIssued,
     CodeRedeemed,
     ConfigReload,
+    /// A Bearer access token presented to `/session` or `/auth` (refusals only: accepted ones
+    /// are as frequent as API requests).
+    Bearer,
 }
 
 impl Event {
@@ -27,6 +30,7 @@ impl Event {
             Event::CodeIssued => "code_issued",
             Event::CodeRedeemed => "code_redeemed",
             Event::ConfigReload => "config_reload",
+            Event::Bearer => "bearer",
         }
     }
 }

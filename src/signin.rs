@@ -17,7 +17,7 @@ use crate::identity::IdentityConfig;
 use crate::members::{self, Member, StoreError};
 use crate::metrics::SignInLabels;
 use crate::oidc::token;
-use crate::oidc::verify::{VerifiedToken, VerifyError, verify_id_token};
+use crate::oidc::verify::{VerifiedToken, VerifyError, verify_access_token, verify_id_token};
 use crate::reason::Reason;
 use crate::routes::answer::SessionView;
 use crate::sessions::{self, NewSession};
@@ -301,6 +301,77 @@ pub async fn redeem_code(
     };
     measure(state, "code_redeemed", result.as_ref().err(), started);
     result
+}
+
+/// Authorizes a Bearer access token (SPEC §5): the token's checks, the email from the
+/// provider's userinfo (cached), then the same member rules as a sign-in, without a session.
+/// Refusals go to the security log; accepted tokens do not (they are as many as API calls).
+pub async fn authorize_bearer(
+    state: &AppState,
+    raw_token: &str,
+    attempt: &Attempt,
+) -> Result<SessionView, SignInError> {
+    let config = state.config.load_full();
+    let mut event = attempt.event(Event::Bearer);
+    let clock = state.clock.clone();
+    let access = match verify_access_token(&state.keys, &config, raw_token, || clock.now()).await {
+        Ok(access) => access,
+        Err(error) => {
+            describe_unverified(&mut event, &config, raw_token, &error);
+            event.email = None;
+            return Err(refuse(state, event, error).await);
+        }
+    };
+    event.provider = Some(access.provider.clone());
+    let Some(provider) = config.provider(&access.provider) else {
+        return Err(refuse(state, event, Reason::UnknownIssuer.into()).await);
+    };
+    let email = match state
+        .userinfo
+        .email(&state.keys, provider, &access, raw_token)
+        .await
+    {
+        Ok(email) => email,
+        Err(error) => return Err(refuse(state, event, error).await),
+    };
+    event.email = Some(audit::clean(email.as_str(), 254));
+    if !config
+        .domains
+        .decide(email.domain())
+        .allows_provider(&provider.id)
+    {
+        return Err(refuse(state, event, Reason::DomainNotAllowed.into()).await);
+    }
+    let now = state.clock.now();
+    let client_ip = attempt.client_ip;
+    let subject = access.subject.clone();
+    let provider_id = provider.id.clone();
+    let checks = config.clone();
+    let outcome = state
+        .db
+        .run::<_, StoreError, _>(move |conn| {
+            Ok(conn.transaction(|conn| -> Result<Member, TxError> {
+                let member = members::find_member_by_email(conn, &email)?
+                    .ok_or(TxError::Refused(Reason::NoMember, None))?;
+                check_state(&member)?;
+                check_binding(conn, &member, &provider_id, Some(&subject), now)?;
+                check_api_account(&member, client_ip, &checks)?;
+                Ok(member)
+            }))
+        })
+        .await;
+    match outcome {
+        Ok(Ok(member)) => Ok(SessionView {
+            member,
+            provider: access.provider,
+            ends_at: access.expires,
+        }),
+        Ok(Err(TxError::Refused(reason, member_id))) => {
+            event.member_id = member_id;
+            Err(refuse(state, event, reason.into()).await)
+        }
+        Ok(Err(TxError::Store(error))) | Err(error) => Err(database_failure(event, &error)),
+    }
 }
 
 impl Attempt {

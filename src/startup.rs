@@ -13,6 +13,7 @@ use crate::identity::{self, ConfigErrors, IdentityConfig};
 use crate::metrics::Metrics;
 use crate::oidc::http::{FetchError, Fetcher};
 use crate::oidc::keys::KeyStore;
+use crate::oidc::userinfo::UserinfoCache;
 use crate::routes;
 use crate::sessions;
 use crate::settings::Settings;
@@ -27,6 +28,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// Provider metadata and signing keys.
     pub keys: KeyStore,
+    /// Userinfo answers for Bearer access tokens.
+    pub userinfo: UserinfoCache,
     pub metrics: Arc<Metrics>,
 }
 
@@ -83,12 +86,14 @@ impl Application {
             .port();
         let metrics = Arc::new(Metrics::default());
         let keys = KeyStore::new(Fetcher::new()?, clock.clone(), metrics.clone());
+        let clock_for_userinfo = clock.clone();
         let state = web::Data::new(AppState {
             config: ArcSwap::from_pointee(config),
             db,
             settings,
             clock,
             keys,
+            userinfo: UserinfoCache::new(clock_for_userinfo, metrics.clone()),
             metrics,
         });
         let app_state = state.clone();

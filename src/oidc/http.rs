@@ -70,6 +70,15 @@ impl Fetcher {
         self.send(url, self.client.get(url)).await
     }
 
+    /// GETs a document on behalf of a token holder (the userinfo endpoint).
+    pub async fn get_with_bearer(&self, url: &str, token: &str) -> Result<Fetched, FetchError> {
+        let request = self
+            .client
+            .get(url)
+            .header(reqwest::header::AUTHORIZATION, format!("Bearer {token}"));
+        self.send(url, request).await
+    }
+
     /// POSTs a form (a token request), with HTTP Basic client authentication when `basic`
     /// names a client id and secret; the answer is read as for [`Fetcher::get`].
     pub async fn post_form(

@@ -6,4 +6,5 @@ pub mod exchange;
 pub mod http;
 pub mod keys;
 pub mod token;
+pub mod userinfo;
 pub mod verify;

@@ -38,6 +38,30 @@ pub struct UnverifiedToken<'a> {
 
 /// Checks the token's shape, algorithm and type, in that order.
 pub fn parse(raw: &str) -> Result<UnverifiedToken<'_>, Reason> {
+    parse_as(raw, TokenKind::Id)
+}
+
+/// Which kind of token is expected: its `typ` must fit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    /// An ID token: `typ` absent or `JWT`.
+    Id,
+    /// A JWT access token (RFC 9068): `typ` absent, `JWT`, `at+jwt` or `application/at+jwt`.
+    Access,
+}
+
+impl TokenKind {
+    fn accepts(self, typ: &str) -> bool {
+        let typ = typ.to_ascii_lowercase();
+        match self {
+            TokenKind::Id => typ == "jwt",
+            TokenKind::Access => matches!(typ.as_str(), "jwt" | "at+jwt" | "application/at+jwt"),
+        }
+    }
+}
+
+/// [`parse`] for a token of the given kind.
+pub fn parse_as(raw: &str, kind: TokenKind) -> Result<UnverifiedToken<'_>, Reason> {
     if raw.len() > MAX_TOKEN_BYTES {
         return Err(Reason::Malformed);
     }
@@ -63,7 +87,7 @@ pub fn parse(raw: &str) -> Result<UnverifiedToken<'_>, Reason> {
 
     match header.get("typ") {
         None => {}
-        Some(Value::String(typ)) if typ.eq_ignore_ascii_case("JWT") => {}
+        Some(Value::String(typ)) if kind.accepts(typ) => {}
         Some(_) => return Err(Reason::WrongTokenType),
     }
 
@@ -300,6 +324,23 @@ mod tests {
             let raw = token(&format!(r#"{{"alg":"RS256","typ":{typ}}}"#), PAYLOAD, b"s");
             assert_eq!(parse(&raw), Err(Reason::WrongTokenType), "{typ}");
         }
+    }
+
+    #[test]
+    fn access_tokens_may_say_they_are_access_tokens() {
+        for typ in ["at+jwt", "application/at+jwt", "JWT"] {
+            let raw = token(
+                &format!(r#"{{"alg":"RS256","typ":"{typ}"}}"#),
+                PAYLOAD,
+                b"s",
+            );
+            assert!(parse_as(&raw, TokenKind::Access).is_ok(), "{typ}");
+        }
+        let raw = token(r#"{"alg":"RS256","typ":"logout+jwt"}"#, PAYLOAD, b"s");
+        assert_eq!(
+            parse_as(&raw, TokenKind::Access),
+            Err(Reason::WrongTokenType)
+        );
     }
 
     #[test]

@@ -96,6 +96,77 @@ pub async fn verify_id_token(
     })
 }
 
+/// A JWT access token that passed its checks (SPEC §5): issued by a provider with an
+/// `apiAudience`, for that audience, signed, in date.
+#[derive(Debug, Clone)]
+pub struct VerifiedAccess {
+    pub provider: String,
+    pub subject: String,
+    /// The token's `exp`, Unix seconds.
+    pub expires: i64,
+}
+
+/// Verifies a Bearer access token: the structural rules (with `typ` `at+jwt` allowed), `iss`
+/// of a provider that has `apiAudience`, the key and signature, `aud` naming `apiAudience`,
+/// `exp`/`nbf`/`iat` with the leeway, and a `sub`.
+pub async fn verify_access_token(
+    keys: &KeyStore,
+    config: &IdentityConfig,
+    raw: &str,
+    now: impl Fn() -> i64,
+) -> Result<VerifiedAccess, VerifyError> {
+    let token = token::parse_as(raw, token::TokenKind::Access)?;
+    let iss = match token.claims.get("iss") {
+        Some(Value::String(iss)) => iss.as_str(),
+        _ => return Err(Reason::UnknownIssuer.into()),
+    };
+    let provider = config
+        .providers
+        .iter()
+        .filter(|p| p.api_audience.is_some())
+        .find(|p| p.authority() == iss.trim_end_matches('/'))
+        .ok_or(Reason::UnknownIssuer)?;
+    let set = keys.keys(provider).await.map_err(key_error)?;
+    if set.metadata.issuer != iss {
+        return Err(Reason::UnknownIssuer.into());
+    }
+    check_signature(keys, provider, set, &token).await?;
+    let audience = provider.api_audience.as_deref().unwrap_or_default();
+    if !audiences(&token.claims).is_some_and(|auds| auds.contains(&audience)) {
+        return Err(Reason::BadAudience.into());
+    }
+    let now = now();
+    let expires = check_times(&token.claims, now)?;
+    let subject = match token.claims.get("sub") {
+        Some(Value::String(sub)) if !sub.is_empty() => sub.clone(),
+        _ => return Err(Reason::IdentityMismatch.into()),
+    };
+    Ok(VerifiedAccess {
+        provider: provider.id.clone(),
+        subject,
+        expires,
+    })
+}
+
+/// `exp` (required, not past), `nbf` and `iat` (if present, not in the future), each with the
+/// leeway; the expiry.
+fn check_times(claims: &Map<String, Value>, now: i64) -> Result<i64, Reason> {
+    let expires = match claims.get("exp").and_then(numeric_date) {
+        Some(exp) if now < exp.saturating_add(LEEWAY_SECS) => exp,
+        _ => return Err(Reason::Expired),
+    };
+    for name in ["nbf", "iat"] {
+        match claims.get(name) {
+            None => {}
+            Some(value) => match numeric_date(value) {
+                Some(at) if at <= now.saturating_add(LEEWAY_SECS) => {}
+                _ => return Err(Reason::NotYetValid),
+            },
+        }
+    }
+    Ok(expires)
+}
+
 /// The provider whose authority is `iss` (a trailing `/` ignored). Where several providers
 /// share an authority, the one whose client the token is for.
 fn find_provider<'a>(
@@ -163,20 +234,7 @@ pub fn check_claims(
     expected_nonce: Option<&str>,
 ) -> Result<CheckedClaims, Reason> {
     check_audience(claims, provider)?;
-
-    let expires = match claims.get("exp").and_then(numeric_date) {
-        Some(exp) if now < exp.saturating_add(LEEWAY_SECS) => exp,
-        _ => return Err(Reason::Expired),
-    };
-    for name in ["nbf", "iat"] {
-        match claims.get(name) {
-            None => {}
-            Some(value) => match numeric_date(value) {
-                Some(at) if at <= now.saturating_add(LEEWAY_SECS) => {}
-                _ => return Err(Reason::NotYetValid),
-            },
-        }
-    }
+    let expires = check_times(claims, now)?;
 
     if let Some(expected) = expected_nonce {
         let matches = match claims.get("nonce") {
@@ -188,17 +246,7 @@ pub fn check_claims(
         }
     }
 
-    let email = match claims.get("email") {
-        Some(Value::String(email)) => Email::parse(email).map_err(|_| Reason::BadEmail)?,
-        _ => return Err(Reason::BadEmail),
-    };
-
-    match claims.get("email_verified") {
-        None if provider.require_verified_email => return Err(Reason::EmailNotVerified),
-        None | Some(Value::Bool(true)) => {}
-        Some(Value::String(s)) if s == "true" => {}
-        Some(_) => return Err(Reason::EmailNotVerified),
-    }
+    let email = check_email(claims, provider)?;
 
     let subject = match claims.get("sub") {
         Some(Value::String(sub)) if !sub.is_empty() => Some(sub.clone()),
@@ -209,6 +257,21 @@ pub fn check_claims(
         email,
         expires,
     })
+}
+
+/// The `email` and `email_verified` rules (`bad_email`, `email_not_verified`), for ID-token
+/// claims and userinfo answers alike.
+pub fn check_email(claims: &Map<String, Value>, provider: &Provider) -> Result<Email, Reason> {
+    let email = match claims.get("email") {
+        Some(Value::String(email)) => Email::parse(email).map_err(|_| Reason::BadEmail)?,
+        _ => return Err(Reason::BadEmail),
+    };
+    match claims.get("email_verified") {
+        None if provider.require_verified_email => Err(Reason::EmailNotVerified),
+        None | Some(Value::Bool(true)) => Ok(email),
+        Some(Value::String(s)) if s == "true" => Ok(email),
+        Some(_) => Err(Reason::EmailNotVerified),
+    }
 }
 
 /// `aud` as a list of strings; `None` when it is missing or of another type.

@@ -1,7 +1,7 @@
 //! `GET /session` (who is this session?) and `GET /auth` (forward-auth for nginx
 //! `auth_request`, Traefik ForwardAuth and Caddy `forward_auth`), SPEC §5.
 
-use actix_web::http::header::HeaderValue;
+use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::answer::{self, Failure, Format, SessionView};
@@ -10,6 +10,7 @@ use crate::error::new_incident_id;
 use crate::members::StoreError;
 use crate::metrics::CheckLabels;
 use crate::sessions::{self, Session};
+use crate::signin::{self, SignInError};
 use crate::startup::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -77,20 +78,53 @@ async fn measured_session(
     found
 }
 
+/// Who the request is: a Bearer access token when one is presented, else the session cookie.
+async fn identify(req: &HttpRequest, state: &AppState) -> Result<SessionView, Failure> {
+    if let Some(token) = bearer_token(req) {
+        let started = std::time::Instant::now();
+        let attempt = request::attempt(req, state);
+        let result = signin::authorize_bearer(state, token, &attempt).await;
+        let labels = CheckLabels {
+            via: "bearer",
+            result: match &result {
+                Ok(_) => "live",
+                Err(SignInError::Refused { .. }) => "none",
+                Err(SignInError::Unavailable { .. }) => "error",
+            },
+        };
+        state.metrics.session_check(labels, started.elapsed());
+        return result.map_err(|error| match error {
+            SignInError::Refused { reason, .. } => Failure::Refused(reason),
+            SignInError::Unavailable { .. } => Failure::Unavailable,
+        });
+    }
+    match measured_session(req, state).await {
+        Ok(Some((session, ends_at))) => Ok(SessionView {
+            member: session.member,
+            provider: session.provider,
+            ends_at,
+        }),
+        Ok(None) => Err(Failure::NoSession),
+        Err(error) => {
+            tracing::error!(%error, "session check failed: database");
+            Err(Failure::Unavailable)
+        }
+    }
+}
+
+/// The token of an `Authorization: Bearer …` header.
+fn bearer_token(req: &HttpRequest) -> Option<&str> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
 async fn session(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let format = Format::of(&req);
-    let mut response = match measured_session(&req, &state).await {
-        Ok(Some((session, ends_at))) => answer::session(
-            format,
-            HttpResponse::Ok(),
-            &SessionView {
-                member: session.member,
-                provider: session.provider,
-                ends_at,
-            },
-        ),
-        Ok(None) => answer::failure(format, Failure::NoSession, &new_incident_id()),
-        Err(error) => unavailable(format, &error),
+    let mut response = match identify(&req, &state).await {
+        Ok(view) => answer::session(format, HttpResponse::Ok(), &view),
+        Err(failure) => answer::failure(format, failure, &new_incident_id()),
     };
     cors::allow_origin(&req, &state, &mut response);
     response
@@ -102,9 +136,9 @@ async fn preflight(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse
 }
 
 async fn auth(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    match measured_session(&req, &state).await {
-        Ok(Some((session, _))) => {
-            let member = session.member;
+    match identify(&req, &state).await {
+        Ok(view) => {
+            let member = view.member;
             let mut response = HttpResponse::Ok();
             response.insert_header(("Cache-Control", "no-store"));
             response.insert_header(("X-Auth-Member-Id", member.id.to_string()));
@@ -120,15 +154,9 @@ async fn auth(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
             }
             response.finish()
         }
-        Ok(None) => HttpResponse::Unauthorized()
+        // Forward-auth proxies pass 401 and 403 on to the client; a body is not needed.
+        Err(failure) => HttpResponse::build(failure.status())
             .insert_header(("Cache-Control", "no-store"))
             .finish(),
-        Err(error) => unavailable(Format::Json, &error),
     }
-}
-
-fn unavailable(format: Format, error: &StoreError) -> HttpResponse {
-    let incident = new_incident_id();
-    tracing::error!(%incident, %error, "session check failed: database");
-    answer::failure(format, Failure::Unavailable, &incident)
 }

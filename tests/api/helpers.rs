@@ -155,6 +155,7 @@ providers:
     clientId: {client}
     clientSecret: {secret}
     trustedAudiences: [https://api.example.org]
+    apiAudience: {api}
   - id: strict
     title: Strict
     authorityUrl: {authority}
@@ -184,6 +185,7 @@ properties:
 "#,
         client = crate::provider::CLIENT_ID,
         secret = crate::provider::CLIENT_SECRET,
+        api = crate::provider::API_AUDIENCE,
     )
 }
 

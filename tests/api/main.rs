@@ -9,6 +9,7 @@
 
 mod audit_cli;
 mod auth_codes;
+mod bearer;
 mod browser_flow;
 mod check_config;
 mod config_reload;

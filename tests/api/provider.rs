@@ -149,6 +149,9 @@ struct Served {
     codes: HashMap<String, IssuedCode>,
     /// How each token request authenticated its client: `basic:ID` or `public:ID`.
     token_clients: Vec<String>,
+    /// What the userinfo endpoint says of each subject (`sub` → claims).
+    userinfo: HashMap<String, Value>,
+    userinfo_calls: usize,
 }
 
 /// A code the authorization endpoint issued.
@@ -356,12 +359,38 @@ async fn token(
         .json(json!({ "access_token": "opaque", "token_type": "Bearer", "id_token": id_token }))
 }
 
+/// The userinfo endpoint: the claims set for the access token's `sub` (the token is read, not
+/// verified: idgate verified it before asking).
+async fn userinfo(shared: web::Data<Shared>, req: actix_web::HttpRequest) -> HttpResponse {
+    let mut s = shared.served();
+    s.userinfo_calls += 1;
+    let token = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    let payload = token.split('.').nth(1).unwrap_or_default();
+    let claims: Value =
+        base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default();
+    match claims["sub"].as_str().and_then(|sub| s.userinfo.get(sub)) {
+        Some(info) => HttpResponse::Ok().json(info),
+        None => HttpResponse::Unauthorized().json(json!({ "error": "invalid_token" })),
+    }
+}
+
 /// A running mock provider.
 pub struct MockProvider {
     pub url: String,
     shared: web::Data<Shared>,
     handle: actix_web::dev::ServerHandle,
 }
+
+/// The audience of the mock's access tokens for idgate's API.
+pub const API_AUDIENCE: &str = "https://docs.example.org/api";
 
 /// The client id idgate is registered with at the mock provider, and its secret.
 pub const CLIENT_ID: &str = "idgate-test";
@@ -388,6 +417,8 @@ impl MockProvider {
                 authorize_error: None,
                 codes: HashMap::new(),
                 token_clients: Vec::new(),
+                userinfo: HashMap::new(),
+                userinfo_calls: 0,
             }),
             jwks_fetches: AtomicUsize::new(0),
             discovery_fetches: AtomicUsize::new(0),
@@ -403,6 +434,7 @@ impl MockProvider {
                 .route("/jwks", web::get().to(jwks))
                 .route("/authorize", web::get().to(authorize))
                 .route("/token", web::post().to(token))
+                .route("/userinfo", web::get().to(userinfo))
         })
         .workers(1)
         .listen(listener)
@@ -439,6 +471,34 @@ impl MockProvider {
     /// Answers authorization requests with this error.
     pub fn set_authorize_error(&self, error: &str) {
         self.served().authorize_error = Some(error.into());
+    }
+
+    /// What the userinfo endpoint answers for `sub`.
+    pub fn set_userinfo(&self, sub: &str, claims: Value) {
+        self.served().userinfo.insert(sub.into(), claims);
+    }
+
+    pub fn userinfo_calls(&self) -> usize {
+        self.served().userinfo_calls
+    }
+
+    /// A JWT access token (RFC 9068) for `sub`, for idgate's API, valid five minutes from `now`.
+    pub fn access_token(&self, key: &TestKey, sub: &str, now: i64, changes: Value) -> String {
+        let mut claims = json!({
+            "iss": self.url, "sub": sub, "aud": API_AUDIENCE, "client_id": CLIENT_ID,
+            "scope": "documents:read", "iat": now, "exp": now + 300,
+            "jti": format!("{:016x}", rand::random::<u64>()),
+        });
+        if let Value::Object(changes) = changes {
+            for (name, value) in changes {
+                claims[name] = value;
+            }
+        }
+        sign_token(
+            key,
+            &json!({"alg": key.alg(), "kid": key.kid, "typ": "at+jwt"}),
+            &claims,
+        )
     }
 
     /// How each token request authenticated (`basic:ID` or `public:ID`).
