@@ -1,12 +1,13 @@
 //! The running configuration: `GET /identity-config`, `POST /identity-config/reload` and
 //! `SIGHUP`; a file that does not validate never replaces the running one.
 
-use std::io::{BufRead as _, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use serde_json::Value;
 
-use crate::helpers::{SignInApp, TestDb, repo_path, session_cookie, spawn_signin_app, temp_dir};
+use crate::helpers::{
+    ServeProcess, SignInApp, TestDb, repo_path, session_cookie, spawn_signin_app, temp_dir,
+};
 
 /// Signs an administrator in; returns the session id.
 async fn admin_session(app: &SignInApp) -> String {
@@ -257,34 +258,10 @@ async fn sighup_reloads_the_configuration_of_a_running_server() {
     let dir = temp_dir();
     let config = dir.path().join("identity.yaml");
     std::fs::copy(repo_path("identity.yaml"), &config).expect("copy");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_idgate"))
-        .current_dir(dir.path())
-        .env_remove("DATABASE_URL")
-        .env("IDGATE_LOG_FORMAT", "json")
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let stderr = child.stderr.take().expect("stderr");
-    let mut lines = BufReader::new(stderr).lines();
-    let mut wait_for = |message: &str| -> Value {
-        loop {
-            let line = match lines.next() {
-                Some(Ok(line)) => line,
-                other => panic!("idgate stopped before `{message}`: {other:?}"),
-            };
-            if let Ok(event) = serde_json::from_str::<Value>(&line)
-                && event["message"] == message
-            {
-                return event;
-            }
-        }
-    };
-    let port = wait_for("idgate is serving")["port"]
-        .as_u64()
-        .expect("port");
+    let mut server = ServeProcess::start(dir.path(), "sqlite://idgate.db", &[]);
+    let readyz = format!("{}/readyz", server.address);
     let providers = || async {
-        let ready: Value = reqwest::get(format!("http://127.0.0.1:{port}/readyz"))
+        let ready: Value = reqwest::get(&readyz)
             .await
             .expect("readyz")
             .json()
@@ -299,24 +276,17 @@ async fn sighup_reloads_the_configuration_of_a_running_server() {
         "  - id: second\n    title: Second\n    authorityUrl: https://id2.example.org\n    clientId: c2\n\ndomains:",
     );
     std::fs::write(&config, more).expect("write");
-    let hup = Command::new("kill")
-        .args(["-HUP", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(hup.success());
-    wait_for("identity configuration reloaded");
+    let pid = server.pid().to_string();
+    let hup = || {
+        let status = Command::new("kill").args(["-HUP", &pid]).status();
+        assert!(status.is_ok_and(|s| s.success()));
+    };
+    hup();
+    server.wait_for("identity configuration reloaded");
     assert_eq!(providers().await, Some(2));
     // An invalid file on SIGHUP: refused, the server keeps the last valid configuration.
     std::fs::write(&config, "providers: [\n").expect("write");
-    let hup = Command::new("kill")
-        .args(["-HUP", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(hup.success());
-    wait_for("identity configuration refused; the running one stays");
+    hup();
+    server.wait_for("identity configuration refused; the running one stays");
     assert_eq!(providers().await, Some(2));
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let _ = child.wait();
 }

@@ -16,6 +16,7 @@ mod config_reload;
 mod e2e;
 mod health;
 mod helpers;
+mod instances;
 mod members_cli;
 mod members_store;
 mod metrics;
