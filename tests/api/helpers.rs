@@ -230,7 +230,8 @@ pub async fn spawn_signin_app_with(db: TestDb, change: impl FnOnce(&mut Settings
     change(&mut settings);
     let config = idgate::identity::load(&settings.config_path).unwrap_or_else(|e| panic!("{e}"));
     let clock = idgate::clock::ManualClock::starting_at(idgate::clock::unix_now());
-    let database = db.open();
+    let database = Database::open(&settings.database_url)
+        .unwrap_or_else(|e| panic!("cannot open {}: {e}", settings.database_url));
     let app = Application::build_with(settings, config, database.clone(), Arc::new(clock.clone()))
         .unwrap_or_else(|e| panic!("cannot build the app: {e}"));
     let address = format!("http://127.0.0.1:{}", app.port());
