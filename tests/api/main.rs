@@ -14,6 +14,7 @@ mod browser_flow;
 mod check_config;
 mod config_reload;
 mod e2e;
+mod forward_auth;
 mod health;
 mod helpers;
 mod instances;

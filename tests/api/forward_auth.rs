@@ -1,0 +1,222 @@
+//! Forward-auth with real nginx (`auth_request`) in front of a small upstream app: without a
+//! session nginx sends the browser to `/login`; with one, the upstream sees `X-Auth-Email`;
+//! after logout, the browser is sent to `/login` again.
+//!
+//! Needs Debian's `nginx` (or `nginx-light`); `.ci/run` installs it and sets `IDGATE_E2E=1`,
+//! which makes its absence a failure. Elsewhere the test reports that it was skipped.
+
+use std::path::Path;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+
+use crate::helpers::{TestDb, session_cookie, spawn_signin_app};
+
+const NGINX: &str = "/usr/sbin/nginx";
+
+/// The nginx configuration of the README, with test ports and paths.
+fn nginx_conf(dir: &Path, port: u16, idgate: &str, upstream: u16) -> String {
+    let dir = dir.display();
+    format!(
+        r#"daemon off;
+worker_processes 1;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log;
+events {{ worker_connections 64; }}
+http {{
+  access_log off;
+  client_body_temp_path {dir}/body;
+  proxy_temp_path {dir}/proxy;
+  fastcgi_temp_path {dir}/fastcgi;
+  uwsgi_temp_path {dir}/uwsgi;
+  scgi_temp_path {dir}/scgi;
+  server {{
+    listen 127.0.0.1:{port};
+
+    # idgate's own pages (sign-in, callback, sign-out) on the same host.
+    location ~ ^/(login|callback|logout|authenticate|session)(/|$) {{
+      proxy_pass {idgate};
+      proxy_http_version 1.1;
+      proxy_set_header Host $host;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto $scheme;
+    }}
+
+    # The forward-auth check: a subrequest with the browser's cookies, no body.
+    location = /_idgate_auth {{
+      internal;
+      proxy_pass {idgate}/auth;
+      proxy_http_version 1.1;
+      proxy_pass_request_body off;
+      proxy_set_header Content-Length "";
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+    }}
+
+    # Everything else is the document app, for signed-in people only.
+    location / {{
+      auth_request /_idgate_auth;
+      auth_request_set $idgate_member $upstream_http_x_auth_member_id;
+      auth_request_set $idgate_email $upstream_http_x_auth_email;
+      auth_request_set $idgate_username $upstream_http_x_auth_username;
+      proxy_set_header X-Auth-Member-Id $idgate_member;
+      proxy_set_header X-Auth-Email $idgate_email;
+      proxy_set_header X-Auth-Username $idgate_username;
+      error_page 401 = @signin;
+      proxy_pass http://127.0.0.1:{upstream};
+    }}
+    location @signin {{
+      return 302 /login?redirect=$request_uri;
+    }}
+  }}
+}}
+"#
+    )
+}
+
+/// Stops nginx when dropped: SIGTERM to the master, which stops its workers too.
+struct Nginx(Child);
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// The upstream app: says which member nginx told it about.
+async fn upstream(req: HttpRequest) -> HttpResponse {
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-")
+            .to_string()
+    };
+    HttpResponse::Ok().body(format!(
+        "upstream {} for {} ({})",
+        req.path(),
+        header("x-auth-email"),
+        header("x-auth-member-id")
+    ))
+}
+
+#[tokio::test]
+async fn nginx_auth_request_lets_only_signed_in_people_through() {
+    if !Path::new(NGINX).exists() {
+        assert!(
+            std::env::var("IDGATE_E2E").as_deref() != Ok("1"),
+            "IDGATE_E2E=1 but {NGINX} is missing"
+        );
+        eprintln!("nginx forward-auth test skipped: {NGINX} is missing");
+        return;
+    }
+    let app = spawn_signin_app(TestDb::sqlite()).await;
+    let member = app.add_member("ana@example.org");
+    let upstream_server = HttpServer::new(|| App::new().default_service(web::to(upstream)))
+        .workers(1)
+        .bind("127.0.0.1:0")
+        .expect("bind");
+    let upstream_port = upstream_server.addrs()[0].port();
+    tokio::spawn(upstream_server.run());
+
+    let port = free_port();
+    let dir = crate::helpers::temp_dir();
+    let conf = dir.path().join("nginx.conf");
+    std::fs::write(
+        &conf,
+        nginx_conf(dir.path(), port, &app.address, upstream_port),
+    )
+    .expect("conf");
+    let child = Command::new(NGINX)
+        .arg("-c")
+        .arg(&conf)
+        .arg("-p")
+        .arg(dir.path())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("nginx");
+    let _nginx = Nginx(child);
+    // nginx says nothing when it is ready: wait (at most 10 s) until it accepts connections.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "nginx did not start: {}",
+            std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let front = format!("http://127.0.0.1:{port}");
+    let get = |path: &str, session: Option<&str>| {
+        let mut request = app.client.get(format!("{front}{path}"));
+        if let Some(session) = session {
+            request = request.header("Cookie", format!("idgate_session={session}"));
+        }
+        request.send()
+    };
+
+    // No session: sent to the sign-in page, which nginx serves from idgate.
+    let anonymous = get("/docs/report?x=1", None).await.expect("send");
+    assert_eq!(anonymous.status(), 302);
+    let location = anonymous
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    assert!(
+        location.ends_with("/login?redirect=/docs/report?x=1"),
+        "{location}"
+    );
+    let sign_in_page = get("/login", None).await.expect("send");
+    assert_eq!(sign_in_page.status(), 200);
+
+    // Signed in (through nginx): the upstream sees who.
+    let response = app
+        .client
+        .post(format!("{front}/authenticate"))
+        .form(&[
+            ("action", "login"),
+            ("id_token", &app.token_for("ana@example.org")),
+        ])
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(response.status(), 200);
+    let session = session_cookie(&response).expect("cookie").0;
+    let through = get("/docs/report", Some(&session)).await.expect("send");
+    assert_eq!(through.status(), 200);
+    assert_eq!(
+        through.text().await.expect("body"),
+        format!("upstream /docs/report for ana@example.org ({})", member.id)
+    );
+
+    // Signed out: nginx sends the browser to sign in again.
+    let logout = app
+        .client
+        .post(format!("{front}/logout"))
+        .header("Cookie", format!("idgate_session={session}"))
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(logout.status(), 200);
+    assert_eq!(
+        get("/docs/report", Some(&session))
+            .await
+            .expect("send")
+            .status(),
+        302
+    );
+}
