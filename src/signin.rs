@@ -350,14 +350,32 @@ pub async fn authorize_bearer(
     let outcome = state
         .db
         .run::<_, StoreError, _>(move |conn| {
-            Ok(conn.transaction(|conn| -> Result<Member, TxError> {
+            Ok((|| -> Result<Member, TxError> {
+                // Reads only, in the usual case: the member, and its binding to this provider.
                 let member = members::find_member_by_email(conn, &email)?
                     .ok_or(TxError::Refused(Reason::NoMember, None))?;
                 check_state(&member)?;
-                check_binding(conn, &member, &provider_id, Some(&subject), now)?;
+                let bound = members::bindings_of(conn, member.id)?
+                    .into_iter()
+                    .find(|b| b.provider == provider_id);
+                let member = match bound {
+                    Some(b) if b.subject == subject => member,
+                    Some(_) => {
+                        return Err(TxError::Refused(Reason::IdentityMismatch, Some(member.id)));
+                    }
+                    // The first use binds, as a first sign-in does: a write transaction that
+                    // takes the member's row (and SQLite's write lock) before it reads again.
+                    None => conn.transaction(|conn| {
+                        let member = members::lock_member(conn, member.id)?
+                            .ok_or(TxError::Refused(Reason::NoMember, None))?;
+                        check_state(&member)?;
+                        check_binding(conn, &member, &provider_id, Some(&subject), now)?;
+                        Ok::<_, TxError>(member)
+                    })?,
+                };
                 check_api_account(&member, client_ip, &checks)?;
                 Ok(member)
-            }))
+            })())
         })
         .await;
     match outcome {

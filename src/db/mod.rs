@@ -161,7 +161,9 @@ impl Database {
         let url = DatabaseUrl::parse(url)?;
         let manager = Manager { url: url.clone() };
         connect_and_migrate(&manager)?;
-        let max_size = if url.is_sqlite() { 4 } else { 10 };
+        // SQLite in WAL mode reads in parallel and writes one at a time; 8 connections keep
+        // readers from queueing behind a writer.
+        let max_size = if url.is_sqlite() { 8 } else { 10 };
         let pool = Pool::builder()
             .max_size(max_size)
             .min_idle(Some(1))

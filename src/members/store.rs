@@ -86,6 +86,22 @@ pub fn lock_member(conn: &mut AnyConnection, id: i64) -> Result<Option<Member>, 
     find_member_by_id(conn, id)
 }
 
+/// As [`lock_member`], by email. The lock comes first, before any read: on SQLite a
+/// transaction that reads and then writes can fail when another connection wrote meanwhile.
+pub fn lock_member_by_email(
+    conn: &mut AnyConnection,
+    email: &Email,
+) -> Result<Option<Member>, StoreError> {
+    let updated = diesel::update(members::table)
+        .filter(members::email_normalized.eq(email.normalized()))
+        .set(members::updated_at.eq(members::updated_at))
+        .execute(conn)?;
+    if updated == 0 {
+        return Ok(None);
+    }
+    find_member_by_email(conn, email)
+}
+
 /// The member who holds this username, if any.
 pub fn find_member_by_username(
     conn: &mut AnyConnection,
@@ -196,10 +212,9 @@ pub fn set_locked(
 /// Removes a member and their bindings; false when there was no such member.
 pub fn remove_member(conn: &mut AnyConnection, email: &Email) -> Result<bool, StoreError> {
     conn.transaction(|conn| {
-        let Some(member) = find_member_by_email(conn, email)? else {
+        let Some(member) = lock_member_by_email(conn, email)? else {
             return Ok(false);
         };
-        lock_member(conn, member.id)?;
         diesel::delete(member_bindings::table.filter(member_bindings::member_id.eq(member.id)))
             .execute(conn)?;
         crate::sessions::delete_member_sessions(conn, member.id)?;
@@ -268,11 +283,10 @@ pub fn unbind(
     provider: Option<&str>,
 ) -> Result<Option<usize>, StoreError> {
     conn.transaction(|conn| {
-        let Some(member) = find_member_by_email(conn, email)? else {
+        // Waits for a sign-in of this member in progress, whose session then ends here too.
+        let Some(member) = lock_member_by_email(conn, email)? else {
             return Ok(None);
         };
-        // Waits for a sign-in of this member in progress, whose session then ends here too.
-        lock_member(conn, member.id)?;
         let mine = member_bindings::table.filter(member_bindings::member_id.eq(member.id));
         // Sessions signed in through an unbound provider end with the binding.
         let removed = match provider {
