@@ -12,6 +12,8 @@ use crate::startup::AppState;
 /// for every request that starts after. Returns the number of providers of the new
 /// configuration. `event` (a `config_reload` event) says who asked.
 pub async fn reload(state: &AppState, mut event: SecurityEvent) -> Result<usize, ConfigErrors> {
+    // One reload at a time: the file read last is the one stored last.
+    let _one_at_a_time = state.reload_lock.lock().await;
     let path = state.settings.config_path.clone();
     let loaded = tokio::task::spawn_blocking(move || identity::load(&path))
         .await
@@ -29,6 +31,7 @@ pub async fn reload(state: &AppState, mut event: SecurityEvent) -> Result<usize,
         Ok(config) => {
             let providers = config.providers.len();
             state.config.store(Arc::new(config));
+            state.userinfo.clear();
             event.outcome = Outcome::Success;
             tracing::info!(providers, "identity configuration reloaded");
             audit::record(&state.db, &event, now).await;

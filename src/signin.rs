@@ -319,6 +319,11 @@ pub async fn authorize_bearer(
         Err(error) => {
             describe_unverified(&mut event, &config, raw_token, &error);
             event.email = None;
+            // Anyone can send junk to `/auth`: a token no provider signed is logged, not stored.
+            let signed = matches!(&error, VerifyError::Refused(r, _) if *r > Reason::BadSignature);
+            if !signed {
+                return Err(refuse_unstored(event, error));
+            }
             return Err(refuse(state, event, error).await);
         }
     };
@@ -342,7 +347,6 @@ pub async fn authorize_bearer(
     {
         return Err(refuse(state, event, Reason::DomainNotAllowed.into()).await);
     }
-    let now = state.clock.now();
     let client_ip = attempt.client_ip;
     let subject = access.subject.clone();
     let provider_id = provider.id.clone();
@@ -358,21 +362,11 @@ pub async fn authorize_bearer(
                 let bound = members::bindings_of(conn, member.id)?
                     .into_iter()
                     .find(|b| b.provider == provider_id);
-                let member = match bound {
-                    Some(b) if b.subject == subject => member,
-                    Some(_) => {
-                        return Err(TxError::Refused(Reason::IdentityMismatch, Some(member.id)));
-                    }
-                    // The first use binds, as a first sign-in does: a write transaction that
-                    // takes the member's row (and SQLite's write lock) before it reads again.
-                    None => conn.transaction(|conn| {
-                        let member = members::lock_member(conn, member.id)?
-                            .ok_or(TxError::Refused(Reason::NoMember, None))?;
-                        check_state(&member)?;
-                        check_binding(conn, &member, &provider_id, Some(&subject), now)?;
-                        Ok::<_, TxError>(member)
-                    })?,
-                };
+                // A binding made by an ID token must name this subject; a Bearer token never
+                // makes one (some providers give access tokens another `sub` than ID tokens).
+                if bound.is_some_and(|b| b.subject != subject) {
+                    return Err(TxError::Refused(Reason::IdentityMismatch, Some(member.id)));
+                }
                 check_api_account(&member, client_ip, &checks)?;
                 Ok(member)
             })())
@@ -440,6 +434,28 @@ fn describe_unverified(
             .get("email")
             .and_then(|v| v.as_str())
             .map(|e| audit::clean(e, 254));
+    }
+}
+
+/// Logs a refusal to tracing only, and turns it into the caller's error.
+fn refuse_unstored(mut event: SecurityEvent, error: VerifyError) -> SignInError {
+    match error {
+        VerifyError::Refused(reason, _) => {
+            event.reason = Some(reason.code().to_string());
+            event.trace();
+            SignInError::Refused {
+                reason,
+                incident: event.incident,
+            }
+        }
+        VerifyError::Unavailable(_) => {
+            event.outcome = Outcome::Error;
+            event.reason = Some("provider_unavailable".to_string());
+            event.trace();
+            SignInError::Unavailable {
+                incident: event.incident,
+            }
+        }
     }
 }
 

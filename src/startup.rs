@@ -30,6 +30,8 @@ pub struct AppState {
     pub keys: KeyStore,
     /// Userinfo answers for Bearer access tokens.
     pub userinfo: UserinfoCache,
+    /// Held while a reload reads and swaps the configuration.
+    pub reload_lock: tokio::sync::Mutex<()>,
     pub metrics: Arc<Metrics>,
 }
 
@@ -94,6 +96,7 @@ impl Application {
             clock,
             keys,
             userinfo: UserinfoCache::new(clock_for_userinfo, metrics.clone()),
+            reload_lock: tokio::sync::Mutex::new(()),
             metrics,
         });
         let app_state = state.clone();

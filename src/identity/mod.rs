@@ -92,6 +92,7 @@ pub struct Client {
 pub struct Properties {
     /// Lowercase usernames of API accounts.
     pub api_account_usernames: Vec<String>,
+    #[serde(rename = "apiAccountIPs")]
     pub api_account_ips: Vec<IpNet>,
     /// Minutes of inactivity after which a session ends.
     pub session_timeout: u32,

@@ -413,7 +413,24 @@ impl Ctx<'_> {
             Some(n) => self.string_list(n),
             None => Some(Vec::new()),
         };
-        let api_audience = f.get("apiAudience").and_then(|n| self.string(n));
+        let api_audience = f.get("apiAudience").and_then(|n| {
+            let audience = self.string(n)?;
+            // An audience ID tokens also carry would let an ID token pass as an access token.
+            let shared = client_id.as_deref() == Some(audience.as_str())
+                || trusted_audiences
+                    .as_ref()
+                    .is_some_and(|t| t.contains(&audience));
+            if shared {
+                self.report(
+                    n.pos,
+                    ConfigError::InvalidValue {
+                        key: "apiAudience",
+                        reason: "must differ from `clientId` and from every `trustedAudiences` entry, or ID tokens would pass as access tokens".into(),
+                    },
+                );
+            }
+            (!shared).then_some(audience)
+        });
         Some(Provider {
             id: id?,
             title: title?,

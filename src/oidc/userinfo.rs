@@ -25,7 +25,22 @@ const CAPACITY: usize = 50_000;
 
 type Key = (String, String);
 /// One key's answer, or the lookup under way: concurrent lookups wait on the lock.
-type Slot = Arc<tokio::sync::Mutex<Option<(Email, i64)>>>;
+type Slot = Arc<tokio::sync::Mutex<Entry>>;
+
+/// What is known of one subject.
+#[derive(Debug, Default)]
+enum Entry {
+    #[default]
+    Unknown,
+    /// The email and when it was fetched.
+    Known(Email, i64),
+    /// The provider could not be asked, at this time: the waiters behind a failed lookup do
+    /// not each try again for [`RETRY_AFTER_SECS`].
+    Unavailable(String, i64),
+}
+
+/// How long a failed lookup is answered from memory.
+const RETRY_AFTER_SECS: i64 = 10;
 
 /// The userinfo cache.
 pub struct UserinfoCache {
@@ -50,6 +65,15 @@ impl UserinfoCache {
         }
     }
 
+    /// Forgets every answer (after a reload: providers and their rules may have changed).
+    pub fn clear(&self) {
+        let mut slots = match self.slots.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        slots.cache_clear();
+    }
+
     fn slot(&self, key: Key) -> Slot {
         let mut slots = match self.slots.lock() {
             Ok(guard) => guard,
@@ -67,16 +91,43 @@ impl UserinfoCache {
         access: &VerifiedAccess,
         raw_token: &str,
     ) -> Result<Email, VerifyError> {
-        let slot = self.slot((access.provider.clone(), access.subject.clone()));
+        // Keyed by the issuer, not the provider's id, which a reload may point elsewhere.
+        let slot = self.slot((provider.authority().to_string(), access.subject.clone()));
         let mut entry = slot.lock().await;
         let now = self.clock.now();
-        if let Some((email, fetched_at)) = &*entry
-            && now.saturating_sub(*fetched_at) < USERINFO_TTL_SECS
-        {
-            self.metrics.cache("userinfo", true);
-            return Ok(email.clone());
+        match &*entry {
+            Entry::Known(email, fetched_at)
+                if now.saturating_sub(*fetched_at) < USERINFO_TTL_SECS =>
+            {
+                self.metrics.cache("userinfo", true);
+                return Ok(email.clone());
+            }
+            Entry::Unavailable(reason, failed_at)
+                if now.saturating_sub(*failed_at) < RETRY_AFTER_SECS =>
+            {
+                return Err(VerifyError::Unavailable(reason.clone()));
+            }
+            _ => {}
         }
         self.metrics.cache("userinfo", false);
+        let result = self.lookup(keys, provider, access, raw_token).await;
+        match &result {
+            Ok(email) => *entry = Entry::Known(email.clone(), now),
+            Err(VerifyError::Unavailable(reason)) => {
+                *entry = Entry::Unavailable(reason.clone(), now)
+            }
+            Err(VerifyError::Refused(..)) => *entry = Entry::Unknown,
+        }
+        result
+    }
+
+    async fn lookup(
+        &self,
+        keys: &KeyStore,
+        provider: &Provider,
+        access: &VerifiedAccess,
+        raw_token: &str,
+    ) -> Result<Email, VerifyError> {
         let set = keys
             .keys(provider)
             .await
@@ -95,9 +146,7 @@ impl UserinfoCache {
                 ));
             }
         }
-        let email = verify::check_email(&claims, provider)?;
-        *entry = Some((email.clone(), now));
-        Ok(email)
+        Ok(verify::check_email(&claims, provider)?)
     }
 }
 

@@ -120,19 +120,27 @@ pub async fn verify_access_token(
         Some(Value::String(iss)) => iss.as_str(),
         _ => return Err(Reason::UnknownIssuer.into()),
     };
-    let provider = config
+    let auds = audiences(&token.claims).unwrap_or_default();
+    let mut candidates = config
         .providers
         .iter()
-        .filter(|p| p.api_audience.is_some())
-        .find(|p| p.authority() == iss.trim_end_matches('/'))
-        .ok_or(Reason::UnknownIssuer)?;
+        .filter(|p| p.api_audience.is_some() && p.authority() == iss.trim_end_matches('/'))
+        .peekable();
+    let first = *candidates.peek().ok_or(Reason::UnknownIssuer)?;
+    // Where several providers share the issuer, the one whose API the token is for.
+    let provider = candidates
+        .find(|p| p.api_audience.as_deref().is_some_and(|a| auds.contains(&a)))
+        .unwrap_or(first);
     let set = keys.keys(provider).await.map_err(key_error)?;
     if set.metadata.issuer != iss {
         return Err(Reason::UnknownIssuer.into());
     }
     check_signature(keys, provider, set, &token).await?;
     let audience = provider.api_audience.as_deref().unwrap_or_default();
-    if !audiences(&token.claims).is_some_and(|auds| auds.contains(&audience)) {
+    // An ID token (for idgate's client, or with a nonce) is never an access token.
+    let is_id_token =
+        auds.contains(&provider.client_id.as_str()) || token.claims.contains_key("nonce");
+    if !auds.contains(&audience) || is_id_token {
         return Err(Reason::BadAudience.into());
     }
     let now = now();

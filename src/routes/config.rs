@@ -48,11 +48,14 @@ async fn administrator(
     req: &HttpRequest,
     state: &AppState,
     format: Format,
+    acts: bool,
 ) -> Result<Member, HttpResponse> {
     let failure = |failure| answer::failure(format, failure, &new_incident_id());
     match current_session(req, state).await {
         Ok(Some((session, _))) if session.member.admin => {
-            if request::is_same_origin(req, state) {
+            // Only actions need the origin check: a plain read is no forgery risk (and a typed
+            // URL sends no Origin).
+            if !acts || request::is_same_origin(req, state) {
                 Ok(session.member)
             } else {
                 Err(failure(Failure::Csrf))
@@ -70,13 +73,13 @@ async fn administrator(
 /// `GET /identity-config[?reload=true]`.
 async fn show(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let format = Format::of(&req).data();
-    let admin = match administrator(&req, &state, format).await {
-        Ok(admin) => admin,
-        Err(refusal) => return refusal,
-    };
     let wants_reload = Params::parse(&[req.query_string().as_bytes()])
         .ok()
         .is_some_and(|p| p.get("reload") == Some("true"));
+    let admin = match administrator(&req, &state, format, wants_reload).await {
+        Ok(admin) => admin,
+        Err(refusal) => return refusal,
+    };
     if wants_reload && let Err(refusal) = do_reload(&req, &state, format, &admin).await {
         return refusal;
     }
@@ -115,7 +118,7 @@ async fn show(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
 /// `POST /identity-config/reload`.
 async fn reload_now(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let format = Format::of(&req).data();
-    let admin = match administrator(&req, &state, format).await {
+    let admin = match administrator(&req, &state, format, true).await {
         Ok(admin) => admin,
         Err(refusal) => return refusal,
     };

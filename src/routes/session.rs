@@ -79,7 +79,7 @@ async fn measured_session(
 }
 
 /// Who the request is: a Bearer access token when one is presented, else the session cookie.
-async fn identify(req: &HttpRequest, state: &AppState) -> Result<SessionView, Failure> {
+async fn identify(req: &HttpRequest, state: &AppState) -> Result<SessionView, (Failure, String)> {
     if let Some(token) = bearer_token(req) {
         let started = std::time::Instant::now();
         let attempt = request::attempt(req, state);
@@ -94,8 +94,8 @@ async fn identify(req: &HttpRequest, state: &AppState) -> Result<SessionView, Fa
         };
         state.metrics.session_check(labels, started.elapsed());
         return result.map_err(|error| match error {
-            SignInError::Refused { reason, .. } => Failure::Refused(reason),
-            SignInError::Unavailable { .. } => Failure::Unavailable,
+            SignInError::Refused { reason, incident } => (Failure::Refused(reason), incident),
+            SignInError::Unavailable { incident } => (Failure::Unavailable, incident),
         });
     }
     match measured_session(req, state).await {
@@ -104,10 +104,11 @@ async fn identify(req: &HttpRequest, state: &AppState) -> Result<SessionView, Fa
             provider: session.provider,
             ends_at,
         }),
-        Ok(None) => Err(Failure::NoSession),
+        Ok(None) => Err((Failure::NoSession, new_incident_id())),
         Err(error) => {
-            tracing::error!(%error, "session check failed: database");
-            Err(Failure::Unavailable)
+            let incident = new_incident_id();
+            tracing::error!(%incident, %error, "session check failed: database");
+            Err((Failure::Unavailable, incident))
         }
     }
 }
@@ -124,7 +125,7 @@ async fn session(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let format = Format::of(&req);
     let mut response = match identify(&req, &state).await {
         Ok(view) => answer::session(format, HttpResponse::Ok(), &view),
-        Err(failure) => answer::failure(format, failure, &new_incident_id()),
+        Err((failure, incident)) => answer::failure(format, failure, &incident),
     };
     cors::allow_origin(&req, &state, &mut response);
     response
@@ -154,9 +155,18 @@ async fn auth(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
             }
             response.finish()
         }
-        // Forward-auth proxies pass 401 and 403 on to the client; a body is not needed.
-        Err(failure) => HttpResponse::build(failure.status())
+        // Forward-auth proxies take 401 as "not signed in" and any other error as their own
+        // failure: every refusal is 401 (the reason is in the log); an outage stays 503.
+        Err((Failure::Unavailable, _)) => HttpResponse::ServiceUnavailable()
             .insert_header(("Cache-Control", "no-store"))
             .finish(),
+        Err((failure, _)) => {
+            let mut response = HttpResponse::Unauthorized();
+            response.insert_header(("Cache-Control", "no-store"));
+            if matches!(failure, Failure::Refused(_)) {
+                response.insert_header(("WWW-Authenticate", "Bearer error=\"invalid_token\""));
+            }
+            response.finish()
+        }
     }
 }

@@ -224,6 +224,13 @@ pub fn revoke_by_handle(conn: &mut AnyConnection, handle: &str) -> Result<bool, 
     if handle.len() != HANDLE_LEN || !handle.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Ok(false);
     }
-    let pattern = format!("{}%", handle.to_ascii_lowercase());
-    Ok(diesel::delete(sessions::table.filter(sessions::id_hash.like(pattern))).execute(conn)? > 0)
+    // The hashes that start with the handle: from `handle` up to, not including, `handle` + "g"
+    // (after every hexadecimal digit), which an index answers.
+    let low = handle.to_ascii_lowercase();
+    let high = format!("{low}g");
+    Ok(diesel::delete(
+        sessions::table.filter(sessions::id_hash.ge(&low).and(sessions::id_hash.lt(&high))),
+    )
+    .execute(conn)?
+        > 0)
 }

@@ -49,7 +49,15 @@ async fn an_access_token_identifies_the_member_through_userinfo(db: TestDb) {
             .and_then(|v| v.to_str().ok()),
         Some("ana@example.org")
     );
-    // The first use bound the member to the token's subject, as an ID token would.
+    // A Bearer token makes no binding; one made by an ID token sign-in is enforced.
+    let mut claims = app.provider.claims("ana@example.org", app.now());
+    claims["sub"] = json!("ana-sub");
+    assert_eq!(
+        app.login(&app.provider.token(&app.key, &claims))
+            .await
+            .status(),
+        200
+    );
     let other = access(&app, "someone-else", json!({}));
     app.provider.set_userinfo(
         "someone-else",
@@ -58,6 +66,11 @@ async fn an_access_token_identifies_the_member_through_userinfo(db: TestDb) {
     assert_eq!(
         error_of(get(&app, "/session", &other).await).await,
         (403, "identity_mismatch".into())
+    );
+    assert_eq!(
+        get(&app, "/auth", &other).await.status(),
+        401,
+        "/auth answers 200 or 401"
     );
 }
 
@@ -124,13 +137,41 @@ async fn access_tokens_that_fail_their_checks_are_refused(db: TestDb) {
         (app.token_for("ana@example.org"), 401, "bad_audience"),
         ("garbage".to_string(), 400, "malformed"),
     ];
+    // An ID token whose audience names the API too, or a token with a nonce, is no access
+    // token.
+    let mut id_claims = app.provider.claims("ana@example.org", now);
+    id_claims["aud"] = json!(["idgate-test", crate::provider::API_AUDIENCE]);
+    id_claims["azp"] = json!("idgate-test");
+    let mut cases = cases;
+    cases.push((
+        app.provider.token(&app.key, &id_claims),
+        401,
+        "bad_audience",
+    ));
+    cases.push((
+        access(&app, "ana-sub", json!({"nonce": "n"})),
+        401,
+        "bad_audience",
+    ));
     for (token, status, reason) in cases {
         assert_eq!(
             error_of(get(&app, "/session", &token).await).await,
             (status, reason.into())
         );
-        assert_eq!(get(&app, "/auth", &token).await.status().as_u16(), status);
+        let auth = get(&app, "/auth", &token).await;
+        assert_eq!(auth.status(), 401, "{reason}: /auth answers 200 or 401");
+        assert!(auth.headers().get("www-authenticate").is_some());
     }
+    // Tokens no provider signed are logged, not stored.
+    let mut conn = app.database.conn().expect("conn");
+    let stored = idgate::audit::list_events(&mut conn, 0).expect("events");
+    assert!(
+        stored.iter().all(|e| !matches!(
+            e.reason.as_deref(),
+            Some("malformed" | "bad_signature" | "unknown_issuer")
+        )),
+        "{stored:?}"
+    );
     assert_eq!(
         app.provider.userinfo_calls(),
         0,

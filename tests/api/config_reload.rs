@@ -106,6 +106,14 @@ async fn only_administrators_from_idgates_own_pages_may_look_or_reload() {
         .await
         .expect("send");
     assert_eq!(error_id(no_session).await, (401, "no_session".into()));
+    let typed_url = app
+        .client
+        .get(format!("{}/identity-config", app.address))
+        .header("Cookie", format!("idgate_session={admin}"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(typed_url.status(), 200, "reading needs no Origin");
     let not_admin = admin_request(&app, get.clone(), "/identity-config", &member)
         .send()
         .await

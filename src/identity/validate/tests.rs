@@ -388,3 +388,29 @@ fn defaults_apply_when_keys_are_absent() {
         Some(vec!["openid".into(), "email".into(), "profile".into()])
     );
 }
+
+#[test]
+fn an_api_audience_that_id_tokens_also_carry_is_refused() {
+    for (extra, line_col) in [
+        ("apiAudience: c", at(2, 72)),
+        ("trustedAudiences: [x], apiAudience: x", at(2, 96)),
+    ] {
+        let source = format!(
+            "providers:\n  - {{id: a, title: A, authorityUrl: \"https://id.example.org\", clientId: c, {extra}}}\n"
+        );
+        let p = problems(&source);
+        assert!(
+            matches!(
+                p[0].error,
+                ConfigError::InvalidValue {
+                    key: "apiAudience",
+                    ..
+                }
+            ),
+            "{p:?}"
+        );
+        assert_eq!(p[0].pos.line, line_col.line);
+    }
+    let fine = "providers:\n  - {id: a, title: A, authorityUrl: \"https://id.example.org\", clientId: c, apiAudience: api}\n";
+    assert!(validate(fine, &env).is_ok());
+}
