@@ -597,8 +597,13 @@ fn complete(conn: &mut AnyConnection, work: Completion) -> Result<(Member, Strin
         let first_use = sessions::remember_token(conn, &v.fingerprint, v.usable_until)?;
         let member = members::find_member_by_email(conn, &v.email)?
             .ok_or(TxError::Refused(Reason::NoMember, None))?;
-        let member = members::lock_member(conn, member.id)?
-            .ok_or(TxError::Refused(Reason::NoMember, None))?;
+        // SQLite's write lock, taken by the first statement, already covers the whole
+        // database; PostgreSQL needs the member's row locked (and read again under the lock).
+        let member = match conn {
+            AnyConnection::Postgresql(_) => members::lock_member(conn, member.id)?
+                .ok_or(TxError::Refused(Reason::NoMember, None))?,
+            AnyConnection::Sqlite(_) => member,
+        };
         check_state(&member)?;
         check_binding(conn, &member, &v.provider, v.subject.as_deref(), work.now)?;
         check_api_account(&member, work.client_ip, &work.config)?;

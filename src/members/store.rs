@@ -77,13 +77,24 @@ pub fn find_member_by_id(conn: &mut AnyConnection, id: i64) -> Result<Option<Mem
 /// The member with this id, its row locked until the transaction ends (PostgreSQL; SQLite's
 /// write lock, taken earlier in the transaction, covers the whole database).
 pub fn lock_member(conn: &mut AnyConnection, id: i64) -> Result<Option<Member>, StoreError> {
-    let updated = diesel::update(members::table.find(id))
+    diesel::update(members::table.find(id))
         .set(members::updated_at.eq(members::updated_at))
-        .execute(conn)?;
-    if updated == 0 {
-        return Ok(None);
-    }
-    find_member_by_id(conn, id)
+        .returning((
+            members::id,
+            members::email,
+            members::username,
+            members::firstname,
+            members::surname,
+            members::status,
+            members::locked,
+            members::admin,
+            members::created_at,
+            members::updated_at,
+        ))
+        .get_result::<MemberRow>(conn)
+        .optional()?
+        .map(Member::try_from)
+        .transpose()
 }
 
 /// As [`lock_member`], by email. The lock comes first, before any read: on SQLite a

@@ -10,8 +10,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
-use openidconnect::core::{CoreJsonWebKey, CoreJwsSigningAlgorithm, CoreProviderMetadata};
-use openidconnect::{JsonWebKey as _, SignatureVerificationError};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use openidconnect::core::{CoreJsonWebKey, CoreProviderMetadata};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -48,7 +49,8 @@ pub struct Metadata {
     pub iss_parameter_supported: bool,
 }
 
-/// One key of a JWKS, with the members the crate's key type does not expose (the curve).
+/// One key of a JWKS: its selectors and its public key material, decoded once when the JWKS
+/// is fetched, so that a verification does no parsing.
 #[derive(Debug, Clone)]
 pub struct SigningKey {
     kid: Option<String>,
@@ -56,7 +58,18 @@ pub struct SigningKey {
     crv: Option<String>,
     alg: Option<String>,
     key_use: Option<String>,
-    jwk: CoreJsonWebKey,
+    material: Material,
+}
+
+/// Public key material in the form the verifier takes.
+#[derive(Debug, Clone)]
+enum Material {
+    /// RSA modulus and exponent, big-endian.
+    Rsa { n: Vec<u8>, e: Vec<u8> },
+    /// An uncompressed SEC1 point (`04 ‖ x ‖ y`).
+    Ec(Vec<u8>),
+    /// An Ed25519 public key.
+    Okp(Vec<u8>),
 }
 
 #[derive(Deserialize)]
@@ -70,19 +83,49 @@ struct KeyMembers {
     alg: Option<String>,
     #[serde(default, rename = "use")]
     key_use: Option<String>,
+    #[serde(default)]
+    n: Option<String>,
+    #[serde(default)]
+    e: Option<String>,
+    #[serde(default)]
+    x: Option<String>,
+    #[serde(default)]
+    y: Option<String>,
 }
 
 impl SigningKey {
+    /// A key from a JWKS member; `None` for keys idgate cannot use (RFC 7517 says to skip
+    /// them). The openidconnect crate's JWK type must accept it too.
     fn from_json(value: Value) -> Option<Self> {
         let members = KeyMembers::deserialize(&value).ok()?;
-        let jwk = CoreJsonWebKey::deserialize(&value).ok()?;
+        CoreJsonWebKey::deserialize(&value).ok()?;
+        let bytes = |b64: &Option<String>| -> Option<Vec<u8>> {
+            URL_SAFE_NO_PAD
+                .decode(b64.as_deref()?)
+                .ok()
+                .filter(|b| !b.is_empty())
+        };
+        let material = match members.kty.as_str() {
+            "RSA" => Material::Rsa {
+                n: bytes(&members.n)?,
+                e: bytes(&members.e)?,
+            },
+            "EC" => {
+                let mut point = vec![0x04];
+                point.extend(bytes(&members.x)?);
+                point.extend(bytes(&members.y)?);
+                Material::Ec(point)
+            }
+            "OKP" => Material::Okp(bytes(&members.x)?),
+            _ => return None,
+        };
         Some(SigningKey {
             kid: members.kid,
             kty: members.kty,
             crv: members.crv,
             alg: members.alg,
             key_use: members.key_use,
-            jwk,
+            material,
         })
     }
 
@@ -105,34 +148,52 @@ impl SigningKey {
         }
     }
 
-    /// Verifies `signature` over `message` with the openidconnect crate's key implementation.
-    pub fn verify(
-        &self,
-        alg: &str,
-        message: &[u8],
-        signature: &[u8],
-    ) -> Result<(), SignatureVerificationError> {
-        let alg = signing_alg(alg).ok_or_else(|| {
-            SignatureVerificationError::UnsupportedAlg(format!("{alg} is not accepted"))
-        })?;
-        self.jwk.verify_signature(&alg, message, signature)
+    /// Verifies `signature` over `message` made with `alg` (one of the allow-list, which
+    /// [`SigningKey::fits`] has matched to this key). RSA keys must have 2048 to 8192 bits;
+    /// ECDSA signatures are the fixed `r ‖ s` form JWS uses.
+    ///
+    /// The work is done by `ring` (already in the build for TLS): the RustCrypto `rsa` crate
+    /// behind openidconnect's `verify_signature` made RS256 verification the largest single
+    /// cost of a sign-in (see `bench/README.md`).
+    pub fn verify(&self, alg: &str, message: &[u8], signature: &[u8]) -> Result<(), String> {
+        use ring::signature as sig;
+        let bad = |_| {
+            format!(
+                "the {alg} signature does not verify with key {:?}",
+                self.kid
+            )
+        };
+        match (&self.material, alg) {
+            (Material::Rsa { n, e }, _) => {
+                let params: &sig::RsaParameters = match alg {
+                    "RS256" => &sig::RSA_PKCS1_2048_8192_SHA256,
+                    "RS384" => &sig::RSA_PKCS1_2048_8192_SHA384,
+                    "RS512" => &sig::RSA_PKCS1_2048_8192_SHA512,
+                    "PS256" => &sig::RSA_PSS_2048_8192_SHA256,
+                    "PS384" => &sig::RSA_PSS_2048_8192_SHA384,
+                    "PS512" => &sig::RSA_PSS_2048_8192_SHA512,
+                    _ => return Err(format!("{alg} is not an RSA algorithm")),
+                };
+                sig::RsaPublicKeyComponents { n, e }
+                    .verify(params, message, signature)
+                    .map_err(bad)
+            }
+            (Material::Ec(point), "ES256") => {
+                sig::UnparsedPublicKey::new(&sig::ECDSA_P256_SHA256_FIXED, point)
+                    .verify(message, signature)
+                    .map_err(bad)
+            }
+            (Material::Ec(point), "ES384") => {
+                sig::UnparsedPublicKey::new(&sig::ECDSA_P384_SHA384_FIXED, point)
+                    .verify(message, signature)
+                    .map_err(bad)
+            }
+            (Material::Okp(x), "EdDSA") => sig::UnparsedPublicKey::new(&sig::ED25519, x)
+                .verify(message, signature)
+                .map_err(bad),
+            _ => Err(format!("a {} key does not verify {alg}", self.kty)),
+        }
     }
-}
-
-/// The crate's name for an algorithm of the allow-list.
-fn signing_alg(alg: &str) -> Option<CoreJwsSigningAlgorithm> {
-    Some(match alg {
-        "RS256" => CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
-        "RS384" => CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha384,
-        "RS512" => CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha512,
-        "PS256" => CoreJwsSigningAlgorithm::RsaSsaPssSha256,
-        "PS384" => CoreJwsSigningAlgorithm::RsaSsaPssSha384,
-        "PS512" => CoreJwsSigningAlgorithm::RsaSsaPssSha512,
-        "ES256" => CoreJwsSigningAlgorithm::EcdsaP256Sha256,
-        "ES384" => CoreJwsSigningAlgorithm::EcdsaP384Sha384,
-        "EdDSA" => CoreJwsSigningAlgorithm::EdDsa,
-        _ => return None,
-    })
 }
 
 /// A provider's metadata and keys as fetched together at one time.

@@ -215,7 +215,7 @@ async fn check_signature(
         match set.find(kid, token.alg) {
             KeyLookup::Found(key) => Some(
                 key.verify(token.alg, token.signing_input.as_bytes(), &token.signature)
-                    .map_err(|e| VerifyError::Refused(Reason::BadSignature, Some(e.to_string()))),
+                    .map_err(|e| VerifyError::Refused(Reason::BadSignature, Some(e))),
             ),
             KeyLookup::Ambiguous => Some(Err(VerifyError::Refused(
                 Reason::UnknownKey,

@@ -27,10 +27,9 @@ enum KeyKind {
 }
 
 fn pem(name: &str) -> String {
-    std::fs::read_to_string(crate::helpers::repo_path(&format!(
-        "tests/fixtures/keys/{name}.pem"
-    )))
-    .unwrap_or_else(|e| panic!("cannot read key {name}: {e}"))
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("tests/fixtures/keys/{name}.pem"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read key {name}: {e}"))
 }
 
 fn b64(bytes: &[u8]) -> String {

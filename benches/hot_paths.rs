@@ -1,0 +1,123 @@
+//! criterion micro-benchmarks of the two hot paths: ID-token verification with a warm key cache
+//! (RS256, ES256, EdDSA; everything of SPEC §3 but the database rules) and the session check's
+//! database read. `cargo bench --bench hot_paths`.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a benchmark stops on the first failure"
+)]
+
+#[path = "../tests/api/provider.rs"]
+#[allow(
+    dead_code,
+    reason = "the tests use more of the mock provider than the benchmarks do"
+)]
+mod provider;
+
+use std::hint::black_box;
+use std::sync::Arc;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use idgate::clock::{SystemClock, unix_now};
+use idgate::metrics::Metrics;
+use idgate::oidc::http::Fetcher;
+use idgate::oidc::keys::KeyStore;
+use idgate::oidc::verify::verify_id_token;
+use provider::{MockProvider, TestKey};
+
+fn verification(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let keys = [
+        TestKey::rsa("rsa1", "rsa1"),
+        TestKey::ec("ec1", "ec1"),
+        TestKey::ed("ed1", "ed1"),
+    ];
+    let provider = runtime.block_on(MockProvider::start(keys.to_vec()));
+    let yaml = format!(
+        "providers:\n  - id: mock\n    title: Mock\n    authorityUrl: {}\n    clientId: {}\ndomains:\n  - name: example.org\n    authentication: external\n",
+        provider.url,
+        provider::CLIENT_ID
+    );
+    let config = idgate::identity::validate(&yaml, &|_| None).expect("config");
+    let store = KeyStore::new(
+        Fetcher::new().expect("fetcher"),
+        Arc::new(SystemClock),
+        Arc::new(Metrics::default()),
+    );
+    let now = unix_now();
+    let mut group = c.benchmark_group("verify_id_token");
+    for key in &keys {
+        let mut claims = provider.claims("ana@example.org", now);
+        claims["exp"] = serde_json::json!(now + 3600);
+        let token = provider.token(key, &claims);
+        // Warm the key cache: the benchmark measures steady state, no provider requests.
+        runtime
+            .block_on(verify_id_token(&store, &config, &token, None, unix_now))
+            .expect("a valid token");
+        group.bench_function(key.alg(), |b| {
+            b.iter(|| {
+                runtime
+                    .block_on(verify_id_token(
+                        &store,
+                        &config,
+                        black_box(&token),
+                        None,
+                        unix_now,
+                    ))
+                    .expect("valid")
+            });
+        });
+    }
+    group.finish();
+}
+
+fn session_check(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("dir");
+    let url = format!("sqlite://{}", dir.path().join("bench.db").display());
+    let db = idgate::db::Database::open(&url).expect("database");
+    let mut conn = db.conn().expect("conn");
+    let member = idgate::members::insert_member(
+        &mut conn,
+        &idgate::members::NewMember {
+            email: idgate::members::Email::parse("ana@example.org").expect("email"),
+            username: None,
+            firstname: String::new(),
+            surname: String::new(),
+            status: idgate::members::MemberStatus::Activated,
+            admin: false,
+        },
+        unix_now(),
+    )
+    .expect("member");
+    let id = idgate::sessions::new_session_id();
+    let hash = idgate::sessions::hash_id(&id);
+    let now = unix_now();
+    idgate::sessions::insert_session(
+        &mut conn,
+        &idgate::sessions::NewSession {
+            id_hash: &hash,
+            member_id: member.id,
+            provider: "mock",
+            now,
+            expires_at: now + 3600,
+        },
+    )
+    .expect("session");
+    c.bench_function("session_check_sqlite", |b| {
+        b.iter(|| {
+            let hash = idgate::sessions::hash_id(black_box(&id));
+            let session = idgate::sessions::find_session(&mut conn, &hash)
+                .expect("query")
+                .expect("session");
+            assert!(session.is_live(now + 1, 1800));
+        });
+    });
+}
+
+criterion_group!(benches, verification, session_check);
+criterion_main!(benches);
