@@ -435,7 +435,7 @@ async fn main() {
     println!(
         "\nidgate {} on {backend}, {} CPUs, idgate pinned: {}\n",
         env!("CARGO_PKG_VERSION"),
-        std::thread::available_parallelism().map_or(1, usize::from),
+        machine_cpus(),
         pinning().is_some()
     );
     println!(
