@@ -365,46 +365,15 @@ async fn main() {
 
     let quarter = args.tokens / 4;
     let mut phases = Vec::new();
-    phases.push(
-        run_phase(
-            "sign-in RS256, 1 connection",
-            &idgate,
-            &provider,
-            1,
-            requests(&rs_tokens[..quarter]),
-        )
-        .await,
-    );
-    phases.push(
-        run_phase(
-            "sign-in RS256, 64 connections",
-            &idgate,
-            &provider,
-            64,
-            requests(&rs_tokens[quarter..]),
-        )
-        .await,
-    );
-    phases.push(
-        run_phase(
-            "sign-in ES256, 1 connection",
-            &idgate,
-            &provider,
-            1,
-            requests(&es_tokens[..quarter]),
-        )
-        .await,
-    );
-    phases.push(
-        run_phase(
-            "sign-in ES256, 64 connections",
-            &idgate,
-            &provider,
-            64,
-            requests(&es_tokens[quarter..]),
-        )
-        .await,
-    );
+    for (alg, tokens) in [("RS256", &rs_tokens), ("ES256", &es_tokens)] {
+        for (connections, slice) in [(1, &tokens[..quarter]), (64, &tokens[quarter..])] {
+            let name = format!(
+                "sign-in {alg}, {connections} connection{}",
+                if connections == 1 { "" } else { "s" }
+            );
+            phases.push(run_phase(&name, &idgate, &provider, connections, requests(slice)).await);
+        }
+    }
 
     let session = {
         let token = mint(&rsa, 1).remove(0);

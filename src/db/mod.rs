@@ -209,6 +209,23 @@ impl Database {
     }
 }
 
+/// Runs an insert in a transaction of its own (a savepoint inside the caller's) and says whether
+/// it stored the row: `false` when a unique constraint refused it. A refused insert leaves the
+/// caller's transaction usable on PostgreSQL, where a failed statement would abort it.
+pub fn insert_if_absent(
+    conn: &mut AnyConnection,
+    insert: impl FnOnce(&mut AnyConnection) -> diesel::QueryResult<usize>,
+) -> diesel::QueryResult<bool> {
+    match conn.transaction(insert) {
+        Ok(_) => Ok(true),
+        Err(diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::UniqueViolation,
+            _,
+        )) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// One connection, with the pending migrations run first: what a command-line tool needs. No
 /// pool, so no background thread is still connecting when the process exits.
 pub fn connect(url: &str) -> Result<AnyConnection, DbError> {

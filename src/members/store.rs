@@ -264,9 +264,7 @@ pub fn bind_subject(
     subject: &str,
     now: i64,
 ) -> Result<bool, StoreError> {
-    // In a transaction of its own (a savepoint inside the caller's), so that a refused insert
-    // leaves the caller's transaction usable on PostgreSQL.
-    let inserted = conn.transaction(|conn| {
+    Ok(crate::db::insert_if_absent(conn, |conn| {
         diesel::insert_into(member_bindings::table)
             .values((
                 member_bindings::member_id.eq(member_id),
@@ -275,15 +273,7 @@ pub fn bind_subject(
                 member_bindings::created_at.eq(now),
             ))
             .execute(conn)
-    });
-    match inserted {
-        Ok(_) => Ok(true),
-        Err(diesel::result::Error::DatabaseError(
-            diesel::result::DatabaseErrorKind::UniqueViolation,
-            _,
-        )) => Ok(false),
-        Err(e) => Err(e.into()),
-    }
+    })?)
 }
 
 /// Clears a member's bindings (to one provider, or all). `None` when there is no such member;

@@ -111,22 +111,14 @@ pub fn remember_token(
     fingerprint: &str,
     expires_at: i64,
 ) -> Result<bool, StoreError> {
-    let inserted = conn.transaction(|conn| {
+    Ok(crate::db::insert_if_absent(conn, |conn| {
         diesel::insert_into(used_tokens::table)
             .values((
                 used_tokens::token_hash.eq(fingerprint),
                 used_tokens::expires_at.eq(expires_at),
             ))
             .execute(conn)
-    });
-    match inserted {
-        Ok(_) => Ok(true),
-        Err(diesel::result::Error::DatabaseError(
-            diesel::result::DatabaseErrorKind::UniqueViolation,
-            _,
-        )) => Ok(false),
-        Err(e) => Err(e.into()),
-    }
+    })?)
 }
 
 /// What a purge removed.
