@@ -93,6 +93,10 @@ pub struct ServeArgs {
     /// The absolute lifetime of a session, in hours (1 to 720).
     #[arg(long, env = "IDGATE_SESSION_LIFETIME", default_value_t = sessions::DEFAULT_LIFETIME_HOURS, value_parser = clap::value_parser!(u32).range(1..=720))]
     pub session_lifetime: u32,
+    /// Seconds a session check may be answered from memory (0 to 5; 0 asks the database every
+    /// time). Revocations elsewhere are honoured within this time.
+    #[arg(long, env = "IDGATE_SESSION_CACHE", default_value_t = sessions::DEFAULT_CACHE_SECS, value_parser = clap::value_parser!(u32).range(0..=5))]
+    pub session_cache: u32,
     /// How providers answer the sign-in: query (GET /callback) or form_post (POST /callback).
     #[arg(long, env = "IDGATE_RESPONSE_MODE", default_value = "query", value_parser = ["query", "form_post"])]
     pub response_mode: String,
@@ -215,6 +219,7 @@ fn serve(args: ServeArgs, database_url: String) -> Result<(), String> {
         cookie: CookieSettings {
             name: args.cookie_name,
             lifetime_secs: i64::from(args.session_lifetime) * 3600,
+            cache_secs: i64::from(args.session_cache),
         },
         response_mode: args.response_mode.parse()?,
     };

@@ -15,7 +15,7 @@ use crate::oidc::http::{FetchError, Fetcher};
 use crate::oidc::keys::KeyStore;
 use crate::oidc::userinfo::UserinfoCache;
 use crate::routes;
-use crate::sessions;
+use crate::sessions::{self, SessionCache};
 use crate::settings::Settings;
 
 /// What every request handler shares.
@@ -30,6 +30,8 @@ pub struct AppState {
     pub keys: KeyStore,
     /// Userinfo answers for Bearer access tokens.
     pub userinfo: UserinfoCache,
+    /// Live sessions read from the database in the last seconds.
+    pub session_cache: SessionCache,
     /// Held while a reload reads and swaps the configuration.
     pub reload_lock: tokio::sync::Mutex<()>,
     pub metrics: Arc<Metrics>,
@@ -89,6 +91,7 @@ impl Application {
         let metrics = Arc::new(Metrics::default());
         let keys = KeyStore::new(Fetcher::new()?, clock.clone(), metrics.clone());
         let clock_for_userinfo = clock.clone();
+        let session_cache = SessionCache::new(settings.cookie.cache_secs);
         let state = web::Data::new(AppState {
             config: ArcSwap::from_pointee(config),
             db,
@@ -97,6 +100,7 @@ impl Application {
             keys,
             userinfo: UserinfoCache::new(clock_for_userinfo, metrics.clone()),
             reload_lock: tokio::sync::Mutex::new(()),
+            session_cache,
             metrics,
         });
         let app_state = state.clone();

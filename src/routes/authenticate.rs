@@ -248,6 +248,7 @@ async fn sign_out(req: &HttpRequest, state: &AppState, format: Format) -> HttpRe
         return answer::signed_out(format, builder);
     };
     let id_hash = sessions::hash_id(&id);
+    state.session_cache.forget(&id_hash);
     let now = state.clock.now();
     let logged = event.clone();
     let ended = state

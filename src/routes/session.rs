@@ -34,7 +34,17 @@ pub async fn current_session(
     let id_hash = sessions::hash_id(&id);
     let now = state.clock.now();
     let idle_secs = i64::from(state.config.load().properties.session_timeout) * 60;
-    state
+    // From memory while the entry is young, the session live and its last-seen time recent.
+    if let Some(session) = state.session_cache.get(&id_hash, now)
+        && session.is_live(now, idle_secs)
+        && !session.needs_touch(now, idle_secs)
+    {
+        state.metrics.cache("sessions", true);
+        let ends_at = session.ends_at(idle_secs);
+        return Ok(Some((session, ends_at)));
+    }
+    state.metrics.cache("sessions", false);
+    let found = state
         .db
         .run(move |conn| {
             let Some(mut session) = sessions::find_session(conn, &id_hash)? else {
@@ -53,7 +63,11 @@ pub async fn current_session(
             let ends_at = session.ends_at(idle_secs);
             Ok(Some((session, ends_at)))
         })
-        .await
+        .await;
+    if let Ok(Some((session, _))) = &found {
+        state.session_cache.put(session, now);
+    }
+    found
 }
 
 /// [`current_session`], counted and timed for `/metrics`.

@@ -1,6 +1,7 @@
 //! Sessions: random ids of which the database keeps only the SHA-256, the cookie that carries
 //! them, and the two timeouts (idle, sliding; absolute).
 
+mod cache;
 mod store;
 
 use actix_web::cookie::{Cookie, SameSite};
@@ -9,6 +10,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::Rng as _;
 use sha2::{Digest as _, Sha256};
 
+pub use cache::SessionCache;
 pub use store::*;
 
 use crate::members::Member;
@@ -17,6 +19,8 @@ use crate::members::Member;
 pub const DEFAULT_COOKIE_NAME: &str = "idgate_session";
 /// The default absolute lifetime of a session, in hours.
 pub const DEFAULT_LIFETIME_HOURS: u32 = 12;
+/// The default time a session check may be answered from memory, in seconds.
+pub const DEFAULT_CACHE_SECS: u32 = 2;
 
 /// 256 random bits, base64url (43 characters): session ids, states, nonces, PKCE verifiers and
 /// authentication codes. `rand`'s thread generator is a CSPRNG seeded from the OS.
@@ -87,6 +91,8 @@ pub struct CookieSettings {
     pub name: String,
     /// Absolute lifetime of a session, in seconds.
     pub lifetime_secs: i64,
+    /// How long a session check may be answered from memory, in seconds (0: never).
+    pub cache_secs: i64,
 }
 
 impl Default for CookieSettings {
@@ -94,6 +100,7 @@ impl Default for CookieSettings {
         CookieSettings {
             name: DEFAULT_COOKIE_NAME.to_string(),
             lifetime_secs: i64::from(DEFAULT_LIFETIME_HOURS) * 3600,
+            cache_secs: i64::from(DEFAULT_CACHE_SECS),
         }
     }
 }

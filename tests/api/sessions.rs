@@ -211,7 +211,40 @@ async fn locking_unbinding_or_removing_a_member_ends_their_sessions(db: TestDb) 
     assert!(ana.id > 0);
 }
 
+async fn a_revocation_elsewhere_is_honoured_within_the_cache_time(db: TestDb) {
+    let app = spawn_signin_app(db).await;
+    app.add_member("ana@example.org");
+    let session = signed_in(&app, "ana@example.org").await;
+    assert_eq!(status_of(&app, "/auth", &session).await, 200);
+    // Locked by another process (the command line, another instance): this instance answers
+    // from memory for at most 2 seconds, then asks the database again.
+    let mut conn = app.database.conn().expect("conn");
+    let email = idgate::members::Email::parse("ana@example.org").expect("email");
+    idgate::members::set_locked(&mut conn, &email, true, app.now()).expect("lock");
+    assert_eq!(
+        status_of(&app, "/auth", &session).await,
+        200,
+        "from the cache"
+    );
+    app.clock.advance(2);
+    assert_eq!(status_of(&app, "/auth", &session).await, 401);
+    // A logout on this instance is honoured at once, cache or not.
+    idgate::members::set_locked(&mut conn, &email, false, app.now()).expect("unlock");
+    let second = signed_in(&app, "ana@example.org").await;
+    assert_eq!(status_of(&app, "/auth", &second).await, 200);
+    let logout = app
+        .client
+        .post(format!("{}/logout", app.address))
+        .header("Cookie", format!("idgate_session={second}"))
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(logout.status(), 200);
+    assert_eq!(status_of(&app, "/auth", &second).await, 401);
+}
+
 async_on_both_backends!(
+    a_revocation_elsewhere_is_honoured_within_the_cache_time,
     the_session_tells_who_is_signed_in,
     without_a_valid_session_both_answer_401,
     the_database_keeps_only_the_hash_of_the_session_id,
