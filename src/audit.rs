@@ -17,6 +17,13 @@ pub enum Event {
     CodeIssued,
     CodeRedeemed,
     ConfigReload,
+    /// An administrator locked, unlocked, unbound or removed a member, or revoked sessions
+    /// (the command line).
+    MemberLocked,
+    MemberUnlocked,
+    MemberUnbound,
+    MemberRemoved,
+    SessionsRevoked,
     /// A Bearer access token presented to `/session` or `/auth` (refusals only: accepted ones
     /// are as frequent as API requests).
     Bearer,
@@ -31,6 +38,11 @@ impl Event {
             Event::CodeRedeemed => "code_redeemed",
             Event::ConfigReload => "config_reload",
             Event::Bearer => "bearer",
+            Event::MemberLocked => "member_locked",
+            Event::MemberUnlocked => "member_unlocked",
+            Event::MemberUnbound => "member_unbound",
+            Event::MemberRemoved => "member_removed",
+            Event::SessionsRevoked => "sessions_revoked",
         }
     }
 }

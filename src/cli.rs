@@ -320,7 +320,13 @@ fn members(cmd: MembersCommand, database_url: &str) -> Result<(), String> {
         MembersCommand::Unbind { email: e, provider } => {
             let address = email(&e)?;
             let removed = with_conn(database_url, |conn| {
-                members::unbind(conn, &address, provider.as_deref()).map_err(|e| e.to_string())
+                let removed = members::unbind(conn, &address, provider.as_deref())
+                    .map_err(|e| e.to_string())?;
+                if removed.is_some() {
+                    let event = audit::Event::MemberUnbound;
+                    record(conn, event, address.as_str(), None, provider.as_deref())?;
+                }
+                Ok(removed)
             })?;
             match removed {
                 Some(n) => {
@@ -333,7 +339,17 @@ fn members(cmd: MembersCommand, database_url: &str) -> Result<(), String> {
         MembersCommand::Remove { email: e } => {
             let address = email(&e)?;
             let removed = with_conn(database_url, |conn| {
-                members::remove_member(conn, &address).map_err(|e| e.to_string())
+                let removed = members::remove_member(conn, &address).map_err(|e| e.to_string())?;
+                if removed {
+                    record(
+                        conn,
+                        audit::Event::MemberRemoved,
+                        address.as_str(),
+                        None,
+                        None,
+                    )?;
+                }
+                Ok(removed)
             })?;
             if removed {
                 println!("removed member {address}");
@@ -345,10 +361,40 @@ fn members(cmd: MembersCommand, database_url: &str) -> Result<(), String> {
     }
 }
 
+/// Writes an administrator's action to the security log (and the log).
+fn record(
+    conn: &mut AnyConnection,
+    kind: audit::Event,
+    email: &str,
+    member_id: Option<i64>,
+    provider: Option<&str>,
+) -> Result<(), String> {
+    let mut event = audit::SecurityEvent::new(
+        kind,
+        audit::Outcome::Success,
+        crate::error::new_incident_id(),
+    );
+    event.email = (!email.is_empty()).then(|| audit::clean(email, 254));
+    event.member_id = member_id;
+    event.provider = provider.map(str::to_string);
+    event.user_agent = Some("idgate command line".into());
+    event.trace();
+    audit::insert_event(conn, &event, unix_now()).map_err(|e| e.to_string())
+}
+
 fn set_locked(database_url: &str, text: &str, locked: bool, now: i64) -> Result<(), String> {
     let address = email(text)?;
     let member = with_conn(database_url, |conn| {
-        members::set_locked(conn, &address, locked, now).map_err(|e| e.to_string())
+        let member = members::set_locked(conn, &address, locked, now).map_err(|e| e.to_string())?;
+        if let Some(m) = &member {
+            let kind = if locked {
+                audit::Event::MemberLocked
+            } else {
+                audit::Event::MemberUnlocked
+            };
+            record(conn, kind, &m.email, Some(m.id), None)?;
+        }
+        Ok(member)
     })?;
     match member {
         Some(m) => {
@@ -406,11 +452,13 @@ fn sessions_command(cmd: SessionsCommand, database_url: &str) -> Result<(), Stri
                 let id = member_id(conn, &member)?;
                 let ended =
                     sessions::delete_member_sessions(conn, id).map_err(|e| e.to_string())?;
+                record(conn, audit::Event::SessionsRevoked, &member, Some(id), None)?;
                 println!("revoked {ended} session(s) of {member}");
                 return Ok(());
             }
             let handle = handle.unwrap_or_default();
             if sessions::revoke_by_handle(conn, &handle).map_err(|e| e.to_string())? {
+                record(conn, audit::Event::SessionsRevoked, "", None, None)?;
                 println!("revoked session {handle}");
                 Ok(())
             } else {

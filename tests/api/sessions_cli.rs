@@ -85,6 +85,34 @@ async fn sessions_are_listed_and_revoked(db: TestDb) {
         "a handle is hexadecimal, never a pattern"
     );
     assert_eq!(list(&app, &[]).len(), 1);
+    // The administrator's actions are in the security log.
+    let locked = idgate(
+        app.db.dir.path(),
+        &app.db.url,
+        &["members", "lock", "ana@example.org"],
+    );
+    assert!(locked.status.success(), "{}", stderr(&locked));
+    let mut conn = app.database.conn().expect("conn");
+    let events: Vec<(String, Option<String>)> = idgate::audit::list_events(&mut conn, 0)
+        .expect("events")
+        .into_iter()
+        .filter(|e| e.event != "login")
+        .map(|e| (e.event, e.email))
+        .collect();
+    assert_eq!(
+        events,
+        [
+            ("sessions_revoked".to_string(), None),
+            (
+                "sessions_revoked".to_string(),
+                Some("bob@example.org".to_string())
+            ),
+            (
+                "member_locked".to_string(),
+                Some("ana@example.org".to_string())
+            ),
+        ]
+    );
 }
 
 async_on_both_backends!(sessions_are_listed_and_revoked);
