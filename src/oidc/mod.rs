@@ -4,6 +4,7 @@
 
 pub mod exchange;
 pub mod http;
+pub mod jwk;
 pub mod keys;
 pub mod token;
 pub mod userinfo;

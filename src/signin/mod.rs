@@ -23,6 +23,14 @@ use crate::routes::answer::SessionView;
 use crate::sessions::{self, NewSession};
 use crate::startup::AppState;
 
+mod bearer;
+mod redeem;
+mod rules;
+
+pub use bearer::authorize_bearer;
+pub use redeem::redeem_code;
+use rules::{check_api_account, check_binding, check_state};
+
 /// Where an attempt comes from, for the rules and the security log.
 #[derive(Debug, Clone, Default)]
 pub struct Attempt {
@@ -221,171 +229,6 @@ async fn grant(
     }
 }
 
-/// Trades an authentication code for a session: the code must be live and, when the request
-/// names a client, issued to it; the member must still be allowed in.
-pub async fn redeem_code(
-    state: &AppState,
-    code: &str,
-    client_id: Option<&str>,
-    attempt: &Attempt,
-) -> Result<(SignedIn, String), SignInError> {
-    let config = state.config.load_full();
-    let mut event = attempt.event(Event::CodeRedeemed);
-    let session_id = sessions::random_token();
-    let now = state.clock.now();
-    let idle_secs = i64::from(config.properties.session_timeout) * 60;
-    let expires_at = now.saturating_add(state.settings.cookie.lifetime_secs);
-    let code_hash = sessions::hash_id(code);
-    let id_hash = sessions::hash_id(&session_id);
-    let client_id = client_id.map(str::to_ascii_lowercase);
-    let client_ip = attempt.client_ip;
-    let replaces = attempt.previous_session.clone();
-    let logged = event.clone();
-    let started = Instant::now();
-    let outcome = state
-        .db
-        .run::<_, StoreError, _>(move |conn| {
-            // The code is used up by its own statement, committed whatever follows: a code
-            // presented for the wrong client, or for a member now refused, is gone too.
-            let code = match codes::redeem_code(conn, &code_hash, now)? {
-                Some(code) if client_id.as_ref().is_none_or(|c| *c == code.client_id) => code,
-                _ => return Ok(Err(TxError::Refused(Reason::InvalidCode, None))),
-            };
-            Ok(conn.transaction(|conn| -> Result<_, TxError> {
-                let member = members::lock_member(conn, code.member_id)?
-                    .ok_or(TxError::Refused(Reason::NoMember, None))?;
-                check_state(&member)?;
-                check_api_account(&member, client_ip, &config)?;
-                if let Some(old) = &replaces {
-                    sessions::delete_session(conn, old)?;
-                }
-                sessions::insert_session(
-                    conn,
-                    &NewSession {
-                        id_hash: &id_hash,
-                        member_id: member.id,
-                        provider: &code.provider,
-                        now,
-                        expires_at,
-                    },
-                )?;
-                let mut logged = logged;
-                logged.outcome = Outcome::Success;
-                logged.member_id = Some(member.id);
-                logged.provider = Some(code.provider.clone());
-                logged.email = Some(member.email.clone());
-                audit::insert_event(conn, &logged, now)?;
-                Ok((member, code))
-            }))
-        })
-        .await;
-    let result = match outcome {
-        Ok(Ok((member, code))) => {
-            event.outcome = Outcome::Success;
-            event.member_id = Some(member.id);
-            event.provider = Some(code.provider.clone());
-            event.email = Some(member.email.clone());
-            event.trace();
-            let view = SessionView {
-                member,
-                provider: code.provider,
-                ends_at: expires_at.min(now.saturating_add(idle_secs)),
-            };
-            Ok((SignedIn { session_id, view }, code.client_id))
-        }
-        Ok(Err(TxError::Refused(reason, member_id))) => {
-            event.member_id = member_id;
-            Err(refuse(state, event, reason.into()).await)
-        }
-        Ok(Err(TxError::Store(error))) | Err(error) => Err(database_failure(event, &error)),
-    };
-    measure(state, "code_redeemed", result.as_ref().err(), started);
-    result
-}
-
-/// Authorizes a Bearer access token (SPEC §5): the token's checks, the email from the
-/// provider's userinfo (cached), then the same member rules as a sign-in, without a session.
-/// Refusals go to the security log; accepted tokens do not (they are as many as API calls).
-pub async fn authorize_bearer(
-    state: &AppState,
-    raw_token: &str,
-    attempt: &Attempt,
-) -> Result<SessionView, SignInError> {
-    let config = state.config.load_full();
-    let mut event = attempt.event(Event::Bearer);
-    let clock = state.clock.clone();
-    let access = match verify_access_token(&state.keys, &config, raw_token, || clock.now()).await {
-        Ok(access) => access,
-        Err(error) => {
-            describe_unverified(&mut event, &config, raw_token, &error);
-            event.email = None;
-            // Anyone can send junk to `/auth`: a token no provider signed is logged, not stored.
-            let signed = matches!(&error, VerifyError::Refused(r, _) if *r > Reason::BadSignature);
-            if !signed {
-                return Err(refuse_unstored(event, error));
-            }
-            return Err(refuse(state, event, error).await);
-        }
-    };
-    event.provider = Some(access.provider.clone());
-    let Some(provider) = config.provider(&access.provider) else {
-        return Err(refuse(state, event, Reason::UnknownIssuer.into()).await);
-    };
-    let email = match state
-        .userinfo
-        .email(&state.keys, provider, &access, raw_token)
-        .await
-    {
-        Ok(email) => email,
-        Err(error) => return Err(refuse(state, event, error).await),
-    };
-    event.email = Some(audit::clean(email.as_str(), 254));
-    if !config
-        .domains
-        .decide(email.domain())
-        .allows_provider(&provider.id)
-    {
-        return Err(refuse(state, event, Reason::DomainNotAllowed.into()).await);
-    }
-    let client_ip = attempt.client_ip;
-    let subject = access.subject.clone();
-    let provider_id = provider.id.clone();
-    let checks = config.clone();
-    let outcome = state
-        .db
-        .run::<_, StoreError, _>(move |conn| {
-            Ok((|| -> Result<Member, TxError> {
-                // Reads only, in the usual case: the member, and its binding to this provider.
-                let member = members::find_member_by_email(conn, &email)?
-                    .ok_or(TxError::Refused(Reason::NoMember, None))?;
-                check_state(&member)?;
-                let bound = members::bindings_of(conn, member.id)?
-                    .into_iter()
-                    .find(|b| b.provider == provider_id);
-                // A binding made by an ID token must name this subject; a Bearer token never
-                // makes one (some providers give access tokens another `sub` than ID tokens).
-                if bound.is_some_and(|b| b.subject != subject) {
-                    return Err(TxError::Refused(Reason::IdentityMismatch, Some(member.id)));
-                }
-                check_api_account(&member, client_ip, &checks)?;
-                Ok(member)
-            })())
-        })
-        .await;
-    match outcome {
-        Ok(Ok(member)) => Ok(SessionView {
-            member,
-            provider: access.provider,
-            ends_at: access.expires,
-        }),
-        Ok(Err(TxError::Refused(reason, member_id))) => {
-            event.member_id = member_id;
-            Err(refuse(state, event, reason.into()).await)
-        }
-        Ok(Err(TxError::Store(error))) | Err(error) => Err(database_failure(event, &error)),
-    }
-}
-
 impl Attempt {
     /// A security-log event of this attempt, a failure until it succeeds.
     pub fn event(&self, kind: Event) -> SecurityEvent {
@@ -518,68 +361,6 @@ impl From<diesel::result::Error> for TxError {
 impl From<StoreError> for TxError {
     fn from(e: StoreError) -> Self {
         TxError::Store(e)
-    }
-}
-
-/// The member state rules (`member_inactive`, `member_locked`).
-fn check_state(member: &Member) -> Result<(), TxError> {
-    let refuse = |reason| TxError::Refused(reason, Some(member.id));
-    if !member.status.may_sign_in() {
-        return Err(refuse(Reason::MemberInactive));
-    }
-    if member.locked {
-        return Err(refuse(Reason::MemberLocked));
-    }
-    Ok(())
-}
-
-/// The API-account rule (`api_account_ip`).
-fn check_api_account(
-    member: &Member,
-    client_ip: Option<IpAddr>,
-    config: &IdentityConfig,
-) -> Result<(), TxError> {
-    let properties = &config.properties;
-    if access::api_account_allowed(
-        &member.username,
-        client_ip,
-        &properties.api_account_usernames,
-        &properties.api_account_ips,
-    ) {
-        Ok(())
-    } else {
-        Err(TxError::Refused(Reason::ApiAccountIp, Some(member.id)))
-    }
-}
-
-/// The binding rule (`identity_mismatch`): the member's binding to this provider names this
-/// subject, or there is none yet and this sign-in stores it. Two first sign-ins racing with the
-/// same subject both pass; with different subjects, the second is refused.
-fn check_binding(
-    conn: &mut AnyConnection,
-    member: &Member,
-    provider: &str,
-    subject: Option<&str>,
-    now: i64,
-) -> Result<(), TxError> {
-    let refuse = || TxError::Refused(Reason::IdentityMismatch, Some(member.id));
-    let subject = subject.ok_or_else(refuse)?;
-    let bound = |conn: &mut AnyConnection| -> Result<Option<String>, TxError> {
-        Ok(members::bindings_of(conn, member.id)?
-            .into_iter()
-            .find(|b| b.provider == provider)
-            .map(|b| b.subject))
-    };
-    let stored = match bound(conn)? {
-        Some(stored) => stored,
-        None if members::bind_subject(conn, member.id, provider, subject, now)? => return Ok(()),
-        // Another sign-in bound this member (or bound this subject elsewhere) meanwhile.
-        None => bound(conn)?.ok_or_else(refuse)?,
-    };
-    if stored == subject {
-        Ok(())
-    } else {
-        Err(refuse())
     }
 }
 

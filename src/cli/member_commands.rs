@@ -1,0 +1,203 @@
+//! `idgate members …`: member administration.
+
+use super::*;
+
+pub(super) fn members(cmd: MembersCommand, database_url: &str) -> Result<(), String> {
+    let now = unix_now();
+    match cmd {
+        MembersCommand::Add(args) => {
+            let status: MemberStatus = args.status.parse()?;
+            if let Some(u) = &args.username {
+                members::check_username(u)?;
+            }
+            let new = NewMember {
+                email: email(&args.email)?,
+                username: args.username,
+                firstname: args.firstname,
+                surname: args.surname,
+                status,
+                admin: args.admin,
+            };
+            let member = with_conn(database_url, |conn| {
+                members::insert_member(conn, &new, now).map_err(|e| e.to_string())
+            })?;
+            println!("added member {} <{}>", member.id, member.email);
+            Ok(())
+        }
+        MembersCommand::Import { file } => {
+            let input = std::fs::File::open(&file)
+                .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+            let rows = import::parse_csv(input).map_err(|errors| bad_rows(&file, &errors))?;
+            let summary = with_conn(database_url, |conn| {
+                import::import(conn, &rows, now).map_err(|e| match e {
+                    import::ImportError::BadRows(errors) => bad_rows(&file, &errors),
+                    other => other.to_string(),
+                })
+            })?;
+            println!(
+                "imported {}: {} added, {} updated",
+                file.display(),
+                summary.added,
+                summary.updated
+            );
+            Ok(())
+        }
+        MembersCommand::List { json } => {
+            let all = with_conn(database_url, |conn| {
+                members::list_members(conn).map_err(|e| e.to_string())
+            })?;
+            print_members(&all, json);
+            Ok(())
+        }
+        MembersCommand::Lock { email: e } => set_locked(database_url, &e, true, now),
+        MembersCommand::Unlock { email: e } => set_locked(database_url, &e, false, now),
+        MembersCommand::Unbind { email: e, provider } => {
+            let address = email(&e)?;
+            let removed = with_conn(database_url, |conn| {
+                let removed = members::unbind(conn, &address, provider.as_deref())
+                    .map_err(|e| e.to_string())?;
+                if removed.is_some() {
+                    let event = audit::Event::MemberUnbound;
+                    record(conn, event, address.as_str(), None, provider.as_deref())?;
+                }
+                Ok(removed)
+            })?;
+            match removed {
+                Some(n) => {
+                    println!("removed {n} binding(s) of {address}");
+                    Ok(())
+                }
+                None => Err(format!("no member with the email {address}")),
+            }
+        }
+        MembersCommand::Remove { email: e } => {
+            let address = email(&e)?;
+            let removed = with_conn(database_url, |conn| {
+                let removed = members::remove_member(conn, &address).map_err(|e| e.to_string())?;
+                if removed {
+                    record(
+                        conn,
+                        audit::Event::MemberRemoved,
+                        address.as_str(),
+                        None,
+                        None,
+                    )?;
+                }
+                Ok(removed)
+            })?;
+            if removed {
+                println!("removed member {address}");
+                Ok(())
+            } else {
+                Err(format!("no member with the email {address}"))
+            }
+        }
+    }
+}
+
+/// Writes an administrator's action to the security log (and the log).
+pub(super) fn record(
+    conn: &mut AnyConnection,
+    kind: audit::Event,
+    email: &str,
+    member_id: Option<i64>,
+    provider: Option<&str>,
+) -> Result<(), String> {
+    let mut event = audit::SecurityEvent::new(
+        kind,
+        audit::Outcome::Success,
+        crate::error::new_incident_id(),
+    );
+    event.email = (!email.is_empty()).then(|| audit::clean(email, 254));
+    event.member_id = member_id;
+    event.provider = provider.map(str::to_string);
+    event.user_agent = Some("idgate command line".into());
+    event.trace();
+    audit::insert_event(conn, &event, unix_now()).map_err(|e| e.to_string())
+}
+
+fn set_locked(database_url: &str, text: &str, locked: bool, now: i64) -> Result<(), String> {
+    let address = email(text)?;
+    let member = with_conn(database_url, |conn| {
+        let member = members::set_locked(conn, &address, locked, now).map_err(|e| e.to_string())?;
+        if let Some(m) = &member {
+            let kind = if locked {
+                audit::Event::MemberLocked
+            } else {
+                audit::Event::MemberUnlocked
+            };
+            record(conn, kind, &m.email, Some(m.id), None)?;
+        }
+        Ok(member)
+    })?;
+    match member {
+        Some(m) => {
+            println!("{} {}", if locked { "locked" } else { "unlocked" }, m.email);
+            Ok(())
+        }
+        None => Err(format!("no member with the email {address}")),
+    }
+}
+
+fn bad_rows(file: &std::path::Path, errors: &[import::RowError]) -> String {
+    let lines: Vec<String> = errors
+        .iter()
+        .map(|e| format!("{}:{}: {}", file.display(), e.line, e.message))
+        .collect();
+    format!(
+        "nothing was imported; {} bad row(s):\n{}",
+        errors.len(),
+        lines.join("\n")
+    )
+}
+
+#[derive(Serialize)]
+struct MemberLine<'a> {
+    #[serde(flatten)]
+    member: &'a Member,
+    bindings: &'a [Binding],
+}
+
+fn print_members(all: &[(Member, Vec<Binding>)], json: bool) {
+    if json {
+        for (member, bindings) in all {
+            let line = MemberLine { member, bindings };
+            match serde_json::to_string(&line) {
+                Ok(text) => println!("{text}"),
+                Err(e) => eprintln!("idgate: cannot print member {}: {e}", member.id),
+            }
+        }
+        return;
+    }
+    println!(
+        "{:<6} {:<32} {:<20} {:<24} {:<12} {:<12} PROVIDERS",
+        "ID", "EMAIL", "USERNAME", "NAME", "STATUS", "FLAGS"
+    );
+    for (m, bindings) in all {
+        let name = format!("{} {}", m.firstname, m.surname);
+        let flags: Vec<&str> = [(m.locked, "locked"), (m.admin, "admin")]
+            .iter()
+            .filter(|(on, _)| *on)
+            .map(|(_, f)| *f)
+            .collect();
+        let providers: Vec<&str> = bindings.iter().map(|b| b.provider.as_str()).collect();
+        println!(
+            "{:<6} {:<32} {:<20} {:<24} {:<12} {:<12} {}",
+            m.id,
+            m.email,
+            m.username,
+            name.trim(),
+            m.status.as_str(),
+            if flags.is_empty() {
+                "-".to_string()
+            } else {
+                flags.join(",")
+            },
+            if providers.is_empty() {
+                "-".to_string()
+            } else {
+                providers.join(",")
+            },
+        );
+    }
+}

@@ -1,0 +1,275 @@
+//! The command line (SPEC §1): `serve`, `check-config`, `members …`, `sessions …` and `audit`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use serde::Serialize;
+
+use crate::audit;
+use crate::clock::unix_now;
+use crate::db::{self, AnyConnection};
+use crate::identity;
+use crate::members::{self, Binding, Email, Member, MemberStatus, NewMember, import};
+use crate::routes::answer::rfc3339;
+use crate::sessions::{self, CookieSettings};
+use crate::settings::{DEFAULT_CONFIG, DEFAULT_DATABASE, DEFAULT_LISTEN, Settings};
+use crate::startup::Application;
+
+mod admin;
+mod member_commands;
+
+use admin::{audit_log, sessions_command};
+use member_commands::{members as member_command, record};
+
+/// idgate: the single-sign-on gate of a document platform.
+#[derive(Debug, Parser)]
+#[command(name = "idgate", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Database URL: sqlite://PATH or postgres://USER@HOST/DATABASE.
+    #[arg(long, global = true, env = "DATABASE_URL", hide_env_values = true, default_value = DEFAULT_DATABASE)]
+    pub database: String,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the service.
+    Serve(ServeArgs),
+    /// Validate a configuration file; print every problem as FILE:LINE:COLUMN: message.
+    CheckConfig(CheckConfigArgs),
+    /// Member administration.
+    #[command(subcommand)]
+    Members(MembersCommand),
+    /// Session administration.
+    #[command(subcommand)]
+    Sessions(SessionsCommand),
+    /// Print the security log, oldest first.
+    Audit(AuditArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SessionsCommand {
+    /// List sessions (each by a handle: the first 16 hex characters of its id's hash).
+    List {
+        /// Only this member's sessions.
+        #[arg(long)]
+        member: Option<String>,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// End one session (by handle) or every session of a member.
+    Revoke {
+        /// The session's handle, as `sessions list` shows it.
+        #[arg(required_unless_present = "member", conflicts_with = "member")]
+        handle: Option<String>,
+        /// End every session of this member.
+        #[arg(long)]
+        member: Option<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Only events of this recent period, such as 90s, 10m, 2h or 7d (default: all).
+    #[arg(long, value_parser = audit::parse_duration)]
+    pub since: Option<i64>,
+    /// One JSON object per line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The identity configuration.
+    #[arg(long, env = "IDGATE_CONFIG", default_value = DEFAULT_CONFIG)]
+    pub config: PathBuf,
+    /// Address to listen on.
+    #[arg(long, env = "IDGATE_LISTEN", default_value = DEFAULT_LISTEN)]
+    pub listen: String,
+    /// The address people reach idgate at (the provider redirect is {public-url}/callback).
+    #[arg(long, env = "IDGATE_PUBLIC_URL", value_parser = public_url)]
+    pub public_url: Option<url::Url>,
+    /// The name of the session cookie.
+    #[arg(long, env = "IDGATE_COOKIE_NAME", default_value = sessions::DEFAULT_COOKIE_NAME, value_parser = cookie_name)]
+    pub cookie_name: String,
+    /// The absolute lifetime of a session, in hours (1 to 720).
+    #[arg(long, env = "IDGATE_SESSION_LIFETIME", default_value_t = sessions::DEFAULT_LIFETIME_HOURS, value_parser = clap::value_parser!(u32).range(1..=720))]
+    pub session_lifetime: u32,
+    /// Seconds a session check may be answered from memory (0 to 5; 0 asks the database every
+    /// time). Revocations elsewhere are honoured within this time.
+    #[arg(long, env = "IDGATE_SESSION_CACHE", default_value_t = sessions::DEFAULT_CACHE_SECS, value_parser = clap::value_parser!(u32).range(0..=5))]
+    pub session_cache: u32,
+    /// How providers answer the sign-in: query (GET /callback) or form_post (POST /callback).
+    #[arg(long, env = "IDGATE_RESPONSE_MODE", default_value = "query", value_parser = ["query", "form_post"])]
+    pub response_mode: String,
+}
+
+/// The public URL: an origin (`https://sso.example.org[:port]`), no path, query or user.
+fn public_url(text: &str) -> Result<url::Url, String> {
+    let url = url::Url::parse(text).map_err(|e| format!("`{text}`: {e}"))?;
+    let origin_only = matches!(url.scheme(), "http" | "https")
+        && url.host_str().is_some()
+        && url.path() == "/"
+        && url.query().is_none()
+        && url.fragment().is_none()
+        && url.username().is_empty()
+        && url.password().is_none();
+    if origin_only {
+        Ok(url)
+    } else {
+        Err(format!(
+            "`{text}` must be an origin such as https://sso.example.org (idgate serves at the root)"
+        ))
+    }
+}
+
+/// A cookie name: an RFC 6265 token.
+fn cookie_name(name: &str) -> Result<String, String> {
+    let separators = "()<>@,;:\\\"/[]?={} \t";
+    if !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_graphic() && !separators.contains(c))
+    {
+        Ok(name.to_string())
+    } else {
+        Err(format!("`{name}` is not a valid cookie name"))
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct CheckConfigArgs {
+    /// The file to check (default: --config).
+    pub file: Option<PathBuf>,
+    /// The identity configuration.
+    #[arg(long, env = "IDGATE_CONFIG", default_value = DEFAULT_CONFIG)]
+    pub config: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MembersCommand {
+    /// Add a member.
+    Add(AddArgs),
+    /// Add or update members from a CSV file with header email,username,firstname,surname,status.
+    Import {
+        /// The CSV file.
+        file: PathBuf,
+    },
+    /// List members.
+    List {
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Lock a member: they cannot sign in until unlocked.
+    Lock { email: String },
+    /// Unlock a member.
+    Unlock { email: String },
+    /// Clear a member's bindings to provider subjects (all providers, or one).
+    Unbind {
+        email: String,
+        /// Only the binding to this provider.
+        #[arg(long)]
+        provider: Option<String>,
+    },
+    /// Remove a member.
+    Remove { email: String },
+}
+
+#[derive(Debug, Args)]
+pub struct AddArgs {
+    #[arg(long)]
+    pub email: String,
+    /// Default: the email address.
+    #[arg(long)]
+    pub username: Option<String>,
+    #[arg(long, default_value = "")]
+    pub firstname: String,
+    #[arg(long, default_value = "")]
+    pub surname: String,
+    #[arg(long, default_value = "activated", value_parser = ["activated", "unactivated", "set-password", "disabled"])]
+    pub status: String,
+    /// Make the member an administrator of idgate.
+    #[arg(long)]
+    pub admin: bool,
+}
+
+/// Runs a parsed command line and returns the process exit code.
+pub fn run(cli: Cli) -> ExitCode {
+    let result = match cli.command {
+        Command::Serve(args) => serve(args, cli.database),
+        Command::CheckConfig(args) => return check_config(args),
+        Command::Members(cmd) => member_command(cmd, &cli.database),
+        Command::Sessions(cmd) => sessions_command(cmd, &cli.database),
+        Command::Audit(args) => audit_log(args, &cli.database),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("idgate: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(args: ServeArgs, database_url: String) -> Result<(), String> {
+    let settings = Settings {
+        config_path: args.config,
+        listen: args.listen,
+        database_url,
+        public_url: args.public_url,
+        cookie: CookieSettings {
+            name: args.cookie_name,
+            lifetime_secs: i64::from(args.session_lifetime) * 3600,
+            cache_secs: i64::from(args.session_cache),
+        },
+        response_mode: args.response_mode.parse()?,
+    };
+    actix_web::rt::System::new().block_on(async move {
+        let app = Application::build(settings.clone()).map_err(|e| e.to_string())?;
+        tracing::info!(
+            listen = %settings.listen,
+            port = app.port(),
+            config = %settings.config_path.display(),
+            database = %app.state().db.url().redacted(),
+            "idgate is serving"
+        );
+        app.run_until_stopped().await.map_err(|e| e.to_string())
+    })
+}
+
+fn check_config(args: CheckConfigArgs) -> ExitCode {
+    let path = args.file.unwrap_or(args.config);
+    match identity::load(&path) {
+        Ok(config) => {
+            println!(
+                "{}: ok ({} providers, {} domains, {} clients)",
+                path.display(),
+                config.providers.len(),
+                config.domains.rules().len(),
+                config.clients.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            println!("{errors}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn with_conn<T>(
+    database_url: &str,
+    work: impl FnOnce(&mut AnyConnection) -> Result<T, String>,
+) -> Result<T, String> {
+    let mut conn = db::connect(database_url).map_err(|e| e.to_string())?;
+    work(&mut conn)
+}
+
+fn email(text: &str) -> Result<Email, String> {
+    Email::parse(text).map_err(|e| format!("`{text}`: {e}"))
+}

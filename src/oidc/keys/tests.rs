@@ -1,0 +1,57 @@
+use super::*;
+
+fn key(json: &str) -> SigningKey {
+    serde_json::from_str(json)
+        .ok()
+        .and_then(SigningKey::from_json)
+        .unwrap_or_else(|| unreachable!("bad test key {json}"))
+}
+
+const RSA: &str = r#"{"kty":"RSA","kid":"r1","n":"AQAB","e":"AQAB"}"#;
+const P256: &str = r#"{"kty":"EC","kid":"e1","crv":"P-256","x":"AA","y":"AA"}"#;
+const P384: &str = r#"{"kty":"EC","kid":"e2","crv":"P-384","x":"AA","y":"AA"}"#;
+const ED: &str = r#"{"kty":"OKP","kid":"d1","crv":"Ed25519","x":"AA"}"#;
+
+#[test]
+fn keys_fit_only_the_algorithms_of_their_type_and_curve() {
+    assert!(key(RSA).fits("RS256") && key(RSA).fits("PS512"));
+    assert!(!key(RSA).fits("ES256"));
+    assert!(key(P256).fits("ES256") && !key(P256).fits("ES384"));
+    assert!(key(P384).fits("ES384") && !key(P384).fits("ES256"));
+    assert!(key(ED).fits("EdDSA") && !key(ED).fits("ES256"));
+    let named = key(r#"{"kty":"RSA","alg":"RS512","n":"AQAB","e":"AQAB"}"#);
+    assert!(named.fits("RS512") && !named.fits("RS256"));
+    let encryption = key(r#"{"kty":"RSA","use":"enc","n":"AQAB","e":"AQAB"}"#);
+    assert!(!encryption.fits("RS256"));
+}
+
+#[test]
+fn a_token_without_kid_needs_exactly_one_fitting_key() {
+    let set = |keys: &[&str]| KeySet {
+        metadata: Arc::new(Metadata {
+            issuer: String::new(),
+            jwks_uri: String::new(),
+            authorization_endpoint: String::new(),
+            token_endpoint: None,
+            userinfo_endpoint: None,
+            iss_parameter_supported: false,
+        }),
+        keys: keys.iter().map(|k| key(k)).collect(),
+        expires_at: 0,
+    };
+    let one = set(&[RSA, P256]);
+    assert!(matches!(one.find(None, "RS256"), KeyLookup::Found(_)));
+    assert!(matches!(one.find(Some("r1"), "RS256"), KeyLookup::Found(_)));
+    assert!(matches!(one.find(Some("e1"), "RS256"), KeyLookup::Missing));
+    assert!(matches!(one.find(Some("zz"), "ES256"), KeyLookup::Missing));
+    let two = set(&[RSA, r#"{"kty":"RSA","kid":"r2","n":"AQAB","e":"AQAB"}"#]);
+    assert!(matches!(two.find(None, "RS256"), KeyLookup::Ambiguous));
+    assert!(matches!(two.find(Some("r2"), "RS256"), KeyLookup::Found(_)));
+}
+
+#[test]
+fn unreadable_keys_are_skipped() {
+    let body = br#"{"keys":[{"kty":"RSA","n":"AQAB","e":"AQAB"},{"nokty":1},{"kty":"XYZ"}]}"#;
+    assert_eq!(parse_jwks(body).map(|k| k.len()), Ok(1));
+    assert!(parse_jwks(b"[]").is_err());
+}

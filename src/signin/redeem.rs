@@ -1,0 +1,89 @@
+//! Authentication codes traded for sessions (SPEC §4).
+
+use std::time::Instant;
+
+use diesel::Connection as _;
+
+use super::*;
+
+/// Trades an authentication code for a session: the code must be live and, when the request
+/// names a client, issued to it; the member must still be allowed in.
+pub async fn redeem_code(
+    state: &AppState,
+    code: &str,
+    client_id: Option<&str>,
+    attempt: &Attempt,
+) -> Result<(SignedIn, String), SignInError> {
+    let config = state.config.load_full();
+    let mut event = attempt.event(Event::CodeRedeemed);
+    let session_id = sessions::random_token();
+    let now = state.clock.now();
+    let idle_secs = i64::from(config.properties.session_timeout) * 60;
+    let expires_at = now.saturating_add(state.settings.cookie.lifetime_secs);
+    let code_hash = sessions::hash_id(code);
+    let id_hash = sessions::hash_id(&session_id);
+    let client_id = client_id.map(str::to_ascii_lowercase);
+    let client_ip = attempt.client_ip;
+    let replaces = attempt.previous_session.clone();
+    let logged = event.clone();
+    let started = Instant::now();
+    let outcome = state
+        .db
+        .run::<_, StoreError, _>(move |conn| {
+            // The code is used up by its own statement, committed whatever follows: a code
+            // presented for the wrong client, or for a member now refused, is gone too.
+            let code = match codes::redeem_code(conn, &code_hash, now)? {
+                Some(code) if client_id.as_ref().is_none_or(|c| *c == code.client_id) => code,
+                _ => return Ok(Err(TxError::Refused(Reason::InvalidCode, None))),
+            };
+            Ok(conn.transaction(|conn| -> Result<_, TxError> {
+                let member = members::lock_member(conn, code.member_id)?
+                    .ok_or(TxError::Refused(Reason::NoMember, None))?;
+                check_state(&member)?;
+                check_api_account(&member, client_ip, &config)?;
+                if let Some(old) = &replaces {
+                    sessions::delete_session(conn, old)?;
+                }
+                sessions::insert_session(
+                    conn,
+                    &NewSession {
+                        id_hash: &id_hash,
+                        member_id: member.id,
+                        provider: &code.provider,
+                        now,
+                        expires_at,
+                    },
+                )?;
+                let mut logged = logged;
+                logged.outcome = Outcome::Success;
+                logged.member_id = Some(member.id);
+                logged.provider = Some(code.provider.clone());
+                logged.email = Some(member.email.clone());
+                audit::insert_event(conn, &logged, now)?;
+                Ok((member, code))
+            }))
+        })
+        .await;
+    let result = match outcome {
+        Ok(Ok((member, code))) => {
+            event.outcome = Outcome::Success;
+            event.member_id = Some(member.id);
+            event.provider = Some(code.provider.clone());
+            event.email = Some(member.email.clone());
+            event.trace();
+            let view = SessionView {
+                member,
+                provider: code.provider,
+                ends_at: expires_at.min(now.saturating_add(idle_secs)),
+            };
+            Ok((SignedIn { session_id, view }, code.client_id))
+        }
+        Ok(Err(TxError::Refused(reason, member_id))) => {
+            event.member_id = member_id;
+            Err(refuse(state, event, reason.into()).await)
+        }
+        Ok(Err(TxError::Store(error))) | Err(error) => Err(database_failure(event, &error)),
+    };
+    measure(state, "code_redeemed", result.as_ref().err(), started);
+    result
+}
