@@ -35,6 +35,13 @@ impl IdentityConfig {
         self.providers.iter().find(|p| p.id == id)
     }
 
+    /// Whether `origin` is a registered client's website (CORS, redirects, login-CSRF).
+    pub fn is_client_website(&self, origin: &str) -> bool {
+        self.clients
+            .iter()
+            .any(|c| c.website.eq_ignore_ascii_case(origin))
+    }
+
     pub fn client(&self, id: &str) -> Option<&Client> {
         let id = id.to_ascii_lowercase();
         self.clients.iter().find(|c| c.id == id)

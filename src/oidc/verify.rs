@@ -76,7 +76,8 @@ pub async fn verify_id_token(
         Some(Value::String(iss)) => iss.as_str(),
         _ => return Err(Reason::UnknownIssuer.into()),
     };
-    let provider = find_provider(config, iss, &token.claims).ok_or(Reason::UnknownIssuer)?;
+    let provider = find_provider(config, iss, &token.claims, |p| Some(p.client_id.as_str()))
+        .ok_or(Reason::UnknownIssuer)?;
     let set = keys.keys(provider).await.map_err(key_error)?;
     if set.metadata.issuer != iss {
         return Err(Reason::UnknownIssuer.into());
@@ -120,17 +121,9 @@ pub async fn verify_access_token(
         Some(Value::String(iss)) => iss.as_str(),
         _ => return Err(Reason::UnknownIssuer.into()),
     };
+    let provider = find_provider(config, iss, &token.claims, |p| p.api_audience.as_deref())
+        .ok_or(Reason::UnknownIssuer)?;
     let auds = audiences(&token.claims).unwrap_or_default();
-    let mut candidates = config
-        .providers
-        .iter()
-        .filter(|p| p.api_audience.is_some() && p.authority() == iss.trim_end_matches('/'))
-        .peekable();
-    let first = *candidates.peek().ok_or(Reason::UnknownIssuer)?;
-    // Where several providers share the issuer, the one whose API the token is for.
-    let provider = candidates
-        .find(|p| p.api_audience.as_deref().is_some_and(|a| auds.contains(&a)))
-        .unwrap_or(first);
     let set = keys.keys(provider).await.map_err(key_error)?;
     if set.metadata.issuer != iss {
         return Err(Reason::UnknownIssuer.into());
@@ -177,19 +170,26 @@ fn check_times(claims: &Map<String, Value>, now: i64) -> Result<i64, Reason> {
 
 /// The provider whose authority is `iss` (a trailing `/` ignored). Where several providers
 /// share an authority, the one whose client the token is for.
-fn find_provider<'a>(
+///
+/// `audience_of` says which audience names a provider for this kind of token (its `clientId`
+/// for ID tokens, its `apiAudience` for access tokens); providers without one are not candidates.
+pub fn find_provider<'a>(
     config: &'a IdentityConfig,
     iss: &str,
     claims: &Map<String, Value>,
+    audience_of: impl Fn(&'a Provider) -> Option<&'a str>,
 ) -> Option<&'a Provider> {
     let iss = iss.trim_end_matches('/');
-    let mut candidates = config.providers.iter().filter(|p| p.authority() == iss);
+    let mut candidates = config
+        .providers
+        .iter()
+        .filter(|p| audience_of(p).is_some() && p.authority() == iss);
     let first = candidates.next()?;
     let audiences = audiences(claims).unwrap_or_default();
     Some(
         std::iter::once(first)
             .chain(candidates)
-            .find(|p| audiences.contains(&p.client_id.as_str()))
+            .find(|p| audience_of(p).is_some_and(|a| audiences.contains(&a)))
             .unwrap_or(first),
     )
 }

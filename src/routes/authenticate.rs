@@ -64,8 +64,7 @@ async fn dispatch(req: &HttpRequest, body: &[u8], state: &AppState) -> HttpRespo
     };
     let action = params.get("action");
     let failure = |failure| fail(req, state, format, action, failure);
-    if is_post && Params::parse(&[query]).is_ok_and(|q| q.get("id_token").is_some()) {
-        // A token in a POST's URL still reaches access logs: refused, not used.
+    if request::has_token_in_url(req) {
         return failure(Failure::TokenInUrl).await;
     }
     let signs_in = matches!(action, Some("login" | "code"));

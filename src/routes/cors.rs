@@ -13,14 +13,9 @@ pub fn allow_origin(req: &HttpRequest, state: &AppState, response: &mut HttpResp
     let Some(origin) = req.headers().get(header::ORIGIN) else {
         return false;
     };
-    let registered = origin.to_str().is_ok_and(|origin| {
-        state
-            .config
-            .load()
-            .clients
-            .iter()
-            .any(|c| c.website.eq_ignore_ascii_case(origin))
-    });
+    let registered = origin
+        .to_str()
+        .is_ok_and(|origin| state.config.load().is_client_website(origin));
     if registered {
         headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
         headers.insert(

@@ -221,7 +221,7 @@ async fn callback(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>
         Ok(params) => params,
         Err(failure) => return fail_page(&req, &state, failure, None, None).await,
     };
-    if is_post && Params::parse(&[query]).is_ok_and(|q| q.get("id_token").is_some()) {
+    if request::has_token_in_url(&req) {
         return fail_page(&req, &state, Failure::TokenInUrl, None, None).await;
     }
     let Some(state_param) = params.get("state") else {

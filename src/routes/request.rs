@@ -148,10 +148,7 @@ pub fn is_from_trusted_page(req: &HttpRequest, state: &AppState) -> bool {
     let trusted = |origin: &str| {
         own.as_deref()
             .is_some_and(|own| own.eq_ignore_ascii_case(origin))
-            || config
-                .clients
-                .iter()
-                .any(|c| c.website.eq_ignore_ascii_case(origin))
+            || config.is_client_website(origin)
     };
     if let Some(origins) = header_values(req, ORIGIN) {
         return origins.iter().all(|o| trusted(o));
@@ -172,6 +169,13 @@ pub fn is_from_trusted_page(req: &HttpRequest, state: &AppState) -> bool {
         Some(_) => referer_origin.is_some_and(|o| trusted(&o)),
         None => referer_origin.is_none_or(|o| trusted(&o)),
     }
+}
+
+/// Whether a POST carries `id_token` in its URL, where access logs keep it: refused, not used.
+pub fn has_token_in_url(req: &HttpRequest) -> bool {
+    req.method() == actix_web::http::Method::POST
+        && Params::parse(&[req.query_string().as_bytes()])
+            .is_ok_and(|q| q.get("id_token").is_some())
 }
 
 /// Every value of a header, or `None` when it is absent; a value that is not text counts as

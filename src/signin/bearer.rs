@@ -77,10 +77,7 @@ pub async fn authorize_bearer(
             provider: access.provider,
             ends_at: access.expires,
         }),
-        Ok(Err(TxError::Refused(reason, member_id))) => {
-            event.member_id = member_id;
-            Err(refuse(state, event, reason.into()).await)
-        }
-        Ok(Err(TxError::Store(error))) | Err(error) => Err(database_failure(event, &error)),
+        Ok(Err(error)) => Err(transaction_failure(state, event, error).await),
+        Err(error) => Err(database_failure(event, &error)),
     }
 }

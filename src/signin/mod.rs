@@ -17,7 +17,9 @@ use crate::identity::IdentityConfig;
 use crate::members::{self, Member, StoreError};
 use crate::metrics::SignInLabels;
 use crate::oidc::token;
-use crate::oidc::verify::{VerifiedToken, VerifyError, verify_access_token, verify_id_token};
+use crate::oidc::verify::{
+    VerifiedToken, VerifyError, find_provider, verify_access_token, verify_id_token,
+};
 use crate::reason::Reason;
 use crate::routes::answer::SessionView;
 use crate::sessions::{self, NewSession};
@@ -221,11 +223,8 @@ async fn grant(
                 }),
             })
         }
-        Ok(Err(TxError::Refused(reason, member_id))) => {
-            event.member_id = member_id;
-            Err(refuse(state, event, reason.into()).await)
-        }
-        Ok(Err(TxError::Store(error))) | Err(error) => Err(database_failure(event, &error)),
+        Ok(Err(error)) => Err(transaction_failure(state, event, error).await),
+        Err(error) => Err(database_failure(event, &error)),
     }
 }
 
@@ -236,6 +235,22 @@ impl Attempt {
         event.client_ip = self.client_ip.map(|ip| ip.to_string());
         event.user_agent = self.user_agent.as_deref().map(|ua| audit::clean(ua, 256));
         event
+    }
+}
+
+/// A sign-in's transaction that did not succeed: a refusal (logged and stored) or a database
+/// failure (503).
+async fn transaction_failure(
+    state: &AppState,
+    mut event: SecurityEvent,
+    error: TxError,
+) -> SignInError {
+    match error {
+        TxError::Refused(reason, member_id) => {
+            event.member_id = member_id;
+            refuse(state, event, reason.into()).await
+        }
+        TxError::Store(error) => database_failure(event, &error),
     }
 }
 
@@ -263,10 +278,7 @@ fn describe_unverified(
     };
     let iss = token.claims.get("iss").and_then(|v| v.as_str());
     event.provider = iss.and_then(|iss| {
-        config
-            .providers
-            .iter()
-            .find(|p| p.authority() == iss.trim_end_matches('/'))
+        find_provider(config, iss, &token.claims, |p| Some(p.client_id.as_str()))
             .map(|p| p.id.clone())
     });
     if let VerifyError::Refused(reason, _) = error

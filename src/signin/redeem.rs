@@ -78,11 +78,8 @@ pub async fn redeem_code(
             };
             Ok((SignedIn { session_id, view }, code.client_id))
         }
-        Ok(Err(TxError::Refused(reason, member_id))) => {
-            event.member_id = member_id;
-            Err(refuse(state, event, reason.into()).await)
-        }
-        Ok(Err(TxError::Store(error))) | Err(error) => Err(database_failure(event, &error)),
+        Ok(Err(error)) => Err(transaction_failure(state, event, error).await),
+        Err(error) => Err(database_failure(event, &error)),
     };
     measure(state, "code_redeemed", result.as_ref().err(), started);
     result
