@@ -8,7 +8,7 @@
 //! and how many provider requests the measured phases caused.
 //!
 //! cargo build --release --bin idgate --example loadbench
-//! target/release/examples/loadbench [--database URL] [--tokens N] [--auth-seconds S]
+//! target/release/examples/loadbench [--database URL] [--tokens N] [--auth-seconds S] [--perf FILE]
 
 #![allow(
     clippy::unwrap_used,
@@ -36,6 +36,8 @@ struct Args {
     database: Option<String>,
     tokens: usize,
     auth_seconds: u64,
+    /// Where to write a `perf record` profile of idgate during the RS256 64-connection phase.
+    perf: Option<String>,
 }
 
 fn args() -> Args {
@@ -43,11 +45,13 @@ fn args() -> Args {
         database: None,
         tokens: 4000,
         auth_seconds: 10,
+        perf: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--database" => args.database = it.next(),
+            "--perf" => args.perf = it.next(),
             "--tokens" => args.tokens = it.next().and_then(|n| n.parse().ok()).expect("--tokens N"),
             "--auth-seconds" => {
                 args.auth_seconds = it
@@ -106,10 +110,7 @@ fn start_idgate(binary: &Path, dir: &Path, database: &str) -> Idgate {
         .args(pin_args)
         .current_dir(dir)
         .env("IDGATE_LOG_FORMAT", "json")
-        .env(
-            "RUST_LOG",
-            "warn,idgate=info,idgate::security=warn,idgate::http=warn",
-        )
+        .env_remove("RUST_LOG")
         .args(["serve", "--listen", "127.0.0.1:0", "--database", database])
         .stderr(Stdio::piped())
         .spawn()
@@ -130,6 +131,47 @@ fn start_idgate(binary: &Path, dir: &Path, database: &str) -> Idgate {
         address: format!("http://127.0.0.1:{port}"),
         child,
     }
+}
+
+/// Starts `perf record` (call graphs, software clock) on the idgate process.
+fn start_perf(pid: u32, file: &str) -> Child {
+    let child = Command::new("perf")
+        .args([
+            "record",
+            "-e",
+            "cpu-clock",
+            "-F",
+            "4000",
+            "-g",
+            "-o",
+            file,
+            "-p",
+        ])
+        .arg(pid.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start perf");
+    // perf attaches within a moment; a phase of several seconds makes the gap negligible.
+    std::thread::sleep(Duration::from_millis(300));
+    child
+}
+
+fn stop_perf(mut perf: Child) {
+    let _ = Command::new("kill")
+        .args(["-INT", &perf.id().to_string()])
+        .status();
+    let _ = perf.wait();
+}
+
+/// Bytes the process has passed to write calls so far (`wchar` of /proc/PID/io).
+fn written_bytes(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/io"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|line| line.strip_prefix("wchar: "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// User and system CPU time of a process so far, from /proc/PID/stat, in seconds.
@@ -169,6 +211,8 @@ struct Phase {
     p50_ms: f64,
     p99_ms: f64,
     cpu_us_per_op: f64,
+    /// Bytes idgate handed to `write`/`pwrite` (the database files and its log), per operation.
+    written_kib_per_op: f64,
     provider_requests: usize,
 }
 
@@ -191,6 +235,7 @@ async fn run_phase(
     let pid = idgate.child.id();
     let provider_before = provider.jwks_fetches() + provider.discovery_fetches();
     let cpu_before = cpu_seconds(pid);
+    let written_before = written_bytes(pid);
     let total = requests.len();
     let queue = Arc::new(std::sync::Mutex::new(requests));
     let started = Instant::now();
@@ -228,6 +273,7 @@ async fn run_phase(
         p50_ms: percentile(&latencies, 0.50),
         p99_ms: percentile(&latencies, 0.99),
         cpu_us_per_op: cpu / total as f64 * 1e6,
+        written_kib_per_op: (written_bytes(pid) - written_before) as f64 / total as f64 / 1024.0,
         provider_requests: provider.jwks_fetches() + provider.discovery_fetches() - provider_before,
     }
 }
@@ -243,6 +289,7 @@ async fn run_auth_phase(
 ) -> Phase {
     let pid = idgate.child.id();
     let cpu_before = cpu_seconds(pid);
+    let written_before = written_bytes(pid);
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();
     let url = format!("{}/auth", idgate.address);
@@ -281,6 +328,9 @@ async fn run_auth_phase(
         p50_ms: percentile(&latencies, 0.50),
         p99_ms: percentile(&latencies, 0.99),
         cpu_us_per_op: cpu / latencies.len().max(1) as f64 * 1e6,
+        written_kib_per_op: (written_bytes(pid) - written_before) as f64
+            / latencies.len().max(1) as f64
+            / 1024.0,
         provider_requests: 0,
     }
 }
@@ -288,8 +338,11 @@ async fn run_auth_phase(
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let args = args();
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let binary = root.join("target/release/idgate");
+    // The idgate built beside this program (target/…/release/examples/loadbench).
+    let binary = std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.join("idgate")))
+        .expect("the program's own path");
     assert!(
         binary.exists(),
         "build it first: cargo build --release --bin idgate"
@@ -371,7 +424,14 @@ async fn main() {
                 "sign-in {alg}, {connections} connection{}",
                 if connections == 1 { "" } else { "s" }
             );
+            let profile = (alg == "RS256" && connections == 64)
+                .then_some(args.perf.as_deref())
+                .flatten()
+                .map(|file| start_perf(idgate.child.id(), file));
             phases.push(run_phase(&name, &idgate, &provider, connections, requests(slice)).await);
+            if let Some(perf) = profile {
+                stop_perf(perf);
+            }
         }
     }
 
@@ -408,18 +468,19 @@ async fn main() {
         pinning().is_some()
     );
     println!(
-        "| phase | requests | per second | p50 ms | p99 ms | idgate CPU µs/op | provider requests |"
+        "| phase | requests | per second | p50 ms | p99 ms | idgate CPU µs/op | KiB written/op | provider requests |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     for p in &phases {
         println!(
-            "| {} | {} | {:.0} | {:.2} | {:.2} | {:.0} | {} |",
+            "| {} | {} | {:.0} | {:.2} | {:.2} | {:.0} | {:.1} | {} |",
             p.name,
             p.requests,
             p.requests as f64 / p.seconds,
             p.p50_ms,
             p.p99_ms,
             p.cpu_us_per_op,
+            p.written_kib_per_op,
             p.provider_requests
         );
     }

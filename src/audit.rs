@@ -145,7 +145,7 @@ fn is_invisible(c: char) -> bool {
 pub async fn record(db: &Database, event: &SecurityEvent, at: i64) {
     event.trace();
     let stored = event.clone();
-    if let Err(error) = db.run(move |conn| insert_event(conn, &stored, at)).await {
+    if let Err(error) = db.write(move |conn| insert_event(conn, &stored, at)).await {
         tracing::error!(incident = %event.incident, %error, "cannot write the security log");
     }
 }

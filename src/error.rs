@@ -83,5 +83,5 @@ impl ResponseError for AppError {
 /// A short random id that ties what a person sees to the detail in the security log.
 pub fn new_incident_id() -> String {
     let bytes: [u8; 8] = rand::rng().random();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    crate::sessions::hex(&bytes)
 }

@@ -10,6 +10,8 @@ use prometheus_client::metrics::family::{Family, MetricConstructor};
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use crate::db::WriterCounters;
+
 /// Latency buckets: 50 µs to about 1.6 s, doubling.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct LatencyBuckets;
@@ -72,7 +74,31 @@ pub struct Metrics {
 
 impl Default for Metrics {
     fn default() -> Self {
+        Metrics::new(None)
+    }
+}
+
+impl Metrics {
+    /// Every metric, with the SQLite writer's when there is one.
+    pub fn new(writer: Option<WriterCounters>) -> Self {
         let mut registry = Registry::with_prefix("idgate");
+        if let Some(writer) = writer {
+            registry.register(
+                "db_commits",
+                "Transactions committed by the SQLite writer (sign-ins arriving together share one)",
+                writer.commits,
+            );
+            registry.register(
+                "db_writes",
+                "Writes run by the SQLite writer (a refused sign-in's is rolled back on its own)",
+                writer.writes,
+            );
+            registry.register(
+                "db_write_queue",
+                "Writes waiting for the SQLite writer",
+                writer.queued,
+            );
+        }
         let sign_ins = Family::<SignInLabels, Counter>::default();
         registry.register(
             "sign_ins",

@@ -88,7 +88,7 @@ impl Application {
                 source,
             })?
             .port();
-        let metrics = Arc::new(Metrics::default());
+        let metrics = Arc::new(Metrics::new(db.writer_counters()));
         let keys = KeyStore::new(Fetcher::new()?, clock.clone(), metrics.clone());
         let clock_for_userinfo = clock.clone();
         let session_cache = SessionCache::new(settings.cookie.cache_secs);

@@ -2,6 +2,9 @@
 //! behind one diesel `MultiConnection`, with embedded migrations run on open.
 
 pub mod schema;
+mod writer;
+
+pub use writer::WriterCounters;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -109,8 +112,14 @@ impl Manager {
         match &self.url {
             DatabaseUrl::Sqlite(path) => {
                 let mut conn = SqliteConnection::establish(&path.to_string_lossy())?;
-                conn.batch_execute("PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;")
-                    .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+                // synchronous=FULL: SQLite's own default, stated because it is what makes a
+                // commit durable in WAL mode. temp_store=MEMORY keeps the savepoint journal of
+                // the writer's batches (see `writer`) in memory instead of a temporary file.
+                conn.batch_execute(
+                    "PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; \
+                     PRAGMA synchronous = FULL; PRAGMA temp_store = MEMORY;",
+                )
+                .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
                 Ok(AnyConnection::Sqlite(conn))
             }
             DatabaseUrl::Postgres(url) => {
@@ -145,6 +154,8 @@ pub type Conn = PooledConnection<Manager>;
 pub struct Database {
     pool: Pool<Manager>,
     url: DatabaseUrl,
+    /// SQLite's group-commit writer (see [`writer`]); PostgreSQL writes through the pool.
+    writer: Option<writer::Writer>,
 }
 
 impl std::fmt::Debug for Database {
@@ -161,6 +172,13 @@ impl Database {
         let url = DatabaseUrl::parse(url)?;
         let manager = Manager { url: url.clone() };
         connect_and_migrate(&manager)?;
+        let writer = match url {
+            DatabaseUrl::Sqlite(_) => Some(
+                writer::Writer::start(manager.clone())
+                    .map_err(|e| DbError::Unavailable(format!("cannot start the writer: {e}")))?,
+            ),
+            DatabaseUrl::Postgres(_) => None,
+        };
         // SQLite in WAL mode reads in parallel and writes one at a time; 8 connections keep
         // readers from queueing behind a writer.
         let max_size = if url.is_sqlite() { 8 } else { 10 };
@@ -169,7 +187,7 @@ impl Database {
             .min_idle(Some(1))
             .connection_timeout(Duration::from_secs(3))
             .build_unchecked(manager);
-        Ok(Database { pool, url })
+        Ok(Database { pool, url, writer })
     }
 
     pub fn url(&self) -> &DatabaseUrl {
@@ -209,14 +227,41 @@ impl Database {
     }
 }
 
-/// Runs an insert in a transaction of its own (a savepoint inside the caller's) and says whether
-/// it stored the row: `false` when a unique constraint refused it. A refused insert leaves the
-/// caller's transaction usable on PostgreSQL, where a failed statement would abort it.
+impl Database {
+    /// The SQLite writer's counters (commits, writes, queue); none on PostgreSQL.
+    pub fn writer_counters(&self) -> Option<WriterCounters> {
+        self.writer.as_ref().map(|w| w.counters.clone())
+    }
+
+    /// Runs `work` as one all-or-nothing transaction (an error rolls it back) and answers once it
+    /// is durably committed. On SQLite, transactions arriving together share one commit (see
+    /// [`writer`]); on PostgreSQL each runs on a pooled connection.
+    pub async fn write<T, E, F>(&self, work: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut AnyConnection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<DbError> + From<diesel::result::Error> + Send + 'static,
+    {
+        match &self.writer {
+            Some(writer) => writer.write(work).await,
+            None => self.run(move |conn| conn.transaction(work)).await,
+        }
+    }
+}
+
+/// Runs an insert and says whether it stored the row: `false` when a unique constraint refused
+/// it. The caller's transaction stays usable: SQLite undoes just the refused statement, and on
+/// PostgreSQL, where a failed statement would abort the whole transaction, the insert runs in a
+/// savepoint of its own.
 pub fn insert_if_absent(
     conn: &mut AnyConnection,
     insert: impl FnOnce(&mut AnyConnection) -> diesel::QueryResult<usize>,
 ) -> diesel::QueryResult<bool> {
-    match conn.transaction(insert) {
+    let result = match conn {
+        AnyConnection::Sqlite(_) => insert(conn),
+        AnyConnection::Postgresql(_) => conn.transaction(insert),
+    };
+    match result {
         Ok(_) => Ok(true),
         Err(diesel::result::Error::DatabaseError(
             diesel::result::DatabaseErrorKind::UniqueViolation,

@@ -1,4 +1,7 @@
 //! Members queries (diesel, both backends). "Not found" is `Ok(None)`; a failed lookup is `Err`.
+//!
+//! Lookups by a unique key use `get_result`, not `first`: `first` adds `LIMIT ?`, and SQLite
+//! prepares a statement again on every run when its `LIMIT` is a bound parameter.
 
 use diesel::prelude::*;
 
@@ -58,7 +61,7 @@ pub fn find_member_by_email(
     members::table
         .filter(members::email_normalized.eq(email.normalized()))
         .select(MemberRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?
         .map(Member::try_from)
         .transpose()
@@ -68,7 +71,7 @@ pub fn find_member_by_id(conn: &mut AnyConnection, id: i64) -> Result<Option<Mem
     members::table
         .find(id)
         .select(MemberRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?
         .map(Member::try_from)
         .transpose()
@@ -121,7 +124,7 @@ pub fn find_member_by_username(
     members::table
         .filter(members::username_normalized.eq(normalize_username(username)))
         .select(MemberRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?
         .map(Member::try_from)
         .transpose()

@@ -143,12 +143,10 @@ pub fn is_same_origin(req: &HttpRequest, state: &AppState) -> bool {
 /// browser page and passes.
 pub fn is_from_trusted_page(req: &HttpRequest, state: &AppState) -> bool {
     use actix_web::http::header::{ORIGIN, REFERER};
-    let own = public_base(req, state);
     let config = state.config.load();
     let trusted = |origin: &str| {
-        own.as_deref()
-            .is_some_and(|own| own.eq_ignore_ascii_case(origin))
-            || config.is_client_website(origin)
+        config.is_client_website(origin)
+            || public_base(req, state).is_some_and(|own| own.eq_ignore_ascii_case(origin))
     };
     if let Some(origins) = header_values(req, ORIGIN) {
         return origins.iter().all(|o| trusted(o));

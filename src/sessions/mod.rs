@@ -41,7 +41,13 @@ pub fn hash_id(id: &str) -> String {
 
 /// Lowercase hexadecimal.
 pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    out
 }
 
 /// Whether a string could be a session id at all; anything else is not looked up.
@@ -129,6 +135,15 @@ impl CookieSettings {
 mod tests {
     use super::*;
     use crate::members::MemberStatus;
+
+    #[test]
+    fn ids_are_stored_as_the_lowercase_hex_of_their_sha256() {
+        assert_eq!(hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
+        assert_eq!(
+            hash_id("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
 
     fn session(last_seen_at: i64, expires_at: i64) -> Session {
         Session {

@@ -52,7 +52,7 @@ pub fn find_session(
             ),
             MemberRow::as_select(),
         ))
-        .first(conn)
+        .get_result(conn)
         .optional()?;
     row.map(
         |((id_hash, provider, created_at, last_seen_at, expires_at), member)| {
@@ -105,7 +105,7 @@ pub fn delete_provider_sessions(
 }
 
 /// Remembers that an ID token was used to sign in, until `expires_at`. False when it already was
-/// (the insert runs in a savepoint, so the caller's transaction stays usable).
+/// (the caller's transaction stays usable: see [`crate::db::insert_if_absent`]).
 pub fn remember_token(
     conn: &mut AnyConnection,
     fingerprint: &str,

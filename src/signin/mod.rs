@@ -6,8 +6,6 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use diesel::Connection as _;
-
 use crate::access;
 use crate::audit::{self, Event, Outcome, SecurityEvent};
 use crate::db::AnyConnection;
@@ -199,12 +197,8 @@ async fn grant(
         replaces,
         event: event.clone(),
     };
-    let outcome = state
-        .db
-        .run::<_, StoreError, _>(move |conn| Ok(complete(conn, work)))
-        .await;
-    match outcome {
-        Ok(Ok((member, provider))) => {
+    match state.db.write(move |conn| complete(conn, work)).await {
+        Ok((member, provider)) => {
             event.outcome = Outcome::Success;
             event.member_id = Some(member.id);
             event.trace();
@@ -223,8 +217,7 @@ async fn grant(
                 }),
             })
         }
-        Ok(Err(error)) => Err(transaction_failure(state, event, error).await),
-        Err(error) => Err(database_failure(event, &error)),
+        Err(error) => Err(transaction_failure(state, event, error).await),
     }
 }
 
@@ -370,68 +363,73 @@ impl From<diesel::result::Error> for TxError {
     }
 }
 
+impl From<crate::db::DbError> for TxError {
+    fn from(e: crate::db::DbError) -> Self {
+        TxError::Store(e.into())
+    }
+}
+
 impl From<StoreError> for TxError {
     fn from(e: StoreError) -> Self {
         TxError::Store(e)
     }
 }
 
-/// The member rules from `no_member` to `replayed`, then the grant and the success event, in
-/// one transaction: a refusal stores nothing (no binding, no used token).
+/// The member rules from `no_member` to `replayed`, then the grant and the success event, run as
+/// one transaction ([`crate::db::Database::write`]): a refusal stores nothing (no binding, no
+/// used token).
 ///
-/// The replay guard's row is written first: that takes SQLite's write lock at the start (so
-/// concurrent sign-ins queue instead of failing), and of two concurrent uses of one token exactly
-/// one finds the row absent. Its answer is applied last, in table order. The member's row is
-/// locked next, so that a concurrent lock, unbind or removal either comes before this sign-in
-/// (and is seen) or after it (and ends the new session).
+/// The replay guard's row is written first, so that of two concurrent uses of one token exactly
+/// one finds the row absent; its answer is applied last, in table order. On PostgreSQL the
+/// member's row is locked next, so that a concurrent lock, unbind or removal either comes before
+/// this sign-in (and is seen) or after it (and ends the new session); on SQLite the writer's
+/// `BEGIN IMMEDIATE` already holds the database's write lock.
 fn complete(conn: &mut AnyConnection, work: Completion) -> Result<(Member, String), TxError> {
-    conn.transaction(|conn| {
-        let v = &work.verified;
-        let first_use = sessions::remember_token(conn, &v.fingerprint, v.usable_until)?;
-        let member = members::find_member_by_email(conn, &v.email)?
-            .ok_or(TxError::Refused(Reason::NoMember, None))?;
-        // SQLite's write lock, taken by the first statement, already covers the whole
-        // database; PostgreSQL needs the member's row locked (and read again under the lock).
-        let member = match conn {
-            AnyConnection::Postgresql(_) => members::lock_member(conn, member.id)?
-                .ok_or(TxError::Refused(Reason::NoMember, None))?,
-            AnyConnection::Sqlite(_) => member,
-        };
-        check_state(&member)?;
-        check_binding(conn, &member, &v.provider, v.subject.as_deref(), work.now)?;
-        check_api_account(&member, work.client_ip, &work.config)?;
-        if !first_use {
-            return Err(TxError::Refused(Reason::Replayed, Some(member.id)));
-        }
-        if let Some(old) = &work.replaces {
-            sessions::delete_session(conn, old)?;
-        }
-        match &work.grant {
-            Grant::Session => sessions::insert_session(
-                conn,
-                &NewSession {
-                    id_hash: &work.secret_hash,
-                    member_id: member.id,
-                    provider: &v.provider,
-                    now: work.now,
-                    expires_at: work.expires_at,
-                },
-            )?,
-            Grant::Code { client_id } => codes::insert_code(
-                conn,
-                &StoredCode {
-                    code_hash: work.secret_hash.clone(),
-                    member_id: member.id,
-                    client_id: client_id.clone(),
-                    provider: v.provider.clone(),
-                    expires_at: work.expires_at,
-                },
-            )?,
-        }
-        let mut event = work.event.clone();
-        event.outcome = Outcome::Success;
-        event.member_id = Some(member.id);
-        audit::insert_event(conn, &event, work.now)?;
-        Ok((member, v.provider.clone()))
-    })
+    let v = &work.verified;
+    let first_use = sessions::remember_token(conn, &v.fingerprint, v.usable_until)?;
+    let member = members::find_member_by_email(conn, &v.email)?
+        .ok_or(TxError::Refused(Reason::NoMember, None))?;
+    // SQLite's write lock, taken by `BEGIN IMMEDIATE`, already covers the whole database;
+    // PostgreSQL needs the member's row locked (and read again under the lock).
+    let member = match conn {
+        AnyConnection::Postgresql(_) => members::lock_member(conn, member.id)?
+            .ok_or(TxError::Refused(Reason::NoMember, None))?,
+        AnyConnection::Sqlite(_) => member,
+    };
+    check_state(&member)?;
+    check_binding(conn, &member, &v.provider, v.subject.as_deref(), work.now)?;
+    check_api_account(&member, work.client_ip, &work.config)?;
+    if !first_use {
+        return Err(TxError::Refused(Reason::Replayed, Some(member.id)));
+    }
+    if let Some(old) = &work.replaces {
+        sessions::delete_session(conn, old)?;
+    }
+    match &work.grant {
+        Grant::Session => sessions::insert_session(
+            conn,
+            &NewSession {
+                id_hash: &work.secret_hash,
+                member_id: member.id,
+                provider: &v.provider,
+                now: work.now,
+                expires_at: work.expires_at,
+            },
+        )?,
+        Grant::Code { client_id } => codes::insert_code(
+            conn,
+            &StoredCode {
+                code_hash: work.secret_hash.clone(),
+                member_id: member.id,
+                client_id: client_id.clone(),
+                provider: v.provider.clone(),
+                expires_at: work.expires_at,
+            },
+        )?,
+    }
+    let mut event = work.event.clone();
+    event.outcome = Outcome::Success;
+    event.member_id = Some(member.id);
+    audit::insert_event(conn, &event, work.now)?;
+    Ok((member, v.provider.clone()))
 }

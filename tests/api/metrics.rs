@@ -1,5 +1,5 @@
 //! `GET /metrics`: Prometheus text with sign-ins by outcome and reason, latency histograms,
-//! provider fetches, cache lookups and session checks.
+//! provider fetches, cache lookups, session checks and the SQLite writer's commits.
 
 use crate::helpers::{TestDb, session_cookie, spawn_signin_app};
 
@@ -45,6 +45,11 @@ async fn metrics_count_sign_ins_fetches_cache_hits_and_session_checks() {
         r#"idgate_cache_lookups_total{cache="keys",result="hit"} 2"#,
         r#"idgate_session_checks_total{via="cookie",result="live"} 1"#,
         r#"idgate_session_checks_total{via="cookie",result="none"} 1"#,
+        // One after another, the five writes (two sign-ins, the replayed one's attempt and
+        // the two refusals' security-log rows) each had a commit of their own.
+        "idgate_db_writes_total 5",
+        "idgate_db_commits_total 5",
+        "idgate_db_write_queue 0",
     ] {
         assert!(text.contains(line), "{line} missing from:\n{text}");
     }

@@ -1,0 +1,356 @@
+//! SQLite's single writer with group commit.
+//!
+//! SQLite writes one transaction at a time, and each commit in WAL mode with `synchronous=FULL`
+//! costs a write of every page it changed plus an `fsync`. Sign-ins arriving together therefore
+//! go to one thread that owns a write connection: it takes every job waiting in its queue (up to
+//! [`MAX_BATCH`]), runs each in a savepoint of its own inside one `BEGIN IMMEDIATE` transaction,
+//! commits once, and only then answers the callers. Each job keeps its own all-or-nothing
+//! meaning: a job that returns an error has its savepoint rolled back and the others are kept.
+//! A commit that fails answers every job of the batch with that failure, so no caller is ever
+//! told that something was stored when it was not.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::mpsc;
+
+use diesel::Connection as _;
+use diesel::connection::{AnsiTransactionManager, TransactionManager};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+
+use super::{AnyConnection, DbError, Manager};
+
+/// The most jobs one commit carries: enough to share an `fsync` among a burst of sign-ins, few
+/// enough that the first of them does not wait long behind the rest.
+const MAX_BATCH: usize = 128;
+
+/// A job's work, run inside its savepoint; it gives back what answers the caller once the batch's
+/// fate is known.
+type Job = Box<dyn FnOnce(&mut AnyConnection) -> Reply + Send>;
+
+/// Answers a caller: with the job's own result when the batch committed, else with the commit's
+/// failure.
+type Reply = Box<dyn FnOnce(Result<(), &str>) + Send>;
+
+/// The queue to the writer thread; the thread ends when the last handle is dropped.
+#[derive(Clone)]
+pub(super) struct Writer {
+    queue: mpsc::Sender<Job>,
+    pub(super) counters: WriterCounters,
+}
+
+/// What the writer has done, for `GET /metrics` (clones share the same values).
+#[derive(Clone, Debug, Default)]
+pub struct WriterCounters {
+    /// Transactions committed.
+    pub commits: Counter,
+    /// Writes those transactions carried.
+    pub writes: Counter,
+    /// Writes waiting for the writer.
+    pub queued: Gauge,
+}
+
+impl Writer {
+    /// Starts the writer thread, which opens its own connection (and opens it again after a
+    /// failure).
+    pub(super) fn start(manager: Manager) -> std::io::Result<Self> {
+        let (queue, jobs) = mpsc::channel::<Job>();
+        let counters = WriterCounters::default();
+        let thread_counters = counters.clone();
+        std::thread::Builder::new()
+            .name("idgate-sqlite-writer".into())
+            .spawn(move || writer_loop(&manager, &jobs, &thread_counters))?;
+        Ok(Writer { queue, counters })
+    }
+
+    /// Runs `work` in its own savepoint of the next batch and answers once that batch is
+    /// committed (or has failed).
+    pub(super) async fn write<T, E, F>(&self, work: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut AnyConnection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<DbError> + From<diesel::result::Error> + Send + 'static,
+    {
+        let (answer, answered) = tokio::sync::oneshot::channel::<Result<T, E>>();
+        let span = tracing::Span::current();
+        let job: Job = Box::new(move |conn| {
+            let result = {
+                let _entered = span.enter();
+                conn.transaction(work)
+            };
+            Box::new(move |committed: Result<(), &str>| {
+                let answer_now = match committed {
+                    Ok(()) => result,
+                    Err(failure) => Err(DbError::Unavailable(failure.to_string()).into()),
+                };
+                let _ = answer.send(answer_now);
+            })
+        });
+        self.counters.queued.inc();
+        if self.queue.send(job).is_err() {
+            self.counters.queued.dec();
+            return Err(DbError::Unavailable("the database writer has stopped".into()).into());
+        }
+        answered.await.unwrap_or_else(|_| {
+            Err(DbError::Unavailable("the database writer dropped the work".into()).into())
+        })
+    }
+}
+
+fn writer_loop(manager: &Manager, jobs: &mpsc::Receiver<Job>, counters: &WriterCounters) {
+    let mut conn: Option<AnyConnection> = None;
+    let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
+    while let Ok(first) = jobs.recv() {
+        batch.push(first);
+        // Let request handlers that are ready to run queue their writes too before the batch is
+        // cut: on a busy machine more sign-ins share one commit; on an idle one this returns at
+        // once.
+        std::thread::yield_now();
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        counters
+            .queued
+            .dec_by(i64::try_from(batch.len()).unwrap_or(i64::MAX));
+        if conn.is_none() {
+            match manager.establish() {
+                Ok(c) => conn = Some(c),
+                Err(error) => {
+                    let failure = format!("cannot open the database for writing: {error}");
+                    tracing::error!(%failure, "database writer");
+                    for job in batch.drain(..) {
+                        drop(job);
+                    }
+                    continue;
+                }
+            }
+        }
+        let Some(c) = conn.as_mut() else { continue };
+        // A panic in a job (a bug) must not stop every later sign-in: the batch's callers are
+        // answered by their dropped channels, and the connection, whose transaction state is
+        // unknown, is closed (which rolls the transaction back) and opened afresh.
+        let outcome = catch_unwind(AssertUnwindSafe(|| run_batch(c, &mut batch, counters)));
+        match outcome {
+            Ok(healthy) if healthy => {}
+            Ok(_) => conn = None,
+            Err(_) => {
+                tracing::error!("database writer: a job panicked; its batch was rolled back");
+                batch.clear();
+                conn = None;
+            }
+        }
+    }
+}
+
+/// Runs one batch in one transaction and answers its jobs. False when the connection should be
+/// opened again (its transaction state is broken).
+fn run_batch(conn: &mut AnyConnection, batch: &mut Vec<Job>, counters: &WriterCounters) -> bool {
+    if let Err(error) = begin_immediate(conn) {
+        let failure = error.to_string();
+        tracing::error!(%failure, "database writer: cannot begin");
+        for job in batch.drain(..) {
+            drop(job);
+        }
+        return !AnyConnection::is_broken_transaction_manager(conn);
+    }
+    let replies: Vec<Reply> = batch.drain(..).map(|job| job(conn)).collect();
+    let committed = AnyConnection::commit_transaction(conn).map_err(|e| e.to_string());
+    if committed.is_ok() {
+        counters.commits.inc();
+        counters
+            .writes
+            .inc_by(u64::try_from(replies.len()).unwrap_or(u64::MAX));
+    }
+    if let Err(failure) = &committed {
+        tracing::error!(%failure, jobs = replies.len(), "database writer: commit failed");
+        let _ = AnyConnection::rollback_transaction(conn);
+    }
+    let committed = committed.as_ref().map(|_| ()).map_err(String::as_str);
+    for reply in replies {
+        reply(committed);
+    }
+    !AnyConnection::is_broken_transaction_manager(conn)
+}
+
+/// `BEGIN IMMEDIATE`: the write lock is taken at once (waiting up to `busy_timeout` for another
+/// process), so no job can fail later for want of it.
+fn begin_immediate(conn: &mut AnyConnection) -> diesel::QueryResult<()> {
+    match conn {
+        AnyConnection::Sqlite(c) => {
+            AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")
+        }
+        AnyConnection::Postgresql(_) => AnyConnection::begin_transaction(conn),
+    }
+}
+
+#[cfg(test)]
+#[expect(
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test stops at its first failure"
+)]
+mod tests {
+    use diesel::prelude::*;
+
+    use crate::db::schema::used_tokens;
+    use crate::db::{Database, DbError};
+    use crate::sessions::remember_token;
+
+    fn open() -> (tempfile::TempDir, Database) {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let url = format!("sqlite://{}", dir.path().join("w.db").display());
+        let db = Database::open(&url).expect("database");
+        (dir, db)
+    }
+
+    fn stored(db: &Database) -> Vec<String> {
+        let mut conn = db.conn().expect("connection");
+        let mut rows: Vec<String> = used_tokens::table
+            .select(used_tokens::token_hash)
+            .load(&mut *conn)
+            .expect("rows");
+        rows.sort();
+        rows
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    enum Refused {
+        #[error("refused")]
+        Refused,
+        #[error(transparent)]
+        Db(#[from] DbError),
+    }
+
+    impl From<diesel::result::Error> for Refused {
+        fn from(e: diesel::result::Error) -> Self {
+            Refused::Db(DbError::Query(e))
+        }
+    }
+
+    /// Many writers at once share commits; each keeps its own all-or-nothing meaning.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_writes_commit_together_and_a_refused_one_leaves_nothing() {
+        let (_dir, db) = open();
+        let writes = (0..40).map(|i| {
+            let db = db.clone();
+            tokio::spawn(async move {
+                db.write(move |conn| {
+                    remember_token(conn, &format!("t{i:02}"), 1).map_err(|_| Refused::Refused)?;
+                    remember_token(conn, &format!("t{i:02}-second"), 1)
+                        .map_err(|_| Refused::Refused)?;
+                    if i % 4 == 0 {
+                        return Err(Refused::Refused);
+                    }
+                    Ok(i)
+                })
+                .await
+            })
+        });
+        let mut answered = Vec::new();
+        for write in writes {
+            answered.push(write.await.expect("task"));
+        }
+        for (i, answer) in answered.iter().enumerate() {
+            match answer {
+                Ok(n) => assert_eq!(*n, i),
+                Err(Refused::Refused) => assert_eq!(i % 4, 0, "write {i}"),
+                Err(other) => panic!("write {i}: {other}"),
+            }
+        }
+        let mut expected: Vec<String> = (0..40)
+            .filter(|i| i % 4 != 0)
+            .flat_map(|i| [format!("t{i:02}"), format!("t{i:02}-second")])
+            .collect();
+        expected.sort();
+        assert_eq!(stored(&db), expected);
+    }
+
+    /// Writes that queue while a commit is in progress are committed together, in one
+    /// transaction.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writes_queued_during_a_commit_share_the_next_one() {
+        let (_dir, db) = open();
+        let counters = db.writer_counters().expect("SQLite has a writer");
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let (started, has_started) = tokio::sync::oneshot::channel::<()>();
+        let first = {
+            let db = db.clone();
+            tokio::spawn(async move {
+                db.write(move |conn| {
+                    let _ = started.send(());
+                    let _ = released.recv();
+                    remember_token(conn, "first", 1)
+                })
+                .await
+            })
+        };
+        // The writer holds the first write until the others are queued behind it.
+        has_started.await.expect("the writer runs the first write");
+        let rest: Vec<_> = (0..39)
+            .map(|i| {
+                let db = db.clone();
+                tokio::spawn(async move {
+                    db.write(move |conn| remember_token(conn, &format!("t{i:02}"), 1))
+                        .await
+                })
+            })
+            .collect();
+        while counters.queued.get() < 39 {
+            tokio::task::yield_now().await;
+        }
+        release.send(()).expect("the first write waits");
+        assert!(first.await.expect("task").expect("first write"));
+        for write in rest {
+            assert!(write.await.expect("task").expect("write"));
+        }
+        assert_eq!(counters.writes.get(), 40);
+        assert_eq!(
+            counters.commits.get(),
+            2,
+            "the first write, then the 39 others"
+        );
+        assert_eq!(stored(&db).len(), 40);
+    }
+
+    /// What a write stored is there for every other connection once it has answered.
+    #[tokio::test]
+    async fn an_answered_write_is_committed() {
+        let (_dir, db) = open();
+        let first = db
+            .write(|conn| remember_token(conn, "once", 1))
+            .await
+            .expect("write");
+        let again = db
+            .write(|conn| remember_token(conn, "once", 1))
+            .await
+            .expect("write");
+        assert!(first);
+        assert!(!again, "the unique row is refused the second time");
+        assert_eq!(stored(&db), vec!["once".to_string()]);
+    }
+
+    /// A job that panics (a bug) answers its caller with an error, stores nothing, and later
+    /// writes still work.
+    #[tokio::test]
+    async fn a_panicking_write_fails_alone_and_the_writer_goes_on() {
+        let (_dir, db) = open();
+        let panicked = db
+            .write::<bool, DbError, _>(|conn| {
+                let _ = remember_token(conn, "before-panic", 1);
+                panic!("a bug in a job");
+            })
+            .await;
+        assert!(
+            matches!(panicked, Err(DbError::Unavailable(_))),
+            "{panicked:?}"
+        );
+        let later = db
+            .write(|conn| remember_token(conn, "after", 1))
+            .await
+            .expect("a later write");
+        assert!(later);
+        assert_eq!(stored(&db), vec!["after".to_string()]);
+    }
+}
