@@ -164,6 +164,24 @@ fn stop_perf(mut perf: Child) {
     let _ = perf.wait();
 }
 
+/// The SQLite writer's `(writes, commits)` so far, from `GET /metrics` (none on PostgreSQL).
+async fn writer_counts(idgate: &Idgate) -> Option<(u64, u64)> {
+    let text = reqwest::get(format!("{}/metrics", idgate.address))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    let value = |name: &str| -> Option<u64> {
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
+    };
+    Some((
+        value("idgate_db_writes_total ")?,
+        value("idgate_db_commits_total ")?,
+    ))
+}
+
 /// Bytes the process has passed to write calls so far (`wchar` of /proc/PID/io).
 fn written_bytes(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/io"))
@@ -213,6 +231,8 @@ struct Phase {
     cpu_us_per_op: f64,
     /// Bytes idgate handed to `write`/`pwrite` (the database files and its log), per operation.
     written_kib_per_op: f64,
+    /// Writes per commit of the SQLite writer (from `/metrics`), when it has one.
+    writes_per_commit: Option<f64>,
     provider_requests: usize,
 }
 
@@ -234,6 +254,7 @@ async fn run_phase(
 ) -> Phase {
     let pid = idgate.child.id();
     let provider_before = provider.jwks_fetches() + provider.discovery_fetches();
+    let writer_before = writer_counts(idgate).await;
     let cpu_before = cpu_seconds(pid);
     let written_before = written_bytes(pid);
     let total = requests.len();
@@ -274,6 +295,12 @@ async fn run_phase(
         p99_ms: percentile(&latencies, 0.99),
         cpu_us_per_op: cpu / total as f64 * 1e6,
         written_kib_per_op: (written_bytes(pid) - written_before) as f64 / total as f64 / 1024.0,
+        writes_per_commit: match (writer_before, writer_counts(idgate).await) {
+            (Some((w0, c0)), Some((w1, c1))) if c1 > c0 => {
+                Some((w1 - w0) as f64 / (c1 - c0) as f64)
+            }
+            _ => None,
+        },
         provider_requests: provider.jwks_fetches() + provider.discovery_fetches() - provider_before,
     }
 }
@@ -331,6 +358,7 @@ async fn run_auth_phase(
         written_kib_per_op: (written_bytes(pid) - written_before) as f64
             / latencies.len().max(1) as f64
             / 1024.0,
+        writes_per_commit: None,
         provider_requests: 0,
     }
 }
@@ -424,10 +452,15 @@ async fn main() {
                 "sign-in {alg}, {connections} connection{}",
                 if connections == 1 { "" } else { "s" }
             );
-            let profile = (alg == "RS256" && connections == 64)
-                .then_some(args.perf.as_deref())
-                .flatten()
-                .map(|file| start_perf(idgate.child.id(), file));
+            let profile = (alg == "RS256"
+                && connections
+                    == std::env::var("PERF_CONN")
+                        .ok()
+                        .and_then(|c| c.parse().ok())
+                        .unwrap_or(64))
+            .then_some(args.perf.as_deref())
+            .flatten()
+            .map(|file| start_perf(idgate.child.id(), file));
             phases.push(run_phase(&name, &idgate, &provider, connections, requests(slice)).await);
             if let Some(perf) = profile {
                 stop_perf(perf);
@@ -468,12 +501,12 @@ async fn main() {
         pinning().is_some()
     );
     println!(
-        "| phase | requests | per second | p50 ms | p99 ms | idgate CPU µs/op | KiB written/op | provider requests |"
+        "| phase | requests | per second | p50 ms | p99 ms | idgate CPU µs/op | KiB written/op | writes/commit | provider requests |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for p in &phases {
         println!(
-            "| {} | {} | {:.0} | {:.2} | {:.2} | {:.0} | {:.1} | {} |",
+            "| {} | {} | {:.0} | {:.2} | {:.2} | {:.0} | {:.1} | {} | {} |",
             p.name,
             p.requests,
             p.requests as f64 / p.seconds,
@@ -481,6 +514,8 @@ async fn main() {
             p.p99_ms,
             p.cpu_us_per_op,
             p.written_kib_per_op,
+            p.writes_per_commit
+                .map_or_else(|| "-".to_string(), |n| format!("{n:.1}")),
             p.provider_requests
         );
     }

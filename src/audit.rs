@@ -5,7 +5,7 @@ use diesel::prelude::*;
 use serde::Serialize;
 
 use crate::db::schema::security_log;
-use crate::db::{AnyConnection, Database};
+use crate::db::{AnyConnection, Database, on_backend};
 use crate::members::StoreError;
 
 /// What happened.
@@ -156,20 +156,19 @@ pub fn insert_event(
     event: &SecurityEvent,
     at: i64,
 ) -> Result<(), StoreError> {
-    diesel::insert_into(security_log::table)
-        .values((
-            security_log::at.eq(at),
-            security_log::event.eq(event.event.as_str()),
-            security_log::outcome.eq(event.outcome.as_str()),
-            security_log::reason.eq(event.reason.as_deref()),
-            security_log::provider.eq(event.provider.as_deref()),
-            security_log::email.eq(event.email.as_deref()),
-            security_log::member_id.eq(event.member_id),
-            security_log::client_ip.eq(event.client_ip.as_deref()),
-            security_log::user_agent.eq(event.user_agent.as_deref()),
-            security_log::incident.eq(&event.incident),
-        ))
-        .execute(conn)?;
+    let insert = diesel::insert_into(security_log::table).values((
+        security_log::at.eq(at),
+        security_log::event.eq(event.event.as_str()),
+        security_log::outcome.eq(event.outcome.as_str()),
+        security_log::reason.eq(event.reason.as_deref()),
+        security_log::provider.eq(event.provider.as_deref()),
+        security_log::email.eq(event.email.as_deref()),
+        security_log::member_id.eq(event.member_id),
+        security_log::client_ip.eq(event.client_ip.as_deref()),
+        security_log::user_agent.eq(event.user_agent.as_deref()),
+        security_log::incident.eq(&event.incident),
+    ));
+    on_backend!(conn, |c| insert.execute(c))?;
     Ok(())
 }
 

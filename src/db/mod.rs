@@ -31,6 +31,25 @@ pub enum AnyConnection {
     Sqlite(SqliteConnection),
 }
 
+/// Runs a diesel query on the backend's own connection rather than through [`AnyConnection`].
+///
+/// For the hot paths (sign-in, session check): a query run through the `MultiConnection` has its
+/// SQL text built again on every execution (to pass it to the backend and to find the prepared
+/// statement), which cost about a tenth of a sign-in's CPU time; on the backend's connection the
+/// prepared statement is found by the query's type. The query expression must build for both
+/// backends, which diesel's query builder does.
+///
+/// `on_backend!(conn, |c| query.execute(c))`
+macro_rules! on_backend {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::db::AnyConnection::Sqlite($c) => $body,
+            $crate::db::AnyConnection::Postgresql($c) => $body,
+        }
+    };
+}
+pub(crate) use on_backend;
+
 /// What can go wrong with the database itself.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -117,7 +136,7 @@ impl Manager {
                 // the writer's batches (see `writer`) in memory instead of a temporary file.
                 conn.batch_execute(
                     "PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; \
-                     PRAGMA synchronous = FULL; PRAGMA temp_store = MEMORY;",
+                     PRAGMA synchronous = FULL; PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 8000;",
                 )
                 .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
                 Ok(AnyConnection::Sqlite(conn))

@@ -6,8 +6,8 @@
 use diesel::prelude::*;
 
 use super::{Binding, Email, Member, MemberStatus, NewMember, StoreError};
-use crate::db::AnyConnection;
 use crate::db::schema::{member_bindings, members};
+use crate::db::{AnyConnection, on_backend};
 
 /// A `members` row as read; [`Member::try_from`] checks it.
 #[derive(Queryable, Selectable)]
@@ -58,13 +58,14 @@ pub fn find_member_by_email(
     conn: &mut AnyConnection,
     email: &Email,
 ) -> Result<Option<Member>, StoreError> {
-    members::table
+    // Built in each arm: `as_select` is typed by its backend.
+    on_backend!(conn, |c| members::table
         .filter(members::email_normalized.eq(email.normalized()))
         .select(MemberRow::as_select())
-        .get_result(conn)
-        .optional()?
-        .map(Member::try_from)
-        .transpose()
+        .get_result(c)
+        .optional())?
+    .map(Member::try_from)
+    .transpose()
 }
 
 pub fn find_member_by_id(conn: &mut AnyConnection, id: i64) -> Result<Option<Member>, StoreError> {
@@ -239,15 +240,15 @@ pub fn remove_member(conn: &mut AnyConnection, email: &Email) -> Result<bool, St
 
 /// The member's bindings, ordered by provider.
 pub fn bindings_of(conn: &mut AnyConnection, member_id: i64) -> Result<Vec<Binding>, StoreError> {
-    let rows: Vec<(String, String, i64)> = member_bindings::table
+    let query = member_bindings::table
         .filter(member_bindings::member_id.eq(member_id))
         .order(member_bindings::provider)
         .select((
             member_bindings::provider,
             member_bindings::subject,
             member_bindings::created_at,
-        ))
-        .load(conn)?;
+        ));
+    let rows: Vec<(String, String, i64)> = on_backend!(conn, |c| query.load(c))?;
     Ok(rows
         .into_iter()
         .map(|(provider, subject, created_at)| Binding {

@@ -3,8 +3,8 @@
 use diesel::prelude::*;
 
 use super::Session;
-use crate::db::AnyConnection;
 use crate::db::schema::{members, sessions, used_tokens};
+use crate::db::{AnyConnection, on_backend};
 use crate::members::{Member, MemberRow, StoreError};
 
 /// A session to store.
@@ -18,16 +18,15 @@ pub struct NewSession<'a> {
 }
 
 pub fn insert_session(conn: &mut AnyConnection, new: &NewSession<'_>) -> Result<(), StoreError> {
-    diesel::insert_into(sessions::table)
-        .values((
-            sessions::id_hash.eq(new.id_hash),
-            sessions::member_id.eq(new.member_id),
-            sessions::provider.eq(new.provider),
-            sessions::created_at.eq(new.now),
-            sessions::last_seen_at.eq(new.now),
-            sessions::expires_at.eq(new.expires_at),
-        ))
-        .execute(conn)?;
+    let insert = diesel::insert_into(sessions::table).values((
+        sessions::id_hash.eq(new.id_hash),
+        sessions::member_id.eq(new.member_id),
+        sessions::provider.eq(new.provider),
+        sessions::created_at.eq(new.now),
+        sessions::last_seen_at.eq(new.now),
+        sessions::expires_at.eq(new.expires_at),
+    ));
+    on_backend!(conn, |c| insert.execute(c))?;
     Ok(())
 }
 
@@ -39,7 +38,8 @@ pub fn find_session(
     conn: &mut AnyConnection,
     id_hash: &str,
 ) -> Result<Option<Session>, StoreError> {
-    let row: Option<(SessionColumns, MemberRow)> = sessions::table
+    // Built in each arm: `as_select` is typed by its backend.
+    let row: Option<(SessionColumns, MemberRow)> = on_backend!(conn, |c| sessions::table
         .inner_join(members::table)
         .filter(sessions::id_hash.eq(id_hash))
         .select((
@@ -52,8 +52,8 @@ pub fn find_session(
             ),
             MemberRow::as_select(),
         ))
-        .get_result(conn)
-        .optional()?;
+        .get_result(c)
+        .optional())?;
     row.map(
         |((id_hash, provider, created_at, last_seen_at, expires_at), member)| {
             Ok(Session {
@@ -71,9 +71,8 @@ pub fn find_session(
 
 /// Records activity on a session (the sliding idle timeout).
 pub fn touch_session(conn: &mut AnyConnection, id_hash: &str, now: i64) -> Result<(), StoreError> {
-    diesel::update(sessions::table.find(id_hash))
-        .set(sessions::last_seen_at.eq(now))
-        .execute(conn)?;
+    let update = diesel::update(sessions::table.find(id_hash)).set(sessions::last_seen_at.eq(now));
+    on_backend!(conn, |c| update.execute(c))?;
     Ok(())
 }
 
@@ -112,12 +111,11 @@ pub fn remember_token(
     expires_at: i64,
 ) -> Result<bool, StoreError> {
     Ok(crate::db::insert_if_absent(conn, |conn| {
-        diesel::insert_into(used_tokens::table)
-            .values((
-                used_tokens::token_hash.eq(fingerprint),
-                used_tokens::expires_at.eq(expires_at),
-            ))
-            .execute(conn)
+        let insert = diesel::insert_into(used_tokens::table).values((
+            used_tokens::token_hash.eq(fingerprint),
+            used_tokens::expires_at.eq(expires_at),
+        ));
+        on_backend!(conn, |c| insert.execute(c))
     })?)
 }
 
