@@ -452,15 +452,10 @@ async fn main() {
                 "sign-in {alg}, {connections} connection{}",
                 if connections == 1 { "" } else { "s" }
             );
-            let profile = (alg == "RS256"
-                && connections
-                    == std::env::var("PERF_CONN")
-                        .ok()
-                        .and_then(|c| c.parse().ok())
-                        .unwrap_or(64))
-            .then_some(args.perf.as_deref())
-            .flatten()
-            .map(|file| start_perf(idgate.child.id(), file));
+            let profile = (alg == "RS256" && connections == 64)
+                .then_some(args.perf.as_deref())
+                .flatten()
+                .map(|file| start_perf(idgate.child.id(), file));
             phases.push(run_phase(&name, &idgate, &provider, connections, requests(slice)).await);
             if let Some(perf) = profile {
                 stop_perf(perf);
