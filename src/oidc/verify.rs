@@ -84,10 +84,7 @@ pub async fn verify_id_token(
     }
     check_signature(keys, provider, set, &token).await?;
     let claims = check_claims(&token.claims, provider, now(), expected_nonce)?;
-    let fingerprint = Sha256::digest(token.signing_input.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let fingerprint = crate::sessions::hex(&Sha256::digest(token.signing_input.as_bytes()));
     Ok(VerifiedToken {
         provider: provider.id.clone(),
         subject: claims.subject,
