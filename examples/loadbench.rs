@@ -258,6 +258,9 @@ async fn run_phase(
     let cpu_before = cpu_seconds(pid);
     let written_before = written_bytes(pid);
     let total = requests.len();
+    // Workers take requests from the end: reversed, they go in the order given.
+    let mut requests = requests;
+    requests.reverse();
     let queue = Arc::new(std::sync::Mutex::new(requests));
     let started = Instant::now();
     let workers: Vec<_> = (0..connections)
@@ -423,7 +426,9 @@ async fn main() {
         (0..count)
             .map(|i| {
                 let mut claims = provider.claims(&format!("user{}@example.org", i % members), now);
-                claims["exp"] = serde_json::json!(now + 3600);
+                // Tokens are used soon after they are issued, so their expiry times grow in the
+                // order they arrive: here as if issued four a second, and sent in that order.
+                claims["exp"] = serde_json::json!(now + 3600 + i64::try_from(i / 4).unwrap_or(0));
                 provider.token(key, &claims)
             })
             .collect()

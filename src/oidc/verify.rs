@@ -26,9 +26,18 @@ pub struct VerifiedToken {
     pub email: Email,
     /// Until when the token is accepted (`exp` plus the leeway), Unix seconds.
     pub usable_until: i64,
-    /// The SHA-256 (hex) of the signed part, for the replay guard. Signatures are left out so
-    /// that a re-encoded signature of the same token is still the same token.
+    /// The replay guard's key: the token's `exp` (16 hex digits), then the SHA-256 (hex) of the
+    /// signed part, which alone tells one token from another. Signatures are left out so that a
+    /// re-encoded signature of the same token is still the same token. `exp` comes first so that
+    /// the guard's index grows at its end (tokens are used soon after they are issued): a
+    /// sign-in then changes a page at the end of it, not a random one.
     pub fingerprint: String,
+}
+
+/// See [`VerifiedToken::fingerprint`].
+fn replay_key(exp: i64, signed_part_hash: &[u8]) -> String {
+    let exp = u64::try_from(exp).unwrap_or(0);
+    format!("{exp:016x}{}", crate::sessions::hex(signed_part_hash))
 }
 
 /// Why a token was not verified.
@@ -84,7 +93,10 @@ pub async fn verify_id_token(
     }
     check_signature(keys, provider, set, &token).await?;
     let claims = check_claims(&token.claims, provider, now(), expected_nonce)?;
-    let fingerprint = crate::sessions::hex(&Sha256::digest(token.signing_input.as_bytes()));
+    let fingerprint = replay_key(
+        claims.expires,
+        &Sha256::digest(token.signing_input.as_bytes()),
+    );
     Ok(VerifiedToken {
         provider: provider.id.clone(),
         subject: claims.subject,

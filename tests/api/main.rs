@@ -28,3 +28,4 @@ mod serve;
 mod sessions;
 mod sessions_cli;
 mod signin_rules;
+mod upgrade;
