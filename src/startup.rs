@@ -180,7 +180,7 @@ async fn purge_expired(state: web::Data<AppState>) {
         let idle_secs = i64::from(state.config.load().properties.session_timeout) * 60;
         let purged = state
             .db
-            .run(move |conn| {
+            .write(move |conn| {
                 let mut purged = sessions::purge_expired(conn, now, idle_secs)?;
                 purged.flows = crate::flows::purge_flows(conn, now)?;
                 purged.codes = crate::flows::codes::purge_codes(conn, now)?;

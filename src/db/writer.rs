@@ -155,8 +155,27 @@ fn run_batch(conn: &mut AnyConnection, batch: &mut Vec<Job>, counters: &WriterCo
         }
         return !AnyConnection::is_broken_transaction_manager(conn);
     }
-    let replies: Vec<Reply> = batch.drain(..).map(|job| job(conn)).collect();
-    let committed = AnyConnection::commit_transaction(conn).map_err(|e| e.to_string());
+    let mut replies: Vec<Reply> = Vec::with_capacity(batch.len());
+    let mut jobs = batch.drain(..);
+    let mut lost = false;
+    for job in jobs.by_ref() {
+        replies.push(job(conn));
+        if !is_in_batch(conn) {
+            // The database ended the whole transaction (SQLite does on a full disk or an I/O
+            // error): what the earlier jobs wrote is gone, and a later job would run outside
+            // the batch and commit on its own. The jobs not run yet are answered by their
+            // dropped channels.
+            lost = true;
+            break;
+        }
+    }
+    drop(jobs);
+    let committed = if lost {
+        let _ = AnyConnection::rollback_transaction(conn);
+        Err("the database ended the transaction".to_string())
+    } else {
+        AnyConnection::commit_transaction(conn).map_err(|e| e.to_string())
+    };
     if committed.is_ok() {
         counters.commits.inc();
         counters
@@ -172,6 +191,14 @@ fn run_batch(conn: &mut AnyConnection, batch: &mut Vec<Job>, counters: &WriterCo
         reply(committed);
     }
     !AnyConnection::is_broken_transaction_manager(conn)
+}
+
+/// Whether the batch's transaction is still open, and no job left a savepoint of its own open.
+fn is_in_batch(conn: &mut AnyConnection) -> bool {
+    matches!(
+        AnyConnection::transaction_manager_status_mut(conn).transaction_depth(),
+        Ok(Some(depth)) if depth.get() == 1
+    )
 }
 
 /// `BEGIN IMMEDIATE`: the write lock is taken at once (waiting up to `busy_timeout` for another
@@ -196,6 +223,7 @@ mod tests {
 
     use crate::db::schema::used_tokens;
     use crate::db::{Database, DbError};
+    use crate::members::StoreError;
     use crate::sessions::remember_token;
 
     fn open() -> (tempfile::TempDir, Database) {
@@ -314,6 +342,72 @@ mod tests {
         assert_eq!(stored(&db).len(), 40);
     }
 
+    /// A write after which the database has ended the batch's transaction (as SQLite does on a
+    /// full disk) fails its whole batch: no write of it is stored or answered as a success, and
+    /// none runs outside the batch.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_whose_transaction_the_database_ended_stores_nothing() {
+        let (_dir, db) = open();
+        let counters = db.writer_counters().expect("SQLite has a writer");
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let (started, has_started) = tokio::sync::oneshot::channel::<()>();
+        let first = {
+            let db = db.clone();
+            tokio::spawn(async move {
+                db.write(move |conn| {
+                    let _ = started.send(());
+                    let _ = released.recv();
+                    remember_token(conn, "first", 1)
+                })
+                .await
+            })
+        };
+        has_started.await.expect("the writer runs the first write");
+        let before = {
+            let db = db.clone();
+            tokio::spawn(async move { db.write(|conn| remember_token(conn, "before", 1)).await })
+        };
+        while counters.queued.get() < 1 {
+            tokio::task::yield_now().await;
+        }
+        let ending = {
+            let db = db.clone();
+            tokio::spawn(async move {
+                db.write(|conn| {
+                    diesel::connection::SimpleConnection::batch_execute(conn, "ROLLBACK")
+                        .map_err(DbError::Query)?;
+                    Ok::<_, StoreError>(true)
+                })
+                .await
+            })
+        };
+        while counters.queued.get() < 2 {
+            tokio::task::yield_now().await;
+        }
+        let after = {
+            let db = db.clone();
+            tokio::spawn(async move { db.write(|conn| remember_token(conn, "after", 1)).await })
+        };
+        while counters.queued.get() < 3 {
+            tokio::task::yield_now().await;
+        }
+        release.send(()).expect("the first write waits");
+        assert!(first.await.expect("task").expect("first write"));
+        for write in [before, ending, after] {
+            let answer = write.await.expect("task");
+            assert!(
+                matches!(answer, Err(StoreError::Db(DbError::Unavailable(_)))),
+                "{answer:?}"
+            );
+        }
+        assert_eq!(stored(&db), vec!["first".to_string()]);
+        let later = db
+            .write(|conn| remember_token(conn, "later", 1))
+            .await
+            .expect("the writer goes on");
+        assert!(later);
+    }
+
     /// What a write stored is there for every other connection once it has answered.
     #[tokio::test]
     async fn an_answered_write_is_committed() {
@@ -331,10 +425,10 @@ mod tests {
         assert_eq!(stored(&db), vec!["once".to_string()]);
     }
 
-    /// A job that panics (a bug) answers its caller with an error, stores nothing, and later
-    /// writes still work.
+    /// A job that panics (a bug) fails its batch (here itself alone): its caller is answered
+    /// with an error, nothing is stored, and later writes still work.
     #[tokio::test]
-    async fn a_panicking_write_fails_alone_and_the_writer_goes_on() {
+    async fn a_panicking_write_fails_its_batch_and_the_writer_goes_on() {
         let (_dir, db) = open();
         let panicked = db
             .write::<bool, DbError, _>(|conn| {

@@ -252,7 +252,7 @@ async fn sign_out(req: &HttpRequest, state: &AppState, format: Format) -> HttpRe
     let logged = event.clone();
     let ended = state
         .db
-        .run(move |conn| {
+        .write(move |conn| {
             let Some(session) = sessions::find_session(conn, &id_hash)? else {
                 return Ok::<_, StoreError>(None);
             };

@@ -185,7 +185,7 @@ async fn start(
     };
     if let Err(error) = state
         .db
-        .run(move |conn| flows::insert_flow(conn, &stored))
+        .write(move |conn| flows::insert_flow(conn, &stored))
         .await
     {
         return fail_page(
@@ -237,7 +237,7 @@ async fn callback(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>
     let state_hash = sessions::hash_id(state_param);
     let flow = match state
         .db
-        .run(move |conn| flows::take_flow(conn, &state_hash))
+        .write(move |conn| flows::take_flow(conn, &state_hash))
         .await
     {
         Ok(Some(flow)) => flow,

@@ -44,26 +44,39 @@ pub async fn current_session(
         return Ok(Some((session, ends_at)));
     }
     state.metrics.cache("sessions", false);
+    let lookup = id_hash.clone();
     let found = state
         .db
-        .run(move |conn| {
-            let Some(mut session) = sessions::find_session(conn, &id_hash)? else {
-                return Ok(None);
-            };
-            if !session.is_live(now, idle_secs) {
-                if now >= session.ends_at(idle_secs) {
-                    sessions::delete_session(conn, &id_hash)?;
-                }
-                return Ok(None);
-            }
+        .run(move |conn| sessions::find_session(conn, &lookup))
+        .await;
+    // The rare write (the idle timeout's slide, or a timed-out session's removal) goes through
+    // the database's writer, so that reads never queue behind sign-ins.
+    let found = match found {
+        Ok(Some(mut session)) if session.is_live(now, idle_secs) => {
             if session.needs_touch(now, idle_secs) {
-                sessions::touch_session(conn, &id_hash, now)?;
+                let touched = id_hash.clone();
+                state
+                    .db
+                    .write(move |conn| sessions::touch_session(conn, &touched, now))
+                    .await?;
                 session.last_seen_at = now;
             }
             let ends_at = session.ends_at(idle_secs);
             Ok(Some((session, ends_at)))
-        })
-        .await;
+        }
+        Ok(Some(session)) => {
+            if now >= session.ends_at(idle_secs) {
+                let ended = id_hash.clone();
+                state
+                    .db
+                    .write(move |conn| sessions::delete_session(conn, &ended))
+                    .await?;
+            }
+            Ok(None)
+        }
+        Ok(None) => Ok(None),
+        Err(error) => Err(error),
+    };
     if let Ok(Some((session, _))) = &found {
         state.session_cache.put(session, now);
     }

@@ -29,7 +29,7 @@ pub async fn redeem_code(
     let started = Instant::now();
     let outcome = state
         .db
-        .run::<_, StoreError, _>(move |conn| {
+        .write::<_, StoreError, _>(move |conn| {
             // The code is used up by its own statement, committed whatever follows: a code
             // presented for the wrong client, or for a member now refused, is gone too.
             let code = match codes::redeem_code(conn, &code_hash, now)? {
