@@ -243,6 +243,29 @@ mod tests {
         rows
     }
 
+    /// A first write ("first") that the writer runs and holds until `release` is sent: writes
+    /// queued meanwhile form the next batch.
+    async fn hold_the_writer(
+        db: &Database,
+    ) -> (
+        tokio::task::JoinHandle<Result<bool, StoreError>>,
+        std::sync::mpsc::Sender<()>,
+    ) {
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let (started, has_started) = tokio::sync::oneshot::channel::<()>();
+        let db = db.clone();
+        let first = tokio::spawn(async move {
+            db.write(move |conn| {
+                let _ = started.send(());
+                let _ = released.recv();
+                remember_token(conn, "first", 1)
+            })
+            .await
+        });
+        has_started.await.expect("the writer runs the first write");
+        (first, release)
+    }
+
     #[derive(Debug, thiserror::Error)]
     enum Refused {
         #[error("refused")]
@@ -301,21 +324,8 @@ mod tests {
     async fn writes_queued_during_a_commit_share_the_next_one() {
         let (_dir, db) = open();
         let counters = db.writer_counters().expect("SQLite has a writer");
-        let (release, released) = std::sync::mpsc::channel::<()>();
-        let (started, has_started) = tokio::sync::oneshot::channel::<()>();
-        let first = {
-            let db = db.clone();
-            tokio::spawn(async move {
-                db.write(move |conn| {
-                    let _ = started.send(());
-                    let _ = released.recv();
-                    remember_token(conn, "first", 1)
-                })
-                .await
-            })
-        };
         // The writer holds the first write until the others are queued behind it.
-        has_started.await.expect("the writer runs the first write");
+        let (first, release) = hold_the_writer(&db).await;
         let rest: Vec<_> = (0..39)
             .map(|i| {
                 let db = db.clone();
@@ -349,20 +359,7 @@ mod tests {
     async fn a_batch_whose_transaction_the_database_ended_stores_nothing() {
         let (_dir, db) = open();
         let counters = db.writer_counters().expect("SQLite has a writer");
-        let (release, released) = std::sync::mpsc::channel::<()>();
-        let (started, has_started) = tokio::sync::oneshot::channel::<()>();
-        let first = {
-            let db = db.clone();
-            tokio::spawn(async move {
-                db.write(move |conn| {
-                    let _ = started.send(());
-                    let _ = released.recv();
-                    remember_token(conn, "first", 1)
-                })
-                .await
-            })
-        };
-        has_started.await.expect("the writer runs the first write");
+        let (first, release) = hold_the_writer(&db).await;
         let before = {
             let db = db.clone();
             tokio::spawn(async move { db.write(|conn| remember_token(conn, "before", 1)).await })
