@@ -178,15 +178,21 @@ async fn purge_expired(state: web::Data<AppState>) {
         ticks.tick().await;
         let now = state.clock.now();
         let idle_secs = i64::from(state.config.load().properties.session_timeout) * 60;
-        let purged = state
-            .db
-            .write(move |conn| {
-                let mut purged = sessions::purge_expired(conn, now, idle_secs)?;
-                purged.flows = crate::flows::purge_flows(conn, now)?;
-                purged.codes = crate::flows::codes::purge_codes(conn, now)?;
-                Ok::<_, crate::members::StoreError>(purged)
-            })
-            .await;
+        // Three transactions, none holding two kinds of rows a request takes in another order.
+        let db = &state.db;
+        let purged = async {
+            let mut purged = db
+                .write(move |conn| sessions::purge_expired(conn, now, idle_secs))
+                .await?;
+            purged.flows = db
+                .write(move |conn| crate::flows::purge_flows(conn, now))
+                .await?;
+            purged.codes = db
+                .write(move |conn| crate::flows::codes::purge_codes(conn, now))
+                .await?;
+            Ok::<_, crate::members::StoreError>(purged)
+        }
+        .await;
         match purged {
             Ok(p) if p != sessions::Purged::default() => {
                 tracing::debug!(

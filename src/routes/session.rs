@@ -55,10 +55,15 @@ pub async fn current_session(
         Ok(Some(mut session)) if session.is_live(now, idle_secs) => {
             if session.needs_touch(now, idle_secs) {
                 let touched = id_hash.clone();
-                state
+                let still_there = state
                     .db
                     .write(move |conn| sessions::touch_session(conn, &touched, now))
                     .await?;
+                if !still_there {
+                    // Ended (a logout, a revocation) since it was read: neither live nor kept
+                    // in the cache.
+                    return Ok(None);
+                }
                 session.last_seen_at = now;
             }
             let ends_at = session.ends_at(idle_secs);

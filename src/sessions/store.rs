@@ -69,11 +69,14 @@ pub fn find_session(
     .transpose()
 }
 
-/// Records activity on a session (the sliding idle timeout).
-pub fn touch_session(conn: &mut AnyConnection, id_hash: &str, now: i64) -> Result<(), StoreError> {
+/// Records activity on a session (the sliding idle timeout); false when the session is gone.
+pub fn touch_session(
+    conn: &mut AnyConnection,
+    id_hash: &str,
+    now: i64,
+) -> Result<bool, StoreError> {
     let update = diesel::update(sessions::table.find(id_hash)).set(sessions::last_seen_at.eq(now));
-    on_backend!(conn, |c| update.execute(c))?;
-    Ok(())
+    Ok(on_backend!(conn, |c| update.execute(c))? > 0)
 }
 
 /// Ends a session; false when there was none.

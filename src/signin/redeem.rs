@@ -30,8 +30,9 @@ pub async fn redeem_code(
     let outcome = state
         .db
         .write::<_, StoreError, _>(move |conn| {
-            // The code is used up by its own statement, committed whatever follows: a code
-            // presented for the wrong client, or for a member now refused, is gone too.
+            // The code is used up whatever follows: a refusal below rolls back only its own
+            // savepoint, so a code presented for the wrong client, or for a member now refused,
+            // is gone too.
             let code = match codes::redeem_code(conn, &code_hash, now)? {
                 Some(code) if client_id.as_ref().is_none_or(|c| *c == code.client_id) => code,
                 _ => return Ok(Err(TxError::Refused(Reason::InvalidCode, None))),

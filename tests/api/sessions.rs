@@ -90,6 +90,20 @@ async fn the_database_keeps_only_the_hash_of_the_session_id(db: TestDb) {
     assert_eq!(stored, vec![idgate::sessions::hash_id(&session)]);
 }
 
+/// The idle timeout's slide reports a session ended meanwhile (a logout between the check's read
+/// and its write), so that the check neither answers it live nor caches it.
+async fn sliding_a_session_that_has_ended_says_it_is_gone(db: TestDb) {
+    let app = spawn_signin_app(db).await;
+    app.add_member("ana@example.org");
+    let session = signed_in(&app, "ana@example.org").await;
+    let hash = idgate::sessions::hash_id(&session);
+    let now = app.now();
+    let mut conn = app.database.conn().expect("conn");
+    assert!(idgate::sessions::touch_session(&mut conn, &hash, now).expect("touch"));
+    assert!(idgate::sessions::delete_session(&mut conn, &hash).expect("delete"));
+    assert!(!idgate::sessions::touch_session(&mut conn, &hash, now).expect("touch"));
+}
+
 async fn every_sign_in_gets_a_new_session_id(db: TestDb) {
     let app = spawn_signin_app(db).await;
     app.add_member("ana@example.org");
@@ -248,6 +262,7 @@ async_on_both_backends!(
     the_session_tells_who_is_signed_in,
     without_a_valid_session_both_answer_401,
     the_database_keeps_only_the_hash_of_the_session_id,
+    sliding_a_session_that_has_ended_says_it_is_gone,
     every_sign_in_gets_a_new_session_id,
     signing_out_ends_the_session_and_always_succeeds,
     an_idle_session_times_out_and_activity_keeps_it_alive,
