@@ -236,6 +236,60 @@ struct Phase {
     provider_requests: usize,
 }
 
+/// What a phase is measured by, from its start: the idgate process's CPU time and writes, and
+/// its SQLite writer's counters.
+struct Meter {
+    started: Instant,
+    cpu_seconds: f64,
+    written_bytes: u64,
+    writer: Option<(u64, u64)>,
+}
+
+impl Meter {
+    async fn start(idgate: &Idgate) -> Meter {
+        let pid = idgate.child.id();
+        Meter {
+            writer: writer_counts(idgate).await,
+            cpu_seconds: cpu_seconds(pid),
+            written_bytes: written_bytes(pid),
+            started: Instant::now(),
+        }
+    }
+
+    /// The phase's figures, per operation where they are costs.
+    async fn finish(
+        self,
+        idgate: &Idgate,
+        name: String,
+        mut latencies: Vec<Duration>,
+        provider_requests: usize,
+    ) -> Phase {
+        let seconds = self.started.elapsed().as_secs_f64();
+        let pid = idgate.child.id();
+        let operations = latencies.len().max(1) as f64;
+        let cpu = cpu_seconds(pid) - self.cpu_seconds;
+        let written = written_bytes(pid) - self.written_bytes;
+        let writes_per_commit = match (self.writer, writer_counts(idgate).await) {
+            (Some((w0, c0)), Some((w1, c1))) if c1 > c0 => {
+                Some((w1 - w0) as f64 / (c1 - c0) as f64)
+            }
+            _ => None,
+        };
+        latencies.sort_unstable();
+        Phase {
+            name,
+            requests: latencies.len(),
+            seconds,
+            p50_ms: percentile(&latencies, 0.50),
+            p99_ms: percentile(&latencies, 0.99),
+            cpu_us_per_op: cpu / operations * 1e6,
+            written_kib_per_op: written as f64 / operations / 1024.0,
+            writes_per_commit,
+            provider_requests,
+        }
+    }
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -252,17 +306,13 @@ async fn run_phase(
     connections: usize,
     requests: Vec<reqwest::RequestBuilder>,
 ) -> Phase {
-    let pid = idgate.child.id();
     let provider_before = provider.jwks_fetches() + provider.discovery_fetches();
-    let writer_before = writer_counts(idgate).await;
-    let cpu_before = cpu_seconds(pid);
-    let written_before = written_bytes(pid);
+    let meter = Meter::start(idgate).await;
     let total = requests.len();
     // Workers take requests from the end: reversed, they go in the order given.
     let mut requests = requests;
     requests.reverse();
     let queue = Arc::new(std::sync::Mutex::new(requests));
-    let started = Instant::now();
     let workers: Vec<_> = (0..connections)
         .map(|_| {
             let queue = queue.clone();
@@ -287,25 +337,11 @@ async fn run_phase(
     for worker in workers {
         latencies.extend(worker.await.expect("worker"));
     }
-    let seconds = started.elapsed().as_secs_f64();
-    let cpu = cpu_seconds(pid) - cpu_before;
-    latencies.sort_unstable();
-    Phase {
-        name: name.to_string(),
-        requests: total,
-        seconds,
-        p50_ms: percentile(&latencies, 0.50),
-        p99_ms: percentile(&latencies, 0.99),
-        cpu_us_per_op: cpu / total as f64 * 1e6,
-        written_kib_per_op: (written_bytes(pid) - written_before) as f64 / total as f64 / 1024.0,
-        writes_per_commit: match (writer_before, writer_counts(idgate).await) {
-            (Some((w0, c0)), Some((w1, c1))) if c1 > c0 => {
-                Some((w1 - w0) as f64 / (c1 - c0) as f64)
-            }
-            _ => None,
-        },
-        provider_requests: provider.jwks_fetches() + provider.discovery_fetches() - provider_before,
-    }
+    let provider_requests =
+        provider.jwks_fetches() + provider.discovery_fetches() - provider_before;
+    meter
+        .finish(idgate, name.to_string(), latencies, provider_requests)
+        .await
 }
 
 /// `/auth` with one valid session cookie, as many requests as `connections` workers complete in
@@ -317,11 +353,8 @@ async fn run_auth_phase(
     connections: usize,
     seconds: u64,
 ) -> Phase {
-    let pid = idgate.child.id();
-    let cpu_before = cpu_seconds(pid);
-    let written_before = written_bytes(pid);
+    let meter = Meter::start(idgate).await;
     let deadline = Instant::now() + Duration::from_secs(seconds);
-    let started = Instant::now();
     let url = format!("{}/auth", idgate.address);
     let cookie = format!("idgate_session={session}");
     let workers: Vec<_> = (0..connections)
@@ -348,22 +381,8 @@ async fn run_auth_phase(
     for worker in workers {
         latencies.extend(worker.await.expect("worker"));
     }
-    let seconds = started.elapsed().as_secs_f64();
-    let cpu = cpu_seconds(pid) - cpu_before;
-    latencies.sort_unstable();
-    Phase {
-        name: format!("GET /auth, {connections} connections"),
-        requests: latencies.len(),
-        seconds,
-        p50_ms: percentile(&latencies, 0.50),
-        p99_ms: percentile(&latencies, 0.99),
-        cpu_us_per_op: cpu / latencies.len().max(1) as f64 * 1e6,
-        written_kib_per_op: (written_bytes(pid) - written_before) as f64
-            / latencies.len().max(1) as f64
-            / 1024.0,
-        writes_per_commit: None,
-        provider_requests: 0,
-    }
+    let name = format!("GET /auth, {connections} connections");
+    meter.finish(idgate, name, latencies, 0).await
 }
 
 #[tokio::main(flavor = "current_thread")]
