@@ -120,9 +120,7 @@ fn writer_loop(manager: &Manager, jobs: &mpsc::Receiver<Job>, counters: &WriterC
                 Err(error) => {
                     let failure = format!("cannot open the database for writing: {error}");
                     tracing::error!(%failure, "database writer");
-                    for job in batch.drain(..) {
-                        drop(job);
-                    }
+                    batch.clear();
                     continue;
                 }
             }
@@ -150,9 +148,7 @@ fn run_batch(conn: &mut AnyConnection, batch: &mut Vec<Job>, counters: &WriterCo
     if let Err(error) = begin_immediate(conn) {
         let failure = error.to_string();
         tracing::error!(%failure, "database writer: cannot begin");
-        for job in batch.drain(..) {
-            drop(job);
-        }
+        batch.clear();
         return !AnyConnection::is_broken_transaction_manager(conn);
     }
     let mut replies: Vec<Reply> = Vec::with_capacity(batch.len());
@@ -171,20 +167,21 @@ fn run_batch(conn: &mut AnyConnection, batch: &mut Vec<Job>, counters: &WriterCo
     }
     drop(jobs);
     let committed = if lost {
-        let _ = AnyConnection::rollback_transaction(conn);
         Err("the database ended the transaction".to_string())
     } else {
         AnyConnection::commit_transaction(conn).map_err(|e| e.to_string())
     };
-    if committed.is_ok() {
-        counters.commits.inc();
-        counters
-            .writes
-            .inc_by(u64::try_from(replies.len()).unwrap_or(u64::MAX));
-    }
-    if let Err(failure) = &committed {
-        tracing::error!(%failure, jobs = replies.len(), "database writer: commit failed");
-        let _ = AnyConnection::rollback_transaction(conn);
+    match &committed {
+        Ok(()) => {
+            counters.commits.inc();
+            counters
+                .writes
+                .inc_by(u64::try_from(replies.len()).unwrap_or(u64::MAX));
+        }
+        Err(failure) => {
+            tracing::error!(%failure, jobs = replies.len(), "database writer: batch not committed");
+            let _ = AnyConnection::rollback_transaction(conn);
+        }
     }
     let committed = committed.as_ref().map(|_| ()).map_err(String::as_str);
     for reply in replies {
