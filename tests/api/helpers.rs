@@ -94,7 +94,7 @@ pub fn temp_dir() -> TempDir {
 
 fn random_hex() -> String {
     let bytes: [u8; 6] = rand::random();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    idgate::sessions::hex(&bytes)
 }
 
 /// The repository's own files.
