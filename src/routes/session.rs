@@ -48,44 +48,35 @@ pub async fn current_session(
     let found = state
         .db
         .run(move |conn| sessions::find_session(conn, &lookup))
-        .await;
-    // The rare write (the idle timeout's slide, or a timed-out session's removal) goes through
-    // the database's writer, so that reads never queue behind sign-ins.
-    let found = match found {
-        Ok(Some(mut session)) if session.is_live(now, idle_secs) => {
-            if session.needs_touch(now, idle_secs) {
-                let touched = id_hash.clone();
-                let still_there = state
-                    .db
-                    .write(move |conn| sessions::touch_session(conn, &touched, now))
-                    .await?;
-                if !still_there {
-                    // Ended (a logout, a revocation) since it was read: neither live nor kept
-                    // in the cache.
-                    return Ok(None);
-                }
-                session.last_seen_at = now;
-            }
-            let ends_at = session.ends_at(idle_secs);
-            Ok(Some((session, ends_at)))
-        }
-        Ok(Some(session)) => {
-            if now >= session.ends_at(idle_secs) {
-                let ended = id_hash.clone();
-                state
-                    .db
-                    .write(move |conn| sessions::delete_session(conn, &ended))
-                    .await?;
-            }
-            Ok(None)
-        }
-        Ok(None) => Ok(None),
-        Err(error) => Err(error),
+        .await?;
+    let Some(mut session) = found else {
+        return Ok(None);
     };
-    if let Ok(Some((session, _))) = &found {
-        state.session_cache.put(session, now);
+    // The rare writes (a timed-out session's removal, the idle timeout's slide) go through the
+    // database's writer, so that reads never queue behind sign-ins.
+    if !session.is_live(now, idle_secs) {
+        if now >= session.ends_at(idle_secs) {
+            state
+                .db
+                .write(move |conn| sessions::delete_session(conn, &id_hash))
+                .await?;
+        }
+        return Ok(None);
     }
-    found
+    if session.needs_touch(now, idle_secs) {
+        let still_there = state
+            .db
+            .write(move |conn| sessions::touch_session(conn, &id_hash, now))
+            .await?;
+        if !still_there {
+            // Ended (a logout, a revocation) since it was read: neither live nor cached.
+            return Ok(None);
+        }
+        session.last_seen_at = now;
+    }
+    state.session_cache.put(&session, now);
+    let ends_at = session.ends_at(idle_secs);
+    Ok(Some((session, ends_at)))
 }
 
 /// [`current_session`], counted and timed for `/metrics`.
