@@ -338,6 +338,34 @@ pub fn set_cookie(response: &reqwest::Response, name: &str) -> Option<(String, S
 }
 
 /// Asserts a refusal: its status, its reason code, and that no session cookie was set.
+/// Concurrent attempts at what only one may do (use a token, redeem a code): exactly one answers
+/// 200 and every other 401.
+pub async fn assert_one_of_them_wins(
+    attempts: Vec<tokio::task::JoinHandle<reqwest::Result<reqwest::Response>>>,
+) {
+    let mut statuses = Vec::new();
+    for attempt in attempts {
+        statuses.push(
+            attempt
+                .await
+                .unwrap_or_else(|e| panic!("task: {e}"))
+                .unwrap_or_else(|e| panic!("response: {e}"))
+                .status()
+                .as_u16(),
+        );
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 401).count(),
+        statuses.len() - 1,
+        "{statuses:?}"
+    );
+}
+
 pub async fn assert_refused(response: reqwest::Response, status: u16, reason: &str) {
     assert_eq!(response.status().as_u16(), status, "status for {reason}");
     let cookie = session_cookie(&response);
