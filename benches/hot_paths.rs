@@ -81,7 +81,7 @@ fn session_check(c: &mut Criterion) {
     let url = format!("sqlite://{}", dir.path().join("bench.db").display());
     let db = idgate::db::Database::open(&url).expect("database");
     let mut conn = db.conn().expect("conn");
-    let member = idgate::members::insert_member(
+    let member = idgate::db::members::insert_member(
         &mut conn,
         &idgate::members::NewMember {
             email: idgate::members::Email::parse("ana@example.org").expect("email"),
@@ -94,12 +94,12 @@ fn session_check(c: &mut Criterion) {
         unix_now(),
     )
     .expect("member");
-    let id = idgate::sessions::new_session_id();
-    let hash = idgate::sessions::hash_id(&id);
+    let id = idgate::ids::random_token();
+    let hash = idgate::ids::hash_id(&id);
     let now = unix_now();
-    idgate::sessions::insert_session(
+    idgate::db::sessions::insert_session(
         &mut conn,
-        &idgate::sessions::NewSession {
+        &idgate::db::sessions::NewSession {
             id_hash: &hash,
             member_id: member.id,
             provider: "mock",
@@ -110,8 +110,8 @@ fn session_check(c: &mut Criterion) {
     .expect("session");
     c.bench_function("session_check_sqlite", |b| {
         b.iter(|| {
-            let hash = idgate::sessions::hash_id(black_box(&id));
-            let session = idgate::sessions::find_session(&mut conn, &hash)
+            let hash = idgate::ids::hash_id(black_box(&id));
+            let session = idgate::db::sessions::find_session(&mut conn, &hash)
                 .expect("query")
                 .expect("session");
             assert!(session.is_live(now + 1, 1800));

@@ -1,12 +1,7 @@
 //! The security log (SPEC §6): every authentication event, successful or not, in the database
 //! and in the log. Raw tokens, codes and session ids are never part of an event.
 
-use diesel::prelude::*;
 use serde::Serialize;
-
-use crate::db::schema::security_log;
-use crate::db::{AnyConnection, Database, on_backend};
-use crate::members::StoreError;
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -138,65 +133,6 @@ fn is_invisible(c: char) -> bool {
         c,
         '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}'
     )
-}
-
-/// Writes an event to the log and stores it. A failure to store is logged, not returned: the
-/// answer to the request does not depend on it.
-pub async fn record(db: &Database, event: &SecurityEvent, at: i64) {
-    event.trace();
-    let stored = event.clone();
-    if let Err(error) = db.write(move |conn| insert_event(conn, &stored, at)).await {
-        tracing::error!(incident = %event.incident, %error, "cannot write the security log");
-    }
-}
-
-/// Stores an event.
-pub fn insert_event(
-    conn: &mut AnyConnection,
-    event: &SecurityEvent,
-    at: i64,
-) -> Result<(), StoreError> {
-    let insert = diesel::insert_into(security_log::table).values((
-        security_log::at.eq(at),
-        security_log::event.eq(event.event.as_str()),
-        security_log::outcome.eq(event.outcome.as_str()),
-        security_log::reason.eq(event.reason.as_deref()),
-        security_log::provider.eq(event.provider.as_deref()),
-        security_log::email.eq(event.email.as_deref()),
-        security_log::member_id.eq(event.member_id),
-        security_log::client_ip.eq(event.client_ip.as_deref()),
-        security_log::user_agent.eq(event.user_agent.as_deref()),
-        security_log::incident.eq(&event.incident),
-    ));
-    on_backend!(conn, |c| insert.execute(c))?;
-    Ok(())
-}
-
-/// An event as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Serialize)]
-#[diesel(table_name = security_log)]
-#[serde(rename_all = "camelCase")]
-pub struct LoggedEvent {
-    pub id: i64,
-    pub at: i64,
-    pub event: String,
-    pub outcome: String,
-    pub reason: Option<String>,
-    pub provider: Option<String>,
-    pub email: Option<String>,
-    pub member_id: Option<i64>,
-    pub client_ip: Option<String>,
-    pub user_agent: Option<String>,
-    pub incident: String,
-}
-
-/// Events at or after `since` (Unix seconds), oldest first.
-pub fn list_events(conn: &mut AnyConnection, since: i64) -> Result<Vec<LoggedEvent>, StoreError> {
-    Ok(security_log::table
-        .filter(security_log::at.ge(since))
-        .order(security_log::id)
-        .select(LoggedEvent::as_select())
-        .load(conn)?)
 }
 
 /// Parses durations such as `90s`, `10m`, `2h`, `7d` into seconds.

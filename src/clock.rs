@@ -46,6 +46,17 @@ pub fn unix_now() -> i64 {
     SystemClock.now()
 }
 
+/// Unix seconds as RFC 3339 UTC (`2026-11-25T10:00:00Z`), as answers and listings show times.
+pub fn rfc3339(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -57,5 +68,11 @@ mod tests {
         clock.advance(61);
         assert_eq!(clock.now(), 1_061);
         assert!(SystemClock.now() > 1_700_000_000);
+    }
+
+    #[test]
+    fn times_are_rfc3339_utc() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_800_000_000), "2027-01-15T08:00:00Z");
     }
 }

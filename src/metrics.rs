@@ -7,10 +7,20 @@ use std::time::Duration;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::{Family, MetricConstructor};
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::db::WriterCounters;
+/// What the writer has done, for `GET /metrics` (clones share the same values).
+#[derive(Clone, Debug, Default)]
+pub struct WriterCounters {
+    /// Transactions committed.
+    pub commits: Counter,
+    /// Writes those transactions carried.
+    pub writes: Counter,
+    /// Writes waiting for the writer.
+    pub queued: Gauge,
+}
 
 /// Latency buckets: 50 µs to about 1.6 s, doubling.
 #[derive(Clone, Copy, Debug, Default)]

@@ -1,8 +1,7 @@
-//! Why a sign-in was refused: the reason codes of SPEC §3 and §4, each with its HTTP status.
+//! Why a sign-in was refused: the reason codes of the token, member and flow rules (see
+//! `docs/http-api.md`), each with a fixed message. The web layer gives each its HTTP status.
 
 use std::fmt;
-
-use actix_web::http::StatusCode;
 
 /// A refusal reason. The order of the token variants is the order of the SPEC §3 table: a token
 /// is refused with the first rule that fails.
@@ -124,21 +123,6 @@ impl Reason {
             Reason::ProviderError => "The identity provider did not sign you in.",
         }
     }
-
-    /// 400 for a malformed token, 401 for the token rules, 403 for the member and policy rules.
-    pub fn status(self) -> StatusCode {
-        match self {
-            Reason::Malformed | Reason::BadState => StatusCode::BAD_REQUEST,
-            Reason::UnknownClient
-            | Reason::DomainNotAllowed
-            | Reason::NoMember
-            | Reason::MemberInactive
-            | Reason::MemberLocked
-            | Reason::IdentityMismatch
-            | Reason::ApiAccountIp => StatusCode::FORBIDDEN,
-            _ => StatusCode::UNAUTHORIZED,
-        }
-    }
 }
 
 impl fmt::Display for Reason {
@@ -150,40 +134,6 @@ impl fmt::Display for Reason {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn statuses_follow_the_spec() {
-        assert_eq!(Reason::Malformed.status(), StatusCode::BAD_REQUEST);
-        for r in [
-            Reason::UnsupportedAlg,
-            Reason::WrongTokenType,
-            Reason::UnknownIssuer,
-            Reason::UnknownKey,
-            Reason::BadSignature,
-            Reason::BadAudience,
-            Reason::Expired,
-            Reason::NotYetValid,
-            Reason::BadNonce,
-            Reason::BadEmail,
-            Reason::EmailNotVerified,
-            Reason::Replayed,
-            Reason::InvalidCode,
-            Reason::ProviderError,
-        ] {
-            assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{r}");
-        }
-        for r in [
-            Reason::DomainNotAllowed,
-            Reason::NoMember,
-            Reason::MemberInactive,
-            Reason::MemberLocked,
-            Reason::IdentityMismatch,
-            Reason::ApiAccountIp,
-            Reason::UnknownClient,
-        ] {
-            assert_eq!(r.status(), StatusCode::FORBIDDEN, "{r}");
-        }
-    }
 
     #[test]
     fn the_table_order_decides_which_reason_is_reported() {

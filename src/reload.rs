@@ -1,12 +1,12 @@
-//! Reloading `identity.yaml` (SPEC §2): on `SIGHUP` or an administrator's request. A file that
+//! Reloading `identity.yaml` (see `docs/configuration.md`): on `SIGHUP` or an administrator's request. A file that
 //! fails to validate is refused with its errors and the running configuration stays in force;
 //! every attempt goes to the security log.
 
 use std::sync::Arc;
 
-use crate::audit::{self, Outcome, SecurityEvent};
+use crate::audit::{Outcome, SecurityEvent};
 use crate::identity::{self, ConfigErrors};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Reads and validates the configuration file again and, if it is valid, swaps it in at once
 /// for every request that starts after. Returns the number of providers of the new
@@ -34,14 +34,14 @@ pub async fn reload(state: &AppState, mut event: SecurityEvent) -> Result<usize,
             state.userinfo.clear();
             event.outcome = Outcome::Success;
             tracing::info!(providers, "identity configuration reloaded");
-            audit::record(&state.db, &event, now).await;
+            state.db.record(&event, now).await;
             Ok(providers)
         }
         Err(errors) => {
             event.outcome = Outcome::Failure;
             event.reason = Some("invalid_config".into());
             tracing::warn!(incident = %event.incident, problems = %errors, "identity configuration refused; the running one stays");
-            audit::record(&state.db, &event, now).await;
+            state.db.record(&event, now).await;
             Err(errors)
         }
     }

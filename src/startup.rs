@@ -1,41 +1,20 @@
-//! The application: shared state, the route table, and the server bound to its port.
+//! The application: the server bound to its port, the route table in one place, and the
+//! background tasks (purge, reload on `SIGHUP`).
 
 use std::net::TcpListener;
 use std::sync::Arc;
 
 use actix_web::dev::Server;
 use actix_web::{App, HttpServer, web};
-use arc_swap::ArcSwap;
 
+use crate::audit::{Event, Outcome, SecurityEvent};
 use crate::clock::{Clock, SystemClock};
-use crate::db::{Database, DbError};
+use crate::db::{self, Database, DbError, StoreError};
 use crate::identity::{self, ConfigErrors, IdentityConfig};
-use crate::metrics::Metrics;
-use crate::oidc::http::{FetchError, Fetcher};
-use crate::oidc::keys::KeyStore;
-use crate::oidc::userinfo::UserinfoCache;
-use crate::routes;
-use crate::sessions::{self, SessionCache};
+use crate::oidc::http::FetchError;
 use crate::settings::Settings;
-
-/// What every request handler shares.
-#[derive(Debug)]
-pub struct AppState {
-    /// The running configuration; a reload swaps it in one atomic step.
-    pub config: ArcSwap<IdentityConfig>,
-    pub db: Database,
-    pub settings: Settings,
-    pub clock: Arc<dyn Clock>,
-    /// Provider metadata and signing keys.
-    pub keys: KeyStore,
-    /// Userinfo answers for Bearer access tokens.
-    pub userinfo: UserinfoCache,
-    /// Live sessions read from the database in the last seconds.
-    pub session_cache: SessionCache,
-    /// Held while a reload reads and swaps the configuration.
-    pub reload_lock: tokio::sync::Mutex<()>,
-    pub metrics: Arc<Metrics>,
-}
+use crate::state::AppState;
+use crate::{ids, reload, routes};
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +25,8 @@ pub enum StartupError {
     Database(#[from] DbError),
     #[error("cannot build the HTTP client for identity providers: {0}")]
     HttpClient(#[from] FetchError),
+    #[error("the server failed: {0}")]
+    Serve(std::io::Error),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: String,
@@ -88,21 +69,7 @@ impl Application {
                 source,
             })?
             .port();
-        let metrics = Arc::new(Metrics::new(db.writer_counters()));
-        let keys = KeyStore::new(Fetcher::new()?, clock.clone(), metrics.clone());
-        let clock_for_userinfo = clock.clone();
-        let session_cache = SessionCache::new(settings.cookie.cache_secs);
-        let state = web::Data::new(AppState {
-            config: ArcSwap::from_pointee(config),
-            db,
-            settings,
-            clock,
-            keys,
-            userinfo: UserinfoCache::new(clock_for_userinfo, metrics.clone()),
-            reload_lock: tokio::sync::Mutex::new(()),
-            session_cache,
-            metrics,
-        });
+        let state = web::Data::new(AppState::new(settings, config, db, clock)?);
         let app_state = state.clone();
         let server = HttpServer::new(move || {
             App::new()
@@ -111,11 +78,7 @@ impl Application {
                 .app_data(web::FormConfig::default().limit(64 * 1024))
                 .app_data(web::JsonConfig::default().limit(64 * 1024))
                 .wrap(access_log())
-                .configure(routes::health::configure)
-                .configure(routes::authenticate::configure)
-                .configure(routes::session::configure)
-                .configure(routes::login::configure)
-                .configure(routes::config::configure)
+                .configure(routes::configure)
         })
         .shutdown_timeout(30)
         .listen(listener)
@@ -150,6 +113,22 @@ impl Application {
     }
 }
 
+/// Builds the service and serves until SIGTERM or SIGINT, on a runtime of its own: what
+/// `idgate serve` does.
+pub fn serve(settings: Settings) -> Result<(), StartupError> {
+    actix_web::rt::System::new().block_on(async move {
+        let app = Application::build(settings.clone())?;
+        tracing::info!(
+            listen = %settings.listen,
+            port = app.port(),
+            config = %settings.config_path.display(),
+            database = %app.state().db.url().redacted(),
+            "idgate is serving"
+        );
+        app.run_until_stopped().await.map_err(StartupError::Serve)
+    })
+}
+
 /// Reloads `identity.yaml` on every `SIGHUP`.
 async fn reload_on_sighup(state: web::Data<AppState>) {
     use tokio::signal::unix::{SignalKind, signal};
@@ -161,12 +140,12 @@ async fn reload_on_sighup(state: web::Data<AppState>) {
         }
     };
     while hangups.recv().await.is_some() {
-        let event = crate::audit::SecurityEvent::new(
-            crate::audit::Event::ConfigReload,
-            crate::audit::Outcome::Failure,
-            crate::error::new_incident_id(),
+        let event = SecurityEvent::new(
+            Event::ConfigReload,
+            Outcome::Failure,
+            ids::new_incident_id(),
         );
-        let _ = crate::reload::reload(&state, event).await;
+        let _ = reload::reload(&state, event).await;
     }
 }
 
@@ -177,24 +156,24 @@ async fn purge_expired(state: web::Data<AppState>) {
     loop {
         ticks.tick().await;
         let now = state.clock.now();
-        let idle_secs = i64::from(state.config.load().properties.session_timeout) * 60;
+        let idle_secs = state.config.load().properties.idle_secs();
         // Three transactions, none holding two kinds of rows a request takes in another order.
-        let db = &state.db;
+        let store = &state.db;
         let purged = async {
-            let mut purged = db
-                .write(move |conn| sessions::purge_expired(conn, now, idle_secs))
+            let mut purged = store
+                .write(move |conn| db::sessions::purge_expired(conn, now, idle_secs))
                 .await?;
-            purged.flows = db
-                .write(move |conn| crate::flows::purge_flows(conn, now))
+            purged.flows = store
+                .write(move |conn| db::flows::purge_flows(conn, now))
                 .await?;
-            purged.codes = db
-                .write(move |conn| crate::flows::codes::purge_codes(conn, now))
+            purged.codes = store
+                .write(move |conn| db::codes::purge_codes(conn, now))
                 .await?;
-            Ok::<_, crate::members::StoreError>(purged)
+            Ok::<_, StoreError>(purged)
         }
         .await;
         match purged {
-            Ok(p) if p != sessions::Purged::default() => {
+            Ok(p) if p != db::sessions::Purged::default() => {
                 tracing::debug!(
                     sessions = p.sessions,
                     tokens = p.tokens,

@@ -5,7 +5,7 @@ use super::*;
 /// The member with this email, or an error naming it.
 fn member_id(conn: &mut AnyConnection, text: &str) -> Result<i64, String> {
     let address = email(text)?;
-    members::find_member_by_email(conn, &address)
+    db::members::find_member_by_email(conn, &address)
         .map_err(|e| e.to_string())?
         .map(|m| m.id)
         .ok_or_else(|| format!("no member with the email {address}"))
@@ -16,7 +16,7 @@ pub(super) fn sessions_command(cmd: SessionsCommand, database_url: &str) -> Resu
         SessionsCommand::List { member, json } => {
             let all = with_conn(database_url, |conn| {
                 let member = member.as_deref().map(|m| member_id(conn, m)).transpose()?;
-                sessions::list_sessions(conn, member).map_err(|e| e.to_string())
+                db::sessions::list_sessions(conn, member).map_err(|e| e.to_string())
             })?;
             if !json {
                 println!(
@@ -48,13 +48,13 @@ pub(super) fn sessions_command(cmd: SessionsCommand, database_url: &str) -> Resu
             if let Some(member) = member {
                 let id = member_id(conn, &member)?;
                 let ended =
-                    sessions::delete_member_sessions(conn, id).map_err(|e| e.to_string())?;
+                    db::sessions::delete_member_sessions(conn, id).map_err(|e| e.to_string())?;
                 record(conn, audit::Event::SessionsRevoked, &member, Some(id), None)?;
                 println!("revoked {ended} session(s) of {member}");
                 return Ok(());
             }
             let handle = handle.unwrap_or_default();
-            if sessions::revoke_by_handle(conn, &handle).map_err(|e| e.to_string())? {
+            if db::sessions::revoke_by_handle(conn, &handle).map_err(|e| e.to_string())? {
                 record(conn, audit::Event::SessionsRevoked, "", None, None)?;
                 println!("revoked session {handle}");
                 Ok(())
@@ -70,7 +70,7 @@ pub(super) fn audit_log(args: AuditArgs, database_url: &str) -> Result<(), Strin
         .since
         .map_or(i64::MIN, |secs| unix_now().saturating_sub(secs));
     let events = with_conn(database_url, |conn| {
-        audit::list_events(conn, since).map_err(|e| e.to_string())
+        db::audit::list_events(conn, since).map_err(|e| e.to_string())
     })?;
     for e in &events {
         if args.json {

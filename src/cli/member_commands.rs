@@ -19,7 +19,7 @@ pub(super) fn members(cmd: MembersCommand, database_url: &str) -> Result<(), Str
                 admin: args.admin,
             };
             let member = with_conn(database_url, |conn| {
-                members::insert_member(conn, &new, now).map_err(|e| e.to_string())
+                db::members::insert_member(conn, &new, now).map_err(|e| e.to_string())
             })?;
             println!("added member {} <{}>", member.id, member.email);
             Ok(())
@@ -29,7 +29,7 @@ pub(super) fn members(cmd: MembersCommand, database_url: &str) -> Result<(), Str
                 .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
             let rows = import::parse_csv(input).map_err(|errors| bad_rows(&file, &errors))?;
             let summary = with_conn(database_url, |conn| {
-                import::import(conn, &rows, now).map_err(|e| match e {
+                db::members::import(conn, &rows, now).map_err(|e| match e {
                     import::ImportError::BadRows(errors) => bad_rows(&file, &errors),
                     other => other.to_string(),
                 })
@@ -44,7 +44,7 @@ pub(super) fn members(cmd: MembersCommand, database_url: &str) -> Result<(), Str
         }
         MembersCommand::List { json } => {
             let all = with_conn(database_url, |conn| {
-                members::list_members(conn).map_err(|e| e.to_string())
+                db::members::list_members(conn).map_err(|e| e.to_string())
             })?;
             print_members(&all, json);
             Ok(())
@@ -54,7 +54,7 @@ pub(super) fn members(cmd: MembersCommand, database_url: &str) -> Result<(), Str
         MembersCommand::Unbind { email: e, provider } => {
             let address = email(&e)?;
             let removed = with_conn(database_url, |conn| {
-                let removed = members::unbind(conn, &address, provider.as_deref())
+                let removed = db::members::unbind(conn, &address, provider.as_deref())
                     .map_err(|e| e.to_string())?;
                 if removed.is_some() {
                     let event = audit::Event::MemberUnbound;
@@ -73,7 +73,8 @@ pub(super) fn members(cmd: MembersCommand, database_url: &str) -> Result<(), Str
         MembersCommand::Remove { email: e } => {
             let address = email(&e)?;
             let removed = with_conn(database_url, |conn| {
-                let removed = members::remove_member(conn, &address).map_err(|e| e.to_string())?;
+                let removed =
+                    db::members::remove_member(conn, &address).map_err(|e| e.to_string())?;
                 if removed {
                     record(
                         conn,
@@ -103,23 +104,21 @@ pub(super) fn record(
     member_id: Option<i64>,
     provider: Option<&str>,
 ) -> Result<(), String> {
-    let mut event = audit::SecurityEvent::new(
-        kind,
-        audit::Outcome::Success,
-        crate::error::new_incident_id(),
-    );
+    let mut event =
+        audit::SecurityEvent::new(kind, audit::Outcome::Success, crate::ids::new_incident_id());
     event.email = (!email.is_empty()).then(|| audit::clean(email, 254));
     event.member_id = member_id;
     event.provider = provider.map(str::to_string);
     event.user_agent = Some("idgate command line".into());
     event.trace();
-    audit::insert_event(conn, &event, unix_now()).map_err(|e| e.to_string())
+    db::audit::insert_event(conn, &event, unix_now()).map_err(|e| e.to_string())
 }
 
 fn set_locked(database_url: &str, text: &str, locked: bool, now: i64) -> Result<(), String> {
     let address = email(text)?;
     let member = with_conn(database_url, |conn| {
-        let member = members::set_locked(conn, &address, locked, now).map_err(|e| e.to_string())?;
+        let member =
+            db::members::set_locked(conn, &address, locked, now).map_err(|e| e.to_string())?;
         if let Some(m) = &member {
             let kind = if locked {
                 audit::Event::MemberLocked

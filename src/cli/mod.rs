@@ -1,4 +1,4 @@
-//! The command line (SPEC §1): `serve`, `check-config`, `members …`, `sessions …` and `audit`.
+//! The command line: `serve`, `check-config`, `members …`, `sessions …` and `audit`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -7,14 +7,13 @@ use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 
 use crate::audit;
+use crate::clock::rfc3339;
 use crate::clock::unix_now;
 use crate::db::{self, AnyConnection};
 use crate::identity;
 use crate::members::{self, Binding, Email, Member, MemberStatus, NewMember, import};
-use crate::routes::answer::rfc3339;
 use crate::sessions::{self, CookieSettings};
 use crate::settings::{DEFAULT_CONFIG, DEFAULT_DATABASE, DEFAULT_LISTEN, Settings};
-use crate::startup::Application;
 
 mod admin;
 mod member_commands;
@@ -229,17 +228,7 @@ fn serve(args: ServeArgs, database_url: String) -> Result<(), String> {
         },
         response_mode: args.response_mode.parse()?,
     };
-    actix_web::rt::System::new().block_on(async move {
-        let app = Application::build(settings.clone()).map_err(|e| e.to_string())?;
-        tracing::info!(
-            listen = %settings.listen,
-            port = app.port(),
-            config = %settings.config_path.display(),
-            database = %app.state().db.url().redacted(),
-            "idgate is serving"
-        );
-        app.run_until_stopped().await.map_err(|e| e.to_string())
-    })
+    crate::startup::serve(settings).map_err(|e| e.to_string())
 }
 
 fn check_config(args: CheckConfigArgs) -> ExitCode {

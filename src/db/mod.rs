@@ -1,10 +1,18 @@
 //! The database: SQLite (embedded default) or PostgreSQL (production), chosen by the URL scheme,
-//! behind one diesel `MultiConnection`, with embedded migrations run on open.
+//! behind one diesel `MultiConnection`, with embedded migrations run on open. The only module
+//! that knows diesel: every query of idgate is in one of its files, one per kind of row, and
+//! callers see domain values, [`AnyConnection`] as an opaque handle, and [`StoreError`].
 
+pub mod audit;
+pub mod codes;
+mod error;
+pub mod flows;
+pub mod members;
 pub mod schema;
+pub mod sessions;
 mod writer;
 
-pub use writer::WriterCounters;
+pub use error::{DbError, StoreError};
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -49,26 +57,6 @@ macro_rules! on_backend {
     };
 }
 pub(crate) use on_backend;
-
-/// What can go wrong with the database itself.
-#[derive(Debug, thiserror::Error)]
-pub enum DbError {
-    /// The URL names no supported backend.
-    #[error("unsupported database URL `{0}`: use sqlite://PATH or postgres://USER@HOST/DATABASE")]
-    UnsupportedUrl(String),
-    /// The first connection failed; the driver's own message says why.
-    #[error("cannot connect to {url}: {reason}")]
-    Connect { url: String, reason: String },
-    /// A migration failed.
-    #[error("cannot migrate {url}: {reason}")]
-    Migrate { url: String, reason: String },
-    /// No connection could be had from the pool in time (the database is down or saturated).
-    #[error("the database is unavailable: {0}")]
-    Unavailable(String),
-    /// A query failed.
-    #[error("database query failed: {0}")]
-    Query(#[from] diesel::result::Error),
-}
 
 /// A parsed database URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -234,23 +222,26 @@ impl Database {
     where
         F: FnOnce(&mut AnyConnection) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
-        E: From<DbError> + Send + 'static,
+        E: From<StoreError> + Send + 'static,
     {
         let db = self.clone();
         let span = tracing::Span::current();
         let handle = tokio::task::spawn_blocking(move || {
             let _entered = span.enter();
-            let mut conn = db.conn()?;
+            let mut conn = db.conn().map_err(StoreError::from)?;
             work(&mut conn)
         });
         match handle.in_current_span().await {
             Ok(result) => result,
-            Err(e) => Err(DbError::Unavailable(format!("database task failed: {e}")).into()),
+            Err(e) => Err(StoreError::from(DbError::Unavailable(format!(
+                "database task failed: {e}"
+            )))
+            .into()),
         }
     }
 
     /// The SQLite writer's counters (commits, writes, queue); none on PostgreSQL.
-    pub fn writer_counters(&self) -> Option<WriterCounters> {
+    pub fn writer_counters(&self) -> Option<crate::metrics::WriterCounters> {
         self.writer.as_ref().map(|w| w.counters.clone())
     }
 
@@ -261,12 +252,57 @@ impl Database {
     where
         F: FnOnce(&mut AnyConnection) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
-        E: From<DbError> + From<diesel::result::Error> + Send + 'static,
+        E: From<StoreError> + Send + 'static,
     {
         match &self.writer {
             Some(writer) => writer.write(work).await,
-            None => self.run(move |conn| conn.transaction(work)).await,
+            None => self.run(move |conn| transaction(conn, work)).await,
         }
+    }
+
+    /// Whether the database answers a trivial query, asked on the blocking pool.
+    pub async fn is_reachable(&self) -> Result<(), StoreError> {
+        self.run(|conn| conn.ping().map_err(|e| StoreError::from(DbError::Query(e))))
+            .await
+    }
+}
+
+/// Runs `work` as a transaction of its own (a savepoint inside an open one): an error rolls
+/// back what it wrote, and only that.
+pub fn transaction<T, E>(
+    conn: &mut AnyConnection,
+    work: impl FnOnce(&mut AnyConnection) -> Result<T, E>,
+) -> Result<T, E>
+where
+    E: From<StoreError>,
+{
+    let mut refused = None;
+    let result = conn.transaction(|conn| {
+        work(conn).map_err(|error| {
+            refused = Some(error);
+            diesel::result::Error::RollbackTransaction
+        })
+    });
+    match (result, refused) {
+        (Ok(value), _) => Ok(value),
+        // Rolled back as asked: the work's own error.
+        (Err(diesel::result::Error::RollbackTransaction), Some(error)) => Err(error),
+        // The database failed (to begin, commit or roll back).
+        (Err(error), _) => Err(StoreError::from(error).into()),
+    }
+}
+
+/// Locks a member's row until the end of the transaction, and reads it again under the lock,
+/// so that a concurrent lock, unbind or removal either comes before the caller (and is seen)
+/// or after it. On SQLite the writer's `BEGIN IMMEDIATE` already holds the database's write
+/// lock, so the member read before is current and is returned as it is.
+pub fn lock_member_for_update(
+    conn: &mut AnyConnection,
+    member: crate::members::Member,
+) -> Result<Option<crate::members::Member>, StoreError> {
+    match conn {
+        AnyConnection::Postgresql(_) => members::lock_member(conn, member.id),
+        AnyConnection::Sqlite(_) => Ok(Some(member)),
     }
 }
 

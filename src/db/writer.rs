@@ -12,12 +12,10 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::mpsc;
 
-use diesel::Connection as _;
 use diesel::connection::{AnsiTransactionManager, TransactionManager};
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::gauge::Gauge;
 
-use super::{AnyConnection, DbError, Manager};
+use super::{AnyConnection, DbError, Manager, StoreError};
+use crate::metrics::WriterCounters;
 
 /// The most jobs one commit carries: enough to share an `fsync` among a burst of sign-ins, few
 /// enough that the first of them does not wait long behind the rest.
@@ -36,17 +34,6 @@ type Reply = Box<dyn FnOnce(Result<(), &str>) + Send>;
 pub(super) struct Writer {
     queue: mpsc::Sender<Job>,
     pub(super) counters: WriterCounters,
-}
-
-/// What the writer has done, for `GET /metrics` (clones share the same values).
-#[derive(Clone, Debug, Default)]
-pub struct WriterCounters {
-    /// Transactions committed.
-    pub commits: Counter,
-    /// Writes those transactions carried.
-    pub writes: Counter,
-    /// Writes waiting for the writer.
-    pub queued: Gauge,
 }
 
 impl Writer {
@@ -68,19 +55,19 @@ impl Writer {
     where
         F: FnOnce(&mut AnyConnection) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
-        E: From<DbError> + From<diesel::result::Error> + Send + 'static,
+        E: From<StoreError> + Send + 'static,
     {
         let (answer, answered) = tokio::sync::oneshot::channel::<Result<T, E>>();
         let span = tracing::Span::current();
         let job: Job = Box::new(move |conn| {
             let result = {
                 let _entered = span.enter();
-                conn.transaction(work)
+                super::transaction(conn, work)
             };
             Box::new(move |committed: Result<(), &str>| {
                 let answer_now = match committed {
                     Ok(()) => result,
-                    Err(failure) => Err(DbError::Unavailable(failure.to_string()).into()),
+                    Err(failure) => Err(unavailable(failure)),
                 };
                 let _ = answer.send(answer_now);
             })
@@ -88,12 +75,17 @@ impl Writer {
         self.counters.queued.inc();
         if self.queue.send(job).is_err() {
             self.counters.queued.dec();
-            return Err(DbError::Unavailable("the database writer has stopped".into()).into());
+            return Err(unavailable("the database writer has stopped"));
         }
-        answered.await.unwrap_or_else(|_| {
-            Err(DbError::Unavailable("the database writer dropped the work".into()).into())
-        })
+        answered
+            .await
+            .unwrap_or_else(|_| Err(unavailable("the database writer dropped the work")))
     }
+}
+
+/// A failure of the writer itself, as the caller's error.
+fn unavailable<E: From<StoreError>>(why: &str) -> E {
+    StoreError::from(DbError::Unavailable(why.to_string())).into()
 }
 
 fn writer_loop(manager: &Manager, jobs: &mpsc::Receiver<Job>, counters: &WriterCounters) {
@@ -219,9 +211,8 @@ mod tests {
     use diesel::prelude::*;
 
     use crate::db::schema::used_tokens;
-    use crate::db::{Database, DbError};
-    use crate::members::StoreError;
-    use crate::sessions::remember_token;
+    use crate::db::sessions::remember_token;
+    use crate::db::{Database, DbError, StoreError};
 
     fn open() -> (tempfile::TempDir, Database) {
         let dir = tempfile::tempdir().expect("temporary directory");
@@ -268,13 +259,7 @@ mod tests {
         #[error("refused")]
         Refused,
         #[error(transparent)]
-        Db(#[from] DbError),
-    }
-
-    impl From<diesel::result::Error> for Refused {
-        fn from(e: diesel::result::Error) -> Self {
-            Refused::Db(DbError::Query(e))
-        }
+        Db(#[from] StoreError),
     }
 
     /// Many writers at once share commits; each keeps its own all-or-nothing meaning.
@@ -425,13 +410,13 @@ mod tests {
     async fn a_panicking_write_fails_its_batch_and_the_writer_goes_on() {
         let (_dir, db) = open();
         let panicked = db
-            .write::<bool, DbError, _>(|conn| {
+            .write::<bool, StoreError, _>(|conn| {
                 let _ = remember_token(conn, "before-panic", 1);
                 panic!("a bug in a job");
             })
             .await;
         assert!(
-            matches!(panicked, Err(DbError::Unavailable(_))),
+            matches!(panicked, Err(StoreError::Db(DbError::Unavailable(_)))),
             "{panicked:?}"
         );
         let later = db

@@ -2,19 +2,16 @@
 //! (started by `GET /login/{provider}`, finished by `/callback`), where people may be sent back
 //! to afterwards, and one-time authentication codes for document apps.
 
-pub mod codes;
-mod store;
-
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest as _, Sha256};
 use url::Url;
 
-pub use store::*;
-
 use crate::identity::{IdentityConfig, Provider};
-use crate::sessions::random_token;
+use crate::ids::random_token;
 
+/// How long an authentication code may be redeemed, in seconds.
+pub const CODE_LIFETIME_SECS: i64 = 60;
 /// How long a started flow may take to come back, in seconds.
 pub const FLOW_LIFETIME_SECS: i64 = 10 * 60;
 /// The cookie that binds flows to the browser that started them (plain http; see
@@ -75,30 +72,6 @@ pub fn flow_cookie_name(secure: bool) -> &'static str {
     } else {
         FLOW_COOKIE
     }
-}
-
-/// The cookie that binds flows to this browser, for the life of a flow. With `form_post` over
-/// https it is `SameSite=None`, so that it survives the provider's cross-site POST (the session
-/// cookie stays `Lax`); otherwise `Lax` (browsers refuse `None` without `Secure`, so plain http
-/// development setups use `Lax`, which same-site setups on one host still carry).
-pub fn flow_cookie(
-    value: String,
-    secure: bool,
-    mode: ResponseMode,
-) -> actix_web::cookie::Cookie<'static> {
-    use actix_web::cookie::{Cookie, SameSite, time::Duration};
-    let same_site = if secure && mode == ResponseMode::FormPost {
-        SameSite::None
-    } else {
-        SameSite::Lax
-    };
-    Cookie::build(flow_cookie_name(secure), value)
-        .http_only(true)
-        .path(if secure { "/" } else { "/callback" })
-        .max_age(Duration::seconds(FLOW_LIFETIME_SECS))
-        .same_site(same_site)
-        .secure(secure)
-        .finish()
 }
 
 /// The provider's authorization URL for a flow.
@@ -217,29 +190,6 @@ mod tests {
         ] {
             assert_eq!(check(bad), None, "{bad}");
         }
-    }
-
-    #[test]
-    fn the_flow_cookie_is_host_bound_over_https_and_none_only_for_form_post() {
-        let https_post = flow_cookie("v".into(), true, ResponseMode::FormPost).to_string();
-        assert!(
-            https_post.starts_with("__Host-idgate_flow=v"),
-            "{https_post}"
-        );
-        for part in ["Secure", "SameSite=None", "HttpOnly", "Max-Age=600"] {
-            assert!(https_post.contains(part), "{https_post} lacks {part}");
-        }
-        assert!(https_post.contains("Path=/") && !https_post.contains("Path=/callback"));
-        let https_query = flow_cookie("v".into(), true, ResponseMode::Query).to_string();
-        assert!(https_query.contains("SameSite=Lax"), "{https_query}");
-        let http = flow_cookie("v".into(), false, ResponseMode::FormPost).to_string();
-        assert!(
-            http.starts_with("idgate_flow=v")
-                && http.contains("SameSite=Lax")
-                && !http.contains("Secure"),
-            "{http}"
-        );
-        assert!(http.contains("Path=/callback"), "{http}");
     }
 
     #[test]

@@ -106,6 +106,13 @@ pub struct Properties {
     pub trusted_proxies: Vec<IpNet>,
 }
 
+impl Properties {
+    /// The idle timeout (`sessionTimeout`), in seconds.
+    pub fn idle_secs(&self) -> i64 {
+        i64::from(self.session_timeout) * 60
+    }
+}
+
 impl Default for Properties {
     fn default() -> Self {
         Properties {

@@ -5,13 +5,8 @@ use std::collections::HashMap;
 use std::fmt;
 use std::io::Read;
 
-use diesel::Connection;
-
-use super::{
-    Email, MemberStatus, MemberUpdate, NewMember, StoreError, check_username, find_member_by_email,
-    find_member_by_username, insert_member, normalize_username, update_member,
-};
-use crate::db::AnyConnection;
+use super::{Email, MemberStatus, check_username, normalize_username};
+use crate::db::StoreError;
 
 /// The required header, in this order.
 pub const HEADER: [&str; 5] = ["email", "username", "firstname", "surname", "status"];
@@ -49,12 +44,6 @@ pub enum ImportError {
     /// The database failed; the transaction was rolled back.
     #[error(transparent)]
     Store(#[from] StoreError),
-}
-
-impl From<diesel::result::Error> for ImportError {
-    fn from(e: diesel::result::Error) -> Self {
-        ImportError::Store(e.into())
-    }
 }
 
 fn list(errors: &[RowError]) -> String {
@@ -176,66 +165,6 @@ fn parse_row(line: u64, record: &csv::StringRecord) -> Result<ImportRow, Vec<Str
         }),
         _ => Err(problems),
     }
-}
-
-/// Adds or updates every row in one transaction; if any row conflicts with another member
-/// (a username already taken), nothing is written and every conflict is reported.
-pub fn import(
-    conn: &mut AnyConnection,
-    rows: &[ImportRow],
-    now: i64,
-) -> Result<ImportSummary, ImportError> {
-    conn.transaction(|conn| {
-        let mut summary = ImportSummary::default();
-        let mut errors = Vec::new();
-        for row in rows {
-            let existing = find_member_by_email(conn, &row.email)?;
-            let username = row.username.clone().or_else(|| {
-                existing
-                    .is_none()
-                    .then(|| row.email.normalized().to_string())
-            });
-            if let Some(u) = &username
-                && let Some(holder) = find_member_by_username(conn, u)?
-                && existing.as_ref().is_none_or(|m| m.id != holder.id)
-            {
-                errors.push(RowError {
-                    line: row.line,
-                    message: format!("the username {u} is already taken by {}", holder.email),
-                });
-                continue;
-            }
-            match existing {
-                Some(member) => {
-                    let update = MemberUpdate {
-                        username,
-                        firstname: row.firstname.clone(),
-                        surname: row.surname.clone(),
-                        status: row.status,
-                    };
-                    update_member(conn, member.id, &update, now)?;
-                    summary.updated += 1;
-                }
-                None => {
-                    let new = NewMember {
-                        email: row.email.clone(),
-                        username,
-                        firstname: row.firstname.clone().unwrap_or_default(),
-                        surname: row.surname.clone().unwrap_or_default(),
-                        status: row.status.unwrap_or(MemberStatus::Activated),
-                        admin: false,
-                    };
-                    insert_member(conn, &new, now)?;
-                    summary.added += 1;
-                }
-            }
-        }
-        if errors.is_empty() {
-            Ok(summary)
-        } else {
-            Err(ImportError::BadRows(errors))
-        }
-    })
 }
 
 #[cfg(test)]

@@ -1,7 +1,6 @@
 //! Platform members: who they are, their state, and their bindings to provider subjects.
 
 pub mod import;
-mod store;
 
 use std::fmt;
 use std::str::FromStr;
@@ -9,8 +8,6 @@ use std::str::FromStr;
 use serde::Serialize;
 
 use crate::access::normalize_domain;
-use crate::db::DbError;
-pub use store::*;
 
 /// A member's account state (PageSeeder's member status).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -164,27 +161,9 @@ pub struct NewMember {
     pub admin: bool,
 }
 
-/// What can go wrong in the members store.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// The database could not be reached or the query failed.
-    #[error(transparent)]
-    Db(#[from] DbError),
-    /// Another member already has this email.
-    #[error("a member with the email {0} already exists")]
-    DuplicateEmail(String),
-    /// Another member already has this username.
-    #[error("the username {0} is already taken")]
-    DuplicateUsername(String),
-    /// A row that no version of idgate writes.
-    #[error("corrupt member row: {0}")]
-    Corrupt(String),
-}
-
-impl From<diesel::result::Error> for StoreError {
-    fn from(e: diesel::result::Error) -> Self {
-        StoreError::Db(DbError::Query(e))
-    }
+/// How usernames are compared: case-insensitively, like emails.
+pub fn normalize_username(username: &str) -> String {
+    username.to_lowercase()
 }
 
 /// Checks a username: non-empty, at most 100 characters, no white space or control characters.

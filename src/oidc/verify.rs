@@ -37,7 +37,7 @@ pub struct VerifiedToken {
 /// See [`VerifiedToken::fingerprint`].
 fn replay_key(exp: i64, signed_part_hash: &[u8]) -> String {
     let exp = u64::try_from(exp).unwrap_or(0);
-    format!("{exp:016x}{}", crate::sessions::hex(signed_part_hash))
+    format!("{exp:016x}{}", crate::ids::hex(signed_part_hash))
 }
 
 /// Why a token was not verified.

@@ -1,4 +1,4 @@
-//! The running configuration for administrators (SPEC §2, §5): `GET /identity-config` and
+//! The running configuration for administrators: `GET /identity-config` and
 //! `POST /identity-config/reload`, both authenticated by an administrator's session cookie.
 
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -6,16 +6,16 @@ use askama::Template;
 use serde::Serialize;
 use serde_json::json;
 
-use super::answer::{self, Failure, Format};
+use super::failure::{Failure, Refusal};
+use super::render::{self, Format};
 use super::request::{self, Params};
 use super::session::current_session;
 use crate::access::{Authentication, DomainRule};
 use crate::audit::{self, Event};
-use crate::error::new_incident_id;
 use crate::identity::IdentityConfig;
 use crate::members::Member;
 use crate::reload;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/identity-config").route(web::get().to(show)))
@@ -42,53 +42,49 @@ struct ConfigXml<'a> {
     proxies: String,
 }
 
-/// The administrator making the request, or the answer refusing it: 401 without a session, 403
-/// for other members, 403 `csrf` for a request that another site's page could have made.
-async fn administrator(
-    req: &HttpRequest,
-    state: &AppState,
-    format: Format,
-    acts: bool,
-) -> Result<Member, HttpResponse> {
-    let failure = |failure| answer::failure(format, failure, &new_incident_id());
-    match current_session(req, state).await {
-        Ok(Some((session, _))) if session.member.admin => {
-            // Only actions need the origin check: a plain read is no forgery risk (and a typed
-            // URL sends no Origin).
-            if !acts || request::is_same_origin(req, state) {
-                Ok(session.member)
-            } else {
-                Err(failure(Failure::Csrf))
-            }
-        }
-        Ok(Some(_)) => Err(failure(Failure::Forbidden)),
-        Ok(None) => Err(failure(Failure::NoSession)),
-        Err(error) => {
-            tracing::error!(%error, "session check failed: database");
-            Err(failure(Failure::Unavailable))
-        }
+/// The administrator making the request, or the refusal: 401 without a session, 403 for other
+/// members, 403 `csrf` for a request that another site's page could have made.
+async fn administrator(req: &HttpRequest, state: &AppState, acts: bool) -> Result<Member, Refusal> {
+    let (session, _) = current_session(req, state)
+        .await?
+        .ok_or(Failure::NoSession)?;
+    if !session.member.admin {
+        return Err(Failure::Forbidden.into());
     }
+    // Only actions need the origin check: a plain read is no forgery risk (and a typed URL
+    // sends no Origin).
+    if acts && !request::is_same_origin(req, state) {
+        return Err(Failure::Csrf.into());
+    }
+    Ok(session.member)
 }
 
 /// `GET /identity-config[?reload=true]`.
-async fn show(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+async fn show(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, Refusal> {
     let format = Format::of(&req).data();
+    show_config(&req, &state, format)
+        .await
+        .map_err(|refusal| refusal.format(format))
+}
+
+async fn show_config(
+    req: &HttpRequest,
+    state: &AppState,
+    format: Format,
+) -> Result<HttpResponse, Refusal> {
     let wants_reload = Params::parse(&[req.query_string().as_bytes()])
         .ok()
         .is_some_and(|p| p.get("reload") == Some("true"));
-    let admin = match administrator(&req, &state, format, wants_reload).await {
-        Ok(admin) => admin,
-        Err(refusal) => return refusal,
-    };
-    if wants_reload && let Err(refusal) = do_reload(&req, &state, format, &admin).await {
-        return refusal;
+    let admin = administrator(req, state, wants_reload).await?;
+    if wants_reload {
+        do_reload(req, state, &admin).await?;
     }
     let config = state.config.load_full();
     let domains = config.domains.rules();
     let default_authentication = config.domains.default_authentication();
     let mut builder = HttpResponse::Ok();
     builder.insert_header(("Cache-Control", "no-store"));
-    match format {
+    Ok(match format {
         Format::Xml => {
             let join = |nets: &[ipnet::IpNet]| {
                 nets.iter()
@@ -96,7 +92,7 @@ async fn show(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
                     .collect::<Vec<_>>()
                     .join(",")
             };
-            answer::xml(
+            render::xml(
                 builder,
                 &ConfigXml {
                     default_authentication,
@@ -112,47 +108,31 @@ async fn show(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
             config: &config,
             domains,
         }),
-    }
+    })
 }
 
 /// `POST /identity-config/reload`.
-async fn reload_now(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+async fn reload_now(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, Refusal> {
     let format = Format::of(&req).data();
-    let admin = match administrator(&req, &state, format, true).await {
-        Ok(admin) => admin,
-        Err(refusal) => return refusal,
+    let reloaded = async {
+        let admin = administrator(&req, &state, true).await?;
+        do_reload(&req, &state, &admin).await
     };
-    match do_reload(&req, &state, format, &admin).await {
-        Ok(providers) => HttpResponse::Ok()
-            .insert_header(("Cache-Control", "no-store"))
-            .json(json!({ "status": "reloaded", "providers": providers })),
-        Err(refusal) => refusal,
-    }
+    let providers = reloaded.await.map_err(|refusal| refusal.format(format))?;
+    Ok(HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(json!({ "status": "reloaded", "providers": providers })))
 }
 
-/// Reloads for an administrator; a refused file answers 400 with every problem.
-async fn do_reload(
-    req: &HttpRequest,
-    state: &AppState,
-    format: Format,
-    admin: &Member,
-) -> Result<usize, HttpResponse> {
+/// Reloads for an administrator; a refused file answers 400 with every problem (already in the
+/// security log).
+async fn do_reload(req: &HttpRequest, state: &AppState, admin: &Member) -> Result<usize, Refusal> {
     let mut event = request::attempt(req, state).event(Event::ConfigReload);
     event.member_id = Some(admin.id);
     event.email = Some(audit::clean(&admin.email, 254));
     let incident = event.incident.clone();
     reload::reload(state, event).await.map_err(|errors| {
         let problems: Vec<String> = errors.to_string().lines().map(str::to_string).collect();
-        match format {
-            Format::Json => HttpResponse::BadRequest().json(json!({
-                "error": {
-                    "id": "invalid_config",
-                    "message": "The configuration file is not valid; the running configuration stays in force.",
-                    "incident": incident,
-                    "problems": problems,
-                }
-            })),
-            _ => answer::failure(format, Failure::InvalidConfig, &incident),
-        }
+        Refusal::logged_as(Failure::InvalidConfig, incident).problems(problems)
     })
 }

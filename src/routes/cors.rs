@@ -3,7 +3,7 @@
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse};
 
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Adds the CORS headers (with credentials) when `Origin` is a registered client's website;
 /// says whether it did.

@@ -4,10 +4,7 @@
 use actix_web::{HttpResponse, get, web};
 use serde_json::json;
 
-use diesel::r2d2::R2D2Connection as _;
-
-use crate::db::DbError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(healthz).service(readyz).service(metrics);
@@ -35,10 +32,7 @@ async fn metrics(state: web::Data<AppState>) -> HttpResponse {
 #[get("/readyz")]
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let providers = state.config.load().providers.len();
-    let database = state
-        .db
-        .run(|conn| conn.ping().map_err(DbError::Query))
-        .await;
+    let database = state.db.is_reachable().await;
     match database {
         Ok(()) => HttpResponse::Ok().json(json!({
             "status": "ready",

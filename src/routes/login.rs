@@ -1,22 +1,25 @@
-//! The browser flow (SPEC §4): `GET /login` (the sign-in page), `GET /login/{provider}` (start
+//! The browser flow: `GET /login` (the sign-in page), `GET /login/{provider}` (start
 //! the authorization-code flow), `GET|POST /callback` (finish it), and `GET /` (who am I).
 
 use actix_web::http::header::LOCATION;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 
-use super::answer::{self, Failure, Format};
+use super::cookies::{flow_cookie, session_cookie};
+use super::failure::{Failure, Refusal, settle};
+use super::render::{self, Format};
 use super::request::{self, Params};
 use super::session::current_session;
-use crate::audit::{self, Event, SecurityEvent};
-use crate::flows::{self, NewFlow, StoredFlow};
+use crate::audit::{self, Event};
+use crate::db::flows::{StoredFlow, insert_flow, take_flow};
+use crate::flows::{self, NewFlow};
 use crate::identity::IdentityConfig;
+use crate::ids::{hash_id, is_plausible_id, random_token};
 use crate::oidc::exchange::{ExchangeError, exchange_code};
 use crate::oidc::keys::KeyError;
 use crate::reason::Reason;
-use crate::sessions;
-use crate::signin::{self, Expected, SignInError};
-use crate::startup::AppState;
+use crate::signin::{self, Expected};
+use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/").route(web::get().to(home)))
@@ -80,7 +83,7 @@ async fn sign_in_page(req: HttpRequest, state: web::Data<AppState>) -> HttpRespo
         .collect();
     let mut builder = HttpResponse::Ok();
     builder.insert_header(("Cache-Control", "no-store"));
-    answer::page(
+    render::page(
         builder,
         &SignInPage {
             providers,
@@ -89,261 +92,172 @@ async fn sign_in_page(req: HttpRequest, state: web::Data<AppState>) -> HttpRespo
     )
 }
 
-/// A failure shown as a page; the reason goes to the security log under the page's incident.
-async fn fail_page(
-    req: &HttpRequest,
-    state: &AppState,
-    failure: Failure,
-    detail: Option<String>,
-    provider: Option<String>,
-) -> HttpResponse {
-    let mut event: SecurityEvent = request::attempt(req, state).event(Event::Login);
-    event.reason = Some(failure.id().to_string());
-    event.provider = provider;
-    if let Some(detail) = detail {
-        tracing::info!(target: "idgate::security", incident = %event.incident, %detail, "refusal detail");
-    }
-    audit::record(&state.db, &event, state.clock.now()).await;
-    answer::failure(Format::Html, failure, &event.incident)
-}
-
-/// Starts the authorization-code flow: stores the flow, binds it to this browser with a
-/// cookie, and sends the browser to the provider.
+/// `GET /login/{provider}`: failures are pages, and in the security log.
 async fn start(
     req: HttpRequest,
     path: web::Path<String>,
     state: web::Data<AppState>,
-) -> HttpResponse {
+) -> Result<HttpResponse, Refusal> {
+    let started = start_flow(&req, &path, &state).await;
+    settle(started, &req, &state, Event::Login, Format::Html).await
+}
+
+/// Starts the authorization-code flow: stores the flow, binds it to this browser with a
+/// cookie, and sends the browser to the provider.
+async fn start_flow(
+    req: &HttpRequest,
+    provider_id: &str,
+    state: &AppState,
+) -> Result<HttpResponse, Refusal> {
     let config = state.config.load_full();
-    let Some(provider) = config.provider(&path) else {
-        return fail_page(&req, &state, Failure::NotFound, None, None).await;
+    let provider = config.provider(provider_id).ok_or(Failure::NotFound)?;
+    let base = request::public_base(req, state).ok_or_else(|| {
+        Refusal::from(Failure::MissingParameter).detail("no usable Host header; set --public-url")
+    })?;
+    let fails = |failure: Failure, detail: String| {
+        Refusal::from(failure)
+            .detail(detail)
+            .provider(Some(provider.id.clone()))
     };
-    let Some(base) = request::public_base(&req, &state) else {
-        return fail_page(
-            &req,
-            &state,
-            Failure::MissingParameter,
-            Some("no usable Host header; set --public-url".into()),
-            None,
-        )
-        .await;
-    };
-    let keys = match state.keys.keys(provider).await {
-        Ok(keys) => keys,
-        Err(error) => {
-            let failure = match error {
-                KeyError::IssuerMismatch { .. } => Failure::Refused(Reason::UnknownIssuer),
-                KeyError::Fetch(_) => Failure::Unavailable,
-            };
-            return fail_page(
-                &req,
-                &state,
-                failure,
-                Some(error.to_string()),
-                Some(provider.id.clone()),
-            )
-            .await;
-        }
-    };
+    let keys = state.keys.keys(provider).await.map_err(|error| {
+        let failure = match error {
+            KeyError::IssuerMismatch { .. } => Failure::Refused(Reason::UnknownIssuer),
+            KeyError::Fetch(_) => Failure::Unavailable,
+        };
+        fails(failure, error.to_string())
+    })?;
     let redirect_uri = format!("{base}/callback");
     let flow = NewFlow::generate();
-    let secure = request::is_https(&req, &state);
+    let secure = request::is_https(req, state);
     // One browser value for all of this browser's flows, so that two tabs can sign in at once.
     let browser = req
         .cookie(flows::flow_cookie_name(secure))
         .map(|c| c.value().to_string())
-        .filter(|v| sessions::is_plausible_id(v))
-        .unwrap_or_else(sessions::random_token);
-    let url = match flows::authorization_url(
+        .filter(|v| is_plausible_id(v))
+        .unwrap_or_else(random_token);
+    let url = flows::authorization_url(
         &keys.metadata.authorization_endpoint,
         provider,
         &flow,
         &redirect_uri,
         state.settings.response_mode,
-    ) {
-        Ok(url) => url,
-        Err(e) => {
-            return fail_page(
-                &req,
-                &state,
-                Failure::Unavailable,
-                Some(format!("bad authorization_endpoint: {e}")),
-                Some(provider.id.clone()),
-            )
-            .await;
-        }
-    };
+    )
+    .map_err(|e| {
+        fails(
+            Failure::Unavailable,
+            format!("bad authorization_endpoint: {e}"),
+        )
+    })?;
     let stored = StoredFlow {
-        state_hash: sessions::hash_id(&flow.state),
-        browser_hash: sessions::hash_id(&browser),
+        state_hash: hash_id(&flow.state),
+        browser_hash: hash_id(&browser),
         provider: provider.id.clone(),
         nonce: flow.nonce.clone(),
         code_verifier: flow.code_verifier.clone(),
         redirect_uri,
-        redirect: redirect_param(&req, &config),
+        redirect: redirect_param(req, &config),
         expires_at: state.clock.now().saturating_add(flows::FLOW_LIFETIME_SECS),
     };
-    if let Err(error) = state
+    state
         .db
-        .write(move |conn| flows::insert_flow(conn, &stored))
+        .write(move |conn| insert_flow(conn, &stored))
         .await
-    {
-        return fail_page(
-            &req,
-            &state,
-            Failure::Unavailable,
-            Some(error.to_string()),
-            Some(provider.id.clone()),
-        )
-        .await;
-    }
-    HttpResponse::Found()
-        .cookie(flows::flow_cookie(
-            browser,
-            secure,
-            state.settings.response_mode,
-        ))
+        .map_err(|error| fails(Failure::Unavailable, error.to_string()))?;
+    Ok(HttpResponse::Found()
+        .cookie(flow_cookie(browser, secure, state.settings.response_mode))
         .insert_header((LOCATION, url.to_string()))
         .insert_header(("Cache-Control", "no-store"))
-        .finish()
+        .finish())
+}
+
+/// `GET|POST /callback`: failures are pages, and in the security log.
+async fn callback(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Refusal> {
+    let finished = finish_flow(&req, &body, &state).await;
+    settle(finished, &req, &state, Event::Login, Format::Html).await
 }
 
 /// Finishes the flow: the state must be a live flow of this browser, the answer must come
 /// from the provider the flow was started for, and the ID token then passes every rule.
-async fn callback(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {
+async fn finish_flow(
+    req: &HttpRequest,
+    body: &[u8],
+    state: &AppState,
+) -> Result<HttpResponse, Refusal> {
     let is_post = req.method() == actix_web::http::Method::POST;
     let query = req.query_string().as_bytes();
-    let params = match if is_post {
-        Params::parse(&[query, &body])
+    let params = if is_post {
+        Params::parse(&[query, body])
     } else {
         Params::parse(&[query])
-    } {
-        Ok(params) => params,
-        Err(failure) => return fail_page(&req, &state, failure, None, None).await,
-    };
-    if request::has_token_in_url(&req) {
-        return fail_page(&req, &state, Failure::TokenInUrl, None, None).await;
+    }?;
+    if request::has_token_in_url(req) {
+        return Err(Failure::TokenInUrl.into());
     }
-    let Some(state_param) = params.get("state") else {
-        return fail_page(
-            &req,
-            &state,
-            Failure::Refused(Reason::BadState),
-            Some("no state".into()),
-            None,
-        )
-        .await;
-    };
-    let state_hash = sessions::hash_id(state_param);
-    let flow = match state
+    let bad_state = |detail: &str| Refusal::from(Reason::BadState).detail(detail);
+    let state_param = params.get("state").ok_or_else(|| bad_state("no state"))?;
+    let state_hash = hash_id(state_param);
+    let flow = state
         .db
-        .write(move |conn| flows::take_flow(conn, &state_hash))
+        .write(move |conn| take_flow(conn, &state_hash))
         .await
-    {
-        Ok(Some(flow)) => flow,
-        Ok(None) => {
-            return fail_page(
-                &req,
-                &state,
-                Failure::Refused(Reason::BadState),
-                Some("unknown or used state".into()),
-                None,
-            )
-            .await;
-        }
-        Err(error) => {
-            return fail_page(
-                &req,
-                &state,
-                Failure::Unavailable,
-                Some(error.to_string()),
-                None,
-            )
-            .await;
-        }
+        .map_err(|error| Refusal::from(Failure::Unavailable).detail(error.to_string()))?
+        .ok_or_else(|| bad_state("unknown or used state"))?;
+    // From here on, every refusal names the flow's provider.
+    let fails = |failure: Failure, detail: &str| {
+        Refusal::from(failure)
+            .detail(detail)
+            .provider(Some(flow.provider.clone()))
     };
-    let provider_id = Some(flow.provider.clone());
     let browser_matches = req
-        .cookie(flows::flow_cookie_name(request::is_https(&req, &state)))
-        .is_some_and(|c| sessions::hash_id(c.value()) == flow.browser_hash);
-    if !browser_matches || state.clock.now() >= flow.expires_at {
-        let detail = if browser_matches {
-            "expired flow"
-        } else {
-            "the flow was started in another browser"
-        };
-        return fail_page(
-            &req,
-            &state,
+        .cookie(flows::flow_cookie_name(request::is_https(req, state)))
+        .is_some_and(|c| hash_id(c.value()) == flow.browser_hash);
+    if !browser_matches {
+        return Err(fails(
             Failure::Refused(Reason::BadState),
-            Some(detail.into()),
-            provider_id,
-        )
-        .await;
+            "the flow was started in another browser",
+        ));
+    }
+    if state.clock.now() >= flow.expires_at {
+        return Err(fails(Failure::Refused(Reason::BadState), "expired flow"));
     }
     let config = state.config.load_full();
-    let Some(provider) = config.provider(&flow.provider) else {
-        return fail_page(
-            &req,
-            &state,
+    let provider = config.provider(&flow.provider).ok_or_else(|| {
+        fails(
             Failure::Refused(Reason::BadState),
-            Some("the provider is no longer configured".into()),
-            provider_id,
+            "the provider is no longer configured",
         )
-        .await;
-    };
+    })?;
     if let Some(error) = params.get("error") {
         let detail = format!("the provider answered error={}", audit::clean(error, 64));
-        return fail_page(
-            &req,
-            &state,
-            Failure::Refused(Reason::ProviderError),
-            Some(detail),
-            provider_id,
-        )
-        .await;
+        return Err(fails(Failure::Refused(Reason::ProviderError), &detail));
     }
-    let keys = match state.keys.keys(provider).await {
-        Ok(keys) => keys,
-        Err(error) => {
-            return fail_page(
-                &req,
-                &state,
-                Failure::Unavailable,
-                Some(error.to_string()),
-                provider_id,
-            )
-            .await;
-        }
-    };
+    let keys = state
+        .keys
+        .keys(provider)
+        .await
+        .map_err(|error| fails(Failure::Unavailable, &error.to_string()))?;
     // RFC 9207: an `iss` in the response names the provider that sent it (mix-up defence).
     let iss_ok = match params.get("iss") {
         Some(iss) => iss == keys.metadata.issuer,
         None => !keys.metadata.iss_parameter_supported,
     };
     if !iss_ok {
-        return fail_page(
-            &req,
-            &state,
+        return Err(fails(
             Failure::Refused(Reason::UnknownIssuer),
-            Some("the response's iss is not the flow's provider".into()),
-            provider_id,
-        )
-        .await;
+            "the response's iss is not the flow's provider",
+        ));
     }
     let id_token = match (params.get("code"), params.get("id_token")) {
         (Some(code), _) => {
-            let Some(endpoint) = keys.metadata.token_endpoint.as_deref() else {
-                return fail_page(
-                    &req,
-                    &state,
-                    Failure::Unavailable,
-                    Some("the provider has no token endpoint".into()),
-                    provider_id,
-                )
-                .await;
-            };
-            match exchange_code(
+            let endpoint =
+                keys.metadata.token_endpoint.as_deref().ok_or_else(|| {
+                    fails(Failure::Unavailable, "the provider has no token endpoint")
+                })?;
+            exchange_code(
                 state.keys.fetcher(),
                 endpoint,
                 provider,
@@ -352,83 +266,58 @@ async fn callback(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>
                 &flow.redirect_uri,
             )
             .await
-            {
-                Ok(token) => token,
-                Err(error) => {
-                    let failure = match error {
-                        ExchangeError::Rejected(_) => Failure::Refused(Reason::InvalidCode),
-                        ExchangeError::Unavailable(_) => Failure::Unavailable,
-                    };
-                    return fail_page(&req, &state, failure, Some(error.to_string()), provider_id)
-                        .await;
-                }
-            }
+            .map_err(|error| {
+                let failure = match error {
+                    ExchangeError::Rejected(_) => Failure::Refused(Reason::InvalidCode),
+                    ExchangeError::Unavailable(_) => Failure::Unavailable,
+                };
+                fails(failure, &error.to_string())
+            })?
         }
         // An ID token straight from the provider only by form_post, never in a URL.
         (None, Some(token)) if is_post => token.to_string(),
-        _ => {
-            return fail_page(
-                &req,
-                &state,
-                Failure::MissingParameter,
-                Some("no code".into()),
-                provider_id,
-            )
-            .await;
-        }
+        _ => return Err(fails(Failure::MissingParameter, "no code")),
     };
-    let attempt = request::attempt(&req, &state);
+    let attempt = request::attempt(req, state);
     let expected = Expected {
         nonce: Some(&flow.nonce),
         provider: Some(&flow.provider),
     };
-    match signin::sign_in(&state, &id_token, expected, &attempt).await {
-        Ok(signed_in) => {
-            let cookie = state
-                .settings
-                .cookie
-                .session_cookie(signed_in.session_id, request::is_https(&req, &state));
-            HttpResponse::SeeOther()
-                .cookie(cookie)
-                .insert_header((LOCATION, flow.redirect.unwrap_or_else(|| "/".into())))
-                .insert_header(("Cache-Control", "no-store"))
-                .finish()
-        }
-        Err(SignInError::Refused { reason, incident }) => {
-            answer::failure(Format::Html, Failure::Refused(reason), &incident)
-        }
-        Err(SignInError::Unavailable { incident }) => {
-            answer::failure(Format::Html, Failure::Unavailable, &incident)
-        }
-    }
+    let signed_in = signin::sign_in(state, &id_token, expected, &attempt).await?;
+    let cookie = session_cookie(
+        &state.settings.cookie,
+        signed_in.session_id,
+        request::is_https(req, state),
+    );
+    Ok(HttpResponse::SeeOther()
+        .cookie(cookie)
+        .insert_header((LOCATION, flow.redirect.unwrap_or_else(|| "/".into())))
+        .insert_header(("Cache-Control", "no-store"))
+        .finish())
 }
 
 /// `GET /`: who is signed in, or the sign-in page.
-async fn home(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    match current_session(&req, &state).await {
-        Ok(Some((session, _))) => {
-            let config = state.config.load();
-            let provider = config
-                .provider(&session.provider)
-                .map_or(session.provider.as_str(), |p| p.title.as_str());
-            let mut builder = HttpResponse::Ok();
-            builder.insert_header(("Cache-Control", "no-store"));
-            answer::page(
-                builder,
-                &HomePage {
-                    email: &session.member.email,
-                    provider,
-                },
-            )
-        }
-        Ok(None) => HttpResponse::SeeOther()
+async fn home(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, Refusal> {
+    let Some((session, _)) = current_session(&req, &state)
+        .await
+        .map_err(|error| Refusal::from(error).format(Format::Html))?
+    else {
+        return Ok(HttpResponse::SeeOther()
             .insert_header((LOCATION, "/login"))
             .insert_header(("Cache-Control", "no-store"))
-            .finish(),
-        Err(error) => {
-            let incident = crate::error::new_incident_id();
-            tracing::error!(%incident, %error, "session check failed: database");
-            answer::failure(Format::Html, Failure::Unavailable, &incident)
-        }
-    }
+            .finish());
+    };
+    let config = state.config.load();
+    let provider = config
+        .provider(&session.provider)
+        .map_or(session.provider.as_str(), |p| p.title.as_str());
+    let mut builder = HttpResponse::Ok();
+    builder.insert_header(("Cache-Control", "no-store"));
+    Ok(render::page(
+        builder,
+        &HomePage {
+            email: &session.member.email,
+            provider,
+        },
+    ))
 }

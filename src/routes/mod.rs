@@ -1,10 +1,25 @@
-//! HTTP resources, one module each; each exposes `configure`.
+//! HTTP resources, one module each, with the route table in [`configure`]; [`failure`] (the one
+//! failure path) and [`render`] (pages, JSON and XML) are the only modules that build answers
+//! from failures. The only modules, with `startup`, that know actix-web.
 
-pub mod answer;
-pub mod authenticate;
-pub mod config;
-pub mod cors;
-pub mod health;
-pub mod login;
+mod authenticate;
+mod config;
+mod cookies;
+mod cors;
+pub mod failure;
+mod health;
+mod login;
+pub mod render;
 pub mod request;
-pub mod session;
+mod session;
+
+use actix_web::web;
+
+/// Every resource of the service.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.configure(health::configure)
+        .configure(authenticate::configure)
+        .configure(session::configure)
+        .configure(login::configure)
+        .configure(config::configure);
+}

@@ -6,10 +6,10 @@ use std::collections::HashSet;
 use actix_web::HttpRequest;
 use actix_web::http::header::USER_AGENT;
 
-use super::answer::Failure;
+use super::failure::Failure;
 use crate::access;
 use crate::signin::Attempt;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Request parameters, each name at most once.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -65,7 +65,7 @@ pub fn attempt(req: &HttpRequest, state: &AppState) -> Attempt {
     Attempt {
         client_ip,
         user_agent,
-        previous_session: session_id(req, state).map(|id| crate::sessions::hash_id(&id)),
+        previous_session: session_id(req, state).map(|id| crate::ids::hash_id(&id)),
     }
 }
 
@@ -118,7 +118,7 @@ pub fn public_base(req: &HttpRequest, state: &AppState) -> Option<String> {
     authority_only.then(|| parsed.as_str().trim_end_matches('/').to_string())
 }
 
-/// Whether an administrator's request comes from idgate's own pages (SPEC §4): its `Origin`,
+/// Whether an administrator's request comes from idgate's own pages : its `Origin`,
 /// or without one its `Referer`, is idgate's own origin. A request with neither is refused.
 pub fn is_same_origin(req: &HttpRequest, state: &AppState) -> bool {
     use actix_web::http::header::{ORIGIN, REFERER};
@@ -197,7 +197,7 @@ fn header_values(
 pub fn session_id(req: &HttpRequest, state: &AppState) -> Option<String> {
     req.cookie(&state.settings.cookie.name)
         .map(|c| c.value().to_string())
-        .filter(|id| crate::sessions::is_plausible_id(id))
+        .filter(|id| crate::ids::is_plausible_id(id))
 }
 
 #[cfg(test)]

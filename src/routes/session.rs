@@ -1,17 +1,18 @@
 //! `GET /session` (who is this session?) and `GET /auth` (forward-auth for nginx
-//! `auth_request`, Traefik ForwardAuth and Caddy `forward_auth`), SPEC §5.
+//! `auth_request`, Traefik ForwardAuth and Caddy `forward_auth`).
 
 use actix_web::http::header::{self, HeaderValue};
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, ResponseError as _, web};
 
-use super::answer::{self, Failure, Format, SessionView};
+use super::failure::{Failure, Refusal};
+use super::render::{self, Format};
 use super::{cors, request};
-use crate::error::new_incident_id;
-use crate::members::StoreError;
+use crate::db::{self, StoreError};
+use crate::ids::hash_id;
 use crate::metrics::CheckLabels;
-use crate::sessions::{self, Session};
+use crate::sessions::{Session, SessionView};
 use crate::signin::{self, SignInError};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -31,9 +32,9 @@ pub async fn current_session(
     let Some(id) = request::session_id(req, state) else {
         return Ok(None);
     };
-    let id_hash = sessions::hash_id(&id);
+    let id_hash = hash_id(&id);
     let now = state.clock.now();
-    let idle_secs = i64::from(state.config.load().properties.session_timeout) * 60;
+    let idle_secs = state.config.load().properties.idle_secs();
     // From memory while the entry is young, the session live and its last-seen time recent.
     if let Some(session) = state.session_cache.get(&id_hash, now)
         && session.is_live(now, idle_secs)
@@ -47,7 +48,7 @@ pub async fn current_session(
     let lookup = id_hash.clone();
     let found = state
         .db
-        .run(move |conn| sessions::find_session(conn, &lookup))
+        .run(move |conn| db::sessions::find_session(conn, &lookup))
         .await?;
     let Some(mut session) = found else {
         return Ok(None);
@@ -58,7 +59,7 @@ pub async fn current_session(
         if now >= session.ends_at(idle_secs) {
             state
                 .db
-                .write(move |conn| sessions::delete_session(conn, &id_hash))
+                .write(move |conn| db::sessions::delete_session(conn, &id_hash))
                 .await?;
         }
         return Ok(None);
@@ -66,7 +67,7 @@ pub async fn current_session(
     if session.needs_touch(now, idle_secs) {
         let still_there = state
             .db
-            .write(move |conn| sessions::touch_session(conn, &id_hash, now))
+            .write(move |conn| db::sessions::touch_session(conn, &id_hash, now))
             .await?;
         if !still_there {
             // Ended (a logout, a revocation) since it was read: neither live nor cached.
@@ -102,7 +103,7 @@ async fn measured_session(
 }
 
 /// Who the request is: a Bearer access token when one is presented, else the session cookie.
-async fn identify(req: &HttpRequest, state: &AppState) -> Result<SessionView, (Failure, String)> {
+async fn identify(req: &HttpRequest, state: &AppState) -> Result<SessionView, Refusal> {
     if let Some(token) = bearer_token(req) {
         let started = std::time::Instant::now();
         let attempt = request::attempt(req, state);
@@ -116,24 +117,16 @@ async fn identify(req: &HttpRequest, state: &AppState) -> Result<SessionView, (F
             },
         };
         state.metrics.session_check(labels, started.elapsed());
-        return result.map_err(|error| match error {
-            SignInError::Refused { reason, incident } => (Failure::Refused(reason), incident),
-            SignInError::Unavailable { incident } => (Failure::Unavailable, incident),
-        });
+        return result.map_err(Refusal::from);
     }
-    match measured_session(req, state).await {
-        Ok(Some((session, ends_at))) => Ok(SessionView {
-            member: session.member,
-            provider: session.provider,
-            ends_at,
-        }),
-        Ok(None) => Err((Failure::NoSession, new_incident_id())),
-        Err(error) => {
-            let incident = new_incident_id();
-            tracing::error!(%incident, %error, "session check failed: database");
-            Err((Failure::Unavailable, incident))
-        }
-    }
+    let (session, ends_at) = measured_session(req, state)
+        .await?
+        .ok_or(Failure::NoSession)?;
+    Ok(SessionView {
+        member: session.member,
+        provider: session.provider,
+        ends_at,
+    })
 }
 
 /// The token of an `Authorization: Bearer …` header.
@@ -147,8 +140,8 @@ fn bearer_token(req: &HttpRequest) -> Option<&str> {
 async fn session(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let format = Format::of(&req);
     let mut response = match identify(&req, &state).await {
-        Ok(view) => answer::session(format, HttpResponse::Ok(), &view),
-        Err((failure, incident)) => answer::failure(format, failure, &incident),
+        Ok(view) => render::session(format, HttpResponse::Ok(), &view),
+        Err(refusal) => refusal.format(format).error_response(),
     };
     cors::allow_origin(&req, &state, &mut response);
     response
@@ -180,13 +173,15 @@ async fn auth(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
         }
         // Forward-auth proxies take 401 as "not signed in" and any other error as their own
         // failure: every refusal is 401 (the reason is in the log); an outage stays 503.
-        Err((Failure::Unavailable, _)) => HttpResponse::ServiceUnavailable()
-            .insert_header(("Cache-Control", "no-store"))
-            .finish(),
-        Err((failure, _)) => {
+        Err(refusal) if refusal.failure() == Failure::Unavailable => {
+            HttpResponse::ServiceUnavailable()
+                .insert_header(("Cache-Control", "no-store"))
+                .finish()
+        }
+        Err(refusal) => {
             let mut response = HttpResponse::Unauthorized();
             response.insert_header(("Cache-Control", "no-store"));
-            if matches!(failure, Failure::Refused(_)) {
+            if matches!(refusal.failure(), Failure::Refused(_)) {
                 response.insert_header(("WWW-Authenticate", "Bearer error=\"invalid_token\""));
             }
             response.finish()

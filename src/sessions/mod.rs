@@ -1,17 +1,10 @@
-//! Sessions: random ids of which the database keeps only the SHA-256, the cookie that carries
-//! them, and the two timeouts (idle, sliding; absolute).
+//! Sessions: random ids of which the database keeps only the SHA-256 (see [`crate::ids`]), and
+//! the two timeouts (idle, sliding; absolute). The cookie that carries them is made by the web
+//! layer from [`CookieSettings`].
 
 mod cache;
-mod store;
-
-use actix_web::cookie::{Cookie, SameSite};
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use rand::Rng as _;
-use sha2::{Digest as _, Sha256};
 
 pub use cache::SessionCache;
-pub use store::*;
 
 use crate::members::Member;
 
@@ -21,42 +14,6 @@ pub const DEFAULT_COOKIE_NAME: &str = "idgate_session";
 pub const DEFAULT_LIFETIME_HOURS: u32 = 12;
 /// The default time a session check may be answered from memory, in seconds.
 pub const DEFAULT_CACHE_SECS: u32 = 2;
-
-/// 256 random bits, base64url (43 characters): session ids, states, nonces, PKCE verifiers and
-/// authentication codes. `rand`'s thread generator is a CSPRNG seeded from the OS.
-pub fn random_token() -> String {
-    let bytes: [u8; 32] = rand::rng().random();
-    URL_SAFE_NO_PAD.encode(bytes)
-}
-
-/// A new session id. Only the holder of the cookie knows it.
-pub fn new_session_id() -> String {
-    random_token()
-}
-
-/// The SHA-256 of a secret (hex): what the database keeps and looks up instead of it.
-pub fn hash_id(id: &str) -> String {
-    hex(&Sha256::digest(id.as_bytes()))
-}
-
-/// Lowercase hexadecimal.
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
-    }
-    out
-}
-
-/// Whether a string could be a session id at all; anything else is not looked up.
-pub fn is_plausible_id(id: &str) -> bool {
-    id.len() == 43
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
 
 /// A session as stored, with its member.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,7 +48,7 @@ impl Session {
     }
 }
 
-/// How the session cookie is made.
+/// How the session cookie is made, and how long sessions live.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CookieSettings {
     pub name: String,
@@ -111,39 +68,19 @@ impl Default for CookieSettings {
     }
 }
 
-impl CookieSettings {
-    /// The cookie that carries a new session: HttpOnly, SameSite=Lax, Path=/, Secure over https.
-    /// No expiry: it lasts as long as the browser session, and the server ends it sooner.
-    pub fn session_cookie(&self, id: String, secure: bool) -> Cookie<'static> {
-        Cookie::build(self.name.clone(), id)
-            .http_only(true)
-            .same_site(SameSite::Lax)
-            .path("/")
-            .secure(secure)
-            .finish()
-    }
-
-    /// A cookie that makes the browser forget the session.
-    pub fn removal_cookie(&self, secure: bool) -> Cookie<'static> {
-        let mut cookie = self.session_cookie(String::new(), secure);
-        cookie.make_removal();
-        cookie
-    }
+/// What `/session` and a successful sign-in answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionView {
+    pub member: Member,
+    pub provider: String,
+    /// When the session ends unless used again (Unix seconds).
+    pub ends_at: i64,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::members::MemberStatus;
-
-    #[test]
-    fn ids_are_stored_as_the_lowercase_hex_of_their_sha256() {
-        assert_eq!(hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
-        assert_eq!(
-            hash_id("abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
-    }
 
     fn session(last_seen_at: i64, expires_at: i64) -> Session {
         Session {
@@ -165,19 +102,6 @@ mod tests {
             last_seen_at,
             expires_at,
         }
-    }
-
-    #[test]
-    fn session_ids_are_random_256_bit_and_stored_hashed() {
-        let a = new_session_id();
-        let b = new_session_id();
-        assert_ne!(a, b);
-        assert!(is_plausible_id(&a), "{a}");
-        assert_eq!(URL_SAFE_NO_PAD.decode(&a).map(|v| v.len()).ok(), Some(32));
-        assert_eq!(hash_id(&a).len(), 64);
-        assert_ne!(hash_id(&a), a);
-        assert!(!is_plausible_id("short"));
-        assert!(!is_plausible_id(&format!("{}!", &a[..42])));
     }
 
     #[test]
@@ -210,19 +134,5 @@ mod tests {
             s.needs_touch(1_015, 60),
             "a one-minute timeout writes every 15 s"
         );
-    }
-
-    #[test]
-    fn the_cookie_is_http_only_lax_and_secure_over_https() {
-        let settings = CookieSettings::default();
-        let cookie = settings.session_cookie("v".into(), true).to_string();
-        assert!(cookie.starts_with("idgate_session=v"), "{cookie}");
-        for part in ["HttpOnly", "SameSite=Lax", "Path=/", "Secure"] {
-            assert!(cookie.contains(part), "{cookie} lacks {part}");
-        }
-        let plain = settings.session_cookie("v".into(), false).to_string();
-        assert!(!plain.contains("Secure"), "{plain}");
-        let removal = settings.removal_cookie(false).to_string();
-        assert!(removal.contains("Max-Age=0"), "{removal}");
     }
 }

@@ -1,8 +1,8 @@
-//! Bearer access tokens on `/session` and `/auth` (SPEC §5).
+//! Bearer access tokens on `/session` and `/auth`.
 
 use super::*;
 
-/// Authorizes a Bearer access token (SPEC §5): the token's checks, the email from the
+/// Authorizes a Bearer access token: the token's checks, the email from the
 /// provider's userinfo (cached), then the same member rules as a sign-in, without a session.
 /// Refusals go to the security log; accepted tokens do not (they are as many as API calls).
 pub async fn authorize_bearer(
@@ -55,10 +55,10 @@ pub async fn authorize_bearer(
         .run::<_, StoreError, _>(move |conn| {
             Ok((|| -> Result<Member, TxError> {
                 // Reads only, in the usual case: the member, and its binding to this provider.
-                let member = members::find_member_by_email(conn, &email)?
+                let member = db::members::find_member_by_email(conn, &email)?
                     .ok_or(TxError::Refused(Reason::NoMember, None))?;
                 check_state(&member)?;
-                let bound = members::bindings_of(conn, member.id)?
+                let bound = db::members::bindings_of(conn, member.id)?
                     .into_iter()
                     .find(|b| b.provider == provider_id);
                 // A binding made by an ID token must name this subject; a Bearer token never

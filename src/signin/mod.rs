@@ -1,5 +1,5 @@
 //! Sign-in with an ID token: the token rules ([`crate::oidc::verify`]), then the member and
-//! policy rules of SPEC §3 in table order, then a new session. Every attempt is written to the
+//! policy rules of the token rules in table order, then a new session. Every attempt is written to the
 //! security log.
 
 use std::net::IpAddr;
@@ -8,20 +8,21 @@ use std::time::Instant;
 
 use crate::access;
 use crate::audit::{self, Event, Outcome, SecurityEvent};
-use crate::db::AnyConnection;
-use crate::error::new_incident_id;
-use crate::flows::codes::{self, StoredCode};
+use crate::db::codes::{StoredCode, insert_code};
+use crate::db::sessions::{NewSession, delete_session, insert_session, remember_token};
+use crate::db::{self, AnyConnection, StoreError};
+use crate::flows::CODE_LIFETIME_SECS;
 use crate::identity::IdentityConfig;
-use crate::members::{self, Member, StoreError};
+use crate::ids::{hash_id, new_incident_id, random_token};
+use crate::members::Member;
 use crate::metrics::SignInLabels;
 use crate::oidc::token;
 use crate::oidc::verify::{
     VerifiedToken, VerifyError, find_provider, verify_access_token, verify_id_token,
 };
 use crate::reason::Reason;
-use crate::routes::answer::SessionView;
-use crate::sessions::{self, NewSession};
-use crate::startup::AppState;
+use crate::sessions::SessionView;
+use crate::state::AppState;
 
 mod bearer;
 mod redeem;
@@ -79,7 +80,7 @@ pub enum SignInError {
     Unavailable { incident: String },
 }
 
-/// Signs in with an ID token (every rule of SPEC §3) and starts a session.
+/// Signs in with an ID token (every rule of the token rules) and starts a session.
 pub async fn sign_in(
     state: &AppState,
     raw_token: &str,
@@ -97,7 +98,7 @@ pub async fn sign_in(
     }
 }
 
-/// Checks an ID token (every rule of SPEC §3) for a registered client and issues a one-time
+/// Checks an ID token (every rule of the token rules) for a registered client and issues a one-time
 /// authentication code: `(code, seconds it is valid)`.
 pub async fn issue_code(
     state: &AppState,
@@ -136,7 +137,7 @@ fn measure(state: &AppState, event: &'static str, error: Option<&SignInError>, s
     );
 }
 
-/// Every rule of SPEC §3, then the grant.
+/// Every rule of the token rules, then the grant.
 async fn grant(
     state: &AppState,
     raw_token: &str,
@@ -175,12 +176,12 @@ async fn grant(
         return Err(refuse(state, event, Reason::DomainNotAllowed.into()).await);
     }
 
-    let secret = sessions::random_token();
+    let secret = random_token();
     let now = state.clock.now();
-    let idle_secs = i64::from(config.properties.session_timeout) * 60;
+    let idle_secs = config.properties.idle_secs();
     let expires_at = match grant {
         Grant::Session => now.saturating_add(state.settings.cookie.lifetime_secs),
-        Grant::Code { .. } => now.saturating_add(codes::CODE_LIFETIME_SECS),
+        Grant::Code { .. } => now.saturating_add(CODE_LIFETIME_SECS),
     };
     let replaces = match grant {
         Grant::Session => attempt.previous_session.clone(),
@@ -189,7 +190,7 @@ async fn grant(
     let work = Completion {
         verified,
         grant,
-        secret_hash: sessions::hash_id(&secret),
+        secret_hash: hash_id(&secret),
         client_ip: attempt.client_ip,
         now,
         expires_at,
@@ -205,7 +206,7 @@ async fn grant(
             Ok(match event_kind {
                 Event::CodeIssued => Granted::Code {
                     code: secret,
-                    expires_in: codes::CODE_LIFETIME_SECS,
+                    expires_in: CODE_LIFETIME_SECS,
                 },
                 _ => Granted::Session(SignedIn {
                     session_id: secret,
@@ -323,7 +324,7 @@ async fn refuse(state: &AppState, mut event: SecurityEvent, error: VerifyError) 
     if let Some(detail) = detail {
         tracing::info!(target: "idgate::security", incident = %event.incident, %detail, "refusal detail");
     }
-    audit::record(&state.db, &event, state.clock.now()).await;
+    state.db.record(&event, state.clock.now()).await;
     match error {
         VerifyError::Refused(reason, _) => SignInError::Refused {
             reason,
@@ -357,18 +358,6 @@ enum TxError {
     Store(StoreError),
 }
 
-impl From<diesel::result::Error> for TxError {
-    fn from(e: diesel::result::Error) -> Self {
-        TxError::Store(e.into())
-    }
-}
-
-impl From<crate::db::DbError> for TxError {
-    fn from(e: crate::db::DbError) -> Self {
-        TxError::Store(e.into())
-    }
-}
-
 impl From<StoreError> for TxError {
     fn from(e: StoreError) -> Self {
         TxError::Store(e)
@@ -380,22 +369,17 @@ impl From<StoreError> for TxError {
 /// used token).
 ///
 /// The replay guard's row is written first, so that of two concurrent uses of one token exactly
-/// one finds the row absent; its answer is applied last, in table order. On PostgreSQL the
-/// member's row is locked next, so that a concurrent lock, unbind or removal either comes before
-/// this sign-in (and is seen) or after it (and ends the new session); on SQLite the writer's
-/// `BEGIN IMMEDIATE` already holds the database's write lock.
+/// one finds the row absent; its answer is applied last, in table order. The member is then
+/// locked for the rest of the transaction ([`db::lock_member_for_update`]), so that a concurrent
+/// lock, unbind or removal either comes before this sign-in (and is seen) or after it (and ends
+/// the new session).
 fn complete(conn: &mut AnyConnection, work: Completion) -> Result<(Member, String), TxError> {
     let v = &work.verified;
-    let first_use = sessions::remember_token(conn, &v.fingerprint, v.usable_until)?;
-    let member = members::find_member_by_email(conn, &v.email)?
+    let first_use = remember_token(conn, &v.fingerprint, v.usable_until)?;
+    let member = db::members::find_member_by_email(conn, &v.email)?
         .ok_or(TxError::Refused(Reason::NoMember, None))?;
-    // SQLite's write lock, taken by `BEGIN IMMEDIATE`, already covers the whole database;
-    // PostgreSQL needs the member's row locked (and read again under the lock).
-    let member = match conn {
-        AnyConnection::Postgresql(_) => members::lock_member(conn, member.id)?
-            .ok_or(TxError::Refused(Reason::NoMember, None))?,
-        AnyConnection::Sqlite(_) => member,
-    };
+    let member = db::lock_member_for_update(conn, member)?
+        .ok_or(TxError::Refused(Reason::NoMember, None))?;
     check_state(&member)?;
     check_binding(conn, &member, &v.provider, v.subject.as_deref(), work.now)?;
     check_api_account(&member, work.client_ip, &work.config)?;
@@ -403,10 +387,10 @@ fn complete(conn: &mut AnyConnection, work: Completion) -> Result<(Member, Strin
         return Err(TxError::Refused(Reason::Replayed, Some(member.id)));
     }
     if let Some(old) = &work.replaces {
-        sessions::delete_session(conn, old)?;
+        delete_session(conn, old)?;
     }
     match &work.grant {
-        Grant::Session => sessions::insert_session(
+        Grant::Session => insert_session(
             conn,
             &NewSession {
                 id_hash: &work.secret_hash,
@@ -416,7 +400,7 @@ fn complete(conn: &mut AnyConnection, work: Completion) -> Result<(Member, Strin
                 expires_at: work.expires_at,
             },
         )?,
-        Grant::Code { client_id } => codes::insert_code(
+        Grant::Code { client_id } => insert_code(
             conn,
             &StoredCode {
                 code_hash: work.secret_hash.clone(),
@@ -430,6 +414,6 @@ fn complete(conn: &mut AnyConnection, work: Completion) -> Result<(Member, Strin
     let mut event = work.event.clone();
     event.outcome = Outcome::Success;
     event.member_id = Some(member.id);
-    audit::insert_event(conn, &event, work.now)?;
+    db::audit::insert_event(conn, &event, work.now)?;
     Ok((member, v.provider.clone()))
 }

@@ -1,8 +1,6 @@
-//! Authentication codes traded for sessions (SPEC §4).
+//! Authentication codes traded for sessions (see `docs/http-api.md`).
 
 use std::time::Instant;
-
-use diesel::Connection as _;
 
 use super::*;
 
@@ -16,12 +14,12 @@ pub async fn redeem_code(
 ) -> Result<(SignedIn, String), SignInError> {
     let config = state.config.load_full();
     let mut event = attempt.event(Event::CodeRedeemed);
-    let session_id = sessions::random_token();
+    let session_id = random_token();
     let now = state.clock.now();
-    let idle_secs = i64::from(config.properties.session_timeout) * 60;
+    let idle_secs = config.properties.idle_secs();
     let expires_at = now.saturating_add(state.settings.cookie.lifetime_secs);
-    let code_hash = sessions::hash_id(code);
-    let id_hash = sessions::hash_id(&session_id);
+    let code_hash = hash_id(code);
+    let id_hash = hash_id(&session_id);
     let client_id = client_id.map(str::to_ascii_lowercase);
     let client_ip = attempt.client_ip;
     let replaces = attempt.previous_session.clone();
@@ -33,19 +31,19 @@ pub async fn redeem_code(
             // The code is used up whatever follows: a refusal below rolls back only its own
             // savepoint, so a code presented for the wrong client, or for a member now refused,
             // is gone too.
-            let code = match codes::redeem_code(conn, &code_hash, now)? {
+            let code = match db::codes::redeem_code(conn, &code_hash, now)? {
                 Some(code) if client_id.as_ref().is_none_or(|c| *c == code.client_id) => code,
                 _ => return Ok(Err(TxError::Refused(Reason::InvalidCode, None))),
             };
-            Ok(conn.transaction(|conn| -> Result<_, TxError> {
-                let member = members::lock_member(conn, code.member_id)?
+            Ok(db::transaction(conn, |conn| -> Result<_, TxError> {
+                let member = db::members::lock_member(conn, code.member_id)?
                     .ok_or(TxError::Refused(Reason::NoMember, None))?;
                 check_state(&member)?;
                 check_api_account(&member, client_ip, &config)?;
                 if let Some(old) = &replaces {
-                    sessions::delete_session(conn, old)?;
+                    delete_session(conn, old)?;
                 }
-                sessions::insert_session(
+                insert_session(
                     conn,
                     &NewSession {
                         id_hash: &id_hash,
@@ -60,7 +58,7 @@ pub async fn redeem_code(
                 logged.member_id = Some(member.id);
                 logged.provider = Some(code.provider.clone());
                 logged.email = Some(member.email.clone());
-                audit::insert_event(conn, &logged, now)?;
+                db::audit::insert_event(conn, &logged, now)?;
                 Ok((member, code))
             }))
         })

@@ -46,14 +46,16 @@ pub(super) fn check_binding(
     let refuse = || TxError::Refused(Reason::IdentityMismatch, Some(member.id));
     let subject = subject.ok_or_else(refuse)?;
     let bound = |conn: &mut AnyConnection| -> Result<Option<String>, TxError> {
-        Ok(members::bindings_of(conn, member.id)?
+        Ok(db::members::bindings_of(conn, member.id)?
             .into_iter()
             .find(|b| b.provider == provider)
             .map(|b| b.subject))
     };
     let stored = match bound(conn)? {
         Some(stored) => stored,
-        None if members::bind_subject(conn, member.id, provider, subject, now)? => return Ok(()),
+        None if db::members::bind_subject(conn, member.id, provider, subject, now)? => {
+            return Ok(());
+        }
         // Another sign-in bound this member (or bound this subject elsewhere) meanwhile.
         None => bound(conn)?.ok_or_else(refuse)?,
     };

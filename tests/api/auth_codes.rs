@@ -84,7 +84,7 @@ async fn a_code_is_issued_to_a_registered_client_and_redeemed_once(db: TestDb) {
         "{page}"
     );
     let mut conn = app.database.conn().expect("conn");
-    let events = idgate::audit::list_events(&mut conn, 0).expect("events");
+    let events = idgate::db::audit::list_events(&mut conn, 0).expect("events");
     let kinds: Vec<(&str, &str)> = events
         .iter()
         .map(|e| (e.event.as_str(), e.outcome.as_str()))
@@ -206,7 +206,7 @@ async fn a_code_is_bound_to_its_client_and_member(db: TestDb) {
     let code = issue(&app, "ana@example.org").await;
     let mut conn = app.database.conn().expect("conn");
     let email = idgate::members::Email::parse("ana@example.org").expect("email");
-    idgate::members::set_locked(&mut conn, &email, true, app.now()).expect("lock");
+    idgate::db::members::set_locked(&mut conn, &email, true, app.now()).expect("lock");
     assert_refused(redeem_post(&app, &code).await, 403, "member_locked").await;
 }
 

@@ -164,7 +164,7 @@ async fn access_tokens_that_fail_their_checks_are_refused(db: TestDb) {
     }
     // Tokens no provider signed are logged, not stored.
     let mut conn = app.database.conn().expect("conn");
-    let stored = idgate::audit::list_events(&mut conn, 0).expect("events");
+    let stored = idgate::db::audit::list_events(&mut conn, 0).expect("events");
     assert!(
         stored.iter().all(|e| !matches!(
             e.reason.as_deref(),
@@ -220,7 +220,7 @@ async fn userinfo_answers_are_checked(db: TestDb) {
         (401, "expired".into())
     );
     let mut conn = app.database.conn().expect("conn");
-    let events = idgate::audit::list_events(&mut conn, 0).expect("events");
+    let events = idgate::db::audit::list_events(&mut conn, 0).expect("events");
     assert!(
         events
             .iter()

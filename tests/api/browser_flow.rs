@@ -276,7 +276,7 @@ async fn the_state_must_be_this_browsers_live_flow(db: TestDb) {
     assert_error_page(response, 400, "bad_state").await;
     let started = start(&app, "/login/mock", None).await;
     let back = authorize(&app, &started).await;
-    let other = idgate::sessions::random_token();
+    let other = idgate::ids::random_token();
     assert_error_page(callback(&app, &back, &other).await, 400, "bad_state").await;
     // No state at all; a state given twice.
     assert_error_page(
@@ -437,7 +437,7 @@ async fn provider_errors_and_refused_codes_are_pages(db: TestDb) {
         .expect("send");
     assert_error_page(response, 404, "not_found").await;
     let mut conn = app.database.conn().expect("conn");
-    let events = idgate::audit::list_events(&mut conn, 0).expect("events");
+    let events = idgate::db::audit::list_events(&mut conn, 0).expect("events");
     let reasons: Vec<_> = events.iter().filter_map(|e| e.reason.clone()).collect();
     for reason in [
         "invalid_code",

@@ -20,7 +20,7 @@ async fn admin_session(app: &SignInApp) -> String {
         admin: true,
     };
     let mut conn = app.database.conn().expect("conn");
-    idgate::members::insert_member(&mut conn, &new, app.now()).expect("admin");
+    idgate::db::members::insert_member(&mut conn, &new, app.now()).expect("admin");
     session_cookie(&app.login(&app.token_for("admin@example.org")).await)
         .expect("cookie")
         .0
@@ -245,7 +245,7 @@ async fn a_valid_file_is_reloaded_and_an_invalid_one_changes_nothing() {
     .expect("json");
     assert_eq!(reloaded["providers"].as_array().map(Vec::len), Some(3));
     let mut conn = app.database.conn().expect("conn");
-    let events = idgate::audit::list_events(&mut conn, 0).expect("events");
+    let events = idgate::db::audit::list_events(&mut conn, 0).expect("events");
     let reloads: Vec<(&str, Option<&str>)> = events
         .iter()
         .filter(|e| e.event == "config_reload")

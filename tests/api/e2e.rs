@@ -113,7 +113,7 @@ fn spawn_idgate(db: &TestDb, provider_url: &str, mode: ResponseMode) -> String {
         admin: false,
     };
     let mut conn = db.open().conn().expect("conn");
-    idgate::members::insert_member(&mut conn, &new, idgate::clock::unix_now()).expect("member");
+    idgate::db::members::insert_member(&mut conn, &new, idgate::clock::unix_now()).expect("member");
     url
 }
 

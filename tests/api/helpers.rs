@@ -94,7 +94,7 @@ pub fn temp_dir() -> TempDir {
 
 fn random_hex() -> String {
     let bytes: [u8; 6] = rand::random();
-    idgate::sessions::hex(&bytes)
+    idgate::ids::hex(&bytes)
 }
 
 /// The repository's own files.
@@ -276,7 +276,7 @@ impl SignInApp {
             admin: false,
         };
         let mut conn = self.database.conn().unwrap_or_else(|e| panic!("{e}"));
-        idgate::members::insert_member(&mut conn, &new, self.now())
+        idgate::db::members::insert_member(&mut conn, &new, self.now())
             .unwrap_or_else(|e| panic!("{e}"))
     }
 

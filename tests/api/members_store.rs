@@ -1,6 +1,7 @@
 //! The members store on both backends.
 
-use idgate::members::{self, Email, MemberStatus, NewMember};
+use idgate::db::members;
+use idgate::members::{Email, MemberStatus, NewMember};
 
 use crate::helpers::{TestDb, on_both_backends};
 

@@ -177,7 +177,7 @@ async fn a_provider_that_never_answered_gives_503_not_a_token_refusal() {
     let response = app.login(&app.token_for("ana@example.org")).await;
     assert_refused(response, 503, "unavailable").await;
     let mut conn = app.database.conn().expect("conn");
-    let events = idgate::audit::list_events(&mut conn, 0).expect("events");
+    let events = idgate::db::audit::list_events(&mut conn, 0).expect("events");
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].outcome, "error");
     assert_eq!(events[0].reason.as_deref(), Some("provider_unavailable"));

@@ -69,7 +69,7 @@ async fn without_a_valid_session_both_answer_401(db: TestDb) {
         .await
         .expect("send");
     assert_eq!(response.status(), 401);
-    let forged = idgate::sessions::new_session_id();
+    let forged = idgate::ids::random_token();
     for cookie in [forged.as_str(), "garbage", "", "'; DROP TABLE sessions; --"] {
         assert_eq!(status_of(&app, "/session", cookie).await, 401, "{cookie}");
         assert_eq!(status_of(&app, "/auth", cookie).await, 401, "{cookie}");
@@ -87,7 +87,7 @@ async fn the_database_keeps_only_the_hash_of_the_session_id(db: TestDb) {
         .select(sessions::id_hash)
         .load(&mut *conn)
         .expect("load");
-    assert_eq!(stored, vec![idgate::sessions::hash_id(&session)]);
+    assert_eq!(stored, vec![idgate::ids::hash_id(&session)]);
 }
 
 /// The idle timeout's slide reports a session ended meanwhile (a logout between the check's read
@@ -96,12 +96,12 @@ async fn sliding_a_session_that_has_ended_says_it_is_gone(db: TestDb) {
     let app = spawn_signin_app(db).await;
     app.add_member("ana@example.org");
     let session = signed_in(&app, "ana@example.org").await;
-    let hash = idgate::sessions::hash_id(&session);
+    let hash = idgate::ids::hash_id(&session);
     let now = app.now();
     let mut conn = app.database.conn().expect("conn");
-    assert!(idgate::sessions::touch_session(&mut conn, &hash, now).expect("touch"));
-    assert!(idgate::sessions::delete_session(&mut conn, &hash).expect("delete"));
-    assert!(!idgate::sessions::touch_session(&mut conn, &hash, now).expect("touch"));
+    assert!(idgate::db::sessions::touch_session(&mut conn, &hash, now).expect("touch"));
+    assert!(idgate::db::sessions::delete_session(&mut conn, &hash).expect("delete"));
+    assert!(!idgate::db::sessions::touch_session(&mut conn, &hash, now).expect("touch"));
 }
 
 async fn every_sign_in_gets_a_new_session_id(db: TestDb) {
@@ -155,7 +155,7 @@ async fn signing_out_ends_the_session_and_always_succeeds(db: TestDb) {
         200
     );
     let mut conn = app.database.conn().expect("conn");
-    let events = idgate::audit::list_events(&mut conn, 0).expect("events");
+    let events = idgate::db::audit::list_events(&mut conn, 0).expect("events");
     let logouts = events.iter().filter(|e| e.event == "logout").count();
     assert_eq!(logouts, 2, "{events:?}");
 }
@@ -191,7 +191,8 @@ async fn a_session_ends_after_twelve_hours_however_busy(db: TestDb) {
 }
 
 async fn locking_unbinding_or_removing_a_member_ends_their_sessions(db: TestDb) {
-    use idgate::members::{self, Email, MemberStatus, MemberUpdate};
+    use idgate::db::members::{self, MemberUpdate};
+    use idgate::members::{Email, MemberStatus};
     let app = spawn_signin_app(db).await;
     let ana = app.add_member("ana@example.org");
     app.add_member("bob@example.org");
@@ -234,7 +235,7 @@ async fn a_revocation_elsewhere_is_honoured_within_the_cache_time(db: TestDb) {
     // from memory for at most 2 seconds, then asks the database again.
     let mut conn = app.database.conn().expect("conn");
     let email = idgate::members::Email::parse("ana@example.org").expect("email");
-    idgate::members::set_locked(&mut conn, &email, true, app.now()).expect("lock");
+    idgate::db::members::set_locked(&mut conn, &email, true, app.now()).expect("lock");
     assert_eq!(
         status_of(&app, "/auth", &session).await,
         200,
@@ -243,7 +244,7 @@ async fn a_revocation_elsewhere_is_honoured_within_the_cache_time(db: TestDb) {
     app.clock.advance(2);
     assert_eq!(status_of(&app, "/auth", &session).await, 401);
     // A logout on this instance is honoured at once, cache or not.
-    idgate::members::set_locked(&mut conn, &email, false, app.now()).expect("unlock");
+    idgate::db::members::set_locked(&mut conn, &email, false, app.now()).expect("unlock");
     let second = signed_in(&app, "ana@example.org").await;
     assert_eq!(status_of(&app, "/auth", &second).await, 200);
     let logout = app

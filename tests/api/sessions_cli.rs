@@ -47,7 +47,7 @@ async fn sessions_are_listed_and_revoked(db: TestDb) {
             .all(|s| s["email"] == "ana@example.org" && s["provider"] == "mock")
     );
     // The handle of ana's first session is the start of its id's hash.
-    let handle = idgate::sessions::hash_id(&ana[0])[..16].to_string();
+    let handle = idgate::ids::hash_id(&ana[0])[..16].to_string();
     assert!(
         mine.iter().any(|s| s["handle"] == handle.as_str()),
         "{mine:?}"
@@ -93,7 +93,7 @@ async fn sessions_are_listed_and_revoked(db: TestDb) {
     );
     assert!(locked.status.success(), "{}", stderr(&locked));
     let mut conn = app.database.conn().expect("conn");
-    let events: Vec<(String, Option<String>)> = idgate::audit::list_events(&mut conn, 0)
+    let events: Vec<(String, Option<String>)> = idgate::db::audit::list_events(&mut conn, 0)
         .expect("events")
         .into_iter()
         .filter(|e| e.event != "login")

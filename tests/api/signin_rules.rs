@@ -406,7 +406,7 @@ async fn inactive_and_locked_members_are_refused(db: TestDb) {
     app.add_member("locked@example.org");
     let mut conn = app.database.conn().expect("conn");
     let email = idgate::members::Email::parse("locked@example.org").expect("email");
-    idgate::members::set_locked(&mut conn, &email, true, app.now()).expect("lock");
+    idgate::db::members::set_locked(&mut conn, &email, true, app.now()).expect("lock");
     assert_refused(
         app.login(&app.token_for("new@example.org")).await,
         403,
@@ -448,20 +448,20 @@ async fn a_member_stays_bound_to_the_first_subject_of_a_provider(db: TestDb) {
     assert_refused(app.login(&no_sub).await, 403, "identity_mismatch").await;
     // The refused attempts stored no binding for bob; unbinding ana frees her account.
     let mut conn = app.database.conn().expect("conn");
-    let bob = idgate::members::find_member_by_email(
+    let bob = idgate::db::members::find_member_by_email(
         &mut conn,
         &idgate::members::Email::parse("bob@example.org").expect("e"),
     )
     .expect("lookup")
     .expect("bob");
     assert!(
-        idgate::members::bindings_of(&mut conn, bob.id)
+        idgate::db::members::bindings_of(&mut conn, bob.id)
             .expect("bindings")
             .is_empty()
     );
     let ana = idgate::members::Email::parse("ana@example.org").expect("email");
     assert_eq!(
-        idgate::members::unbind(&mut conn, &ana, Some("mock")).expect("unbind"),
+        idgate::db::members::unbind(&mut conn, &ana, Some("mock")).expect("unbind"),
         Some(1)
     );
     let again = token_with(&app, "ana@example.org", json!({"sub": "subject-2"}));
@@ -515,7 +515,7 @@ async fn a_token_signs_in_only_once(db: TestDb) {
     // An earlier rule still comes first: a locked member's replayed token is member_locked.
     let mut conn = app.database.conn().expect("conn");
     let email = idgate::members::Email::parse("ana@example.org").expect("email");
-    idgate::members::set_locked(&mut conn, &email, true, app.now()).expect("lock");
+    idgate::db::members::set_locked(&mut conn, &email, true, app.now()).expect("lock");
     assert_refused(app.login(&token).await, 403, "member_locked").await;
 }
 
@@ -545,7 +545,7 @@ async fn every_attempt_is_in_the_security_log_without_the_token(db: TestDb) {
         .expect("incident")
         .to_string();
     let mut conn = app.database.conn().expect("conn");
-    let events = idgate::audit::list_events(&mut conn, 0).expect("events");
+    let events = idgate::db::audit::list_events(&mut conn, 0).expect("events");
     assert_eq!(events.len(), 2, "{events:?}");
     assert_eq!(
         (events[0].event.as_str(), events[0].outcome.as_str()),

@@ -21,7 +21,7 @@ async fn a_token_used_before_the_replay_guard_was_reordered_is_still_refused(db:
     )
     .unwrap_or_else(|e| panic!("{e}"));
     let exp = claims["exp"].as_i64().unwrap_or_else(|| panic!("no exp"));
-    let old_key = idgate::sessions::hex(&Sha256::digest(signed_part.as_bytes()));
+    let old_key = idgate::ids::hex(&Sha256::digest(signed_part.as_bytes()));
 
     // The row as the earlier version wrote it, then the migration as `serve` runs it.
     let mut conn = app.database.conn().unwrap_or_else(|e| panic!("{e}"));

@@ -1,11 +1,12 @@
-//! Sessions queries (diesel, both backends).
+//! Sessions and the replay guard's used tokens in the database (both backends).
 
 use diesel::prelude::*;
 
-use super::Session;
-use crate::db::schema::{members, sessions, used_tokens};
-use crate::db::{AnyConnection, on_backend};
-use crate::members::{Member, MemberRow, StoreError};
+use super::members::MemberRow;
+use super::schema::{members, sessions, used_tokens};
+use super::{AnyConnection, StoreError, on_backend};
+use crate::members::Member;
+use crate::sessions::Session;
 
 /// A session to store.
 #[derive(Debug, Clone)]
@@ -107,13 +108,13 @@ pub fn delete_provider_sessions(
 }
 
 /// Remembers that an ID token was used to sign in, until `expires_at`. False when it already was
-/// (the caller's transaction stays usable: see [`crate::db::insert_if_absent`]).
+/// (the caller's transaction stays usable: see [`super::insert_if_absent`]).
 pub fn remember_token(
     conn: &mut AnyConnection,
     fingerprint: &str,
     expires_at: i64,
 ) -> Result<bool, StoreError> {
-    Ok(crate::db::insert_if_absent(conn, |conn| {
+    Ok(super::insert_if_absent(conn, |conn| {
         let insert = diesel::insert_into(used_tokens::table).values((
             used_tokens::token_hash.eq(fingerprint),
             used_tokens::expires_at.eq(expires_at),

@@ -2,9 +2,8 @@
 
 use diesel::prelude::*;
 
-use crate::db::AnyConnection;
-use crate::db::schema::login_flows;
-use crate::members::StoreError;
+use super::schema::login_flows;
+use super::{AnyConnection, StoreError};
 
 /// A started flow as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Queryable)]

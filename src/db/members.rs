@@ -1,18 +1,20 @@
-//! Members queries (diesel, both backends). "Not found" is `Ok(None)`; a failed lookup is `Err`.
+//! Members and their bindings in the database (both backends). "Not found" is `Ok(None)`; a failed lookup is `Err`.
 //!
 //! Lookups by a unique key use `get_result`, not `first`: `first` adds `LIMIT ?`, and SQLite
 //! prepares a statement again on every run when its `LIMIT` is a bound parameter.
 
 use diesel::prelude::*;
 
-use super::{Binding, Email, Member, MemberStatus, NewMember, StoreError};
-use crate::db::schema::{member_bindings, members};
-use crate::db::{AnyConnection, on_backend};
+use super::schema::{member_bindings, members};
+use super::sessions::{delete_member_sessions, delete_provider_sessions};
+use super::{AnyConnection, StoreError, on_backend};
+use crate::members::import::{ImportError, ImportRow, ImportSummary, RowError};
+use crate::members::{Binding, Email, Member, MemberStatus, NewMember, normalize_username};
 
 /// A `members` row as read; [`Member::try_from`] checks it.
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = members)]
-pub(crate) struct MemberRow {
+pub(super) struct MemberRow {
     id: i64,
     email: String,
     username: String,
@@ -46,11 +48,6 @@ impl TryFrom<MemberRow> for Member {
             updated_at: row.updated_at,
         })
     }
-}
-
-/// How usernames are compared: case-insensitively, like emails.
-pub fn normalize_username(username: &str) -> String {
-    username.to_lowercase()
 }
 
 /// The member with this email (compared in normalised form).
@@ -218,7 +215,7 @@ pub fn set_locked(
         }
         let member = find_member_by_email(conn, email)?;
         if locked && let Some(m) = &member {
-            crate::sessions::delete_member_sessions(conn, m.id)?;
+            delete_member_sessions(conn, m.id)?;
         }
         Ok(member)
     })
@@ -232,7 +229,7 @@ pub fn remove_member(conn: &mut AnyConnection, email: &Email) -> Result<bool, St
         };
         diesel::delete(member_bindings::table.filter(member_bindings::member_id.eq(member.id)))
             .execute(conn)?;
-        crate::sessions::delete_member_sessions(conn, member.id)?;
+        delete_member_sessions(conn, member.id)?;
         diesel::delete(members::table.find(member.id)).execute(conn)?;
         Ok(true)
     })
@@ -268,7 +265,7 @@ pub fn bind_subject(
     subject: &str,
     now: i64,
 ) -> Result<bool, StoreError> {
-    Ok(crate::db::insert_if_absent(conn, |conn| {
+    Ok(super::insert_if_absent(conn, |conn| {
         diesel::insert_into(member_bindings::table)
             .values((
                 member_bindings::member_id.eq(member_id),
@@ -296,11 +293,11 @@ pub fn unbind(
         // Sessions signed in through an unbound provider end with the binding.
         let removed = match provider {
             Some(p) => {
-                crate::sessions::delete_provider_sessions(conn, member.id, p)?;
+                delete_provider_sessions(conn, member.id, p)?;
                 diesel::delete(mine.filter(member_bindings::provider.eq(p))).execute(conn)?
             }
             None => {
-                crate::sessions::delete_member_sessions(conn, member.id)?;
+                delete_member_sessions(conn, member.id)?;
                 diesel::delete(mine).execute(conn)?
             }
         };
@@ -348,7 +345,67 @@ pub fn update_member(
         .set(&changes)
         .execute(conn)?;
     if update.status.is_some_and(|s| !s.may_sign_in()) {
-        crate::sessions::delete_member_sessions(conn, id)?;
+        delete_member_sessions(conn, id)?;
     }
     Ok(())
+}
+
+/// Adds or updates every row in one transaction; if any row conflicts with another member
+/// (a username already taken), nothing is written and every conflict is reported.
+pub fn import(
+    conn: &mut AnyConnection,
+    rows: &[ImportRow],
+    now: i64,
+) -> Result<ImportSummary, ImportError> {
+    super::transaction(conn, |conn| {
+        let mut summary = ImportSummary::default();
+        let mut errors = Vec::new();
+        for row in rows {
+            let existing = find_member_by_email(conn, &row.email)?;
+            let username = row.username.clone().or_else(|| {
+                existing
+                    .is_none()
+                    .then(|| row.email.normalized().to_string())
+            });
+            if let Some(u) = &username
+                && let Some(holder) = find_member_by_username(conn, u)?
+                && existing.as_ref().is_none_or(|m| m.id != holder.id)
+            {
+                errors.push(RowError {
+                    line: row.line,
+                    message: format!("the username {u} is already taken by {}", holder.email),
+                });
+                continue;
+            }
+            match existing {
+                Some(member) => {
+                    let update = MemberUpdate {
+                        username,
+                        firstname: row.firstname.clone(),
+                        surname: row.surname.clone(),
+                        status: row.status,
+                    };
+                    update_member(conn, member.id, &update, now)?;
+                    summary.updated += 1;
+                }
+                None => {
+                    let new = NewMember {
+                        email: row.email.clone(),
+                        username,
+                        firstname: row.firstname.clone().unwrap_or_default(),
+                        surname: row.surname.clone().unwrap_or_default(),
+                        status: row.status.unwrap_or(MemberStatus::Activated),
+                        admin: false,
+                    };
+                    insert_member(conn, &new, now)?;
+                    summary.added += 1;
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(summary)
+        } else {
+            Err(ImportError::BadRows(errors))
+        }
+    })
 }

@@ -5,12 +5,8 @@
 
 use diesel::prelude::*;
 
-use crate::db::AnyConnection;
-use crate::db::schema::auth_codes;
-use crate::members::StoreError;
-
-/// How long a code may be redeemed, in seconds.
-pub const CODE_LIFETIME_SECS: i64 = 60;
+use super::schema::auth_codes;
+use super::{AnyConnection, StoreError};
 
 /// A code as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Queryable)]

@@ -1,0 +1,63 @@
+//! What a request needs, below the web layer: the running configuration, the database, the
+//! provider keys and caches, the clock and the metrics. The sign-in rules take an [`AppState`]
+//! and return domain values, so they run (and are tested) without an HTTP server.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+use crate::clock::Clock;
+use crate::db::Database;
+use crate::identity::IdentityConfig;
+use crate::metrics::Metrics;
+use crate::oidc::http::{FetchError, Fetcher};
+use crate::oidc::keys::KeyStore;
+use crate::oidc::userinfo::UserinfoCache;
+use crate::sessions::SessionCache;
+use crate::settings::Settings;
+
+/// What every request handler shares.
+#[derive(Debug)]
+pub struct AppState {
+    /// The running configuration; a reload swaps it in one atomic step.
+    pub config: ArcSwap<IdentityConfig>,
+    pub db: Database,
+    pub settings: Settings,
+    pub clock: Arc<dyn Clock>,
+    /// Provider metadata and signing keys.
+    pub keys: KeyStore,
+    /// Userinfo answers for Bearer access tokens.
+    pub userinfo: UserinfoCache,
+    /// Live sessions read from the database in the last seconds.
+    pub session_cache: SessionCache,
+    /// Held while a reload reads and swaps the configuration.
+    pub reload_lock: tokio::sync::Mutex<()>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl AppState {
+    /// The state of a service with this configuration and database; fails only when the HTTP
+    /// client for identity providers cannot be built.
+    pub fn new(
+        settings: Settings,
+        config: IdentityConfig,
+        db: Database,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, FetchError> {
+        let metrics = Arc::new(Metrics::new(db.writer_counters()));
+        let keys = KeyStore::new(Fetcher::new()?, clock.clone(), metrics.clone());
+        let userinfo = UserinfoCache::new(clock.clone(), metrics.clone());
+        let session_cache = SessionCache::new(settings.cookie.cache_secs);
+        Ok(AppState {
+            config: ArcSwap::from_pointee(config),
+            db,
+            settings,
+            clock,
+            keys,
+            userinfo,
+            session_cache,
+            reload_lock: tokio::sync::Mutex::new(()),
+            metrics,
+        })
+    }
+}
