@@ -30,7 +30,7 @@ pub(super) fn members(cmd: MembersCommand, database_url: &str) -> Result<(), Str
             let rows = import::parse_csv(input).map_err(|errors| bad_rows(&file, &errors))?;
             let summary = with_conn(database_url, |conn| {
                 db::members::import(conn, &rows, now).map_err(|e| match e {
-                    import::ImportError::BadRows(errors) => bad_rows(&file, &errors),
+                    db::members::ImportError::BadRows(errors) => bad_rows(&file, &errors),
                     other => other.to_string(),
                 })
             })?;

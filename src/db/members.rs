@@ -8,7 +8,7 @@ use diesel::prelude::*;
 use super::schema::{member_bindings, members};
 use super::sessions::{delete_member_sessions, delete_provider_sessions};
 use super::{AnyConnection, StoreError, on_backend};
-use crate::members::import::{ImportError, ImportRow, ImportSummary, RowError};
+use crate::members::import::{ImportRow, ImportSummary, RowError};
 use crate::members::{Binding, Email, Member, MemberStatus, NewMember, normalize_username};
 
 /// A `members` row as read; [`Member::try_from`] checks it.
@@ -348,6 +348,25 @@ pub fn update_member(
         delete_member_sessions(conn, id)?;
     }
     Ok(())
+}
+
+/// Why an import imported nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// Some rows are bad; each is listed with its line.
+    #[error("{}", list(.0))]
+    BadRows(Vec<RowError>),
+    /// The database failed; the transaction was rolled back.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn list(errors: &[RowError]) -> String {
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Adds or updates every row in one transaction; if any row conflicts with another member

@@ -6,7 +6,6 @@ use std::fmt;
 use std::io::Read;
 
 use super::{Email, MemberStatus, check_username, normalize_username};
-use crate::db::StoreError;
 
 /// The required header, in this order.
 pub const HEADER: [&str; 5] = ["email", "username", "firstname", "surname", "status"];
@@ -33,25 +32,6 @@ impl fmt::Display for RowError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "line {}: {}", self.line, self.message)
     }
-}
-
-/// Why an import imported nothing.
-#[derive(Debug, thiserror::Error)]
-pub enum ImportError {
-    /// Some rows are bad; each is listed with its line.
-    #[error("{}", list(.0))]
-    BadRows(Vec<RowError>),
-    /// The database failed; the transaction was rolled back.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-fn list(errors: &[RowError]) -> String {
-    errors
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 /// How many members an import added and updated.

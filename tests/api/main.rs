@@ -7,6 +7,7 @@
     reason = "a test fails by panicking"
 )]
 
+mod architecture;
 mod audit_cli;
 mod auth_codes;
 mod bearer;
@@ -21,6 +22,7 @@ mod instances;
 mod members_cli;
 mod members_store;
 mod metrics;
+mod migrations;
 mod outage;
 mod provider;
 mod provider_keys;
@@ -28,4 +30,5 @@ mod serve;
 mod sessions;
 mod sessions_cli;
 mod signin_rules;
+mod state;
 mod upgrade;
