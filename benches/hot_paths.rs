@@ -9,13 +9,6 @@
     reason = "a benchmark stops on the first failure"
 )]
 
-#[path = "../tests/api/provider.rs"]
-#[allow(
-    dead_code,
-    reason = "the tests use more of the mock provider than the benchmarks do"
-)]
-mod provider;
-
 use std::hint::black_box;
 use std::sync::Arc;
 
@@ -25,7 +18,7 @@ use idgate::metrics::Metrics;
 use idgate::oidc::http::Fetcher;
 use idgate::oidc::keys::KeyStore;
 use idgate::oidc::verify::verify_id_token;
-use provider::{MockProvider, TestKey};
+use idgate_test_support::provider::{self, MockProvider, TestKey};
 
 fn verification(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_current_thread()

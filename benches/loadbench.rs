@@ -1,14 +1,14 @@
-//! The load benchmark of idgate's two hot paths (see `bench/README.md`): ID-token sign-in (RS256
+//! The load benchmark of idgate's two hot paths (see `benches/README.md`): ID-token sign-in (RS256
 //! and ES256, 1 and 64 connections) and `GET /auth` with a session cookie (64 connections).
 //!
-//! It starts the mock OpenID provider of the tests in this process, `target/release/idgate serve`
-//! as a child process (pinned to CPU 0 when `taskset` and two CPUs are there; this process should
-//! run on CPU 1, as `bench/run.sh` does), pre-mints distinct tokens, and reports requests per
+//! It starts the mock OpenID provider of the tests in this process, the `idgate` binary cargo
+//! built for it (`serve`) as a child process (pinned to CPU 0 when `taskset` and two CPUs are
+//! there; this process should run on CPU 1, as `benches/run.sh` does), pre-mints distinct tokens, and reports requests per
 //! second, p50/p99 latency, the idgate process's CPU time per operation (from /proc), its memory,
 //! and how many provider requests the measured phases caused.
 //!
-//! cargo build --release --bin idgate --example loadbench
-//! target/release/examples/loadbench [--database URL] [--tokens N] [--auth-seconds S] [--perf FILE]
+//! benches/run.sh [--database URL] [--tokens N] [--auth-seconds S] [--perf FILE]
+//! cargo bench --bench loadbench -- [the same options]
 
 #![allow(
     clippy::unwrap_used,
@@ -17,20 +17,13 @@
     reason = "a benchmark stops on the first failure"
 )]
 
-#[path = "../tests/api/provider.rs"]
-#[allow(
-    dead_code,
-    reason = "the tests use more of the mock provider than the benchmark does"
-)]
-mod provider;
-
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use provider::{MockProvider, TestKey};
+use idgate_test_support::provider::{self, MockProvider, TestKey};
 
 struct Args {
     database: Option<String>,
@@ -59,7 +52,9 @@ fn args() -> Args {
                     .and_then(|n| n.parse().ok())
                     .expect("--auth-seconds S");
             }
-            other => panic!("unknown argument {other}; see the top of examples/loadbench.rs"),
+            // What `cargo bench` passes to every benchmark.
+            "--bench" => {}
+            other => panic!("unknown argument {other}; see the top of benches/loadbench.rs"),
         }
     }
     args
@@ -80,7 +75,7 @@ impl Drop for Idgate {
     }
 }
 
-/// The machine's CPUs (not this process's affinity, which `bench/run.sh` narrows to one).
+/// The machine's CPUs (not this process's affinity, which `benches/run.sh` narrows to one).
 fn machine_cpus() -> usize {
     std::fs::read_to_string("/proc/cpuinfo")
         .map(|info| info.lines().filter(|l| l.starts_with("processor")).count())
@@ -388,15 +383,9 @@ async fn run_auth_phase(
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let args = args();
-    // The idgate built beside this program (target/…/release/examples/loadbench).
-    let binary = std::env::current_exe()
-        .ok()
-        .and_then(|exe| Some(exe.parent()?.parent()?.join("idgate")))
-        .expect("the program's own path");
-    assert!(
-        binary.exists(),
-        "build it first: cargo build --release --bin idgate"
-    );
+    // The idgate cargo built with this benchmark, in the same profile.
+    let binary = PathBuf::from(env!("CARGO_BIN_EXE_idgate"));
+    assert!(binary.exists(), "no idgate at {}", binary.display());
     let dir = tempfile::tempdir().expect("temporary directory");
     let database = args
         .database

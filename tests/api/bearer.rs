@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use crate::helpers::{SignInApp, TestDb, async_on_both_backends, spawn_signin_app};
-use crate::provider::TestKey;
+use idgate_test_support::provider::TestKey;
 
 fn access(app: &SignInApp, sub: &str, changes: Value) -> String {
     app.provider.access_token(&app.key, sub, app.now(), changes)
@@ -140,7 +140,7 @@ async fn access_tokens_that_fail_their_checks_are_refused(db: TestDb) {
     // An ID token whose audience names the API too, or a token with a nonce, is no access
     // token.
     let mut id_claims = app.provider.claims("ana@example.org", now);
-    id_claims["aud"] = json!(["idgate-test", crate::provider::API_AUDIENCE]);
+    id_claims["aud"] = json!(["idgate-test", idgate_test_support::provider::API_AUDIENCE]);
     id_claims["azp"] = json!("idgate-test");
     let mut cases = cases;
     cases.push((

@@ -1,11 +1,8 @@
-use std::process::Command;
-
-use crate::helpers::{fixture, repo_path, stdout};
+use crate::helpers::{fixture, idgate_command, repo_path, stdout};
 
 fn check(file: &std::path::Path) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_idgate"))
+    idgate_command(&repo_path(""))
         .env("IDGATE_TEST_SECRET", "s3cret")
-        .env_remove("IDGATE_CONFIG")
         .arg("check-config")
         .arg(file)
         .output()

@@ -58,7 +58,7 @@ async fn administrators_see_the_running_configuration_without_secrets() {
     assert_eq!(response.status(), 200);
     let text = response.text().await.expect("text");
     assert!(
-        !text.contains(crate::provider::CLIENT_SECRET),
+        !text.contains(idgate_test_support::provider::CLIENT_SECRET),
         "secrets are never shown: {text}"
     );
     let body: Value = serde_json::from_str(&text).expect("json");
@@ -86,7 +86,7 @@ async fn administrators_see_the_running_configuration_without_secrets() {
         xml.contains(r#"<domain name="example.org" authentication="external"/>"#),
         "{xml}"
     );
-    assert!(!xml.contains(crate::provider::CLIENT_SECRET));
+    assert!(!xml.contains(idgate_test_support::provider::CLIENT_SECRET));
 }
 
 #[tokio::test]

@@ -2,7 +2,7 @@
 //! and the security log are shared; a logout or a lock on one is honoured by the other at once.
 
 use crate::helpers::{ServeProcess, TestDb, idgate, signin_config, stderr};
-use crate::provider::{MockProvider, TestKey};
+use idgate_test_support::provider::{MockProvider, TestKey};
 
 #[tokio::test]
 async fn two_instances_share_sessions_codes_replay_guard_and_revocation() {

@@ -24,7 +24,6 @@ mod members_store;
 mod metrics;
 mod migrations;
 mod outage;
-mod provider;
 mod provider_keys;
 mod serve;
 mod sessions;

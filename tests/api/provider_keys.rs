@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::helpers::{TestDb, assert_refused, spawn_signin_app};
-use crate::provider::TestKey;
+use idgate_test_support::provider::TestKey;
 
 #[tokio::test]
 async fn a_rotated_key_is_fetched_once_and_the_retired_key_stops_at_once() {
@@ -224,7 +224,7 @@ async fn a_key_that_names_another_algorithm_is_no_key_for_this_one() {
     )
     .await;
     let claims = app.provider.claims("ana@example.org", app.now());
-    let rs512 = crate::provider::sign_token(
+    let rs512 = idgate_test_support::provider::sign_token(
         &app.key,
         &serde_json::json!({"alg": "RS512", "kid": "rsa1", "typ": "jwt"}),
         &claims,

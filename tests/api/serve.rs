@@ -3,17 +3,14 @@
 use std::io::{BufRead as _, BufReader};
 use std::process::{Command, Stdio};
 
-use crate::helpers::{repo_path, temp_dir};
+use crate::helpers::{idgate_command, repo_path, temp_dir};
 
 #[tokio::test]
 async fn serve_with_defaults_creates_its_database_answers_and_stops_on_sigterm() {
     let dir = temp_dir();
     std::fs::copy(repo_path("identity.yaml"), dir.path().join("identity.yaml"))
         .unwrap_or_else(|e| panic!("{e}"));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_idgate"))
-        .current_dir(dir.path())
-        .env_remove("DATABASE_URL")
-        .env_remove("IDGATE_CONFIG")
+    let mut child = idgate_command(dir.path())
         .env("IDGATE_LOG_FORMAT", "json")
         .env("IDGATE_LISTEN", "127.0.0.1:0")
         .arg("serve")
@@ -54,9 +51,7 @@ async fn serve_with_defaults_creates_its_database_answers_and_stops_on_sigterm()
 #[test]
 fn serve_refuses_an_invalid_configuration_with_its_errors() {
     let dir = temp_dir();
-    let output = Command::new(env!("CARGO_BIN_EXE_idgate"))
-        .current_dir(dir.path())
-        .env_remove("DATABASE_URL")
+    let output = idgate_command(dir.path())
         .args(["serve", "--listen", "127.0.0.1:0", "--config"])
         .arg(crate::helpers::fixture("many-errors.yaml"))
         .output()

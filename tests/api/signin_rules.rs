@@ -7,8 +7,8 @@ use crate::helpers::{
     SignInApp, TestDb, assert_one_of_them_wins, assert_refused, async_on_both_backends,
     session_cookie, spawn_signin_app,
 };
-use crate::provider::{TestKey, raw_token, sign_token};
 use idgate::members::MemberStatus;
+use idgate_test_support::provider::{TestKey, raw_token, sign_token};
 
 /// Claims for `email` with `changes` applied (a `null` removes the claim).
 fn claims_with(app: &SignInApp, email: &str, changes: Value) -> Value {

@@ -11,7 +11,7 @@ use idgate::signin::{Attempt, Expected, SignInError};
 use idgate::state::AppState;
 
 use crate::helpers::{TestDb, signin_config};
-use crate::provider::{MockProvider, TestKey};
+use idgate_test_support::provider::{MockProvider, TestKey};
 
 async fn sign_ins_on_a_state_without_a_server(db: TestDb) {
     let key = TestKey::rsa("rsa1", "rsa1");

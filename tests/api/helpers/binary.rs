@@ -1,0 +1,103 @@
+//! The `idgate` binary as a separate process: a command's output, or `idgate serve` until the
+//! test drops it.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// The `idgate` binary, to run in `dir`, with none of the caller's `DATABASE_URL` or
+/// `IDGATE_CONFIG`: every test that runs the binary starts it through here.
+pub fn idgate_command(dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_idgate"));
+    command
+        .current_dir(dir)
+        .env_remove("DATABASE_URL")
+        .env_remove("IDGATE_CONFIG");
+    command
+}
+
+/// Runs the `idgate` binary in `dir` with `--database url`.
+pub fn idgate(dir: &Path, database_url: &str, args: &[&str]) -> Output {
+    idgate_command(dir)
+        .args(args)
+        .args(["--database", database_url])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run idgate: {e}"))
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// `idgate serve` as a separate process, stopped (SIGTERM) when dropped.
+pub struct ServeProcess {
+    pub port: u16,
+    pub address: String,
+    child: std::process::Child,
+    lines: std::io::Lines<std::io::BufReader<std::process::ChildStderr>>,
+}
+
+impl ServeProcess {
+    /// Starts `idgate serve` in `dir` on a random port with JSON logs, and waits until it serves.
+    pub fn start(dir: &Path, database_url: &str, extra: &[&str]) -> ServeProcess {
+        use std::io::BufRead as _;
+        let mut child = idgate_command(dir)
+            .env("IDGATE_LOG_FORMAT", "json")
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--database",
+                database_url,
+            ])
+            .args(extra)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run idgate: {e}"));
+        let stderr = child.stderr.take().unwrap_or_else(|| panic!("no stderr"));
+        let mut process = ServeProcess {
+            port: 0,
+            address: String::new(),
+            child,
+            lines: std::io::BufReader::new(stderr).lines(),
+        };
+        let port = process.wait_for("idgate is serving")["port"]
+            .as_u64()
+            .and_then(|p| u16::try_from(p).ok())
+            .unwrap_or_else(|| panic!("no port in the log"));
+        process.port = port;
+        process.address = format!("http://127.0.0.1:{port}");
+        process
+    }
+
+    /// Reads the log until an event with this message, and returns it.
+    pub fn wait_for(&mut self, message: &str) -> serde_json::Value {
+        loop {
+            let line = match self.lines.next() {
+                Some(Ok(line)) => line,
+                other => panic!("idgate stopped before `{message}`: {other:?}"),
+            };
+            if let Ok(event) = serde_json::from_str::<serde_json::Value>(&line)
+                && event["message"] == message
+            {
+                return event;
+            }
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
