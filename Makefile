@@ -12,11 +12,11 @@ test-postgres:
 	IDGATE_TEST_POSTGRES_URL=$${IDGATE_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test} cargo test
 
 lint:
-	cargo fmt --check
-	cargo clippy --all-targets -- -D warnings
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
 
 fmt:
-	cargo fmt
+	cargo fmt --all
 
 run:
 	cargo run --release -- serve

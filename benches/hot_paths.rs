@@ -1,5 +1,5 @@
 //! criterion micro-benchmarks of the two hot paths: ID-token verification with a warm key cache
-//! (RS256, ES256, EdDSA; everything of SPEC §3 but the database rules) and the session check's
+//! (RS256, ES256, EdDSA; every token rule; none of the database rules) and the session check's
 //! database read. `cargo bench --bench hot_paths`.
 
 #![allow(

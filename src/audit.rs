@@ -1,4 +1,4 @@
-//! The security log (SPEC §6): every authentication event, successful or not, in the database
+//! The security log: every authentication event, successful or not, in the database
 //! and in the log. Raw tokens, codes and session ids are never part of an event.
 
 use serde::Serialize;

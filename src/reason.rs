@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-/// A refusal reason. The order of the token variants is the order of the SPEC §3 table: a token
+/// A refusal reason. The order of the token variants is the order of the token rules table (`docs/http-api.md`): a token
 /// is refused with the first rule that fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Reason {
@@ -45,9 +45,9 @@ pub enum Reason {
     ApiAccountIp,
     /// The token was already used to sign in.
     Replayed,
-    /// `action=code` for a `client_id` that is not a registered client (SPEC §4).
+    /// `action=code` for a `client_id` that is not a registered client.
     UnknownClient,
-    /// An authentication code that is unknown, used, expired or for another client (SPEC §4).
+    /// An authentication code that is unknown, used, expired or for another client.
     InvalidCode,
     /// A callback whose `state` is missing, unknown, used, expired, or not this browser's.
     BadState,

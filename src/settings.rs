@@ -9,7 +9,7 @@ use url::Url;
 use crate::flows::ResponseMode;
 use crate::sessions::CookieSettings;
 
-/// Default values named by SPEC §1.
+/// The defaults of `idgate serve` (`docs/configuration.md`).
 pub const DEFAULT_CONFIG: &str = "./identity.yaml";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATABASE: &str = "sqlite://idgate.db";

@@ -1,4 +1,4 @@
-//! One-time authentication codes (SPEC §4): a registered document app trades an ID token for a
+//! One-time authentication codes: a registered document app trades an ID token for a
 //! code, and the browser trades the code for a session. 256 random bits, valid 60 seconds,
 //! single use even under concurrency, bound to the member and the client; the database keeps
 //! only the code's SHA-256, so any instance can redeem it.

@@ -145,7 +145,7 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// One thing wrong with a configuration file. Each variant is one rule of SPEC §2.
+/// One thing wrong with a configuration file. Each variant is one rule of `docs/configuration.md`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
     /// The YAML itself cannot be read (syntax, duplicate keys, several documents).

@@ -57,7 +57,7 @@ impl fmt::Display for MemberStatus {
     }
 }
 
-/// An email address checked as SPEC §3 requires, with its normalised form: lowercase, domain in
+/// An email address checked as the `bad_email` rule requires, with its normalised form: lowercase, domain in
 /// ASCII (punycode). Members are matched on the normalised form.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Email {

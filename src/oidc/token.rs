@@ -1,4 +1,4 @@
-//! The first three rules of SPEC §3, checked before any key is looked at: the token's shape
+//! The first three token rules, checked before any key is looked at: the token's shape
 //! (`malformed`), its algorithm (`unsupported_alg`) and its type (`wrong_token_type`).
 //!
 //! Nothing here trusts the token: the header only says which algorithm and key to *try*; the

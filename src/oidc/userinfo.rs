@@ -1,4 +1,4 @@
-//! The userinfo endpoint (SPEC §5): where a Bearer access token's email comes from, since
+//! The userinfo endpoint: where a Bearer access token's email comes from, since
 //! access tokens carry authorization claims, not the email. Answers are cached per
 //! (provider, `sub`) for 5 minutes, and concurrent lookups of one key share one request, so a
 //! busy API does not call the provider on every request.

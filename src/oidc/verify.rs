@@ -1,4 +1,4 @@
-//! ID-token verification: the token rules of SPEC §3, in table order, from `malformed` to
+//! ID-token verification: the token rules (`docs/http-api.md`), in table order, from `malformed` to
 //! `email_not_verified`. The member and policy rules follow in [`crate::signin`].
 
 use std::sync::Arc;
@@ -43,7 +43,7 @@ fn replay_key(exp: i64, signed_part_hash: &[u8]) -> String {
 /// Why a token was not verified.
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
-    /// A rule of SPEC §3 failed.
+    /// A token rule failed.
     #[error("token refused: {0}")]
     Refused(Reason, Option<String>),
     /// The provider's keys could not be had: nothing is wrong with the token that we know of.
@@ -106,7 +106,7 @@ pub async fn verify_id_token(
     })
 }
 
-/// A JWT access token that passed its checks (SPEC §5): issued by a provider with an
+/// A JWT access token that passed its checks: issued by a provider with an
 /// `apiAudience`, for that audience, signed, in date.
 #[derive(Debug, Clone)]
 pub struct VerifiedAccess {

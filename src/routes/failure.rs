@@ -19,7 +19,7 @@ use crate::state::AppState;
 /// A failure answered to a client, beside the token and member reasons.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Failure {
-    /// A rule of SPEC §3 refused the token or the member.
+    /// A token, member or flow rule refused.
     Refused(Reason),
     /// A required parameter is missing.
     MissingParameter,

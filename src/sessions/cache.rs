@@ -2,7 +2,7 @@
 //! proxy sees every request) need no database round trip. An entry is used for at most
 //! `--session-cache` seconds (2 by default, 0 turns the cache off): a logout on this instance
 //! removes its entry at once; a logout, a revocation or a lock elsewhere (another instance, the
-//! command line) is honoured within that time, inside the 5 seconds SPEC §5 allows.
+//! command line) is honoured within that time, well inside the 5 seconds allowed for that.
 
 use std::sync::Mutex;
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! One-time authentication codes (SPEC §4): `action=code` for registered clients, and the
+//! One-time authentication codes: `action=code` for registered clients, and the
 //! browser trading the code for a session.
 
 use serde_json::Value;

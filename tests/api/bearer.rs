@@ -1,4 +1,4 @@
-//! Bearer access tokens on `/session` and `/auth` (SPEC §5): JWT access tokens of providers
+//! Bearer access tokens on `/session` and `/auth`: JWT access tokens of providers
 //! with `apiAudience`, the email from the provider's userinfo (cached), the member rules.
 
 use serde_json::{Value, json};

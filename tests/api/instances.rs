@@ -1,4 +1,4 @@
-//! Two idgate processes on one PostgreSQL database (SPEC §5): sessions, codes, the replay guard
+//! Two idgate processes on one PostgreSQL database: sessions, codes, the replay guard
 //! and the security log are shared; a logout or a lock on one is honoured by the other at once.
 
 use crate::helpers::{ServeProcess, TestDb, idgate, signin_config, stderr};

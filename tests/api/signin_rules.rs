@@ -1,4 +1,4 @@
-//! `POST /authenticate action=login id_token=…`: every rule of SPEC §3, each asserting its reason
+//! `POST /authenticate action=login id_token=…`: every token, member and policy rule, each asserting its reason
 //! code, its status and that no cookie was set; hostile token shapes never answer 5xx.
 
 use serde_json::{Value, json};
