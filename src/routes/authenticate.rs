@@ -2,11 +2,10 @@
 //! authentication codes for registered document apps, and sign-out.
 
 use actix_web::http::Method;
-use actix_web::http::header::LOCATION;
 use actix_web::{HttpRequest, HttpResponse, ResponseError as _, web};
 use serde_json::json;
 
-use super::cookies::{removal_cookie, session_cookie};
+use super::cookies::{new_session, removal_cookie};
 use super::cors;
 use super::failure::{Failure, Refusal, settle};
 use super::render::{self, Format};
@@ -125,13 +124,8 @@ fn with_session(
     format: Format,
     signed_in: SignedIn,
 ) -> HttpResponse {
-    let cookie = session_cookie(
-        &state.settings.cookie,
-        signed_in.session_id,
-        request::is_https(req, state),
-    );
     let mut builder = HttpResponse::Ok();
-    builder.cookie(cookie);
+    builder.cookie(new_session(req, state, signed_in.session_id));
     render::session(format, builder, &signed_in.view)
 }
 
@@ -204,15 +198,8 @@ async fn redeem(
         .get("redirect")
         .and_then(|r| flows::safe_redirect_among(r, website.as_deref()))
         .unwrap_or_else(|| "/".into());
-    let cookie = session_cookie(
-        &state.settings.cookie,
-        signed_in.session_id,
-        request::is_https(req, state),
-    );
-    Ok(HttpResponse::SeeOther()
-        .cookie(cookie)
-        .insert_header((LOCATION, target))
-        .insert_header(("Cache-Control", "no-store"))
+    Ok(render::see_other(&target)
+        .cookie(new_session(req, state, signed_in.session_id))
         .finish())
 }
 

@@ -4,8 +4,17 @@
 use actix_web::cookie::time::Duration;
 use actix_web::cookie::{Cookie, SameSite};
 
+use actix_web::HttpRequest;
+
+use super::request;
 use crate::flows::{FLOW_LIFETIME_SECS, ResponseMode, flow_cookie_name};
 use crate::sessions::CookieSettings;
+use crate::state::AppState;
+
+/// The cookie of a session just started for this request's browser.
+pub fn new_session(req: &HttpRequest, state: &AppState, id: String) -> Cookie<'static> {
+    session_cookie(&state.settings.cookie, id, request::is_https(req, state))
+}
 
 /// The cookie that carries a new session: HttpOnly, SameSite=Lax, Path=/, Secure over https.
 /// No expiry: it lasts as long as the browser session, and the server ends it sooner.

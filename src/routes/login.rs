@@ -5,7 +5,7 @@ use actix_web::http::header::LOCATION;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 
-use super::cookies::{flow_cookie, session_cookie};
+use super::cookies::{flow_cookie, new_session};
 use super::failure::{Failure, Refusal, settle};
 use super::render::{self, Format};
 use super::request::{self, Params};
@@ -284,15 +284,9 @@ async fn finish_flow(
         provider: Some(&flow.provider),
     };
     let signed_in = signin::sign_in(state, &id_token, expected, &attempt).await?;
-    let cookie = session_cookie(
-        &state.settings.cookie,
-        signed_in.session_id,
-        request::is_https(req, state),
-    );
-    Ok(HttpResponse::SeeOther()
-        .cookie(cookie)
-        .insert_header((LOCATION, flow.redirect.unwrap_or_else(|| "/".into())))
-        .insert_header(("Cache-Control", "no-store"))
+    let target = flow.redirect.unwrap_or_else(|| "/".into());
+    Ok(render::see_other(&target)
+        .cookie(new_session(req, state, signed_in.session_id))
         .finish())
 }
 
@@ -302,10 +296,7 @@ async fn home(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRespon
         .await
         .map_err(|error| Refusal::from(error).format(Format::Html))?
     else {
-        return Ok(HttpResponse::SeeOther()
-            .insert_header((LOCATION, "/login"))
-            .insert_header(("Cache-Control", "no-store"))
-            .finish());
+        return Ok(render::see_other("/login").finish());
     };
     let config = state.config.load();
     let provider = config

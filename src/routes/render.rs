@@ -2,7 +2,7 @@
 //! for `application/xml`; errors as `{"error":{"id","message","incident"}}` with a fixed message,
 //! never inner detail. The only module that renders.
 
-use actix_web::http::header::{ACCEPT, CONTENT_TYPE};
+use actix_web::http::header::{ACCEPT, CONTENT_TYPE, LOCATION};
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder};
 use askama::Template;
 use serde::Serialize;
@@ -191,6 +191,15 @@ pub fn signed_out(format: Format, mut builder: HttpResponseBuilder) -> HttpRespo
         Format::Xml => xml(builder, &SignedOutXml),
         Format::Html => page(builder, &SignedOutPage),
     }
+}
+
+/// A `303 See Other` to `target`, never cached.
+pub fn see_other(target: &str) -> HttpResponseBuilder {
+    let mut builder = HttpResponse::SeeOther();
+    builder
+        .insert_header((LOCATION, target))
+        .insert_header(("Cache-Control", "no-store"));
+    builder
 }
 
 /// Renders an HTML page into `builder`.
