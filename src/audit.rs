@@ -76,6 +76,8 @@ pub struct SecurityEvent {
     pub client_ip: Option<String>,
     pub user_agent: Option<String>,
     pub incident: String,
+    /// Where a sign-in's email came from, when not the ID token (`userinfo`).
+    pub email_source: Option<&'static str>,
 }
 
 impl SecurityEvent {
@@ -90,6 +92,7 @@ impl SecurityEvent {
             client_ip: None,
             user_agent: None,
             incident,
+            email_source: None,
         }
     }
 
@@ -105,6 +108,7 @@ impl SecurityEvent {
             member_id = self.member_id,
             client_ip = self.client_ip.as_deref(),
             user_agent = self.user_agent.as_deref(),
+            email_source = self.email_source,
             incident = %self.incident,
             "security event"
         );

@@ -40,6 +40,7 @@ pub fn insert_event(
         security_log::client_ip.eq(event.client_ip.as_deref()),
         security_log::user_agent.eq(event.user_agent.as_deref()),
         security_log::incident.eq(&event.incident),
+        security_log::email_source.eq(event.email_source),
     ));
     on_backend!(conn, |c| insert.execute(c))?;
     Ok(())
@@ -61,6 +62,7 @@ pub struct LoggedEvent {
     pub client_ip: Option<String>,
     pub user_agent: Option<String>,
     pub incident: String,
+    pub email_source: Option<String>,
 }
 
 /// Events at or after `since` (Unix seconds), oldest first.

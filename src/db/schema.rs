@@ -57,6 +57,7 @@ diesel::table! {
         client_ip -> Nullable<Text>,
         user_agent -> Nullable<Text>,
         incident -> Text,
+        email_source -> Nullable<Text>,
     }
 }
 

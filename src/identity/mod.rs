@@ -28,7 +28,30 @@ pub struct IdentityConfig {
     pub domains: DomainPolicy,
     pub clients: Vec<Client>,
     pub properties: Properties,
+    /// What is allowed but probably not meant (`check-config` prints them).
+    #[serde(skip)]
+    pub warnings: Vec<Problem>,
 }
+
+/// The asymmetric ID-token signature algorithms: a provider's default list.
+pub const ASYMMETRIC_ALGS: [&str; 9] = [
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA",
+];
+/// The HMAC algorithms, keyed by the client secret: only for providers that list them.
+pub const HMAC_ALGS: [&str; 3] = ["HS256", "HS384", "HS512"];
+
+/// The parameters of an authorization request that idgate sets itself.
+pub const RESERVED_AUTHORIZATION_PARAMS: [&str; 9] = [
+    "client_id",
+    "redirect_uri",
+    "response_type",
+    "response_mode",
+    "scope",
+    "state",
+    "nonce",
+    "code_challenge",
+    "code_challenge_method",
+];
 
 impl IdentityConfig {
     pub fn provider(&self, id: &str) -> Option<&Provider> {
@@ -74,9 +97,48 @@ pub struct Provider {
     pub trusted_audiences: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub api_audience: Option<String>,
+    /// Where the email comes from: the ID token, the userinfo endpoint, or the ID token and
+    /// userinfo when the token has none.
+    pub email_source: EmailSource,
+    /// The algorithms its ID tokens may be signed with (HMAC only with a client secret).
+    pub id_token_signing_algs: Vec<&'static str>,
+    /// Fixed parameters added to the authorization request.
+    pub authorization_params: std::collections::BTreeMap<String, String>,
+    /// For a provider whose issuer names a tenant (`{tenantid}`): the tenants accepted (`*`:
+    /// any). `None` for a provider of one issuer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenants: Option<Vec<String>>,
 }
 
+/// Where a provider's email comes from (`emailSource`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum EmailSource {
+    /// The ID token's `email`; the userinfo endpoint when the token has none.
+    Auto,
+    /// The ID token only.
+    IdToken,
+    /// The userinfo endpoint always.
+    Userinfo,
+}
+
+/// The placeholder of a multi-tenant issuer (Microsoft Entra ID's `common` and
+/// `organizations` endpoints): each tenant's issuer has its id there.
+pub const TENANT_PLACEHOLDER: &str = "{tenantid}";
+
 impl Provider {
+    /// Whether `tid` is a tenant this provider accepts.
+    pub fn accepts_tenant(&self, tid: &str) -> bool {
+        self.tenants
+            .as_ref()
+            .is_some_and(|t| t.iter().any(|x| x == "*" || x.eq_ignore_ascii_case(tid)))
+    }
+
+    /// Whether an ID token may be signed with `alg`.
+    pub fn accepts_alg(&self, alg: &str) -> bool {
+        self.id_token_signing_algs.contains(&alg)
+    }
+
     /// The authority as a string without a trailing `/`, the form issuers are compared in.
     pub fn authority(&self) -> &str {
         self.authority_url.as_str().trim_end_matches('/')
@@ -200,6 +262,14 @@ pub enum ConfigError {
     /// `${VAR}` names an environment variable that is not set.
     #[error("environment variable `{0}` is not set")]
     MissingEnvVar(String),
+    /// `tenants: ["*"]`: any Microsoft Entra ID tenant may sign in (a warning).
+    #[error("`tenants: [\"*\"]` lets people of any tenant sign in")]
+    AnyTenant,
+    /// A multi-tenant authority without `tenants`.
+    #[error(
+        "a multi-tenant authority (`common`, `organizations`) needs `tenants`: the tenant ids to accept, or [\"*\"] for any"
+    )]
+    MissingTenants,
     /// A domain name that is neither a domain nor `*.domain`.
     #[error("invalid domain `{0}`: expected a domain such as `example.org` or `*.example.org`")]
     InvalidDomain(String),

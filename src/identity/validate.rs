@@ -1,13 +1,16 @@
 //! From the YAML tree to an [`IdentityConfig`], collecting every problem with its position.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
 use ipnet::IpNet;
 use url::{Host, Url};
 
 use super::yaml::{self, Node, NodeKind, Pos};
-use super::{Client, ConfigError, IdentityConfig, Portal, Problem, Properties, Provider, Secret};
+use super::{
+    ASYMMETRIC_ALGS, Client, ConfigError, EmailSource, HMAC_ALGS, IdentityConfig, Portal, Problem,
+    Properties, Provider, RESERVED_AUTHORIZATION_PARAMS, Secret,
+};
 use crate::access::{Authentication, DomainPattern, DomainPolicy, DomainRule};
 
 /// Looks up `${VAR}` references; the process environment in production, a map in tests.
@@ -18,6 +21,7 @@ pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 pub fn validate(source: &str, env: EnvLookup<'_>) -> Result<IdentityConfig, Vec<Problem>> {
     let mut ctx = Ctx {
         problems: Vec::new(),
+        warnings: Vec::new(),
         env,
     };
     let root = match yaml::parse(source) {
@@ -44,7 +48,10 @@ pub fn validate(source: &str, env: EnvLookup<'_>) -> Result<IdentityConfig, Vec<
         None => None,
     };
     match config {
-        Some(config) if ctx.problems.is_empty() => Ok(config),
+        Some(mut config) if ctx.problems.is_empty() => {
+            config.warnings = ctx.warnings;
+            Ok(config)
+        }
         _ => {
             let mut problems = ctx.problems;
             problems.sort_by_key(|p| p.pos);
@@ -55,6 +62,7 @@ pub fn validate(source: &str, env: EnvLookup<'_>) -> Result<IdentityConfig, Vec<
 
 struct Ctx<'e> {
     problems: Vec<Problem>,
+    warnings: Vec<Problem>,
     env: EnvLookup<'e>,
 }
 
@@ -95,6 +103,10 @@ const PROVIDER_KEYS: &[&str] = &[
     "requireVerifiedEmail",
     "trustedAudiences",
     "apiAudience",
+    "emailSource",
+    "idTokenSigningAlgs",
+    "authorizationParams",
+    "tenants",
 ];
 const DOMAIN_KEYS: &[&str] = &["name", "authentication", "providers"];
 const CLIENT_KEYS: &[&str] = &["id", "name", "website"];
@@ -152,6 +164,7 @@ impl Ctx<'_> {
             domains: DomainPolicy::new(default_authentication, domains),
             clients,
             properties: properties?,
+            warnings: Vec::new(),
         })
     }
 
@@ -431,6 +444,31 @@ impl Ctx<'_> {
             }
             (!shared).then_some(audience)
         });
+        let email_source = match f.get("emailSource") {
+            Some(n) => self.email_source(n),
+            None => Some(EmailSource::Auto),
+        };
+        let id_token_signing_algs = match f.get("idTokenSigningAlgs") {
+            Some(n) => self.signing_algs(n, client_secret.is_some()),
+            None => Some(ASYMMETRIC_ALGS.to_vec()),
+        };
+        let authorization_params = match f.get("authorizationParams") {
+            Some(n) => self.authorization_params(n),
+            None => Some(BTreeMap::new()),
+        };
+        let tenants = match f.get("tenants") {
+            Some(n) => self.tenants(n),
+            None => {
+                if authority_url
+                    .as_ref()
+                    .is_some_and(is_multi_tenant_authority)
+                {
+                    let pos = f.get("authorityUrl").map_or(f.pos, |n| n.pos);
+                    self.report(pos, ConfigError::MissingTenants);
+                }
+                None
+            }
+        };
         Some(Provider {
             id: id?,
             title: title?,
@@ -442,7 +480,134 @@ impl Ctx<'_> {
             require_verified_email: require_verified_email?,
             trusted_audiences: trusted_audiences?,
             api_audience,
+            email_source: email_source?,
+            id_token_signing_algs: id_token_signing_algs?,
+            authorization_params: authorization_params?,
+            tenants,
         })
+    }
+
+    fn email_source(&mut self, node: &Node) -> Option<EmailSource> {
+        let text = self.string(node)?;
+        match text.as_str() {
+            "auto" => Some(EmailSource::Auto),
+            "idToken" => Some(EmailSource::IdToken),
+            "userinfo" => Some(EmailSource::Userinfo),
+            _ => {
+                self.report(
+                    node.pos,
+                    ConfigError::InvalidValue {
+                        key: "emailSource",
+                        reason: format!("`{text}`: expected auto, idToken or userinfo"),
+                    },
+                );
+                None
+            }
+        }
+    }
+
+    /// A list of signature algorithms; HMAC ones only for a provider with a client secret.
+    fn signing_algs(&mut self, node: &Node, has_secret: bool) -> Option<Vec<&'static str>> {
+        let items = self.list(node)?;
+        let mut algs = Vec::new();
+        let mut ok = true;
+        for item in items {
+            let Some(text) = self.string(item) else {
+                ok = false;
+                continue;
+            };
+            let known = ASYMMETRIC_ALGS
+                .iter()
+                .chain(&HMAC_ALGS)
+                .find(|a| **a == text);
+            let problem = match known {
+                None => Some(format!(
+                    "`{text}` is not a supported algorithm (RS256/384/512, PS256/384/512, ES256/384, EdDSA, HS256/384/512)"
+                )),
+                Some(alg) if HMAC_ALGS.contains(alg) && !has_secret => Some(format!(
+                    "`{text}` is keyed by the client secret: set `clientSecret` first"
+                )),
+                Some(_) => None,
+            };
+            match (problem, known) {
+                (Some(reason), _) => {
+                    ok = false;
+                    self.report(
+                        item.pos,
+                        ConfigError::InvalidValue {
+                            key: "idTokenSigningAlgs",
+                            reason,
+                        },
+                    );
+                }
+                (None, Some(alg)) => algs.push(*alg),
+                (None, None) => {}
+            }
+        }
+        if ok && algs.is_empty() {
+            self.report(
+                node.pos,
+                ConfigError::InvalidValue {
+                    key: "idTokenSigningAlgs",
+                    reason: "at least one algorithm is needed".into(),
+                },
+            );
+            return None;
+        }
+        ok.then_some(algs)
+    }
+
+    /// A mapping of parameter names to values, none of them one idgate sets itself.
+    fn authorization_params(&mut self, node: &Node) -> Option<BTreeMap<String, String>> {
+        let NodeKind::Map(entries) = &node.kind else {
+            self.wrong_type(node, "a mapping");
+            return None;
+        };
+        let mut params = BTreeMap::new();
+        let mut ok = true;
+        for (key, value) in entries {
+            let name = key.as_scalar().unwrap_or_default().to_string();
+            if RESERVED_AUTHORIZATION_PARAMS.contains(&name.as_str()) || name.is_empty() {
+                ok = false;
+                self.report(
+                    key.pos,
+                    ConfigError::InvalidValue {
+                        key: "authorizationParams",
+                        reason: format!("`{name}` is set by idgate itself"),
+                    },
+                );
+                continue;
+            }
+            match self.string(value) {
+                Some(value) => {
+                    params.insert(name, value);
+                }
+                None => ok = false,
+            }
+        }
+        ok.then_some(params)
+    }
+
+    /// Tenant ids, or `["*"]` (any tenant, with a warning).
+    fn tenants(&mut self, node: &Node) -> Option<Vec<String>> {
+        let tenants = self.string_list(node)?;
+        if tenants.is_empty() {
+            self.report(
+                node.pos,
+                ConfigError::InvalidValue {
+                    key: "tenants",
+                    reason: "list at least one tenant id, or \"*\" for any".into(),
+                },
+            );
+            return None;
+        }
+        if tenants.iter().any(|t| t == "*") {
+            self.warnings.push(Problem {
+                pos: node.pos,
+                error: ConfigError::AnyTenant,
+            });
+        }
+        Some(tenants)
     }
 
     fn authority(&mut self, node: &Node) -> Option<Url> {
@@ -668,6 +833,17 @@ impl Ctx<'_> {
 }
 
 /// Where an item's `id` value stands (or the item itself), for duplicate-id messages.
+/// Microsoft Entra ID's multi-tenant authorities (`common`, `organizations`, `consumers`),
+/// whose issuer names each token's tenant.
+fn is_multi_tenant_authority(url: &Url) -> bool {
+    url.host_str()
+        .is_some_and(|h| h.eq_ignore_ascii_case("login.microsoftonline.com"))
+        && url
+            .path_segments()
+            .and_then(|mut s| s.next())
+            .is_some_and(|t| matches!(t, "common" | "organizations" | "consumers"))
+}
+
 fn id_pos(item: &Node) -> Pos {
     match &item.kind {
         NodeKind::Map(entries) => entries

@@ -17,7 +17,15 @@ pub enum ExchangeError {
     Unavailable(String),
 }
 
-/// Trades `code` for the ID token. Confidential clients (a `clientSecret`) authenticate with
+/// What the token endpoint gave: the ID token, and the access token (for the userinfo endpoint,
+/// when the email is read there). Neither is ever logged.
+#[derive(Debug)]
+pub struct Tokens {
+    pub id_token: String,
+    pub access_token: Option<String>,
+}
+
+/// Trades `code` for the ID token and the access token. Confidential clients (a `clientSecret`) authenticate with
 /// `client_secret_basic`; public clients send their `client_id`. The PKCE verifier is always sent.
 pub async fn exchange_code(
     fetcher: &Fetcher,
@@ -26,7 +34,7 @@ pub async fn exchange_code(
     code: &str,
     code_verifier: &str,
     redirect_uri: &str,
-) -> Result<String, ExchangeError> {
+) -> Result<Tokens, ExchangeError> {
     let mut form = vec![
         ("grant_type", "authorization_code"),
         ("code", code),
@@ -53,10 +61,15 @@ pub async fn exchange_code(
     #[derive(Deserialize)]
     struct TokenResponse {
         id_token: Option<String>,
+        access_token: Option<String>,
     }
     let answer: TokenResponse = serde_json::from_slice(&fetched.body)
         .map_err(|e| ExchangeError::Unavailable(format!("unreadable token response: {e}")))?;
-    answer
+    let id_token = answer
         .id_token
-        .ok_or_else(|| ExchangeError::Unavailable("the token response has no id_token".into()))
+        .ok_or_else(|| ExchangeError::Unavailable("the token response has no id_token".into()))?;
+    Ok(Tokens {
+        id_token,
+        access_token: answer.access_token,
+    })
 }

@@ -118,7 +118,7 @@ impl SigningKey {
     ///
     /// The work is done by `ring` (already in the build for TLS): the RustCrypto `rsa` crate
     /// behind openidconnect's `verify_signature` made RS256 verification the largest single
-    /// cost of a sign-in (see `bench/README.md`).
+    /// cost of a sign-in (see `docs/performance.md`).
     pub fn verify(&self, alg: &str, message: &[u8], signature: &[u8]) -> Result<(), String> {
         use ring::signature as sig;
         let bad = |_| {

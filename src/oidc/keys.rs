@@ -2,7 +2,7 @@
 //!
 //! The openidconnect crate verifies signatures but never refreshes keys, so the cache is here:
 //! - documents are kept for their `Cache-Control` max-age (clamped 1 min … 24 h, 1 h by default);
-//! - a token naming an unknown key refetches the JWKS at most once per 30 s per provider, and
+//! - a token naming an unknown key refetches the JWKS at most once per 5 s per provider, and
 //!   concurrent requests that need that refetch wait for the one fetch and share its result;
 //! - while the provider is unreachable, the last good keys stay in use for 24 h past their expiry;
 //! - a new JWKS replaces the old one whole, so a key it no longer lists stops working at once.
@@ -17,11 +17,11 @@ use serde_json::Value;
 use super::http::{FetchError, Fetcher};
 pub use super::jwk::SigningKey;
 use crate::clock::Clock;
-use crate::identity::Provider;
+use crate::identity::{Provider, TENANT_PLACEHOLDER};
 use crate::metrics::Metrics;
 
 /// The shortest time between two JWKS fetches of one provider, in seconds.
-pub const REFETCH_INTERVAL_SECS: i64 = 30;
+pub const REFETCH_INTERVAL_SECS: i64 = 5;
 /// How long past their expiry the last good keys serve while the provider is unreachable.
 pub const STALE_GRACE_SECS: i64 = 24 * 60 * 60;
 
@@ -102,7 +102,7 @@ struct ProviderCache {
 
 #[derive(Debug, Default)]
 struct RefreshState {
-    /// When the JWKS was last fetched (or a fetch attempted), for the 30-second window.
+    /// When the JWKS was last fetched (or a fetch attempted), for the refetch window.
     last_attempt: Option<i64>,
     /// Why the last attempt failed, answered while the window is closed and nothing is cached.
     last_error: Option<KeyError>,
@@ -162,6 +162,11 @@ impl KeyStore {
         &self.inner.fetcher
     }
 
+    /// The metrics provider requests are counted in.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
     fn cache(&self, provider: &Provider) -> Arc<ProviderCache> {
         let mut caches = match self.inner.caches.lock() {
             Ok(guard) => guard,
@@ -189,7 +194,8 @@ impl KeyStore {
     }
 
     /// The provider's keys after a token named a key that `seen` lacks: refetched unless the
-    /// JWKS was fetched less than 30 s ago; a refetch already under way is joined, not repeated.
+    /// JWKS was fetched less than [`REFETCH_INTERVAL_SECS`] ago; a refetch already under way is
+    /// joined, not repeated.
     pub async fn keys_after_unknown_key(
         &self,
         provider: &Provider,
@@ -226,6 +232,16 @@ impl KeyStore {
             .last_attempt
             .is_none_or(|at| now.saturating_sub(at) >= REFETCH_INTERVAL_SECS);
         if !window_open {
+            if want == Want::UnknownKey {
+                let next = state
+                    .last_attempt
+                    .map_or(now, |at| at.saturating_add(REFETCH_INTERVAL_SECS));
+                tracing::debug!(
+                    provider = %provider.id,
+                    next_allowed_at = %crate::clock::rfc3339(next),
+                    "unknown key: the JWKS was fetched too recently to fetch it again"
+                );
+            }
             return match (usable(&current, now), state.last_error.clone()) {
                 (Some(keys), _) => Ok(keys),
                 (None, Some(error)) => Err(error),
@@ -353,7 +369,14 @@ impl Inner {
         let extra: ExtraMetadata =
             serde_json::from_slice(&fetched.body).map_err(|e| invalid(e.to_string()))?;
         let issuer = parsed.issuer().as_str();
-        if issuer.trim_end_matches('/') != provider.authority() {
+        // A multi-tenant issuer (`…/{tenantid}/…`) is each token's tenant's, checked per token;
+        // it needs `tenants`. Any other must be the configured authority.
+        let matches = if issuer.contains(TENANT_PLACEHOLDER) {
+            provider.tenants.is_some()
+        } else {
+            issuer.trim_end_matches('/') == provider.authority()
+        };
+        if !matches {
             return Err(KeyError::IssuerMismatch {
                 authority: provider.authority().to_string(),
                 issuer: issuer.to_string(),

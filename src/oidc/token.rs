@@ -19,10 +19,9 @@ use crate::reason::Reason;
 /// The largest token accepted, in bytes.
 pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
 
-/// The signature algorithms accepted: asymmetric only, never `none` or HMAC.
-pub const ALLOWED_ALGS: [&str; 9] = [
-    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA",
-];
+/// The signature algorithms accepted by default: asymmetric only, never `none` or HMAC.
+pub use crate::identity::ASYMMETRIC_ALGS as ALLOWED_ALGS;
+use crate::identity::HMAC_ALGS;
 
 /// A token whose shape, algorithm and type are acceptable, not yet verified.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,16 +29,20 @@ pub struct UnverifiedToken<'a> {
     /// `header.payload`, the bytes the signature covers.
     pub signing_input: &'a str,
     pub signature: Vec<u8>,
-    /// One of [`ALLOWED_ALGS`].
+    /// One of [`ALLOWED_ALGS`], or of the HMAC algorithms where the caller allowed them.
     pub alg: &'static str,
     pub kid: Option<String>,
     pub claims: Map<String, Value>,
 }
 
-/// Checks the token's shape, algorithm and type, in that order.
+/// Checks the token's shape, algorithm (asymmetric only) and type, in that order.
 pub fn parse(raw: &str) -> Result<UnverifiedToken<'_>, Reason> {
     parse_as(raw, TokenKind::Id)
 }
+
+/// Whether a token's `alg` is accepted, given its (unverified) claims: the provider its `iss`
+/// names decides.
+pub type AlgPolicy<'a> = &'a dyn Fn(&str, &Map<String, Value>) -> bool;
 
 /// Which kind of token is expected: its `typ` must fit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +65,16 @@ impl TokenKind {
 
 /// [`parse`] for a token of the given kind.
 pub fn parse_as(raw: &str, kind: TokenKind) -> Result<UnverifiedToken<'_>, Reason> {
+    parse_with(raw, kind, &|alg, _| ALLOWED_ALGS.contains(&alg))
+}
+
+/// [`parse_as`] with the algorithms `accepts` allows (among [`ALLOWED_ALGS`] and HMAC; never
+/// `none`).
+pub fn parse_with<'r>(
+    raw: &'r str,
+    kind: TokenKind,
+    accepts: AlgPolicy<'_>,
+) -> Result<UnverifiedToken<'r>, Reason> {
     if raw.len() > MAX_TOKEN_BYTES {
         return Err(Reason::Malformed);
     }
@@ -75,7 +88,10 @@ pub fn parse_as(raw: &str, kind: TokenKind) -> Result<UnverifiedToken<'_>, Reaso
     let claims = strict_object(&decode(payload_b64)?)?;
     let signature = decode(signature_b64)?;
     let alg = match header.get("alg") {
-        Some(Value::String(alg)) => ALLOWED_ALGS.iter().find(|a| **a == alg.as_str()),
+        Some(Value::String(alg)) => ALLOWED_ALGS
+            .iter()
+            .chain(&HMAC_ALGS)
+            .find(|a| **a == alg.as_str() && accepts(a, &claims)),
         _ => None,
     };
     let Some(alg) = alg else {

@@ -1,5 +1,6 @@
 //! The userinfo endpoint: where a Bearer access token's email comes from, since
-//! access tokens carry authorization claims, not the email. Answers are cached per
+//! access tokens carry authorization claims, not the email; and a sign-in's, when the provider
+//! releases the email there only (`emailSource`). Answers are cached per
 //! (provider, `sub`) for 5 minutes, and concurrent lookups of one key share one request, so a
 //! busy API does not call the provider on every request.
 
@@ -137,16 +138,41 @@ impl UserinfoCache {
         })?;
         self.metrics.fetch(&provider.id, "userinfo");
         let claims = fetch(keys.fetcher(), endpoint, raw_token).await?;
-        match claims.get("sub") {
-            Some(Value::String(sub)) if *sub == access.subject => {}
-            _ => {
-                return Err(VerifyError::Refused(
-                    Reason::IdentityMismatch,
-                    Some("the userinfo sub is not the access token's".into()),
-                ));
-            }
-        }
+        check_subject(&claims, &access.subject)?;
         Ok(verify::check_email(&claims, provider)?)
+    }
+}
+
+/// The email of the person an ID token names, asked of the provider's userinfo endpoint with the
+/// access token of the same sign-in: never cached (one request per sign-in). The answer's `sub`
+/// must be the ID token's, and its email passes the same rules as an ID token's.
+pub async fn email_for_sign_in(
+    keys: &KeyStore,
+    provider: &Provider,
+    metadata: &super::keys::Metadata,
+    subject: Option<&str>,
+    access_token: &str,
+) -> Result<Email, VerifyError> {
+    let endpoint = metadata.userinfo_endpoint.as_deref().ok_or_else(|| {
+        VerifyError::Refused(
+            Reason::BadEmail,
+            Some(format!("{} has no userinfo_endpoint", provider.id)),
+        )
+    })?;
+    keys.metrics().fetch(&provider.id, "userinfo");
+    let claims = fetch(keys.fetcher(), endpoint, access_token).await?;
+    check_subject(&claims, subject.unwrap_or_default())?;
+    Ok(verify::check_email(&claims, provider)?)
+}
+
+/// A userinfo answer is about the token's subject, or about someone else.
+fn check_subject(claims: &Map<String, Value>, subject: &str) -> Result<(), VerifyError> {
+    match claims.get("sub") {
+        Some(Value::String(sub)) if !subject.is_empty() && sub == subject => Ok(()),
+        _ => Err(VerifyError::Refused(
+            Reason::IdentityMismatch,
+            Some("the userinfo sub is not the token's".into()),
+        )),
     }
 }
 

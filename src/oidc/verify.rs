@@ -3,13 +3,16 @@
 
 use std::sync::Arc;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value};
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 
-use super::keys::{KeyError, KeyLookup, KeySet, KeyStore};
-use super::token::{self, UnverifiedToken};
-use crate::identity::{IdentityConfig, Provider};
+use super::keys::{KeyError, KeyLookup, KeySet, KeyStore, Metadata};
+use super::token::{self, ALLOWED_ALGS, TokenKind, UnverifiedToken};
+use super::userinfo;
+use crate::identity::{EmailSource, HMAC_ALGS, IdentityConfig, Provider, TENANT_PLACEHOLDER};
 use crate::members::Email;
 use crate::reason::Reason;
 
@@ -24,6 +27,8 @@ pub struct VerifiedToken {
     /// The `sub` claim, if it is a string.
     pub subject: Option<String>,
     pub email: Email,
+    /// Whether the email came from the provider's userinfo endpoint rather than the token.
+    pub email_from_userinfo: bool,
     /// Until when the token is accepted (`exp` plus the leeway), Unix seconds.
     pub usable_until: i64,
     /// The replay guard's key: the token's `exp` (16 hex digits), then the SHA-256 (hex) of the
@@ -71,39 +76,99 @@ pub struct CheckedClaims {
     pub expires: i64,
 }
 
-/// Verifies an ID token against the configured providers. `expected_nonce` is the nonce idgate
-/// sent when it started the flow; `None` for a token posted directly.
+/// What a sign-in knows beside the ID token.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Context<'a> {
+    /// The nonce idgate sent when it started the flow; `None` for a token posted directly.
+    pub nonce: Option<&'a str>,
+    /// The access token of the same sign-in (from the token endpoint, or posted beside the ID
+    /// token), for the userinfo endpoint when the email is read there.
+    pub access_token: Option<&'a str>,
+}
+
+/// Verifies an ID token against the configured providers.
 pub async fn verify_id_token(
     keys: &KeyStore,
     config: &IdentityConfig,
     raw: &str,
-    expected_nonce: Option<&str>,
+    context: Context<'_>,
     now: impl Fn() -> i64,
 ) -> Result<VerifiedToken, VerifyError> {
-    let token = token::parse(raw)?;
+    let id_token_provider = |iss: &str, claims: &Map<String, Value>| {
+        find_provider(config, iss, claims, |p| Some(p.client_id.as_str()))
+    };
+    // The provider `iss` names decides the algorithms; a token naming none gets the default
+    // (asymmetric) list, and is refused as `unknown_issuer` next.
+    let accepts = |alg: &str, claims: &Map<String, Value>| match claims.get("iss") {
+        Some(Value::String(iss)) => id_token_provider(iss, claims)
+            .map_or(ALLOWED_ALGS.contains(&alg), |p| p.accepts_alg(alg)),
+        _ => ALLOWED_ALGS.contains(&alg),
+    };
+    let token = token::parse_with(raw, TokenKind::Id, &accepts)?;
     let iss = match token.claims.get("iss") {
         Some(Value::String(iss)) => iss.as_str(),
         _ => return Err(Reason::UnknownIssuer.into()),
     };
-    let provider = find_provider(config, iss, &token.claims, |p| Some(p.client_id.as_str()))
-        .ok_or(Reason::UnknownIssuer)?;
+    let provider = id_token_provider(iss, &token.claims).ok_or(Reason::UnknownIssuer)?;
     let set = keys.keys(provider).await.map_err(key_error)?;
-    if set.metadata.issuer != iss {
+    let issuer = issuer_of(provider, &set.metadata, &token.claims)?;
+    if issuer != iss {
         return Err(Reason::UnknownIssuer.into());
     }
+    let metadata = set.metadata.clone();
     check_signature(keys, provider, set, &token).await?;
-    let claims = check_claims(&token.claims, provider, now(), expected_nonce)?;
-    let fingerprint = replay_key(
-        claims.expires,
-        &Sha256::digest(token.signing_input.as_bytes()),
-    );
+    let (subject, expires) = check_identity(&token.claims, provider, now(), context.nonce)?;
+    let email_from_userinfo = match provider.email_source {
+        EmailSource::IdToken => false,
+        EmailSource::Userinfo => true,
+        EmailSource::Auto => !token.claims.contains_key("email"),
+    };
+    let email = if email_from_userinfo {
+        let access_token = context.access_token.ok_or_else(|| {
+            VerifyError::Refused(
+                Reason::BadEmail,
+                Some("no email in the ID token, and no access token for userinfo".into()),
+            )
+        })?;
+        check_at_hash(&token, access_token)?;
+        userinfo::email_for_sign_in(keys, provider, &metadata, subject.as_deref(), access_token)
+            .await?
+    } else {
+        check_email(&token.claims, provider)?
+    };
+    let fingerprint = replay_key(expires, &Sha256::digest(token.signing_input.as_bytes()));
     Ok(VerifiedToken {
         provider: provider.id.clone(),
-        subject: claims.subject,
-        email: claims.email,
-        usable_until: claims.expires.saturating_add(LEEWAY_SECS),
+        subject,
+        email,
+        email_from_userinfo,
+        usable_until: expires.saturating_add(LEEWAY_SECS),
         fingerprint,
     })
+}
+
+/// An `at_hash`, when the ID token has one, names this access token (the left half of its hash
+/// with the signature's hash function, base64url): else the access token is another sign-in's,
+/// and the email it would read is refused (`bad_email`).
+fn check_at_hash(token: &UnverifiedToken<'_>, access_token: &str) -> Result<(), VerifyError> {
+    let Some(claimed) = token.claims.get("at_hash") else {
+        return Ok(());
+    };
+    let digest: Vec<u8> = match token.alg {
+        "RS384" | "PS384" | "ES384" | "HS384" => sha2::Sha384::digest(access_token).to_vec(),
+        "RS512" | "PS512" | "HS512" | "EdDSA" => sha2::Sha512::digest(access_token).to_vec(),
+        _ => Sha256::digest(access_token).to_vec(),
+    };
+    let expected = URL_SAFE_NO_PAD.encode(&digest[..digest.len() / 2]);
+    match claimed {
+        Value::String(claimed) if bool::from(claimed.as_bytes().ct_eq(expected.as_bytes())) => {
+            Ok(())
+        }
+        _ => Err(VerifyError::Refused(
+            Reason::BadEmail,
+            Some("at_hash does not match the access token".into()),
+        )),
+    }
 }
 
 /// A JWT access token that passed its checks: issued by a provider with an
@@ -134,7 +199,7 @@ pub async fn verify_access_token(
         .ok_or(Reason::UnknownIssuer)?;
     let auds = audiences(&token.claims).unwrap_or_default();
     let set = keys.keys(provider).await.map_err(key_error)?;
-    if set.metadata.issuer != iss {
+    if issuer_of(provider, &set.metadata, &token.claims)? != iss {
         return Err(Reason::UnknownIssuer.into());
     }
     check_signature(keys, provider, set, &token).await?;
@@ -192,7 +257,7 @@ pub fn find_provider<'a>(
     let mut candidates = config
         .providers
         .iter()
-        .filter(|p| audience_of(p).is_some() && p.authority() == iss);
+        .filter(|p| audience_of(p).is_some() && names_provider(p, iss, claims));
     let first = candidates.next()?;
     let audiences = audiences(claims).unwrap_or_default();
     Some(
@@ -201,6 +266,48 @@ pub fn find_provider<'a>(
             .find(|p| audience_of(p).is_some_and(|a| audiences.contains(&a)))
             .unwrap_or(first),
     )
+}
+
+/// Whether `iss` (without a trailing `/`) may be an issuer of `provider`: its authority, or, for
+/// a multi-tenant provider, an issuer on the authority's host naming an accepted `tid`. The
+/// exact issuer is checked against the discovery document ([`issuer_of`]) once it is fetched.
+fn names_provider(provider: &Provider, iss: &str, claims: &Map<String, Value>) -> bool {
+    if provider.tenants.is_none() {
+        return provider.authority() == iss;
+    }
+    let tid = match claims.get("tid") {
+        Some(Value::String(tid)) if provider.accepts_tenant(tid) => tid,
+        _ => return false,
+    };
+    let same_host = |a: &str, b: &str| {
+        let host = |u: &str| url::Url::parse(u).ok().map(|u| u.origin());
+        host(a).is_some_and(|h| Some(h) == host(b))
+    };
+    iss.contains(tid.as_str()) && same_host(iss, provider.authority())
+}
+
+/// The issuer the provider's tokens must name: the discovery document's, with the token's
+/// tenant in place of `{tenantid}` for a multi-tenant provider (whose `tid` must be accepted).
+pub fn issuer_of(
+    provider: &Provider,
+    metadata: &Metadata,
+    claims: &Map<String, Value>,
+) -> Result<String, Reason> {
+    if !metadata.issuer.contains(TENANT_PLACEHOLDER) {
+        return Ok(metadata.issuer.clone());
+    }
+    match claims.get("tid") {
+        Some(Value::String(tid))
+            if provider.accepts_tenant(tid)
+                && !tid.is_empty()
+                && tid
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.') =>
+        {
+            Ok(metadata.issuer.replace(TENANT_PLACEHOLDER, tid))
+        }
+        _ => Err(Reason::UnknownIssuer),
+    }
 }
 
 fn key_error(error: KeyError) -> VerifyError {
@@ -219,6 +326,9 @@ async fn check_signature(
     set: Arc<KeySet>,
     token: &UnverifiedToken<'_>,
 ) -> Result<(), VerifyError> {
+    if HMAC_ALGS.contains(&token.alg) {
+        return check_hmac(provider, token);
+    }
     let kid = token.kid.as_deref();
     let verify = |set: &KeySet| -> Option<Result<(), VerifyError>> {
         match set.find(kid, token.alg) {
@@ -243,6 +353,25 @@ async fn check_signature(
     verify(&refreshed).unwrap_or(Err(Reason::UnknownKey.into()))
 }
 
+/// An HMAC signature, keyed by the provider's client secret (UTF-8 bytes) and never by
+/// anything a JWKS holds. Only providers that list the algorithm get here, and those have a
+/// secret (the configuration refuses HMAC without one).
+fn check_hmac(provider: &Provider, token: &UnverifiedToken<'_>) -> Result<(), VerifyError> {
+    use ring::hmac;
+    let algorithm = match token.alg {
+        "HS256" => hmac::HMAC_SHA256,
+        "HS384" => hmac::HMAC_SHA384,
+        _ => hmac::HMAC_SHA512,
+    };
+    let secret = provider
+        .client_secret
+        .as_ref()
+        .ok_or(Reason::UnsupportedAlg)?;
+    let key = hmac::Key::new(algorithm, secret.expose().as_bytes());
+    hmac::verify(&key, token.signing_input.as_bytes(), &token.signature)
+        .map_err(|_| VerifyError::Refused(Reason::BadSignature, Some("HMAC mismatch".into())))
+}
+
 /// The claim rules from `bad_audience` to `email_not_verified`, in table order.
 pub fn check_claims(
     claims: &Map<String, Value>,
@@ -250,6 +379,23 @@ pub fn check_claims(
     now: i64,
     expected_nonce: Option<&str>,
 ) -> Result<CheckedClaims, Reason> {
+    let (subject, expires) = check_identity(claims, provider, now, expected_nonce)?;
+    let email = check_email(claims, provider)?;
+    Ok(CheckedClaims {
+        subject,
+        email,
+        expires,
+    })
+}
+
+/// The claim rules before the email's (`bad_audience` to `bad_nonce`): the subject, if any, and
+/// the expiry.
+fn check_identity(
+    claims: &Map<String, Value>,
+    provider: &Provider,
+    now: i64,
+    expected_nonce: Option<&str>,
+) -> Result<(Option<String>, i64), Reason> {
     check_audience(claims, provider)?;
     let expires = check_times(claims, now)?;
 
@@ -263,17 +409,11 @@ pub fn check_claims(
         }
     }
 
-    let email = check_email(claims, provider)?;
-
     let subject = match claims.get("sub") {
         Some(Value::String(sub)) if !sub.is_empty() => Some(sub.clone()),
         _ => None,
     };
-    Ok(CheckedClaims {
-        subject,
-        email,
-        expires,
-    })
+    Ok((subject, expires))
 }
 
 /// The `email` and `email_verified` rules (`bad_email`, `email_not_verified`), for ID-token

@@ -104,11 +104,11 @@ async fn act(
         (Some("login" | "code"), false) => Err(Failure::MethodNotAllowed.into()),
         (Some("login"), true) => {
             let token = params.get("id_token").ok_or(Failure::MissingParameter)?;
-            sign_in(req, state, format.data(), token).await
+            sign_in(req, state, format.data(), token, params).await
         }
         (Some("code"), true) => match (params.get("id_token"), params.get("client_id")) {
             (Some(token), Some(client_id)) => {
-                issue_code(req, state, format.data(), token, client_id).await
+                issue_code(req, state, format.data(), token, client_id, params).await
             }
             _ => Err(Failure::MissingParameter.into()),
         },
@@ -129,14 +129,24 @@ fn with_session(
     render::session(format, builder, &signed_in.view)
 }
 
+/// What a direct post may add beside the ID token: the access token of the same sign-in, for
+/// the userinfo endpoint.
+fn direct_post(params: &Params) -> Expected<'_> {
+    Expected {
+        access_token: params.get("access_token"),
+        ..Expected::default()
+    }
+}
+
 async fn sign_in(
     req: &HttpRequest,
     state: &AppState,
     format: Format,
     token: &str,
+    params: &Params,
 ) -> Result<HttpResponse, Refusal> {
     let attempt = request::attempt(req, state);
-    let signed_in = signin::sign_in(state, token, Expected::default(), &attempt)
+    let signed_in = signin::sign_in(state, token, direct_post(params), &attempt)
         .await
         .map_err(|e| Refusal::from(e).format(format))?;
     Ok(with_session(req, state, format, signed_in))
@@ -149,15 +159,17 @@ async fn issue_code(
     format: Format,
     token: &str,
     client_id: &str,
+    params: &Params,
 ) -> Result<HttpResponse, Refusal> {
     let config = state.config.load_full();
     let attempt = request::attempt(req, state);
     let client = config
         .client(client_id)
         .ok_or_else(|| Refusal::from(Reason::UnknownClient).format(format))?;
-    let (code, expires_in) = signin::issue_code(state, token, &client.id, &attempt)
-        .await
-        .map_err(|e| Refusal::from(e).format(format))?;
+    let (code, expires_in) =
+        signin::issue_code(state, token, direct_post(params), &client.id, &attempt)
+            .await
+            .map_err(|e| Refusal::from(e).format(format))?;
     let mut builder = HttpResponse::Ok();
     builder.insert_header(("Cache-Control", "no-store"));
     Ok(match format {

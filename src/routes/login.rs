@@ -15,7 +15,7 @@ use crate::db::flows::{StoredFlow, insert_flow, take_flow};
 use crate::flows::{self, NewFlow};
 use crate::identity::IdentityConfig;
 use crate::ids::{hash_id, is_plausible_id, random_token};
-use crate::oidc::exchange::{ExchangeError, exchange_code};
+use crate::oidc::exchange::{ExchangeError, Tokens, exchange_code};
 use crate::oidc::keys::KeyError;
 use crate::reason::Reason;
 use crate::signin::{self, Expected};
@@ -251,7 +251,7 @@ async fn finish_flow(
             "the response's iss is not the flow's provider",
         ));
     }
-    let id_token = match (params.get("code"), params.get("id_token")) {
+    let tokens = match (params.get("code"), params.get("id_token")) {
         (Some(code), _) => {
             let endpoint =
                 keys.metadata.token_endpoint.as_deref().ok_or_else(|| {
@@ -275,15 +275,19 @@ async fn finish_flow(
             })?
         }
         // An ID token straight from the provider only by form_post, never in a URL.
-        (None, Some(token)) if is_post => token.to_string(),
+        (None, Some(token)) if is_post => Tokens {
+            id_token: token.to_string(),
+            access_token: params.get("access_token").map(str::to_string),
+        },
         _ => return Err(fails(Failure::MissingParameter, "no code")),
     };
     let attempt = request::attempt(req, state);
     let expected = Expected {
         nonce: Some(&flow.nonce),
         provider: Some(&flow.provider),
+        access_token: tokens.access_token.as_deref(),
     };
-    let signed_in = signin::sign_in(state, &id_token, expected, &attempt).await?;
+    let signed_in = signin::sign_in(state, &tokens.id_token, expected, &attempt).await?;
     let target = flow.redirect.unwrap_or_else(|| "/".into());
     Ok(render::see_other(&target)
         .cookie(new_session(req, state, signed_in.session_id))

@@ -169,11 +169,12 @@ pub fn is_from_trusted_page(req: &HttpRequest, state: &AppState) -> bool {
     }
 }
 
-/// Whether a POST carries `id_token` in its URL, where access logs keep it: refused, not used.
+/// Whether a POST carries `id_token` or `access_token` in its URL, where access logs keep it:
+/// refused, not used.
 pub fn has_token_in_url(req: &HttpRequest) -> bool {
     req.method() == actix_web::http::Method::POST
         && Params::parse(&[req.query_string().as_bytes()])
-            .is_ok_and(|q| q.get("id_token").is_some())
+            .is_ok_and(|q| q.get("id_token").is_some() || q.get("access_token").is_some())
 }
 
 /// Every value of a header, or `None` when it is absent; a value that is not text counts as

@@ -18,7 +18,7 @@ use crate::members::Member;
 use crate::metrics::SignInLabels;
 use crate::oidc::token;
 use crate::oidc::verify::{
-    VerifiedToken, VerifyError, find_provider, verify_access_token, verify_id_token,
+    Context, VerifiedToken, VerifyError, find_provider, verify_access_token, verify_id_token,
 };
 use crate::reason::Reason;
 use crate::sessions::SessionView;
@@ -48,6 +48,9 @@ pub struct Expected<'a> {
     pub nonce: Option<&'a str>,
     /// The provider the flow was started for: a token from any other is `unknown_issuer`.
     pub provider: Option<&'a str>,
+    /// The access token of the same sign-in, for the userinfo endpoint when the email is read
+    /// there (`emailSource`).
+    pub access_token: Option<&'a str>,
 }
 
 /// What a successful sign-in gives.
@@ -103,6 +106,7 @@ pub async fn sign_in(
 pub async fn issue_code(
     state: &AppState,
     raw_token: &str,
+    expected: Expected<'_>,
     client_id: &str,
     attempt: &Attempt,
 ) -> Result<(String, i64), SignInError> {
@@ -110,7 +114,7 @@ pub async fn issue_code(
         client_id: client_id.to_string(),
     };
     let started = Instant::now();
-    let result = grant(state, raw_token, Expected::default(), grant_kind, attempt).await;
+    let result = grant(state, raw_token, expected, grant_kind, attempt).await;
     measure(state, "code_issued", result.as_ref().err(), started);
     match result? {
         Granted::Code { code, expires_in } => Ok((code, expires_in)),
@@ -153,19 +157,21 @@ async fn grant(
     let mut event = attempt.event(event_kind);
 
     let clock = state.clock.clone();
-    let verified = match verify_id_token(&state.keys, &config, raw_token, expected.nonce, || {
-        clock.now()
-    })
-    .await
-    {
-        Ok(verified) => verified,
-        Err(error) => {
-            describe_unverified(&mut event, &config, raw_token, &error);
-            return Err(refuse(state, event, error).await);
-        }
+    let context = Context {
+        nonce: expected.nonce,
+        access_token: expected.access_token,
     };
+    let verified =
+        match verify_id_token(&state.keys, &config, raw_token, context, || clock.now()).await {
+            Ok(verified) => verified,
+            Err(error) => {
+                describe_unverified(&mut event, &config, raw_token, &error);
+                return Err(refuse(state, event, error).await);
+            }
+        };
     event.provider = Some(verified.provider.clone());
     event.email = Some(audit::clean(verified.email.as_str(), 254));
+    event.email_source = verified.email_from_userinfo.then_some("userinfo");
     if expected.provider.is_some_and(|p| p != verified.provider) {
         // A token from another provider than the flow was started for (mix-up).
         return Err(refuse(state, event, Reason::UnknownIssuer.into()).await);

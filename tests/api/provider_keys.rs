@@ -139,7 +139,7 @@ async fn an_unreachable_provider_with_cached_keys_still_signs_people_in() {
         200
     );
     let attempts = app.provider.jwks_fetches() + app.provider.discovery_fetches();
-    // Within 30 s of the failed attempt, no new attempt is made.
+    // Within the refetch window of the failed attempt, no new attempt is made.
     assert_eq!(
         app.login(&app.token_for("ana@example.org")).await.status(),
         200

@@ -17,6 +17,10 @@ fn provider() -> Provider {
         require_verified_email: false,
         trusted_audiences: vec!["https://api.example.org".into()],
         api_audience: None,
+        email_source: crate::identity::EmailSource::Auto,
+        id_token_signing_algs: crate::identity::ASYMMETRIC_ALGS.to_vec(),
+        authorization_params: Default::default(),
+        tenants: None,
     }
 }
 
