@@ -17,7 +17,7 @@ use idgate::clock::{SystemClock, unix_now};
 use idgate::metrics::Metrics;
 use idgate::oidc::http::Fetcher;
 use idgate::oidc::keys::KeyStore;
-use idgate::oidc::verify::verify_id_token;
+use idgate::oidc::verify::{Context, verify_id_token};
 use idgate_test_support::provider::{self, MockProvider, TestKey};
 
 fn verification(c: &mut Criterion) {
@@ -50,7 +50,7 @@ fn verification(c: &mut Criterion) {
         let token = provider.token(key, &claims);
         // Warm the key cache: the benchmark measures steady state, no provider requests.
         runtime
-            .block_on(verify_id_token(&store, &config, &token, None, unix_now))
+            .block_on(verify_id_token(&store, &config, &token, Context::default(), unix_now))
             .expect("a valid token");
         group.bench_function(key.alg(), |b| {
             b.iter(|| {
@@ -59,7 +59,7 @@ fn verification(c: &mut Criterion) {
                         &store,
                         &config,
                         black_box(&token),
-                        None,
+                        Context::default(),
                         unix_now,
                     ))
                     .expect("valid")
