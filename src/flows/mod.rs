@@ -74,13 +74,44 @@ pub fn flow_cookie_name(secure: bool) -> &'static str {
     }
 }
 
-/// The provider's authorization URL for a flow.
+/// The query parameters of `GET /login/{provider}` passed on to the provider: hints about the
+/// person and how to ask them. `prompt` only with the values OpenID Connect defines for a
+/// sign-in; anything else is dropped.
+pub const FORWARDED_PARAMS: [&str; 4] = ["login_hint", "domain_hint", "prompt", "ui_locales"];
+const PROMPTS: [&str; 4] = ["login", "select_account", "consent", "none"];
+
+/// The forwarded parameters among `(name, value)` pairs a browser sent: those of
+/// [`FORWARDED_PARAMS`] with a non-empty value of at most 256 characters and no control
+/// characters, `prompt` only with an allowed value.
+pub fn forwarded_params<'a>(
+    pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    for (name, value) in pairs {
+        let Some(known) = FORWARDED_PARAMS.iter().find(|n| **n == name) else {
+            continue;
+        };
+        let acceptable = !value.is_empty()
+            && value.chars().count() <= 256
+            && !value.chars().any(char::is_control)
+            && (*known != "prompt" || PROMPTS.contains(&value));
+        if acceptable && !out.iter().any(|(n, _)| n == known) {
+            out.push((*known, value.to_string()));
+        }
+    }
+    out
+}
+
+/// The provider's authorization URL for a flow: idgate's own parameters, then the provider's
+/// fixed `authorizationParams`, then the hints forwarded from the request (`extra`), each name
+/// once (a hint the configuration fixes is not overridden).
 pub fn authorization_url(
     endpoint: &str,
     provider: &Provider,
     flow: &NewFlow,
     redirect_uri: &str,
     mode: ResponseMode,
+    extra: &[(&'static str, String)],
 ) -> Result<Url, url::ParseError> {
     let mut url = Url::parse(endpoint)?;
     {
@@ -96,6 +127,14 @@ pub fn authorization_url(
             .append_pair("code_challenge_method", "S256");
         if mode == ResponseMode::FormPost {
             query.append_pair("response_mode", "form_post");
+        }
+        for (name, value) in &provider.authorization_params {
+            query.append_pair(name, value);
+        }
+        for (name, value) in extra {
+            if !provider.authorization_params.contains_key(*name) {
+                query.append_pair(name, value);
+            }
         }
     }
     Ok(url)

@@ -13,8 +13,9 @@ use super::session::current_session;
 use crate::audit::{self, Event};
 use crate::db::flows::{StoredFlow, insert_flow, take_flow};
 use crate::flows::{self, NewFlow};
-use crate::identity::IdentityConfig;
+use crate::identity::{IdentityConfig, Provider};
 use crate::ids::{hash_id, is_plausible_id, random_token};
+use crate::members::Email;
 use crate::oidc::exchange::{ExchangeError, Tokens, exchange_code};
 use crate::oidc::keys::KeyError;
 use crate::reason::Reason;
@@ -43,6 +44,14 @@ struct ProviderLink {
 struct SignInPage<'a> {
     providers: Vec<ProviderLink>,
     portal: Option<&'a crate::identity::Portal>,
+    /// What the email step says, if anything.
+    notice: Option<&'a str>,
+    /// The address typed, shown again in the field.
+    email: &'a str,
+    /// Kept through the email step.
+    redirect: Option<&'a str>,
+    /// The address does not sign in with single sign-on: no providers are offered.
+    no_sso: bool,
 }
 
 #[derive(Template)]
@@ -60,27 +69,94 @@ fn redirect_param(req: &HttpRequest, config: &IdentityConfig) -> Option<String> 
         .and_then(|r| flows::safe_redirect(r, config))
 }
 
+/// `/login/{provider}` with the `redirect` and `login_hint` to keep, encoded.
+fn provider_href(provider: &str, redirect: Option<&str>, login_hint: Option<&str>) -> String {
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    if let Some(hint) = login_hint {
+        query.append_pair("login_hint", hint);
+    }
+    if let Some(redirect) = redirect {
+        query.append_pair("redirect", redirect);
+    }
+    let query = query.finish();
+    if query.is_empty() {
+        format!("/login/{provider}")
+    } else {
+        format!("/login/{provider}?{query}")
+    }
+}
+
+/// What the email-first step decided for the address typed.
+enum EmailFirst<'c> {
+    /// No address given: every provider.
+    NotAsked,
+    /// Not an address idgate can use.
+    Malformed,
+    /// The address's domain does not sign in with single sign-on.
+    NoSso,
+    /// The providers the address's domain may use, with the address as the hint.
+    Providers(Vec<&'c Provider>, String),
+}
+
+/// `GET /login[?email=E][&redirect=…]`: the sign-in page, or, for an address whose domain may use
+/// exactly one provider, straight to it. The answer depends on the domain's rules only, never on
+/// whether a member has the address.
 async fn sign_in_page(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let config = state.config.load();
     let redirect = redirect_param(&req, &config);
-    let providers = config
-        .providers
-        .iter()
-        .map(|p| {
-            let mut href = format!("/login/{}", p.id);
-            if let Some(redirect) = &redirect {
-                let encoded: String =
-                    url::form_urlencoded::byte_serialize(redirect.as_bytes()).collect();
-                href.push_str("?redirect=");
-                href.push_str(&encoded);
+    let email = Params::parse(&[req.query_string().as_bytes()])
+        .ok()
+        .and_then(|p| p.get("email").map(|e| e.trim().to_string()));
+    let step = match email {
+        None => EmailFirst::NotAsked,
+        Some(text) => match Email::parse(&text) {
+            Err(_) => EmailFirst::Malformed,
+            Ok(email) => {
+                let decision = config.domains.decide(email.domain());
+                let allowed: Vec<&Provider> = config
+                    .providers
+                    .iter()
+                    .filter(|p| decision.allows_provider(&p.id))
+                    .collect();
+                if allowed.is_empty() {
+                    EmailFirst::NoSso
+                } else {
+                    EmailFirst::Providers(allowed, email.as_str().to_string())
+                }
             }
-            ProviderLink {
-                title: p.title.clone(),
-                description: p.description.clone(),
-                href,
-            }
-        })
-        .collect();
+        },
+    };
+    let link = |p: &Provider, hint: Option<&str>| ProviderLink {
+        title: p.title.clone(),
+        description: p.description.clone(),
+        href: provider_href(&p.id, redirect.as_deref(), hint),
+    };
+    let (providers, notice, email) = match &step {
+        EmailFirst::Providers(allowed, email) if allowed.len() == 1 => {
+            let href = provider_href(&allowed[0].id, redirect.as_deref(), Some(email));
+            return render::see_other(&href).finish();
+        }
+        EmailFirst::Providers(allowed, email) => (
+            allowed.iter().map(|p| link(p, Some(email))).collect(),
+            Some("Choose the account you sign in with."),
+            email.as_str(),
+        ),
+        EmailFirst::NoSso => (
+            Vec::new(),
+            Some("This address does not sign in here with single sign-on."),
+            "",
+        ),
+        EmailFirst::Malformed => (
+            config.providers.iter().map(|p| link(p, None)).collect(),
+            Some("That is not an email address. Please check it and try again."),
+            "",
+        ),
+        EmailFirst::NotAsked => (
+            config.providers.iter().map(|p| link(p, None)).collect(),
+            None,
+            "",
+        ),
+    };
     let mut builder = HttpResponse::Ok();
     builder.insert_header(("Cache-Control", "no-store"));
     render::page(
@@ -88,6 +164,10 @@ async fn sign_in_page(req: HttpRequest, state: web::Data<AppState>) -> HttpRespo
         &SignInPage {
             providers,
             portal: config.portal.as_ref(),
+            notice,
+            email,
+            redirect: redirect.as_deref(),
+            no_sso: matches!(step, EmailFirst::NoSso),
         },
     )
 }
@@ -135,12 +215,17 @@ async fn start_flow(
         .map(|c| c.value().to_string())
         .filter(|v| is_plausible_id(v))
         .unwrap_or_else(random_token);
+    let query: Vec<(String, String)> = url::form_urlencoded::parse(req.query_string().as_bytes())
+        .into_owned()
+        .collect();
+    let hints = flows::forwarded_params(query.iter().map(|(n, v)| (n.as_str(), v.as_str())));
     let url = flows::authorization_url(
         &keys.metadata.authorization_endpoint,
         provider,
         &flow,
         &redirect_uri,
         state.settings.response_mode,
+        &hints,
     )
     .map_err(|e| {
         fails(

@@ -76,13 +76,39 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
-/// idgate configured with the e2e provider, on its own SQLite database; its base URL.
-fn spawn_idgate(db: &TestDb, provider_url: &str, mode: ResponseMode) -> String {
+/// idgate configured with the e2e providers, on its own SQLite database; its base URL.
+///
+/// `e2e` has the email in the ID token; `e2e-default` is oidc-provider with its defaults (the
+/// email at userinfo only) and idgate's default `emailSource`; `e2e-idtoken` is the same
+/// provider with `emailSource: idToken`, which therefore finds no email.
+fn spawn_idgate(db: &TestDb, provider_url: &str, default_url: &str, mode: ResponseMode) -> String {
     let yaml = db.dir.path().join("identity.yaml");
     std::fs::write(
         &yaml,
         format!(
-            "defaultAuthentication: internal\nproviders:\n  - id: e2e\n    title: E2E Provider\n    description: A real OpenID provider\n    authorityUrl: {provider_url}\n    clientId: idgate-e2e\n    clientSecret: {SECRET}\ndomains:\n  - name: example.org\n    authentication: external\n"
+            r#"defaultAuthentication: internal
+providers:
+  - id: e2e
+    title: E2E Provider
+    description: A real OpenID provider
+    authorityUrl: {provider_url}
+    clientId: idgate-e2e
+    clientSecret: {SECRET}
+  - id: e2e-default
+    title: E2E Default Claims
+    authorityUrl: {default_url}
+    clientId: idgate-e2e
+    clientSecret: {SECRET}
+  - id: e2e-idtoken
+    title: E2E ID Token Only
+    authorityUrl: {default_url}
+    clientId: idgate-e2e-idtoken
+    clientSecret: {SECRET}
+    emailSource: idToken
+domains:
+  - name: example.org
+    authentication: external
+"#
         ),
     )
     .expect("write config");
@@ -117,9 +143,12 @@ fn spawn_idgate(db: &TestDb, provider_url: &str, mode: ResponseMode) -> String {
     url
 }
 
-/// Runs the browser script against idgate and returns its report.
+/// Runs the browser script against idgate, signing in with the provider titled `title`, and
+/// returns its report; `refusal` expects idgate's error page at the end.
 async fn browse(
     idgate: String,
+    title: &'static str,
+    refusal: bool,
     screenshot: Option<PathBuf>,
     provider_log: &std::path::Path,
 ) -> Value {
@@ -128,7 +157,8 @@ async fn browse(
         command
             .current_dir(e2e_dir())
             .env("CHROMIUM", chromium())
-            .args(["browser.mjs", &idgate, "E2E Provider", "ana@example.org"]);
+            .env("EXPECT_REFUSAL", if refusal { "1" } else { "0" })
+            .args(["browser.mjs", &idgate, title, "ana@example.org"]);
         if let Some(path) = screenshot {
             command.arg(path);
         }
@@ -153,10 +183,17 @@ async fn a_browser_signs_in_at_a_real_provider_with_query_and_form_post() {
         return;
     }
     let provider_port = free_port();
+    let default_port = free_port();
     let provider_url = format!("http://127.0.0.1:{provider_port}");
+    let default_url = format!("http://127.0.0.1:{default_port}");
     let (query_db, post_db) = (TestDb::sqlite(), TestDb::sqlite());
-    let query_app = spawn_idgate(&query_db, &provider_url, ResponseMode::Query);
-    let post_app = spawn_idgate(&post_db, &provider_url, ResponseMode::FormPost);
+    let query_app = spawn_idgate(&query_db, &provider_url, &default_url, ResponseMode::Query);
+    let post_app = spawn_idgate(
+        &post_db,
+        &provider_url,
+        &default_url,
+        ResponseMode::FormPost,
+    );
 
     let provider_log = tempfile::NamedTempFile::new().expect("log file");
     let mut child = Command::new("node")
@@ -164,6 +201,7 @@ async fn a_browser_signs_in_at_a_real_provider_with_query_and_form_post() {
         .args([
             "provider.mjs".to_string(),
             provider_port.to_string(),
+            default_port.to_string(),
             SECRET.to_string(),
             format!("{query_app}/callback"),
             format!("{post_app}/callback"),
@@ -190,19 +228,54 @@ async fn a_browser_signs_in_at_a_real_provider_with_query_and_form_post() {
     );
 
     let screenshot = std::env::var_os("IDGATE_E2E_SCREENSHOT").map(PathBuf::from);
-    for (app, screenshot) in [(query_app, screenshot), (post_app, None)] {
-        let report = browse(app.clone(), screenshot, provider_log.path()).await;
-        assert_eq!(report["session"]["status"], 200, "{app}: {report}");
-        let body = &report["session"]["body"];
-        assert_eq!(body["member"]["email"], "ana@example.org", "{report}");
-        assert_eq!(body["provider"], "e2e", "{report}");
-        let cookies = report["cookies"].as_array().expect("cookies");
-        let session = cookies
-            .iter()
-            .find(|c| c["name"] == "idgate_session")
-            .expect("session cookie");
-        assert_eq!(session["httpOnly"], true);
-        assert_eq!(session["sameSite"], "Lax");
+    for (app, screenshot) in [(query_app.clone(), screenshot), (post_app, None)] {
+        // The email in the ID token, and (oidc-provider's defaults) at userinfo only.
+        for (title, id) in [
+            ("E2E Provider", "e2e"),
+            ("E2E Default Claims", "e2e-default"),
+        ] {
+            let shot = screenshot.clone().filter(|_| id == "e2e");
+            let report = browse(app.clone(), title, false, shot, provider_log.path()).await;
+            assert_eq!(report["session"]["status"], 200, "{app} {id}: {report}");
+            let body = &report["session"]["body"];
+            assert_eq!(body["member"]["email"], "ana@example.org", "{report}");
+            assert_eq!(body["provider"], id, "{report}");
+            let cookies = report["cookies"].as_array().expect("cookies");
+            let session = cookies
+                .iter()
+                .find(|c| c["name"] == "idgate_session")
+                .expect("session cookie");
+            assert_eq!(session["httpOnly"], true);
+            assert_eq!(session["sameSite"], "Lax");
+        }
     }
+    // With `emailSource: idToken`, the same provider's tokens carry no email: refused.
+    let report = browse(
+        query_app,
+        "E2E ID Token Only",
+        true,
+        None,
+        provider_log.path(),
+    )
+    .await;
+    assert_eq!(report["heading"], "We could not sign you in", "{report}");
+    let refusals = idgate::db::audit::list_events(&mut query_db.open().conn().expect("conn"), 0)
+        .expect("security log");
+    assert!(
+        refusals
+            .iter()
+            .any(|e| e.reason.as_deref() == Some("bad_email")
+                && e.provider.as_deref() == Some("e2e-idtoken")),
+        "{refusals:?}"
+    );
+    let from_userinfo =
+        idgate::db::audit::list_events(&mut post_db.open().conn().expect("conn"), 0)
+            .expect("security log");
+    assert!(
+        from_userinfo.iter().any(|e| e.outcome == "success"
+            && e.provider.as_deref() == Some("e2e-default")
+            && e.email_source.as_deref() == Some("userinfo")),
+        "{from_userinfo:?}"
+    );
     drop(provider);
 }

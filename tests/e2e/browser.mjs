@@ -3,6 +3,8 @@
 // then prints idgate's GET /session answer as JSON on standard output.
 //
 //   node browser.mjs IDGATE_URL PROVIDER_TITLE LOGIN [SCREENSHOT.png]
+//
+// With EXPECT_REFUSAL=1 the run ends on idgate's error page instead, and prints its heading.
 import { chromium } from 'playwright-core';
 
 const [idgate, title, login, screenshot] = process.argv.slice(2);
@@ -19,6 +21,12 @@ try {
   await page.locator('input[name="password"]').fill('any password');
   await page.getByRole('button', { name: 'Sign-in' }).click();
   await page.getByRole('button', { name: 'Continue' }).click();
+  if (process.env.EXPECT_REFUSAL === '1') {
+    const heading = page.getByRole('heading', { level: 1 });
+    await heading.waitFor();
+    console.log(JSON.stringify({ refused: true, url: page.url(), heading: await heading.innerText() }));
+    process.exit(0);
+  }
   // Back at idgate: the home page names the person.
   await page.waitForURL(`${idgate}/`);
   await page.getByText(login).waitFor();

@@ -1,27 +1,30 @@
-// A real OpenID provider for the end-to-end test: oidc-provider with its development login
+// Real OpenID providers for the end-to-end test: oidc-provider with its development login
 // form (any login and password are accepted; the login becomes the account's email).
 //
-//   node provider.mjs PORT CLIENT_SECRET REDIRECT_URI [REDIRECT_URI ...]
+//   node provider.mjs PORT DEFAULT_PORT CLIENT_SECRET REDIRECT_URI [REDIRECT_URI ...]
 //
-// Prints "ready" on standard output once it listens on 127.0.0.1:PORT.
+// On PORT the email is put in the ID token itself; on DEFAULT_PORT oidc-provider keeps its
+// default claims behaviour and releases the email at the userinfo endpoint only (with the
+// clients idgate-e2e and idgate-e2e-idtoken). Prints "ready" on standard output once both listen
+// on 127.0.0.1.
 import Provider from 'oidc-provider';
 
-const [port, secret, ...redirectUris] = process.argv.slice(2);
-if (!port || !secret || redirectUris.length === 0) {
-  console.error('usage: node provider.mjs PORT CLIENT_SECRET REDIRECT_URI...');
+const [port, defaultPort, secret, ...redirectUris] = process.argv.slice(2);
+if (!port || !defaultPort || !secret || redirectUris.length === 0) {
+  console.error('usage: node provider.mjs PORT DEFAULT_PORT CLIENT_SECRET REDIRECT_URI...');
   process.exit(2);
 }
 
-const issuer = `http://127.0.0.1:${port}`;
-const provider = new Provider(issuer, {
-  clients: [{
-    client_id: 'idgate-e2e',
-    client_secret: secret,
-    redirect_uris: redirectUris,
-    response_types: ['code'],
-    grant_types: ['authorization_code'],
-    token_endpoint_auth_method: 'client_secret_basic',
-  }],
+const client = (id) => ({
+  client_id: id,
+  client_secret: secret,
+  redirect_uris: redirectUris,
+  response_types: ['code'],
+  grant_types: ['authorization_code'],
+  token_endpoint_auth_method: 'client_secret_basic',
+});
+
+const common = {
   // The account id is what was typed at the login form.
   async findAccount(ctx, id) {
     return {
@@ -32,14 +35,30 @@ const provider = new Provider(issuer, {
     };
   },
   claims: { openid: ['sub'], email: ['email', 'email_verified'] },
-  // Put the email in the ID token itself (idgate reads the ID token, not userinfo).
-  conformIdTokenClaims: false,
   pkce: { required: () => true },
   features: { devInteractions: { enabled: true } },
   cookies: { keys: ['idgate-e2e-test-only-cookie-key'] },
-});
-provider.proxy = false;
+};
 
-provider.listen(Number(port), '127.0.0.1', () => {
-  console.log('ready');
+// The email in the ID token itself.
+const inToken = new Provider(`http://127.0.0.1:${port}`, {
+  ...common,
+  clients: [client('idgate-e2e')],
+  conformIdTokenClaims: false,
 });
+// oidc-provider's defaults: the email at the userinfo endpoint only.
+const atUserinfo = new Provider(`http://127.0.0.1:${defaultPort}`, {
+  ...common,
+  clients: [client('idgate-e2e'), client('idgate-e2e-idtoken')],
+});
+
+let listening = 0;
+for (const [provider, at] of [[inToken, port], [atUserinfo, defaultPort]]) {
+  provider.proxy = false;
+  provider.listen(Number(at), '127.0.0.1', () => {
+    listening += 1;
+    if (listening === 2) {
+      console.log('ready');
+    }
+  });
+}
