@@ -12,6 +12,7 @@ use crate::clock::unix_now;
 use crate::db::{self, AnyConnection};
 use crate::identity;
 use crate::members::{self, Binding, Email, Member, MemberStatus, NewMember, import};
+use crate::oidc::probe::Finding;
 use crate::sessions::{self, CookieSettings};
 use crate::settings::{DEFAULT_CONFIG, DEFAULT_DATABASE, DEFAULT_LISTEN, Settings};
 
@@ -144,6 +145,10 @@ fn cookie_name(name: &str) -> Result<String, String> {
 pub struct CheckConfigArgs {
     /// The file to check (default: --config).
     pub file: Option<PathBuf>,
+    /// Also fetch each provider's discovery document and keys, and report what would make its
+    /// sign-ins fail.
+    #[arg(long)]
+    pub probe: bool,
     /// The identity configuration.
     #[arg(long, env = "IDGATE_CONFIG", default_value = DEFAULT_CONFIG)]
     pub config: PathBuf,
@@ -233,22 +238,71 @@ fn serve(args: ServeArgs, database_url: String) -> Result<(), String> {
 
 fn check_config(args: CheckConfigArgs) -> ExitCode {
     let path = args.file.unwrap_or(args.config);
-    match identity::load(&path) {
-        Ok(config) => {
-            println!(
-                "{}: ok ({} providers, {} domains, {} clients)",
-                path.display(),
-                config.providers.len(),
-                config.domains.rules().len(),
-                config.clients.len()
-            );
-            ExitCode::SUCCESS
-        }
+    let config = match identity::load(&path) {
+        Ok(config) => config,
         Err(errors) => {
             println!("{errors}");
-            ExitCode::FAILURE
+            return ExitCode::FAILURE;
+        }
+    };
+    let file = path.display();
+    for warning in &config.warnings {
+        let pos = warning.pos;
+        println!(
+            "{file}:{}:{}: warning: {}",
+            pos.line, pos.column, warning.error
+        );
+    }
+    let mut failed = false;
+    if args.probe {
+        let findings = match probe_providers(&config) {
+            Ok(findings) => findings,
+            Err(message) => {
+                println!("{file}: cannot probe: {message}");
+                return ExitCode::FAILURE;
+            }
+        };
+        for (pos, finding) in findings {
+            let (line, column) = (pos.line, pos.column);
+            match finding {
+                Finding::Error(message) => {
+                    failed = true;
+                    println!("{file}:{line}:{column}: {message}");
+                }
+                Finding::Warning(message) => {
+                    println!("{file}:{line}:{column}: warning: {message}");
+                }
+            }
         }
     }
+    if failed {
+        return ExitCode::FAILURE;
+    }
+    println!(
+        "{file}: ok ({} providers, {} domains, {} clients)",
+        config.providers.len(),
+        config.domains.rules().len(),
+        config.clients.len()
+    );
+    ExitCode::SUCCESS
+}
+
+/// Every provider probed in turn (each fetch times out after 5 seconds); what each found, at
+/// its `authorityUrl`.
+fn probe_providers(
+    config: &identity::IdentityConfig,
+) -> Result<Vec<(identity::Pos, Finding)>, String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let fetcher = crate::oidc::http::Fetcher::new().map_err(|e| e.to_string())?;
+    let mut all = Vec::new();
+    for provider in &config.providers {
+        let findings = runtime.block_on(crate::oidc::probe::probe(fetcher.clone(), provider));
+        all.extend(findings.into_iter().map(|f| (provider.authority_pos, f)));
+    }
+    Ok(all)
 }
 
 fn with_conn<T>(

@@ -89,6 +89,9 @@ pub struct Provider {
     pub description: Option<String>,
     /// https (or loopback http); no trailing `/`.
     pub authority_url: Url,
+    /// Where `authorityUrl` is written, for what `check-config --probe` finds there.
+    #[serde(skip)]
+    pub authority_pos: Pos,
     pub client_id: String,
     #[serde(skip)]
     pub client_secret: Option<Secret>,

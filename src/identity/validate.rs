@@ -474,6 +474,7 @@ impl Ctx<'_> {
             title: title?,
             description,
             authority_url: authority_url?,
+            authority_pos: f.get("authorityUrl").map_or(f.pos, |n| n.pos),
             client_id: client_id?,
             client_secret,
             scopes: scopes?,

@@ -37,6 +37,32 @@ impl FetchError {
     }
 }
 
+/// Why a request got no answer, named first (DNS, connection refused, TLS, timeout), then the
+/// whole chain of causes.
+fn cause(error: &reqwest::Error) -> String {
+    let mut chain = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(inner) = source {
+        chain.push_str(": ");
+        chain.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    let lower = chain.to_ascii_lowercase();
+    let kind = if error.is_timeout() || lower.contains("timed out") {
+        "timeout"
+    } else if lower.contains("dns") || lower.contains("lookup") || lower.contains("resolve") {
+        "DNS"
+    } else if lower.contains("refused") {
+        "connection refused"
+    } else if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake")
+    {
+        "TLS"
+    } else {
+        "connection failed"
+    };
+    format!("{kind} ({chain})")
+}
+
 /// A fetched body and how long it may be cached, in seconds.
 #[derive(Debug)]
 pub struct Fetched {
@@ -114,7 +140,7 @@ impl Fetcher {
     ) -> Result<Fetched, FetchError> {
         let unreachable = |e: reqwest::Error| FetchError::Unreachable {
             url: url.to_string(),
-            reason: e.to_string(),
+            reason: cause(&e),
         };
         let mut response = request
             .header(reqwest::header::ACCEPT, "application/json")

@@ -46,6 +46,10 @@ pub struct Metadata {
     pub userinfo_endpoint: Option<String>,
     /// Whether authorization responses carry `iss` (RFC 9207), so that its absence is an error.
     pub iss_parameter_supported: bool,
+    /// `id_token_signing_alg_values_supported`.
+    pub signing_algs: Vec<String>,
+    /// `claims_supported`, when the document lists it.
+    pub claims_supported: Option<Vec<String>>,
 }
 
 /// A provider's metadata and keys as fetched together at one time.
@@ -81,6 +85,11 @@ impl KeySet {
             (Some(key), None) => KeyLookup::Found(key),
             (Some(_), Some(_)) => KeyLookup::Ambiguous,
         }
+    }
+
+    /// Whether some key may verify signatures made with `alg`.
+    pub fn has_key_for(&self, alg: &str) -> bool {
+        self.keys.iter().any(|k| k.fits(alg))
     }
 
     pub fn len(&self) -> usize {
@@ -131,6 +140,18 @@ enum Want {
     UnknownKey,
 }
 
+/// What `GET /readyz` says of a provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProviderStatus {
+    /// Keys are cached and usable.
+    Ok,
+    /// Nothing fetched yet (no sign-in has needed the provider).
+    NeverFetched,
+    /// The last attempt failed and no usable keys are cached.
+    Unreachable,
+}
+
 /// Metadata and keys of every provider, shared by all requests (cheap to clone).
 #[derive(Debug, Clone)]
 pub struct KeyStore {
@@ -160,6 +181,22 @@ impl KeyStore {
     /// The HTTP client for provider requests.
     pub fn fetcher(&self) -> &Fetcher {
         &self.inner.fetcher
+    }
+
+    /// What is known of the provider's keys, for `GET /readyz`: usable keys, a last attempt
+    /// that failed with none usable, or no attempt yet.
+    pub fn status(&self, provider: &Provider) -> ProviderStatus {
+        let cache = self.cache(provider);
+        let now = self.inner.clock.now();
+        if usable(&cache.current(), now).is_some() {
+            return ProviderStatus::Ok;
+        }
+        // A refresh under way holds the state: not known to have failed yet.
+        match cache.refresh.try_lock() {
+            Ok(state) if state.last_error.is_some() => ProviderStatus::Unreachable,
+            Ok(state) if state.last_attempt.is_some() => ProviderStatus::Unreachable,
+            _ => ProviderStatus::NeverFetched,
+        }
     }
 
     /// The metrics provider requests are counted in.
@@ -391,6 +428,15 @@ impl Inner {
             iss_parameter_supported: extra
                 .authorization_response_iss_parameter_supported
                 .unwrap_or(false),
+            signing_algs: parsed
+                .id_token_signing_alg_values_supported()
+                .iter()
+                .filter_map(|alg| serde_json::to_value(alg).ok())
+                .filter_map(|alg| alg.as_str().map(str::to_string))
+                .collect(),
+            claims_supported: parsed
+                .claims_supported()
+                .map(|claims| claims.iter().map(|c| c.as_str().to_string()).collect()),
         };
         Ok((metadata, fetched.ttl_secs))
     }

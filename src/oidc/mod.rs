@@ -6,6 +6,7 @@ pub mod exchange;
 pub mod http;
 pub mod jwk;
 pub mod keys;
+pub mod probe;
 pub mod token;
 pub mod userinfo;
 pub mod verify;

@@ -29,15 +29,25 @@ async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
+/// `GET /readyz`: 200 when the configuration is loaded and the database answers, else 503;
+/// what is known of each provider's keys is reported beside, without deciding the status (a
+/// provider nobody has needed yet is not a fault).
 #[get("/readyz")]
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let providers = state.config.load().providers.len();
+    let config = state.config.load();
+    let providers = config.providers.len();
+    let statuses: serde_json::Map<String, serde_json::Value> = config
+        .providers
+        .iter()
+        .map(|p| (p.id.clone(), json!(state.keys.status(p))))
+        .collect();
     let database = state.db.is_reachable().await;
     match database {
         Ok(()) => HttpResponse::Ok().json(json!({
             "status": "ready",
             "config": { "loaded": true, "providers": providers },
             "database": "ok",
+            "providers": statuses,
         })),
         Err(reason) => {
             tracing::warn!(%reason, "readiness check: database unreachable");
@@ -45,6 +55,7 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
                 "status": "unavailable",
                 "config": { "loaded": true, "providers": providers },
                 "database": "unreachable",
+                "providers": statuses,
             }))
         }
     }

@@ -35,6 +35,8 @@ fn a_token_without_kid_needs_exactly_one_fitting_key() {
             token_endpoint: None,
             userinfo_endpoint: None,
             iss_parameter_supported: false,
+            signing_algs: Vec::new(),
+            claims_supported: None,
         }),
         keys: keys.iter().map(|k| key(k)).collect(),
         expires_at: 0,

@@ -11,6 +11,7 @@ fn provider() -> Provider {
         description: None,
         authority_url: url::Url::parse("https://id.example.org")
             .unwrap_or_else(|e| unreachable!("{e}")),
+        authority_pos: Default::default(),
         client_id: "client".into(),
         client_secret: None,
         scopes: vec!["openid".into()],
