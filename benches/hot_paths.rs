@@ -50,7 +50,13 @@ fn verification(c: &mut Criterion) {
         let token = provider.token(key, &claims);
         // Warm the key cache: the benchmark measures steady state, no provider requests.
         runtime
-            .block_on(verify_id_token(&store, &config, &token, Context::default(), unix_now))
+            .block_on(verify_id_token(
+                &store,
+                &config,
+                &token,
+                Context::default(),
+                unix_now,
+            ))
             .expect("a valid token");
         group.bench_function(key.alg(), |b| {
             b.iter(|| {

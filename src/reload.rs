@@ -5,6 +5,8 @@
 use std::sync::Arc;
 
 use crate::audit::{Outcome, SecurityEvent};
+use crate::db::members::CarriedOver;
+use crate::db::{self, Database};
 use crate::identity::{self, ConfigErrors};
 use crate::state::AppState;
 
@@ -30,7 +32,9 @@ pub async fn reload(state: &AppState, mut event: SecurityEvent) -> Result<usize,
     match loaded {
         Ok(config) => {
             let providers = config.providers.len();
+            let issuers = config.provider_issuers();
             state.config.store(Arc::new(config));
+            carry_over_bindings(&state.db, issuers).await;
             state.userinfo.clear();
             event.outcome = Outcome::Success;
             tracing::info!(providers, "identity configuration reloaded");
@@ -44,5 +48,34 @@ pub async fn reload(state: &AppState, mut event: SecurityEvent) -> Result<usize,
             state.db.record(&event, now).await;
             Err(errors)
         }
+    }
+}
+
+/// Carries bindings stored by provider id over to the issuers of the providers the
+/// configuration names (see `docs/operations.md`, upgrading); a failure is logged and tried
+/// again at the next start or reload.
+pub async fn carry_over_bindings(db: &Database, issuers: Vec<(String, String)>) {
+    match db
+        .write(move |conn| db::members::carry_over_bindings(conn, &issuers))
+        .await
+    {
+        Ok(found) => log_carried_over(found),
+        Err(error) => tracing::warn!(%error, "cannot carry bindings over to their issuers"),
+    }
+}
+
+/// Says what carrying bindings over did, when it did anything.
+pub fn log_carried_over(found: CarriedOver) {
+    if found.moved > 0 {
+        tracing::info!(
+            bindings = found.moved,
+            "bindings carried over to their issuers"
+        );
+    }
+    if found.conflicting > 0 {
+        tracing::warn!(
+            bindings = found.conflicting,
+            "bindings left by provider id: they disagree with the binding kept for the issuer (see idgate members list)"
+        );
     }
 }

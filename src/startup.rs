@@ -69,6 +69,15 @@ impl Application {
                 source,
             })?
             .port();
+        let issuers = config.provider_issuers();
+        match db
+            .conn()
+            .map_err(db::StoreError::from)
+            .and_then(|mut conn| db::members::carry_over_bindings(&mut conn, &issuers))
+        {
+            Ok(found) => reload::log_carried_over(found),
+            Err(error) => tracing::warn!(%error, "cannot carry bindings over to their issuers"),
+        }
         let state = web::Data::new(AppState::new(settings, config, db, clock)?);
         let app_state = state.clone();
         let server = HttpServer::new(move || {

@@ -53,9 +53,38 @@ pub(super) fn members(cmd: MembersCommand, database_url: &str) -> Result<(), Str
         MembersCommand::Unlock { email: e } => set_locked(database_url, &e, false, now),
         MembersCommand::Unbind { email: e, provider } => {
             let address = email(&e)?;
+            // A provider's binding is its issuer's: the configuration says which that is, and
+            // which other provider entries share it.
+            let config = provider.as_ref().and_then(|_| {
+                let path = std::env::var_os("IDGATE_CONFIG")
+                    .map_or_else(|| PathBuf::from(DEFAULT_CONFIG), PathBuf::from);
+                identity::load(&path).ok()
+            });
+            let named = provider
+                .as_deref()
+                .and_then(|id| config.as_ref()?.provider(id))
+                .filter(|p| p.tenants.is_none());
+            let sharing: Vec<String> = named
+                .map(|named| {
+                    config
+                        .iter()
+                        .flat_map(|c| &c.providers)
+                        .filter(|p| p.authority() == named.authority())
+                        .map(|p| p.id.clone())
+                        .collect()
+                })
+                .unwrap_or_default();
+            let which = match provider.as_deref() {
+                Some(id) => db::members::Unbind::Provider {
+                    id,
+                    issuer: named.map(|p| p.authority()),
+                    sharing: &sharing,
+                },
+                None => db::members::Unbind::All,
+            };
             let removed = with_conn(database_url, |conn| {
-                let removed = db::members::unbind(conn, &address, provider.as_deref())
-                    .map_err(|e| e.to_string())?;
+                let removed =
+                    db::members::unbind(conn, &address, which).map_err(|e| e.to_string())?;
                 if removed.is_some() {
                     let event = audit::Event::MemberUnbound;
                     record(conn, event, address.as_str(), None, provider.as_deref())?;

@@ -5,7 +5,7 @@
 
 use diesel::prelude::*;
 
-use super::schema::{member_bindings, members};
+use super::schema::{identity_bindings, member_bindings, members};
 use super::sessions::{delete_member_sessions, delete_provider_sessions};
 use super::{AnyConnection, StoreError, on_backend};
 use crate::members::import::{ImportRow, ImportSummary, RowError};
@@ -134,26 +134,20 @@ pub fn list_members(conn: &mut AnyConnection) -> Result<Vec<(Member, Vec<Binding
         .order(members::id)
         .select(MemberRow::as_select())
         .load(conn)?;
-    let bindings: Vec<(i64, String, String, i64)> = member_bindings::table
-        .order((member_bindings::member_id, member_bindings::provider))
-        .select((
-            member_bindings::member_id,
-            member_bindings::provider,
-            member_bindings::subject,
-            member_bindings::created_at,
-        ))
-        .load(conn)?;
+    let bindings: Vec<(i64, Binding)> = identity_bindings::table
+        .order((identity_bindings::member_id, identity_bindings::issuer))
+        .select(BINDING_COLUMNS)
+        .load::<BindingRow>(conn)?
+        .into_iter()
+        .map(BindingRow::split)
+        .collect();
     rows.into_iter()
         .map(|row| {
             let member = Member::try_from(row)?;
             let own = bindings
                 .iter()
-                .filter(|b| b.0 == member.id)
-                .map(|(_, provider, subject, created_at)| Binding {
-                    provider: provider.clone(),
-                    subject: subject.clone(),
-                    created_at: *created_at,
-                })
+                .filter(|(id, _)| *id == member.id)
+                .map(|(_, binding)| binding.clone())
                 .collect();
             Ok((member, own))
         })
@@ -227,6 +221,8 @@ pub fn remove_member(conn: &mut AnyConnection, email: &Email) -> Result<bool, St
         let Some(member) = lock_member_by_email(conn, email)? else {
             return Ok(false);
         };
+        diesel::delete(identity_bindings::table.filter(identity_bindings::member_id.eq(member.id)))
+            .execute(conn)?;
         diesel::delete(member_bindings::table.filter(member_bindings::member_id.eq(member.id)))
             .execute(conn)?;
         delete_member_sessions(conn, member.id)?;
@@ -235,77 +231,205 @@ pub fn remove_member(conn: &mut AnyConnection, email: &Email) -> Result<bool, St
     })
 }
 
-/// The member's bindings, ordered by provider.
-pub fn bindings_of(conn: &mut AnyConnection, member_id: i64) -> Result<Vec<Binding>, StoreError> {
-    let query = member_bindings::table
-        .filter(member_bindings::member_id.eq(member_id))
-        .order(member_bindings::provider)
-        .select((
-            member_bindings::provider,
-            member_bindings::subject,
-            member_bindings::created_at,
-        ));
-    let rows: Vec<(String, String, i64)> = on_backend!(conn, |c| query.load(c))?;
-    Ok(rows
-        .into_iter()
-        .map(|(provider, subject, created_at)| Binding {
-            provider,
-            subject,
-            created_at,
-        })
-        .collect())
+/// The columns of a binding, with its member.
+const BINDING_COLUMNS: (
+    identity_bindings::member_id,
+    identity_bindings::issuer,
+    identity_bindings::subject,
+    identity_bindings::provider,
+    identity_bindings::created_at,
+) = (
+    identity_bindings::member_id,
+    identity_bindings::issuer,
+    identity_bindings::subject,
+    identity_bindings::provider,
+    identity_bindings::created_at,
+);
+
+type BindingRow = (i64, String, String, String, i64);
+
+trait SplitBinding {
+    fn split(self) -> (i64, Binding);
 }
 
-/// Stores the member's binding to a provider's subject. Returns false, storing nothing, when the
-/// member is already bound to that provider or the subject is bound to another member.
+impl SplitBinding for BindingRow {
+    fn split(self) -> (i64, Binding) {
+        let (member_id, issuer, subject, provider, created_at) = self;
+        (
+            member_id,
+            Binding {
+                issuer,
+                provider,
+                subject,
+                created_at,
+            },
+        )
+    }
+}
+
+/// The member's bindings, ordered by issuer.
+pub fn bindings_of(conn: &mut AnyConnection, member_id: i64) -> Result<Vec<Binding>, StoreError> {
+    let query = identity_bindings::table
+        .filter(identity_bindings::member_id.eq(member_id))
+        .order(identity_bindings::issuer)
+        .select(BINDING_COLUMNS);
+    let rows: Vec<BindingRow> = on_backend!(conn, |c| query.load(c))?;
+    Ok(rows.into_iter().map(|row| row.split().1).collect())
+}
+
+/// The subject the member is bound to at `issuer`, if any.
+pub fn bound_subject(
+    conn: &mut AnyConnection,
+    member_id: i64,
+    issuer: &str,
+) -> Result<Option<String>, StoreError> {
+    let query = identity_bindings::table
+        .find((member_id, issuer))
+        .select(identity_bindings::subject);
+    Ok(on_backend!(conn, |c| query.get_result(c).optional())?)
+}
+
+/// The member `subject` of `issuer` is bound to, if any.
+pub fn bound_member(
+    conn: &mut AnyConnection,
+    issuer: &str,
+    subject: &str,
+) -> Result<Option<i64>, StoreError> {
+    let query = identity_bindings::table
+        .filter(identity_bindings::issuer.eq(issuer))
+        .filter(identity_bindings::subject.eq(subject))
+        .select(identity_bindings::member_id);
+    Ok(on_backend!(conn, |c| query.get_result(c).optional())?)
+}
+
+/// Binds the member to `subject` of `issuer` (through the provider entry `provider`). False
+/// when the member is bound at that issuer already, or the subject is bound to another member.
 pub fn bind_subject(
     conn: &mut AnyConnection,
     member_id: i64,
+    issuer: &str,
     provider: &str,
     subject: &str,
     now: i64,
 ) -> Result<bool, StoreError> {
     Ok(super::insert_if_absent(conn, |conn| {
-        diesel::insert_into(member_bindings::table)
-            .values((
-                member_bindings::member_id.eq(member_id),
-                member_bindings::provider.eq(provider),
-                member_bindings::subject.eq(subject),
-                member_bindings::created_at.eq(now),
-            ))
-            .execute(conn)
+        let insert = diesel::insert_into(identity_bindings::table).values((
+            identity_bindings::member_id.eq(member_id),
+            identity_bindings::issuer.eq(issuer),
+            identity_bindings::subject.eq(subject),
+            identity_bindings::provider.eq(provider),
+            identity_bindings::created_at.eq(now),
+        ));
+        on_backend!(conn, |c| insert.execute(c))
     })?)
 }
 
-/// Clears a member's bindings (to one provider, or all). `None` when there is no such member;
-/// otherwise how many bindings were removed.
+/// Which bindings `members unbind` clears: all of them, or those of the issuers (and of the
+/// provider entries, for bindings not carried over yet) given.
+#[derive(Debug, Clone, Copy)]
+pub enum Unbind<'a> {
+    All,
+    Provider {
+        /// The provider entry named.
+        id: &'a str,
+        /// Its issuer, when the configuration could be read.
+        issuer: Option<&'a str>,
+        /// The provider entries on that issuer, whose sessions end with the binding.
+        sharing: &'a [String],
+    },
+}
+
+/// Removes bindings of a member (and the sessions signed in through them); `None` when there is
+/// no such member.
 pub fn unbind(
     conn: &mut AnyConnection,
     email: &Email,
-    provider: Option<&str>,
+    which: Unbind<'_>,
 ) -> Result<Option<usize>, StoreError> {
     conn.transaction(|conn| {
         // Waits for a sign-in of this member in progress, whose session then ends here too.
         let Some(member) = lock_member_by_email(conn, email)? else {
             return Ok(None);
         };
-        let mine = member_bindings::table.filter(member_bindings::member_id.eq(member.id));
-        // Sessions signed in through an unbound provider end with the binding.
-        let removed = match provider {
-            Some(p) => {
-                delete_provider_sessions(conn, member.id, p)?;
-                diesel::delete(mine.filter(member_bindings::provider.eq(p))).execute(conn)?
+        let mine = identity_bindings::table.filter(identity_bindings::member_id.eq(member.id));
+        let legacy = member_bindings::table.filter(member_bindings::member_id.eq(member.id));
+        let removed = match which {
+            Unbind::Provider {
+                id,
+                issuer,
+                sharing,
+            } => {
+                for provider in sharing.iter().map(String::as_str).chain([id]) {
+                    delete_provider_sessions(conn, member.id, provider)?;
+                }
+                let by_issuer = match issuer {
+                    Some(issuer) => {
+                        diesel::delete(mine.filter(identity_bindings::issuer.eq(issuer)))
+                            .execute(conn)?
+                    }
+                    None => diesel::delete(mine.filter(identity_bindings::provider.eq(id)))
+                        .execute(conn)?,
+                };
+                by_issuer
+                    + diesel::delete(legacy.filter(member_bindings::provider.eq(id)))
+                        .execute(conn)?
             }
-            None => {
+            Unbind::All => {
                 delete_member_sessions(conn, member.id)?;
-                diesel::delete(mine).execute(conn)?
+                diesel::delete(mine).execute(conn)? + diesel::delete(legacy).execute(conn)?
             }
         };
         Ok(Some(removed))
     })
 }
 
-/// Changes to an existing member; `None` fields stay as they are.
+/// What carrying bindings over found.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CarriedOver {
+    /// Bindings now kept per issuer.
+    pub moved: usize,
+    /// Bindings left as they were: they disagree with one already kept for the issuer.
+    pub conflicting: usize,
+}
+
+/// Carries bindings stored by provider id (before bindings were kept per issuer) over to their
+/// provider's issuer, for the providers `issuers` names (`(provider id, issuer)`); bindings of
+/// providers it does not name wait for a configuration that does.
+pub fn carry_over_bindings(
+    conn: &mut AnyConnection,
+    issuers: &[(String, String)],
+) -> Result<CarriedOver, StoreError> {
+    let mut found = CarriedOver::default();
+    for (provider, issuer) in issuers {
+        let old: Vec<(i64, String, i64)> = member_bindings::table
+            .filter(member_bindings::provider.eq(provider))
+            .select((
+                member_bindings::member_id,
+                member_bindings::subject,
+                member_bindings::created_at,
+            ))
+            .load(conn)?;
+        for (member_id, subject, created_at) in old {
+            let agrees = match bound_subject(conn, member_id, issuer)? {
+                Some(kept) => kept == subject,
+                None => bind_subject(conn, member_id, issuer, provider, &subject, created_at)?,
+            };
+            if agrees {
+                diesel::delete(
+                    member_bindings::table
+                        .filter(member_bindings::member_id.eq(member_id))
+                        .filter(member_bindings::provider.eq(provider)),
+                )
+                .execute(conn)?;
+                found.moved += 1;
+            } else {
+                found.conflicting += 1;
+            }
+        }
+    }
+    Ok(found)
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct MemberUpdate {
     pub username: Option<String>,

@@ -27,6 +27,16 @@ diesel::table! {
 }
 
 diesel::table! {
+    identity_bindings (member_id, issuer) {
+        member_id -> BigInt,
+        issuer -> Text,
+        subject -> Text,
+        provider -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
     sessions (id_hash) {
         id_hash -> Text,
         member_id -> BigInt,
@@ -85,6 +95,13 @@ diesel::table! {
 }
 
 diesel::joinable!(member_bindings -> members (member_id));
+diesel::joinable!(identity_bindings -> members (member_id));
 diesel::joinable!(auth_codes -> members (member_id));
 diesel::joinable!(sessions -> members (member_id));
-diesel::allow_tables_to_appear_in_same_query!(members, member_bindings, sessions, auth_codes);
+diesel::allow_tables_to_appear_in_same_query!(
+    members,
+    member_bindings,
+    identity_bindings,
+    sessions,
+    auth_codes
+);

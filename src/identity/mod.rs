@@ -65,6 +65,16 @@ impl IdentityConfig {
             .any(|c| c.website.eq_ignore_ascii_case(origin))
     }
 
+    /// `(provider id, issuer)` of every provider of one issuer (not the multi-tenant ones): the
+    /// issuers bindings stored by provider id are carried over to.
+    pub fn provider_issuers(&self) -> Vec<(String, String)> {
+        self.providers
+            .iter()
+            .filter(|p| p.tenants.is_none())
+            .map(|p| (p.id.clone(), p.authority().to_string()))
+            .collect()
+    }
+
     pub fn client(&self, id: &str) -> Option<&Client> {
         let id = id.to_ascii_lowercase();
         self.clients.iter().find(|c| c.id == id)

@@ -144,6 +144,9 @@ pub struct Member {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Binding {
+    /// The issuer whose subject this is (a tenant's, for a multi-tenant provider).
+    pub issuer: String,
+    /// The provider entry that made the binding.
     pub provider: String,
     pub subject: String,
     pub created_at: i64,

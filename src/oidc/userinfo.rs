@@ -93,7 +93,7 @@ impl UserinfoCache {
         raw_token: &str,
     ) -> Result<Email, VerifyError> {
         // Keyed by the issuer, not the provider's id, which a reload may point elsewhere.
-        let slot = self.slot((provider.authority().to_string(), access.subject.clone()));
+        let slot = self.slot((access.issuer.clone(), access.subject.clone()));
         let mut entry = slot.lock().await;
         let now = self.clock.now();
         match &*entry {

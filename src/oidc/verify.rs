@@ -24,6 +24,8 @@ pub const LEEWAY_SECS: i64 = 60;
 pub struct VerifiedToken {
     /// The id of the provider that issued it.
     pub provider: String,
+    /// Its `iss` (without a trailing `/`): bindings are kept per issuer.
+    pub issuer: String,
     /// The `sub` claim, if it is a string.
     pub subject: Option<String>,
     pub email: Email,
@@ -139,6 +141,7 @@ pub async fn verify_id_token(
     let fingerprint = replay_key(expires, &Sha256::digest(token.signing_input.as_bytes()));
     Ok(VerifiedToken {
         provider: provider.id.clone(),
+        issuer: iss.trim_end_matches('/').to_string(),
         subject,
         email,
         email_from_userinfo,
@@ -176,6 +179,8 @@ fn check_at_hash(token: &UnverifiedToken<'_>, access_token: &str) -> Result<(), 
 #[derive(Debug, Clone)]
 pub struct VerifiedAccess {
     pub provider: String,
+    /// Its `iss` (without a trailing `/`).
+    pub issuer: String,
     pub subject: String,
     /// The token's `exp`, Unix seconds.
     pub expires: i64,
@@ -218,6 +223,7 @@ pub async fn verify_access_token(
     };
     Ok(VerifiedAccess {
         provider: provider.id.clone(),
+        issuer: iss.trim_end_matches('/').to_string(),
         subject,
         expires,
     })

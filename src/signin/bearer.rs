@@ -48,24 +48,17 @@ pub async fn authorize_bearer(
     }
     let client_ip = attempt.client_ip;
     let subject = access.subject.clone();
-    let provider_id = provider.id.clone();
+    let issuer = access.issuer.clone();
     let checks = config.clone();
     let outcome = state
         .db
         .run::<_, StoreError, _>(move |conn| {
             Ok((|| -> Result<Member, TxError> {
-                // Reads only, in the usual case: the member, and its binding to this provider.
+                // Reads only: the member, and the bindings of this issuer both ways.
                 let member = db::members::find_member_by_email(conn, &email)?
                     .ok_or(TxError::Refused(Reason::NoMember, None))?;
                 check_state(&member)?;
-                let bound = db::members::bindings_of(conn, member.id)?
-                    .into_iter()
-                    .find(|b| b.provider == provider_id);
-                // A binding made by an ID token must name this subject; a Bearer token never
-                // makes one (some providers give access tokens another `sub` than ID tokens).
-                if bound.is_some_and(|b| b.subject != subject) {
-                    return Err(TxError::Refused(Reason::IdentityMismatch, Some(member.id)));
-                }
+                check_existing_binding(conn, &member, &issuer, &subject)?;
                 check_api_account(&member, client_ip, &checks)?;
                 Ok(member)
             })())

@@ -30,7 +30,7 @@ mod rules;
 
 pub use bearer::authorize_bearer;
 pub use redeem::redeem_code;
-use rules::{check_api_account, check_binding, check_state};
+use rules::{check_api_account, check_binding, check_existing_binding, check_state};
 
 /// Where an attempt comes from, for the rules and the security log.
 #[derive(Debug, Clone, Default)]
@@ -387,7 +387,14 @@ fn complete(conn: &mut AnyConnection, work: Completion) -> Result<(Member, Strin
     let member = db::lock_member_for_update(conn, member)?
         .ok_or(TxError::Refused(Reason::NoMember, None))?;
     check_state(&member)?;
-    check_binding(conn, &member, &v.provider, v.subject.as_deref(), work.now)?;
+    check_binding(
+        conn,
+        &member,
+        &v.issuer,
+        &v.provider,
+        v.subject.as_deref(),
+        work.now,
+    )?;
     check_api_account(&member, work.client_ip, &work.config)?;
     if !first_use {
         return Err(TxError::Refused(Reason::Replayed, Some(member.id)));

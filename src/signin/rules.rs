@@ -33,35 +33,50 @@ pub(super) fn check_api_account(
     }
 }
 
-/// The binding rule (`identity_mismatch`): the member's binding to this provider names this
-/// subject, or there is none yet and this sign-in stores it. Two first sign-ins racing with the
-/// same subject both pass; with different subjects, the second is refused.
+/// The binding rule (`identity_mismatch`): the member's binding at this issuer names this
+/// subject, or there is none yet and this sign-in stores it (through `provider`). A subject is
+/// bound to one member only: a subject bound to another member is refused too. Two first
+/// sign-ins racing with the same subject both pass; with different subjects, the second is
+/// refused.
 pub(super) fn check_binding(
     conn: &mut AnyConnection,
     member: &Member,
+    issuer: &str,
     provider: &str,
     subject: Option<&str>,
     now: i64,
 ) -> Result<(), TxError> {
     let refuse = || TxError::Refused(Reason::IdentityMismatch, Some(member.id));
     let subject = subject.ok_or_else(refuse)?;
-    let bound = |conn: &mut AnyConnection| -> Result<Option<String>, TxError> {
-        Ok(db::members::bindings_of(conn, member.id)?
-            .into_iter()
-            .find(|b| b.provider == provider)
-            .map(|b| b.subject))
-    };
-    let stored = match bound(conn)? {
+    let stored = match db::members::bound_subject(conn, member.id, issuer)? {
         Some(stored) => stored,
-        None if db::members::bind_subject(conn, member.id, provider, subject, now)? => {
+        None if db::members::bind_subject(conn, member.id, issuer, provider, subject, now)? => {
             return Ok(());
         }
-        // Another sign-in bound this member (or bound this subject elsewhere) meanwhile.
-        None => bound(conn)?.ok_or_else(refuse)?,
+        // Another sign-in bound this member meanwhile, or the subject is another member's.
+        None => db::members::bound_subject(conn, member.id, issuer)?.ok_or_else(refuse)?,
     };
     if stored == subject {
         Ok(())
     } else {
         Err(refuse())
     }
+}
+
+/// The binding rule for Bearer tokens, which never make a binding: refused when the member is
+/// bound to another subject of the issuer, or the subject to another member.
+pub(super) fn check_existing_binding(
+    conn: &mut AnyConnection,
+    member: &Member,
+    issuer: &str,
+    subject: &str,
+) -> Result<(), TxError> {
+    let refuse = || TxError::Refused(Reason::IdentityMismatch, Some(member.id));
+    if db::members::bound_subject(conn, member.id, issuer)?.is_some_and(|s| s != subject) {
+        return Err(refuse());
+    }
+    if db::members::bound_member(conn, issuer, subject)?.is_some_and(|m| m != member.id) {
+        return Err(refuse());
+    }
+    Ok(())
 }

@@ -106,7 +106,8 @@ fn unbind_clears_one_provider_or_all(db: &TestDb) {
         let mut conn = database.conn().unwrap_or_else(|e| panic!("{e}"));
         let id = list(db)[0]["id"].as_i64().unwrap_or_default();
         for (provider, sub) in [("entrypage", "sub-1"), ("google", "sub-2")] {
-            let bound = idgate::db::members::bind_subject(&mut conn, id, provider, sub, 1)
+            let issuer = format!("https://{provider}.example");
+            let bound = idgate::db::members::bind_subject(&mut conn, id, &issuer, provider, sub, 1)
                 .unwrap_or_else(|e| panic!("{e}"));
             assert!(bound);
         }

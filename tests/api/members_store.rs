@@ -41,12 +41,13 @@ fn one_binding_per_provider_and_one_member_per_subject(db: &TestDb) {
     let b = members::insert_member(&mut conn, &new_member("b@example.org"), 1)
         .unwrap_or_else(|e| panic!("{e}"));
     let bind = |conn: &mut _, id, provider, sub| {
-        members::bind_subject(conn, id, provider, sub, 2).unwrap_or_else(|e| panic!("{e}"))
+        let issuer = format!("https://{provider}.example");
+        members::bind_subject(conn, id, &issuer, provider, sub, 2).unwrap_or_else(|e| panic!("{e}"))
     };
     assert!(bind(&mut conn, a.id, "entrypage", "sub-a"));
     assert!(
         !bind(&mut conn, a.id, "entrypage", "sub-other"),
-        "one binding per provider"
+        "one binding per issuer"
     );
     assert!(
         !bind(&mut conn, b.id, "entrypage", "sub-a"),
@@ -54,7 +55,7 @@ fn one_binding_per_provider_and_one_member_per_subject(db: &TestDb) {
     );
     assert!(
         bind(&mut conn, b.id, "google", "sub-a"),
-        "subjects are per provider"
+        "subjects are per issuer"
     );
     assert!(bind(&mut conn, a.id, "google", "sub-g"));
     let bindings = members::bindings_of(&mut conn, a.id).unwrap_or_else(|e| panic!("{e}"));

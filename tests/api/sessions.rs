@@ -207,7 +207,7 @@ async fn locking_unbinding_or_removing_a_member_ends_their_sessions(db: TestDb) 
     let mut conn = app.database.conn().expect("conn");
     let email = |e: &str| Email::parse(e).expect("email");
     members::set_locked(&mut conn, &email("ana@example.org"), true, app.now()).expect("lock");
-    members::unbind(&mut conn, &email("bob@example.org"), None).expect("unbind");
+    members::unbind(&mut conn, &email("bob@example.org"), members::Unbind::All).expect("unbind");
     members::remove_member(&mut conn, &email("eve@example.org")).expect("remove");
     let dan = members::find_member_by_email(&mut conn, &email("dan@example.org"))
         .expect("find")

@@ -461,7 +461,16 @@ async fn a_member_stays_bound_to_the_first_subject_of_a_provider(db: TestDb) {
     );
     let ana = idgate::members::Email::parse("ana@example.org").expect("email");
     assert_eq!(
-        idgate::db::members::unbind(&mut conn, &ana, Some("mock")).expect("unbind"),
+        idgate::db::members::unbind(
+            &mut conn,
+            &ana,
+            idgate::db::members::Unbind::Provider {
+                id: "mock",
+                issuer: Some(&app.provider.url),
+                sharing: &[],
+            }
+        )
+        .expect("unbind"),
         Some(1)
     );
     let again = token_with(&app, "ana@example.org", json!({"sub": "subject-2"}));
