@@ -25,6 +25,7 @@ mod metrics;
 mod migrations;
 mod outage;
 mod provider_keys;
+mod providers;
 mod serve;
 mod sessions;
 mod sessions_cli;

@@ -113,6 +113,15 @@ pub async fn spawn_signin_app(db: TestDb) -> SignInApp {
 
 /// As [`spawn_signin_app`], with the settings changed by `change` first.
 pub async fn spawn_signin_app_with(db: TestDb, change: impl FnOnce(&mut Settings)) -> SignInApp {
+    spawn_signin_app_configured(db, signin_config, change).await
+}
+
+/// As [`spawn_signin_app_with`], with the configuration `yaml` writes for the mock's authority.
+pub async fn spawn_signin_app_configured(
+    db: TestDb,
+    yaml: impl FnOnce(&str) -> String,
+    change: impl FnOnce(&mut Settings),
+) -> SignInApp {
     use idgate_test_support::provider::{MockProvider, TestKey};
     let key = TestKey::rsa("rsa1", "rsa1");
     let provider = MockProvider::start(vec![
@@ -121,8 +130,9 @@ pub async fn spawn_signin_app_with(db: TestDb, change: impl FnOnce(&mut Settings
         TestKey::ed("ed1", "ed1"),
     ])
     .await;
+    let text = yaml(&provider.url);
     let yaml = db.dir.path().join("identity.yaml");
-    std::fs::write(&yaml, signin_config(&provider.url)).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&yaml, text).unwrap_or_else(|e| panic!("{e}"));
     let mut settings = Settings {
         config_path: yaml,
         listen: "127.0.0.1:0".into(),

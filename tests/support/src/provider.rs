@@ -21,6 +21,8 @@ pub struct TestKey {
 
 #[derive(Clone)]
 enum KeyKind {
+    /// A shared secret (HS256): published as an `oct` JWK only to show that it is never used.
+    Hmac(Vec<u8>),
     Rsa(rsa::RsaPrivateKey),
     Ec(p256::ecdsa::SigningKey),
     Ed(ed25519_dalek::SigningKey),
@@ -44,6 +46,14 @@ fn b64(bytes: &[u8]) -> String {
 }
 
 impl TestKey {
+    /// A shared secret for HS256 (idgate's key is the client secret, never a JWK).
+    pub fn hmac(secret: &str, kid: &str) -> TestKey {
+        TestKey {
+            kid: kid.into(),
+            kind: KeyKind::Hmac(secret.as_bytes().to_vec()),
+        }
+    }
+
     pub fn rsa(file: &str, kid: &str) -> TestKey {
         use rsa::pkcs8::DecodePrivateKey as _;
         let key = rsa::RsaPrivateKey::from_pkcs8_pem(&pem(file)).expect("RSA key");
@@ -74,6 +84,7 @@ impl TestKey {
     /// The public key as a JWK.
     pub fn jwk(&self) -> Value {
         match &self.kind {
+            KeyKind::Hmac(secret) => json!({"kty": "oct", "kid": self.kid, "k": b64(secret)}),
             KeyKind::Rsa(key) => {
                 use rsa::traits::PublicKeyParts as _;
                 json!({"kty": "RSA", "kid": self.kid, "use": "sig",
@@ -92,6 +103,7 @@ impl TestKey {
     /// The algorithm this key signs with by default.
     pub fn alg(&self) -> &'static str {
         match self.kind {
+            KeyKind::Hmac(_) => "HS256",
             KeyKind::Rsa(_) => "RS256",
             KeyKind::Ec(_) => "ES256",
             KeyKind::Ed(_) => "EdDSA",
@@ -101,6 +113,13 @@ impl TestKey {
     /// Signs `input` with `alg` (ES256 signatures are raw r‖s, as JWS requires).
     pub fn sign(&self, alg: &str, input: &[u8]) -> Vec<u8> {
         match &self.kind {
+            KeyKind::Hmac(secret) => {
+                use hmac::Mac as _;
+                assert_eq!(alg, "HS256", "an HMAC key signs HS256 here");
+                let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).expect("key");
+                mac.update(input);
+                mac.finalize().into_bytes().to_vec()
+            }
             KeyKind::Rsa(key) => {
                 use rsa::signature::{RandomizedSigner as _, SignatureEncoding as _, Signer as _};
                 let key = key.clone();
@@ -158,6 +177,8 @@ struct Served {
     /// What the userinfo endpoint says of each subject (`sub` → claims).
     userinfo: HashMap<String, Value>,
     userinfo_calls: usize,
+    /// The userinfo endpoint answers 503.
+    userinfo_down: bool,
 }
 
 /// A code the authorization endpoint issued.
@@ -361,8 +382,25 @@ async fn token(
         &json!({"alg": key.alg(), "kid": key.kid, "typ": "JWT"}),
         &claims,
     );
-    HttpResponse::Ok()
-        .json(json!({ "access_token": "opaque", "token_type": "Bearer", "id_token": id_token }))
+    HttpResponse::Ok().json(
+        json!({ "access_token": access_token_for(&code.sub), "token_type": "Bearer", "id_token": id_token }),
+    )
+}
+
+/// The access token the token endpoint gives: JWT-shaped (unsigned), so that the userinfo
+/// endpoint can tell whose it is.
+pub fn access_token_for(sub: &str) -> String {
+    format!(
+        "at.{}.none",
+        b64(json!({ "sub": sub }).to_string().as_bytes())
+    )
+}
+
+/// The `at_hash` of an access token for an RS256/ES256 ID token: the left half of its SHA-256,
+/// base64url.
+pub fn at_hash(access_token: &str) -> String {
+    let digest = <sha2::Sha256 as sha2::Digest>::digest(access_token.as_bytes());
+    b64(&digest[..16])
 }
 
 /// The userinfo endpoint: the claims set for the access token's `sub` (the token is read, not
@@ -370,6 +408,9 @@ async fn token(
 async fn userinfo(shared: web::Data<Shared>, req: actix_web::HttpRequest) -> HttpResponse {
     let mut s = shared.served();
     s.userinfo_calls += 1;
+    if s.userinfo_down {
+        return HttpResponse::ServiceUnavailable().finish();
+    }
     let token = req
         .headers()
         .get("authorization")
@@ -425,6 +466,7 @@ impl MockProvider {
                 token_clients: Vec::new(),
                 userinfo: HashMap::new(),
                 userinfo_calls: 0,
+                userinfo_down: false,
             }),
             jwks_fetches: AtomicUsize::new(0),
             discovery_fetches: AtomicUsize::new(0),
@@ -482,6 +524,11 @@ impl MockProvider {
     /// What the userinfo endpoint answers for `sub`.
     pub fn set_userinfo(&self, sub: &str, claims: Value) {
         self.served().userinfo.insert(sub.into(), claims);
+    }
+
+    /// Makes the userinfo endpoint answer 503 (or serve again).
+    pub fn set_userinfo_down(&self, down: bool) {
+        self.served().userinfo_down = down;
     }
 
     pub fn userinfo_calls(&self) -> usize {
