@@ -160,7 +160,13 @@ pub async fn email_for_sign_in(
         )
     })?;
     keys.metrics().fetch(&provider.id, "userinfo");
-    let claims = fetch(keys.fetcher(), endpoint, access_token).await?;
+    let claims = fetch(keys.fetcher(), endpoint, access_token)
+        .await
+        .map_err(|error| match error {
+            // The provider does not take the access token: no email can be had with it.
+            VerifyError::Refused(_, detail) => VerifyError::Refused(Reason::BadEmail, detail),
+            unavailable => unavailable,
+        })?;
     check_subject(&claims, subject.unwrap_or_default())?;
     Ok(verify::check_email(&claims, provider)?)
 }

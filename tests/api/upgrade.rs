@@ -50,4 +50,63 @@ async fn a_token_used_before_the_replay_guard_was_reordered_is_still_refused(db:
     assert_eq!(app.login(&fresh).await.status(), 200);
 }
 
-async_on_both_backends!(a_token_used_before_the_replay_guard_was_reordered_is_still_refused);
+/// A binding stored by provider id (before bindings were kept per issuer) is carried over to the
+/// provider's issuer when the service starts: the bound subject still signs in, another is
+/// refused, and so through every provider entry on that issuer.
+async fn a_binding_stored_by_provider_id_is_kept_for_its_issuer(db: TestDb) {
+    let member = {
+        let database = db.open();
+        let mut conn = database.conn().unwrap_or_else(|e| panic!("{e}"));
+        let new = idgate::members::NewMember {
+            email: idgate::members::Email::parse("ana@example.org")
+                .unwrap_or_else(|e| panic!("{e}")),
+            username: None,
+            firstname: String::new(),
+            surname: String::new(),
+            status: idgate::members::MemberStatus::Activated,
+            admin: false,
+        };
+        let member = idgate::db::members::insert_member(&mut conn, &new, 1)
+            .unwrap_or_else(|e| panic!("{e}"));
+        conn.batch_execute(&format!(
+            "INSERT INTO member_bindings (member_id, provider, subject, created_at) \
+             VALUES ({}, 'mock', 'old-sub', 1)",
+            member.id
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+        member
+    };
+    let app = spawn_signin_app(db).await;
+    let token = |sub: &str, aud: &str| {
+        let mut claims = app.provider.claims("ana@example.org", app.now());
+        claims["sub"] = sub.into();
+        claims["aud"] = aud.into();
+        app.provider.token(&app.key, &claims)
+    };
+    let client = idgate_test_support::provider::CLIENT_ID;
+    assert_refused(
+        app.login(&token("new-sub", client)).await,
+        403,
+        "identity_mismatch",
+    )
+    .await;
+    // `strict` is another entry on the same issuer: the same binding.
+    assert_refused(
+        app.login(&token("new-sub", "strict-client")).await,
+        403,
+        "identity_mismatch",
+    )
+    .await;
+    assert_eq!(app.login(&token("old-sub", client)).await.status(), 200);
+    let mut conn = app.database.conn().unwrap_or_else(|e| panic!("{e}"));
+    let bindings =
+        idgate::db::members::bindings_of(&mut conn, member.id).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(bindings.len(), 1, "{bindings:?}");
+    assert_eq!(bindings[0].issuer, app.provider.url);
+    assert_eq!(bindings[0].subject, "old-sub");
+}
+
+async_on_both_backends!(
+    a_token_used_before_the_replay_guard_was_reordered_is_still_refused,
+    a_binding_stored_by_provider_id_is_kept_for_its_issuer,
+);
