@@ -25,6 +25,8 @@ pub enum Reason {
     Expired,
     /// `nbf` or `iat` in the future.
     NotYetValid,
+    /// Valid for more than 24 hours (from now, or from `iat`).
+    BadLifetime,
     /// `nonce` differs from the one sent.
     BadNonce,
     /// `email` missing or not an acceptable address.
@@ -68,6 +70,7 @@ impl Reason {
             Reason::BadAudience => "bad_audience",
             Reason::Expired => "expired",
             Reason::NotYetValid => "not_yet_valid",
+            Reason::BadLifetime => "bad_lifetime",
             Reason::BadNonce => "bad_nonce",
             Reason::BadEmail => "bad_email",
             Reason::EmailNotVerified => "email_not_verified",
@@ -101,6 +104,7 @@ impl Reason {
             Reason::BadAudience => "The ID token was not issued for this service.",
             Reason::Expired => "The ID token has expired.",
             Reason::NotYetValid => "The ID token is not valid yet.",
+            Reason::BadLifetime => "The ID token is valid for longer than a day.",
             Reason::BadNonce => "The ID token does not belong to this sign-in.",
             Reason::BadEmail => "The ID token carries no usable email address.",
             Reason::EmailNotVerified => "The identity provider has not verified the email address.",

@@ -32,9 +32,10 @@ pub async fn reload(state: &AppState, mut event: SecurityEvent) -> Result<usize,
     match loaded {
         Ok(config) => {
             let providers = config.providers.len();
-            let issuers = config.provider_issuers();
+            // Bindings of providers this configuration brings back are theirs issuer's before
+            // any sign-in through them.
+            carry_over_bindings(&state.db, config.provider_issuers()).await;
             state.config.store(Arc::new(config));
-            carry_over_bindings(&state.db, issuers).await;
             state.userinfo.clear();
             event.outcome = Outcome::Success;
             tracing::info!(providers, "identity configuration reloaded");

@@ -9,7 +9,7 @@ use actix_web::{App, HttpServer, web};
 
 use crate::audit::{Event, Outcome, SecurityEvent};
 use crate::clock::{Clock, SystemClock};
-use crate::db::{self, Database, DbError, StoreError};
+use crate::db::{self, Database, DbError};
 use crate::identity::{self, ConfigErrors, IdentityConfig};
 use crate::oidc::http::FetchError;
 use crate::settings::Settings;
@@ -80,8 +80,14 @@ impl Application {
         }
         let state = web::Data::new(AppState::new(settings, config, db, clock)?);
         let app_state = state.clone();
+        let https = state
+            .settings
+            .public_url
+            .as_ref()
+            .is_some_and(|u| u.scheme() == "https");
         let server = HttpServer::new(move || {
             App::new()
+                .wrap(security_headers(https))
                 .app_data(app_state.clone())
                 .app_data(web::PayloadConfig::new(64 * 1024))
                 .app_data(web::FormConfig::default().limit(64 * 1024))
@@ -159,39 +165,37 @@ async fn reload_on_sighup(state: web::Data<AppState>) {
 }
 
 /// Every minute, removes timed-out sessions, used tokens past their expiry, unfinished login
-/// flows and unredeemed authentication codes.
+/// flows, unredeemed authentication codes and security-log rows older than `securityLogDays`.
 async fn purge_expired(state: web::Data<AppState>) {
     let mut ticks = tokio::time::interval(std::time::Duration::from_secs(60));
     loop {
         ticks.tick().await;
-        let now = state.clock.now();
-        let idle_secs = state.config.load().properties.idle_secs();
-        // Three transactions, none holding two kinds of rows a request takes in another order.
-        let store = &state.db;
-        let purged = async {
-            let mut purged = store
-                .write(move |conn| db::sessions::purge_expired(conn, now, idle_secs))
-                .await?;
-            purged.flows = store
-                .write(move |conn| db::flows::purge_flows(conn, now))
-                .await?;
-            purged.codes = store
-                .write(move |conn| db::codes::purge_codes(conn, now))
-                .await?;
-            Ok::<_, StoreError>(purged)
-        }
-        .await;
-        match purged {
+        match state.purge_expired().await {
             Ok(p) if p != db::sessions::Purged::default() => {
                 tracing::debug!(
                     sessions = p.sessions,
                     tokens = p.tokens,
+                    flows = p.flows,
+                    codes = p.codes,
+                    events = p.events,
                     "purged expired rows"
                 );
             }
             Ok(_) => {}
-            Err(error) => tracing::warn!(%error, "cannot purge expired sessions"),
+            Err(error) => tracing::warn!(%error, "cannot purge expired rows"),
         }
+    }
+}
+
+/// Headers on every answer: `X-Content-Type-Options: nosniff`, and HSTS when people reach
+/// idgate over https.
+fn security_headers(https: bool) -> actix_web::middleware::DefaultHeaders {
+    let headers =
+        actix_web::middleware::DefaultHeaders::new().add(("X-Content-Type-Options", "nosniff"));
+    if https {
+        headers.add(("Strict-Transport-Security", "max-age=31536000"))
+    } else {
+        headers
     }
 }
 

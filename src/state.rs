@@ -7,7 +7,8 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 
 use crate::clock::Clock;
-use crate::db::Database;
+use crate::db::sessions::Purged;
+use crate::db::{self, Database, StoreError};
 use crate::identity::IdentityConfig;
 use crate::metrics::Metrics;
 use crate::oidc::http::{FetchError, Fetcher};
@@ -59,5 +60,30 @@ impl AppState {
             reload_lock: tokio::sync::Mutex::new(()),
             metrics,
         })
+    }
+
+    /// Removes what has expired: timed-out sessions, used tokens past their expiry, unfinished
+    /// login flows, unredeemed authentication codes, and security-log rows older than
+    /// `securityLogDays`. Four transactions, none holding two kinds of rows a request takes in
+    /// another order.
+    pub async fn purge_expired(&self) -> Result<Purged, StoreError> {
+        let now = self.clock.now();
+        let properties = self.config.load().properties.clone();
+        let idle_secs = properties.idle_secs();
+        let store = &self.db;
+        let mut purged = store
+            .write(move |conn| db::sessions::purge_expired(conn, now, idle_secs))
+            .await?;
+        purged.flows = store
+            .write(move |conn| db::flows::purge_flows(conn, now))
+            .await?;
+        purged.codes = store
+            .write(move |conn| db::codes::purge_codes(conn, now))
+            .await?;
+        let before = now.saturating_sub(i64::from(properties.security_log_days) * 86_400);
+        purged.events = store
+            .write(move |conn| db::audit::purge_events(conn, before))
+            .await?;
+        Ok(purged)
     }
 }

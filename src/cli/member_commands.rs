@@ -55,11 +55,21 @@ pub(super) fn members(cmd: MembersCommand, database_url: &str) -> Result<(), Str
             let address = email(&e)?;
             // A provider's binding is its issuer's: the configuration says which that is, and
             // which other provider entries share it.
-            let config = provider.as_ref().and_then(|_| {
-                let path = std::env::var_os("IDGATE_CONFIG")
-                    .map_or_else(|| PathBuf::from(DEFAULT_CONFIG), PathBuf::from);
-                identity::load(&path).ok()
-            });
+            let path = std::env::var_os("IDGATE_CONFIG")
+                .map_or_else(|| PathBuf::from(DEFAULT_CONFIG), PathBuf::from);
+            let config = match &provider {
+                Some(_) if path.exists() => Some(identity::load(&path).map_err(|e| {
+                    format!("the configuration says which issuer the provider is on: {e}")
+                })?),
+                Some(id) => {
+                    println!(
+                        "no configuration at {}: only the bindings made through `{id}` are cleared",
+                        path.display()
+                    );
+                    None
+                }
+                None => None,
+            };
             let named = provider
                 .as_deref()
                 .and_then(|id| config.as_ref()?.provider(id))

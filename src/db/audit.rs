@@ -73,3 +73,8 @@ pub fn list_events(conn: &mut AnyConnection, since: i64) -> Result<Vec<LoggedEve
         .select(LoggedEvent::as_select())
         .load(conn)?)
 }
+
+/// Removes the events from before `before` (Unix seconds); how many.
+pub fn purge_events(conn: &mut AnyConnection, before: i64) -> Result<usize, StoreError> {
+    Ok(diesel::delete(security_log::table.filter(security_log::at.lt(before))).execute(conn)?)
+}

@@ -39,14 +39,21 @@ pub fn insert_flow(conn: &mut AnyConnection, flow: &StoredFlow) -> Result<(), St
 
 /// Removes and returns the flow with this state hash, in one statement: of two callbacks with
 /// the same state, exactly one gets the flow.
+/// Takes (and so removes) the flow of this state, if the browser that started it (by its
+/// value's hash) is the one asking: another browser that learnt a `state` cannot void the flow.
 pub fn take_flow(
     conn: &mut AnyConnection,
     state_hash: &str,
+    browser_hash: &str,
 ) -> Result<Option<StoredFlow>, StoreError> {
-    Ok(diesel::delete(login_flows::table.find(state_hash))
-        .returning(login_flows::all_columns)
-        .get_result::<StoredFlow>(conn)
-        .optional()?)
+    Ok(diesel::delete(
+        login_flows::table
+            .find(state_hash)
+            .filter(login_flows::browser_hash.eq(browser_hash)),
+    )
+    .returning(login_flows::all_columns)
+    .get_result::<StoredFlow>(conn)
+    .optional()?)
 }
 
 /// Removes flows that were never finished.

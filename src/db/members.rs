@@ -383,6 +383,41 @@ pub fn unbind(
     })
 }
 
+/// A binding stored by provider id, not carried over yet, of the member through one of
+/// `providers` (the entries of one issuer): its subject.
+pub fn legacy_subject(
+    conn: &mut AnyConnection,
+    member_id: i64,
+    providers: &[String],
+) -> Result<Option<String>, StoreError> {
+    if providers.is_empty() {
+        return Ok(None);
+    }
+    let query = member_bindings::table
+        .filter(member_bindings::member_id.eq(member_id))
+        .filter(member_bindings::provider.eq_any(providers))
+        .select(member_bindings::subject);
+    let found: Vec<String> = on_backend!(conn, |c| query.load(c))?;
+    Ok(found.into_iter().next())
+}
+
+/// A member bound to `subject` through one of `providers` by a binding not carried over yet.
+pub fn legacy_member(
+    conn: &mut AnyConnection,
+    providers: &[String],
+    subject: &str,
+) -> Result<Option<i64>, StoreError> {
+    if providers.is_empty() {
+        return Ok(None);
+    }
+    let query = member_bindings::table
+        .filter(member_bindings::provider.eq_any(providers))
+        .filter(member_bindings::subject.eq(subject))
+        .select(member_bindings::member_id);
+    let found: Vec<i64> = on_backend!(conn, |c| query.load(c))?;
+    Ok(found.into_iter().next())
+}
+
 /// What carrying bindings over found.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CarriedOver {

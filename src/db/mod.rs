@@ -181,6 +181,9 @@ impl Database {
     /// Connects, runs pending migrations and builds the pool (for the service).
     pub fn open(url: &str) -> Result<Self, DbError> {
         let url = DatabaseUrl::parse(url)?;
+        if let DatabaseUrl::Sqlite(path) = &url {
+            owner_only(path)?;
+        }
         let manager = Manager { url: url.clone() };
         connect_and_migrate(&manager)?;
         let writer = match url {
@@ -332,7 +335,36 @@ pub fn insert_if_absent(
 /// pool, so no background thread is still connecting when the process exits.
 pub fn connect(url: &str) -> Result<AnyConnection, DbError> {
     let url = DatabaseUrl::parse(url)?;
+    if let DatabaseUrl::Sqlite(path) = &url {
+        owner_only(path)?;
+    }
     connect_and_migrate(&Manager { url })
+}
+
+/// Makes the SQLite file (created empty when missing) readable and writable by its owner only:
+/// it holds emails, addresses, nonces and PKCE verifiers. SQLite gives the `-wal` and `-shm`
+/// files it creates the database file's permissions; those an earlier version left are narrowed
+/// too.
+fn owner_only(path: &std::path::Path) -> Result<(), DbError> {
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    let fail = |e: std::io::Error| DbError::Connect {
+        url: format!("sqlite://{}", path.display()),
+        reason: e.to_string(),
+    };
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(fail)?;
+    for suffix in ["", "-wal", "-shm"] {
+        let file = PathBuf::from(format!("{}{suffix}", path.display()));
+        if file.exists() {
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
+                .map_err(fail)?;
+        }
+    }
+    Ok(())
 }
 
 fn connect_and_migrate(manager: &Manager) -> Result<AnyConnection, DbError> {

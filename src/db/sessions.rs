@@ -130,6 +130,8 @@ pub struct Purged {
     pub tokens: usize,
     pub flows: usize,
     pub codes: usize,
+    /// Security-log rows past `securityLogDays`.
+    pub events: usize,
 }
 
 /// Removes sessions past their absolute end or idle for longer than `idle_secs`, and used

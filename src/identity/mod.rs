@@ -41,7 +41,7 @@ pub const ASYMMETRIC_ALGS: [&str; 9] = [
 pub const HMAC_ALGS: [&str; 3] = ["HS256", "HS384", "HS512"];
 
 /// The parameters of an authorization request that idgate sets itself.
-pub const RESERVED_AUTHORIZATION_PARAMS: [&str; 9] = [
+pub const RESERVED_AUTHORIZATION_PARAMS: [&str; 11] = [
     "client_id",
     "redirect_uri",
     "response_type",
@@ -51,6 +51,9 @@ pub const RESERVED_AUTHORIZATION_PARAMS: [&str; 9] = [
     "nonce",
     "code_challenge",
     "code_challenge_method",
+    // Request objects carry their own client, redirect and nonce.
+    "request",
+    "request_uri",
 ];
 
 impl IdentityConfig {
@@ -72,6 +75,16 @@ impl IdentityConfig {
             .iter()
             .filter(|p| p.tenants.is_none())
             .map(|p| (p.id.clone(), p.authority().to_string()))
+            .collect()
+    }
+
+    /// The ids of the providers of one issuer (not the multi-tenant ones): the entries whose
+    /// bindings stored by provider id are that issuer's.
+    pub fn providers_of_issuer(&self, issuer: &str) -> Vec<String> {
+        self.providers
+            .iter()
+            .filter(|p| p.tenants.is_none() && p.authority() == issuer)
+            .map(|p| p.id.clone())
             .collect()
     }
 
@@ -179,6 +192,10 @@ pub struct Properties {
     /// Minutes of inactivity after which a session ends.
     pub session_timeout: u32,
     pub trusted_proxies: Vec<IpNet>,
+    /// Anonymous writes each client address may cause per minute (also the burst); 0: no limit.
+    pub rate_limit_per_minute: u32,
+    /// Days the security log keeps its rows.
+    pub security_log_days: u32,
 }
 
 impl Properties {
@@ -195,6 +212,8 @@ impl Default for Properties {
             api_account_ips: Vec::new(),
             session_timeout: 30,
             trusted_proxies: Vec::new(),
+            rate_limit_per_minute: 300,
+            security_log_days: 90,
         }
     }
 }

@@ -115,6 +115,8 @@ const PROPERTY_KEYS: &[&str] = &[
     "apiAccountIPs",
     "sessionTimeout",
     "trustedProxies",
+    "rateLimitPerMinute",
+    "securityLogDays",
 ];
 
 impl Ctx<'_> {
@@ -449,7 +451,7 @@ impl Ctx<'_> {
             None => Some(EmailSource::Auto),
         };
         let id_token_signing_algs = match f.get("idTokenSigningAlgs") {
-            Some(n) => self.signing_algs(n, client_secret.is_some()),
+            Some(n) => self.signing_algs(n, client_secret.as_ref().map_or(0, |s| s.expose().len())),
             None => Some(ASYMMETRIC_ALGS.to_vec()),
         };
         let authorization_params = match f.get("authorizationParams") {
@@ -507,8 +509,10 @@ impl Ctx<'_> {
         }
     }
 
-    /// A list of signature algorithms; HMAC ones only for a provider with a client secret.
-    fn signing_algs(&mut self, node: &Node, has_secret: bool) -> Option<Vec<&'static str>> {
+    /// A list of signature algorithms; HMAC ones only for a provider with a client secret at
+    /// least as long as the hash (32, 48 or 64 bytes, as RFC 7518 asks): a short secret can be
+    /// found from one token by trying.
+    fn signing_algs(&mut self, node: &Node, secret_len: usize) -> Option<Vec<&'static str>> {
         let items = self.list(node)?;
         let mut algs = Vec::new();
         let mut ok = true;
@@ -525,9 +529,15 @@ impl Ctx<'_> {
                 None => Some(format!(
                     "`{text}` is not a supported algorithm (RS256/384/512, PS256/384/512, ES256/384, EdDSA, HS256/384/512)"
                 )),
-                Some(alg) if HMAC_ALGS.contains(alg) && !has_secret => Some(format!(
+                Some(alg) if HMAC_ALGS.contains(alg) && secret_len == 0 => Some(format!(
                     "`{text}` is keyed by the client secret: set `clientSecret` first"
                 )),
+                Some(alg) if HMAC_ALGS.contains(alg) && secret_len < hmac_key_len(alg) => {
+                    Some(format!(
+                        "`{text}` needs a client secret of at least {} bytes",
+                        hmac_key_len(alg)
+                    ))
+                }
                 Some(_) => None,
             };
             match (problem, known) {
@@ -602,6 +612,19 @@ impl Ctx<'_> {
             );
             return None;
         }
+        let valid = |t: &str| {
+            t == "*" || (!t.is_empty() && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        };
+        if let Some(bad) = tenants.iter().find(|t| !valid(t)) {
+            self.report(
+                node.pos,
+                ConfigError::InvalidValue {
+                    key: "tenants",
+                    reason: format!("`{bad}` is not a tenant id (letters, digits and `-`)"),
+                },
+            );
+            return None;
+        }
         if tenants.iter().any(|t| t == "*") {
             self.warnings.push(Problem {
                 pos: node.pos,
@@ -638,6 +661,22 @@ impl Ctx<'_> {
 
     /// A literal secret or `${VAR}` read from the environment.
     fn secret(&mut self, node: &Node) -> Option<Secret> {
+        let secret = self.secret_text(node)?;
+        if secret.expose().is_empty() {
+            self.report(
+                node.pos,
+                ConfigError::InvalidValue {
+                    key: "clientSecret",
+                    reason: "the secret is empty".into(),
+                },
+            );
+            return None;
+        }
+        Some(secret)
+    }
+
+    /// A literal secret or `${VAR}` read from the environment, possibly empty.
+    fn secret_text(&mut self, node: &Node) -> Option<Secret> {
         let text = self.string(node)?;
         let Some(name) = text.strip_prefix("${").and_then(|t| t.strip_suffix('}')) else {
             return Some(Secret::new(text));
@@ -806,25 +845,50 @@ impl Ctx<'_> {
             Some(n) => self.minutes(n),
             None => Some(defaults.session_timeout),
         };
+        let rate_limit_per_minute = match f.get("rateLimitPerMinute") {
+            Some(n) => self.number(n, "rateLimitPerMinute", 0..=1_000_000, "requests"),
+            None => Some(defaults.rate_limit_per_minute),
+        };
+        let security_log_days = match f.get("securityLogDays") {
+            Some(n) => self.number(n, "securityLogDays", 1..=36_500, "days"),
+            None => Some(defaults.security_log_days),
+        };
         Some(Properties {
             api_account_usernames: api_account_usernames?,
             api_account_ips: api_account_ips?,
             session_timeout: session_timeout?,
             trusted_proxies: trusted_proxies?,
+            rate_limit_per_minute: rate_limit_per_minute?,
+            security_log_days: security_log_days?,
         })
     }
 
     /// A whole number of minutes, 1 to 525,600 (a year); PageSeeder writes it as a string too.
     fn minutes(&mut self, node: &Node) -> Option<u32> {
+        self.number(node, "sessionTimeout", 1..=525_600, "minutes")
+    }
+
+    /// A whole number in `range`; `what` says what it counts.
+    fn number(
+        &mut self,
+        node: &Node,
+        key: &'static str,
+        range: std::ops::RangeInclusive<u32>,
+        what: &str,
+    ) -> Option<u32> {
         let text = self.string(node)?;
         match text.parse::<u32>() {
-            Ok(m) if (1..=525_600).contains(&m) => Some(m),
+            Ok(n) if range.contains(&n) => Some(n),
             _ => {
                 self.report(
                     node.pos,
                     ConfigError::InvalidValue {
-                        key: "sessionTimeout",
-                        reason: format!("`{text}` is not a number of minutes from 1 to 525600"),
+                        key,
+                        reason: format!(
+                            "`{text}` is not a number of {what} from {} to {}",
+                            range.start(),
+                            range.end()
+                        ),
                     },
                 );
                 None
@@ -834,6 +898,15 @@ impl Ctx<'_> {
 }
 
 /// Where an item's `id` value stands (or the item itself), for duplicate-id messages.
+/// The shortest client secret an HMAC algorithm may be keyed with: the hash's size.
+fn hmac_key_len(alg: &str) -> usize {
+    match alg {
+        "HS384" => 48,
+        "HS512" => 64,
+        _ => 32,
+    }
+}
+
 /// Microsoft Entra ID's multi-tenant authorities (`common`, `organizations`, `consumers`),
 /// whose issuer names each token's tenant.
 fn is_multi_tenant_authority(url: &Url) -> bool {

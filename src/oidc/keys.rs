@@ -4,7 +4,8 @@
 //! - documents are kept for their `Cache-Control` max-age (clamped 1 min … 24 h, 1 h by default);
 //! - a token naming an unknown key refetches the JWKS at most once per 5 s per provider, and
 //!   concurrent requests that need that refetch wait for the one fetch and share its result;
-//! - while the provider is unreachable, the last good keys stay in use for 24 h past their expiry;
+//! - while the provider is unreachable or answers unusably, the last good keys stay in use for
+//!   24 h past their expiry;
 //! - a new JWKS replaces the old one whole, so a key it no longer lists stops working at once.
 
 use std::collections::HashMap;
@@ -313,9 +314,8 @@ fn usable(keys: &Option<Arc<KeySet>>, now: i64) -> Option<Arc<KeySet>> {
 }
 
 impl Inner {
-    /// Stores the outcome of a fetch. A failure keeps the last good keys only when the
-    /// provider is unreachable (network error, 5xx, 429); a provider that answers with another
-    /// issuer, an unusable document or a 4xx loses its cached keys at once.
+    /// Stores the outcome of a fetch. A failure of any kind keeps the last good keys (for up to
+    /// [`STALE_GRACE_SECS`] past their expiry).
     #[expect(
         clippy::too_many_arguments,
         reason = "one call site, all parts of one refresh"
@@ -345,17 +345,14 @@ impl Inner {
             }
             Err(error) => {
                 state.last_error = Some(error.clone());
-                let outage = matches!(&error, KeyError::Fetch(e) if e.is_outage());
-                match usable(&current, now).filter(|_| outage) {
+                // Whatever went wrong (an outage, an answer too large or not JSON, another
+                // issuer), the last good keys stay: one bad answer must not lock everyone out.
+                match usable(&current, now) {
                     Some(keys) => {
                         tracing::warn!(provider = %provider.id, %error, "cannot refresh the provider's keys; using the last good ones");
                         Ok(keys)
                     }
                     None => {
-                        if !outage {
-                            cache.set(None);
-                            state.metadata = None;
-                        }
                         tracing::warn!(provider = %provider.id, %error, "cannot fetch the provider's keys");
                         Err(error)
                     }

@@ -93,7 +93,11 @@ impl UserinfoCache {
         raw_token: &str,
     ) -> Result<Email, VerifyError> {
         // Keyed by the issuer, not the provider's id, which a reload may point elsewhere.
-        let slot = self.slot((access.issuer.clone(), access.subject.clone()));
+        // And by the provider entry, whose rules (`requireVerifiedEmail`) checked the email.
+        let slot = self.slot((
+            format!("{} {}", provider.id, access.issuer),
+            access.subject.clone(),
+        ));
         let mut entry = slot.lock().await;
         let now = self.clock.now();
         match &*entry {
@@ -159,6 +163,18 @@ pub async fn email_for_sign_in(
             Some(format!("{} has no userinfo_endpoint", provider.id)),
         )
     })?;
+    // RFC 6750's token characters only: anything else is no access token (and could not be
+    // sent in a header).
+    let plausible = !access_token.is_empty()
+        && access_token.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'=')
+        });
+    if !plausible {
+        return Err(VerifyError::Refused(
+            Reason::BadEmail,
+            Some("the access token is not a token".into()),
+        ));
+    }
     keys.metrics().fetch(&provider.id, "userinfo");
     let claims = fetch(keys.fetcher(), endpoint, access_token)
         .await
@@ -194,7 +210,8 @@ async fn fetch(
             // The provider refused the token (revoked, say): the caller's problem, not ours.
             // The provider no longer accepts the token (revoked, say).
             super::http::FetchError::Status {
-                status: 401 | 403, ..
+                status: 400 | 401 | 403,
+                ..
             } => VerifyError::Refused(Reason::Expired, Some(e.to_string())),
             other => VerifyError::Unavailable(other.to_string()),
         })?;

@@ -18,6 +18,9 @@ use crate::reason::Reason;
 
 /// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
 pub const LEEWAY_SECS: i64 = 60;
+/// The longest an ID token may be valid, from now or from its `iat`, in seconds: nobody can make
+/// the replay guard keep a row for longer.
+pub const MAX_LIFETIME_SECS: i64 = 24 * 60 * 60;
 
 /// A token that passed every token rule.
 #[derive(Debug, Clone)]
@@ -86,6 +89,9 @@ pub struct Context<'a> {
     /// The access token of the same sign-in (from the token endpoint, or posted beside the ID
     /// token), for the userinfo endpoint when the email is read there.
     pub access_token: Option<&'a str>,
+    /// The provider the flow was started for: a token of any other is `unknown_issuer`, before
+    /// anything is asked of a provider.
+    pub provider: Option<&'a str>,
 }
 
 /// Verifies an ID token against the configured providers.
@@ -112,6 +118,13 @@ pub async fn verify_id_token(
         _ => return Err(Reason::UnknownIssuer.into()),
     };
     let provider = id_token_provider(iss, &token.claims).ok_or(Reason::UnknownIssuer)?;
+    if context.provider.is_some_and(|p| p != provider.id) {
+        // A token from another provider than the flow was started for (mix-up).
+        return Err(VerifyError::Refused(
+            Reason::UnknownIssuer,
+            Some("the token is not from the flow's provider".into()),
+        ));
+    }
     let set = keys.keys(provider).await.map_err(key_error)?;
     let issuer = issuer_of(provider, &set.metadata, &token.claims)?;
     if issuer != iss {
@@ -229,6 +242,16 @@ pub async fn verify_access_token(
     })
 }
 
+/// `exp` at most [`MAX_LIFETIME_SECS`] after now and, when `iat` is present, after `iat`.
+fn check_lifetime(claims: &Map<String, Value>, expires: i64, now: i64) -> Result<(), Reason> {
+    let issued = claims.get("iat").and_then(numeric_date);
+    let too_long = |from: i64| expires > from.saturating_add(MAX_LIFETIME_SECS);
+    if too_long(now) || issued.is_some_and(too_long) {
+        return Err(Reason::BadLifetime);
+    }
+    Ok(())
+}
+
 /// `exp` (required, not past), `nbf` and `iat` (if present, not in the future), each with the
 /// leeway; the expiry.
 fn check_times(claims: &Map<String, Value>, now: i64) -> Result<i64, Reason> {
@@ -306,9 +329,7 @@ pub fn issuer_of(
         Some(Value::String(tid))
             if provider.accepts_tenant(tid)
                 && !tid.is_empty()
-                && tid
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.') =>
+                && tid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') =>
         {
             Ok(metadata.issuer.replace(TENANT_PLACEHOLDER, tid))
         }
@@ -372,6 +393,7 @@ fn check_hmac(provider: &Provider, token: &UnverifiedToken<'_>) -> Result<(), Ve
     let secret = provider
         .client_secret
         .as_ref()
+        .filter(|s| !s.expose().is_empty())
         .ok_or(Reason::UnsupportedAlg)?;
     let key = hmac::Key::new(algorithm, secret.expose().as_bytes());
     hmac::verify(&key, token.signing_input.as_bytes(), &token.signature)
@@ -404,6 +426,7 @@ fn check_identity(
 ) -> Result<(Option<String>, i64), Reason> {
     check_audience(claims, provider)?;
     let expires = check_times(claims, now)?;
+    check_lifetime(claims, expires, now)?;
 
     if let Some(expected) = expected_nonce {
         let matches = match claims.get("nonce") {

@@ -95,6 +95,9 @@ async fn act(
     if signs_in && !request::is_from_trusted_page(req, state) {
         return Err(Failure::Csrf.into());
     }
+    if action == Some("logout") && !request::is_sign_out_from_trusted_page(req, state) {
+        return Err(Failure::Csrf.into());
+    }
     match (action, is_post) {
         (Some("logout"), _) => sign_out(req, state, format).await,
         (Some("login"), _) if params.get("auth_code").is_some() => {
@@ -215,8 +218,15 @@ async fn redeem(
         .finish())
 }
 
+/// `POST /logout`: refusals (a page another site could have made ask) are in the security log.
 async fn logout(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, Refusal> {
-    sign_out(&req, &state, Format::of(&req)).await
+    let format = Format::of(&req);
+    let answer = if request::is_sign_out_from_trusted_page(&req, &state) {
+        sign_out(&req, &state, format).await
+    } else {
+        Err(Failure::Csrf.into())
+    };
+    settle(answer, &req, &state, Event::Logout, format).await
 }
 
 /// Ends the browser's session, if any, and always clears the cookie. Answers 503 (still

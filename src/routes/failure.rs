@@ -335,6 +335,7 @@ mod tests {
             Reason::BadAudience,
             Reason::Expired,
             Reason::NotYetValid,
+            Reason::BadLifetime,
             Reason::BadNonce,
             Reason::BadEmail,
             Reason::EmailNotVerified,

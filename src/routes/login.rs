@@ -285,27 +285,23 @@ async fn finish_flow(
     let bad_state = |detail: &str| Refusal::from(Reason::BadState).detail(detail);
     let state_param = params.get("state").ok_or_else(|| bad_state("no state"))?;
     let state_hash = hash_id(state_param);
+    // Only the browser that started the flow may finish it (or use it up).
+    let browser_hash = req
+        .cookie(flows::flow_cookie_name(request::is_https(req, state)))
+        .map(|c| hash_id(c.value()))
+        .ok_or_else(|| bad_state("no flow cookie: the flow was started in another browser"))?;
     let flow = state
         .db
-        .write(move |conn| take_flow(conn, &state_hash))
+        .write(move |conn| take_flow(conn, &state_hash, &browser_hash))
         .await
         .map_err(|error| Refusal::from(Failure::Unavailable).detail(error.to_string()))?
-        .ok_or_else(|| bad_state("unknown or used state"))?;
+        .ok_or_else(|| bad_state("unknown or used state, or another browser's"))?;
     // From here on, every refusal names the flow's provider.
     let fails = |failure: Failure, detail: &str| {
         Refusal::from(failure)
             .detail(detail)
             .provider(Some(flow.provider.clone()))
     };
-    let browser_matches = req
-        .cookie(flows::flow_cookie_name(request::is_https(req, state)))
-        .is_some_and(|c| hash_id(c.value()) == flow.browser_hash);
-    if !browser_matches {
-        return Err(fails(
-            Failure::Refused(Reason::BadState),
-            "the flow was started in another browser",
-        ));
-    }
     if state.clock.now() >= flow.expires_at {
         return Err(fails(Failure::Refused(Reason::BadState), "expired flow"));
     }

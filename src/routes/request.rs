@@ -169,6 +169,36 @@ pub fn is_from_trusted_page(req: &HttpRequest, state: &AppState) -> bool {
     }
 }
 
+/// Whether a sign-out comes from a page allowed to ask for it: idgate's own or a registered
+/// client's website (logout-CSRF defence). `Origin` decides when present and not `null`; else
+/// `Referer`; else `Sec-Fetch-Site`, refusing `cross-site`. idgate's own pages send no referrer,
+/// so their sign-out button arrives with `Origin: null` and `Sec-Fetch-Site: same-origin`. A
+/// request with none of them is not from a browser page and passes.
+pub fn is_sign_out_from_trusted_page(req: &HttpRequest, state: &AppState) -> bool {
+    use actix_web::http::header::{ORIGIN, REFERER};
+    let config = state.config.load();
+    let trusted = |origin: &str| {
+        config.is_client_website(origin)
+            || public_base(req, state).is_some_and(|own| own.eq_ignore_ascii_case(origin))
+    };
+    if let Some(origins) = header_values(req, ORIGIN)
+        && origins.iter().any(|o| o != "null")
+    {
+        return origins.iter().all(|o| o != "null" && trusted(o));
+    }
+    if let Some(referers) = header_values(req, REFERER) {
+        return match referers.as_slice() {
+            [one] => url::Url::parse(one).is_ok_and(|r| trusted(&r.origin().ascii_serialization())),
+            // Several referrers: none is believed.
+            _ => false,
+        };
+    }
+    req.headers()
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|site| !site.eq_ignore_ascii_case("cross-site"))
+}
+
 /// Whether a POST carries `id_token` or `access_token` in its URL, where access logs keep it:
 /// refused, not used.
 pub fn has_token_in_url(req: &HttpRequest) -> bool {

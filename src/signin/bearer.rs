@@ -58,7 +58,8 @@ pub async fn authorize_bearer(
                 let member = db::members::find_member_by_email(conn, &email)?
                     .ok_or(TxError::Refused(Reason::NoMember, None))?;
                 check_state(&member)?;
-                check_existing_binding(conn, &member, &issuer, &subject)?;
+                let legacy = checks.providers_of_issuer(&issuer);
+                check_existing_binding(conn, &member, &issuer, &subject, &legacy)?;
                 check_api_account(&member, client_ip, &checks)?;
                 Ok(member)
             })())

@@ -160,6 +160,7 @@ async fn grant(
     let context = Context {
         nonce: expected.nonce,
         access_token: expected.access_token,
+        provider: expected.provider,
     };
     let verified =
         match verify_id_token(&state.keys, &config, raw_token, context, || clock.now()).await {
@@ -172,10 +173,6 @@ async fn grant(
     event.provider = Some(verified.provider.clone());
     event.email = Some(audit::clean(verified.email.as_str(), 254));
     event.email_source = verified.email_from_userinfo.then_some("userinfo");
-    if expected.provider.is_some_and(|p| p != verified.provider) {
-        // A token from another provider than the flow was started for (mix-up).
-        return Err(refuse(state, event, Reason::UnknownIssuer.into()).await);
-    }
 
     let domain = config.domains.decide(verified.email.domain());
     if !domain.allows_provider(&verified.provider) {
@@ -273,7 +270,9 @@ fn describe_unverified(
     raw: &str,
     error: &VerifyError,
 ) {
-    let Ok(token) = token::parse(raw) else {
+    // Any algorithm a provider may list: this only names the provider and the email.
+    let any_alg: token::AlgPolicy<'_> = &|_, _| true;
+    let Ok(token) = token::parse_with(raw, token::TokenKind::Id, any_alg) else {
         return;
     };
     let iss = token.claims.get("iss").and_then(|v| v.as_str());
@@ -387,6 +386,7 @@ fn complete(conn: &mut AnyConnection, work: Completion) -> Result<(Member, Strin
     let member = db::lock_member_for_update(conn, member)?
         .ok_or(TxError::Refused(Reason::NoMember, None))?;
     check_state(&member)?;
+    let legacy = work.config.providers_of_issuer(&v.issuer);
     check_binding(
         conn,
         &member,
@@ -394,6 +394,7 @@ fn complete(conn: &mut AnyConnection, work: Completion) -> Result<(Member, Strin
         &v.provider,
         v.subject.as_deref(),
         work.now,
+        &legacy,
     )?;
     check_api_account(&member, work.client_ip, &work.config)?;
     if !first_use {

@@ -45,9 +45,11 @@ pub(super) fn check_binding(
     provider: &str,
     subject: Option<&str>,
     now: i64,
+    legacy: &[String],
 ) -> Result<(), TxError> {
     let refuse = || TxError::Refused(Reason::IdentityMismatch, Some(member.id));
     let subject = subject.ok_or_else(refuse)?;
+    check_legacy_binding(conn, member, subject, legacy)?;
     let stored = match db::members::bound_subject(conn, member.id, issuer)? {
         Some(stored) => stored,
         None if db::members::bind_subject(conn, member.id, issuer, provider, subject, now)? => {
@@ -70,12 +72,33 @@ pub(super) fn check_existing_binding(
     member: &Member,
     issuer: &str,
     subject: &str,
+    legacy: &[String],
 ) -> Result<(), TxError> {
     let refuse = || TxError::Refused(Reason::IdentityMismatch, Some(member.id));
+    check_legacy_binding(conn, member, subject, legacy)?;
     if db::members::bound_subject(conn, member.id, issuer)?.is_some_and(|s| s != subject) {
         return Err(refuse());
     }
     if db::members::bound_member(conn, issuer, subject)?.is_some_and(|m| m != member.id) {
+        return Err(refuse());
+    }
+    Ok(())
+}
+
+/// Bindings stored by provider id and not carried over to their issuer yet (their provider was
+/// not configured, or carrying them over failed or found a conflict) still bind, both ways:
+/// the rule fails closed. `legacy` names the provider entries of the token's issuer.
+fn check_legacy_binding(
+    conn: &mut AnyConnection,
+    member: &Member,
+    subject: &str,
+    legacy: &[String],
+) -> Result<(), TxError> {
+    let refuse = || TxError::Refused(Reason::IdentityMismatch, Some(member.id));
+    if db::members::legacy_subject(conn, member.id, legacy)?.is_some_and(|s| s != subject) {
+        return Err(refuse());
+    }
+    if db::members::legacy_member(conn, legacy, subject)?.is_some_and(|m| m != member.id) {
         return Err(refuse());
     }
     Ok(())

@@ -30,7 +30,7 @@ const EXTRA_PROVIDERS: &str = "  - id: ui
     title: Shared secret
     authorityUrl: AUTHORITY
     clientId: hs-client
-    clientSecret: hs-secret
+    clientSecret: hs-secret-of-at-least-thirty-two-bytes
     idTokenSigningAlgs: [HS256, RS256]
     authorizationParams:
       kc_idp_hint: corp
@@ -235,7 +235,12 @@ async fn hmac_tokens_only_from_providers_that_list_them_and_keyed_by_the_secret_
         "bad_signature",
     )
     .await;
-    assert_eq!(app.login(&hs("hs-secret", "hs-client")).await.status(), 200);
+    assert_eq!(
+        app.login(&hs("hs-secret-of-at-least-thirty-two-bytes", "hs-client"))
+            .await
+            .status(),
+        200
+    );
     // The same provider still takes its asymmetric tokens.
     let rs = token_for(&app, "ana@example.org", "hs-client", json!({}));
     assert_eq!(app.login(&rs).await.status(), 200);
@@ -491,6 +496,15 @@ fn multi_tenant_authorities_need_tenants_and_any_tenant_is_a_warning() {
             .contains(":6:26: invalid `idTokenSigningAlgs`: `HS256` is keyed by the client secret"),
         "{}",
         stdout(&hs_without_secret)
+    );
+    let short = check(
+        "providers:\n  - id: p\n    title: P\n    authorityUrl: https://id.example.org\n    clientId: c\n    clientSecret: short\n    idTokenSigningAlgs: [HS256]\n",
+    );
+    assert_eq!(short.status.code(), Some(1));
+    assert!(
+        stdout(&short).contains(":7:26: invalid `idTokenSigningAlgs`: `HS256` needs a client secret of at least 32 bytes"),
+        "{}",
+        stdout(&short)
     );
     let reserved = check(
         "providers:\n  - id: p\n    title: P\n    authorityUrl: https://id.example.org\n    clientId: c\n    authorizationParams:\n      redirect_uri: https://evil.example\n      hd: example.org\n",

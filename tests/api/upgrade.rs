@@ -106,7 +106,49 @@ async fn a_binding_stored_by_provider_id_is_kept_for_its_issuer(db: TestDb) {
     assert_eq!(bindings[0].subject, "old-sub");
 }
 
+/// A binding stored by provider id that was not carried over (here: stored after the start)
+/// still binds, both ways: the rule fails closed.
+async fn a_binding_not_carried_over_still_binds_both_ways(db: TestDb) {
+    let app = spawn_signin_app(db).await;
+    let ana = app.add_member("ana@example.org");
+    let bob = app.add_member("bob@example.org");
+    let mut conn = app.database.conn().unwrap_or_else(|e| panic!("{e}"));
+    conn.batch_execute(&format!(
+        "INSERT INTO member_bindings (member_id, provider, subject, created_at) \
+         VALUES ({}, 'strict', 'ana-old', 1), ({}, 'mock', 'bob-old', 1)",
+        ana.id, bob.id
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    drop(conn);
+    let token = |email: &str, sub: &str| {
+        let mut claims = app.provider.claims(email, app.now());
+        claims["sub"] = sub.into();
+        app.provider.token(&app.key, &claims)
+    };
+    // Ana is bound (through `strict`, on the same issuer) to another subject.
+    assert_refused(
+        app.login(&token("ana@example.org", "ana-new")).await,
+        403,
+        "identity_mismatch",
+    )
+    .await;
+    // Bob's old subject cannot sign in as Ana.
+    assert_refused(
+        app.login(&token("ana@example.org", "bob-old")).await,
+        403,
+        "identity_mismatch",
+    )
+    .await;
+    assert_eq!(
+        app.login(&token("ana@example.org", "ana-old"))
+            .await
+            .status(),
+        200
+    );
+}
+
 async_on_both_backends!(
     a_token_used_before_the_replay_guard_was_reordered_is_still_refused,
+    a_binding_not_carried_over_still_binds_both_ways,
     a_binding_stored_by_provider_id_is_kept_for_its_issuer,
 );
