@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
+use crate::access::rate::RateLimiter;
 use crate::clock::Clock;
 use crate::db::sessions::Purged;
 use crate::db::{self, Database, StoreError};
@@ -33,6 +34,8 @@ pub struct AppState {
     pub session_cache: SessionCache,
     /// Held while a reload reads and swaps the configuration.
     pub reload_lock: tokio::sync::Mutex<()>,
+    /// The limit on anonymous writes per client address (`rateLimitPerMinute`).
+    pub limiter: RateLimiter,
     pub metrics: Arc<Metrics>,
 }
 
@@ -58,8 +61,19 @@ impl AppState {
             userinfo,
             session_cache,
             reload_lock: tokio::sync::Mutex::new(()),
+            limiter: RateLimiter::default(),
             metrics,
         })
+    }
+
+    /// Takes one anonymous write of `ip`'s allowance (see [`RateLimiter`]); `Err` says in how
+    /// many seconds to try again. Requests without a known address are not limited.
+    pub fn take_anonymous_write(&self, ip: Option<std::net::IpAddr>) -> Result<(), u64> {
+        let per_minute = self.config.load().properties.rate_limit_per_minute;
+        match ip {
+            Some(ip) => self.limiter.take(ip, self.clock.now(), per_minute),
+            None => Ok(()),
+        }
     }
 
     /// Removes what has expired: timed-out sessions, used tokens past their expiry, unfinished

@@ -8,6 +8,7 @@ use std::str::FromStr;
 use serde::Serialize;
 
 mod network;
+pub mod rate;
 pub use network::{api_account_allowed, client_ip, is_trusted_proxy};
 
 /// How people of a domain may sign in (`authentication` in `identity.yaml`).

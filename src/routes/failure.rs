@@ -43,6 +43,8 @@ pub enum Failure {
     InvalidConfig,
     /// The database or the identity provider cannot be reached.
     Unavailable,
+    /// Too many anonymous writes from this address.
+    RateLimited,
 }
 
 impl Failure {
@@ -60,6 +62,7 @@ impl Failure {
             Failure::Forbidden => "forbidden",
             Failure::InvalidConfig => "invalid_config",
             Failure::Unavailable => "unavailable",
+            Failure::RateLimited => "rate_limited",
         }
     }
 
@@ -76,6 +79,7 @@ impl Failure {
             Failure::Csrf | Failure::Forbidden => StatusCode::FORBIDDEN,
             Failure::InvalidConfig => StatusCode::BAD_REQUEST,
             Failure::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Failure::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -96,6 +100,9 @@ impl Failure {
             }
             Failure::Unavailable => {
                 "The service is temporarily unavailable. Please try again shortly."
+            }
+            Failure::RateLimited => {
+                "Too many attempts from this address. Please wait a moment and try again."
             }
         }
     }
@@ -137,6 +144,10 @@ impl Failure {
                 "The service is temporarily unavailable",
                 "Please try again in a few moments.",
             ),
+            Failure::RateLimited => (
+                "Too many attempts",
+                "Too many sign-in attempts came from your network. Please wait a moment and try again.",
+            ),
             Failure::MissingParameter
             | Failure::DuplicateParameter
             | Failure::UnknownAction
@@ -171,6 +182,8 @@ pub struct Refusal {
     problems: Vec<String>,
     /// A cookie the answer clears all the same.
     removal: Option<Cookie<'static>>,
+    /// Seconds to wait, for `Retry-After`.
+    retry_after: Option<u64>,
 }
 
 impl From<Failure> for Refusal {
@@ -183,6 +196,7 @@ impl From<Failure> for Refusal {
             provider: None,
             problems: Vec::new(),
             removal: None,
+            retry_after: None,
         }
     }
 }
@@ -199,6 +213,10 @@ impl From<SignInError> for Refusal {
         let (failure, incident) = match error {
             SignInError::Refused { reason, incident } => (Failure::Refused(reason), incident),
             SignInError::Unavailable { incident } => (Failure::Unavailable, incident),
+            SignInError::RateLimited {
+                incident,
+                retry_after,
+            } => return Refusal::rate_limited(retry_after).incident(incident),
         };
         Refusal::from(failure).incident(incident)
     }
@@ -228,6 +246,13 @@ impl Refusal {
     pub fn or_format(mut self, format: Format) -> Self {
         self.format.get_or_insert(format);
         self
+    }
+
+    /// Too many anonymous writes from this address: try again in `retry_after` seconds.
+    pub fn rate_limited(retry_after: u64) -> Self {
+        let mut refusal = Refusal::from(Failure::RateLimited);
+        refusal.retry_after = Some(retry_after);
+        refusal
     }
 
     /// A refusal already in the security log under `incident`.
@@ -266,13 +291,26 @@ impl Refusal {
     }
 
     /// Writes the refusal to the security log as an event of `kind` from this request, unless
-    /// it is there already.
+    /// it is there already. A refusal is an anonymous write: beyond the address's allowance it
+    /// becomes `429 rate_limited`, and nothing is stored.
     pub async fn logged(mut self, req: &HttpRequest, state: &AppState, kind: Event) -> Self {
         if self.incident.is_some() {
             return self;
         }
-        let mut event = request::attempt(req, state).event(kind);
+        let attempt = request::attempt(req, state);
+        let mut event = attempt.event(kind);
+        if self.failure != Failure::RateLimited
+            && let Err(retry_after) = state.take_anonymous_write(attempt.client_ip)
+        {
+            let format = self.format;
+            self = Refusal::rate_limited(retry_after);
+            self.format = format;
+        }
         event.reason = Some(self.failure.id().to_string());
+        if self.failure == Failure::RateLimited {
+            event.trace();
+            return self.incident(event.incident);
+        }
         event.provider = self.provider.take();
         if let Some(detail) = &self.detail {
             tracing::info!(target: "idgate::security", incident = %event.incident, %detail, "refusal detail");
@@ -314,6 +352,13 @@ impl ResponseError for Refusal {
         let mut response = render::failure(format, self.failure, &incident, &self.problems);
         if let Some(removal) = &self.removal {
             let _ = response.add_cookie(removal);
+        }
+        if let Some(seconds) = self.retry_after
+            && let Ok(value) = actix_web::http::header::HeaderValue::from_str(&seconds.to_string())
+        {
+            response
+                .headers_mut()
+                .insert(actix_web::http::header::RETRY_AFTER, value);
         }
         response
     }

@@ -191,6 +191,10 @@ async fn start_flow(
 ) -> Result<HttpResponse, Refusal> {
     let config = state.config.load_full();
     let provider = config.provider(provider_id).ok_or(Failure::NotFound)?;
+    // A flow start stores a row for anybody: an anonymous write.
+    state
+        .take_anonymous_write(request::client_ip(req, state))
+        .map_err(Refusal::rate_limited)?;
     let base = request::public_base(req, state).ok_or_else(|| {
         Refusal::from(Failure::MissingParameter).detail("no usable Host header; set --public-url")
     })?;

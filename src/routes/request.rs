@@ -43,8 +43,8 @@ impl Params {
     }
 }
 
-/// The client's address, user agent and current session, for the rules and the security log.
-pub fn attempt(req: &HttpRequest, state: &AppState) -> Attempt {
+/// The client's address: the TCP peer, or behind a trusted proxy the address it forwards.
+pub fn client_ip(req: &HttpRequest, state: &AppState) -> Option<std::net::IpAddr> {
     let config = state.config.load();
     // Lossy, never skipped: a header a client filled with odd bytes must not vanish and leave
     // the proxy looking like the client.
@@ -54,16 +54,20 @@ pub fn attempt(req: &HttpRequest, state: &AppState) -> Attempt {
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
         .collect();
     let forwarded: Vec<&str> = forwarded.iter().map(String::as_str).collect();
-    let client_ip = req.peer_addr().and_then(|peer| {
+    req.peer_addr().and_then(|peer| {
         access::client_ip(peer.ip(), &forwarded, &config.properties.trusted_proxies)
-    });
+    })
+}
+
+/// The client's address, user agent and current session, for the rules and the security log.
+pub fn attempt(req: &HttpRequest, state: &AppState) -> Attempt {
     let user_agent = req
         .headers()
         .get(USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     Attempt {
-        client_ip,
+        client_ip: client_ip(req, state),
         user_agent,
         previous_session: session_id(req, state).map(|id| crate::ids::hash_id(&id)),
     }

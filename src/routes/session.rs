@@ -10,6 +10,7 @@ use super::{cors, request};
 use crate::db::{self, StoreError};
 use crate::ids::hash_id;
 use crate::metrics::CheckLabels;
+use crate::reason::Reason;
 use crate::sessions::{Session, SessionView};
 use crate::signin::{self, SignInError};
 use crate::state::AppState;
@@ -114,6 +115,7 @@ async fn identify(req: &HttpRequest, state: &AppState) -> Result<SessionView, Re
                 Ok(_) => "live",
                 Err(SignInError::Refused { .. }) => "none",
                 Err(SignInError::Unavailable { .. }) => "error",
+                Err(SignInError::RateLimited { .. }) => "none",
             },
         };
         state.metrics.session_check(labels, started.elapsed());
@@ -122,6 +124,18 @@ async fn identify(req: &HttpRequest, state: &AppState) -> Result<SessionView, Re
     let (session, ends_at) = measured_session(req, state)
         .await?
         .ok_or(Failure::NoSession)?;
+    // An API account's session holds only from the addresses it may sign in from.
+    let config = state.config.load();
+    let properties = &config.properties;
+    let client_ip = request::client_ip(req, state);
+    if !crate::access::api_account_allowed(
+        &session.member.username,
+        client_ip,
+        &properties.api_account_usernames,
+        &properties.api_account_ips,
+    ) {
+        return Err(Reason::ApiAccountIp.into());
+    }
     Ok(SessionView {
         member: session.member,
         provider: session.provider,

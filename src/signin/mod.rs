@@ -81,6 +81,8 @@ enum Granted {
 pub enum SignInError {
     Refused { reason: Reason, incident: String },
     Unavailable { incident: String },
+    /// Refused, beyond the address's allowance of anonymous writes: nothing was stored.
+    RateLimited { incident: String, retry_after: u64 },
 }
 
 /// Signs in with an ID token (every rule of the token rules) and starts a session.
@@ -130,6 +132,7 @@ fn measure(state: &AppState, event: &'static str, error: Option<&SignInError>, s
         None => ("success", ""),
         Some(SignInError::Refused { reason, .. }) => ("failure", reason.code()),
         Some(SignInError::Unavailable { .. }) => ("error", "unavailable"),
+        Some(SignInError::RateLimited { .. }) => ("failure", "rate_limited"),
     };
     state.metrics.sign_in(
         SignInLabels {
@@ -328,6 +331,18 @@ async fn refuse(state: &AppState, mut event: SecurityEvent, error: VerifyError) 
     event.outcome = outcome;
     if let Some(detail) = detail {
         tracing::info!(target: "idgate::security", incident = %event.incident, %detail, "refusal detail");
+    }
+    // A refused sign-in is an anonymous write: beyond the address's allowance, nothing is
+    // stored. Bearer tokens are session checks, which never count.
+    let client_ip = event.client_ip.as_deref().and_then(|ip| ip.parse().ok());
+    let limited = event.event != Event::Bearer;
+    if limited && let Err(retry_after) = state.take_anonymous_write(client_ip) {
+        event.reason = Some("rate_limited".to_string());
+        event.trace();
+        return SignInError::RateLimited {
+            incident: event.incident,
+            retry_after,
+        };
     }
     state.db.record(&event, state.clock.now()).await;
     match error {
