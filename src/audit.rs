@@ -121,22 +121,13 @@ pub fn clean(text: &str, max: usize) -> String {
     text.chars()
         .take(max)
         .map(|c| {
-            if c.is_control() || is_invisible(c) {
+            if c.is_control() || crate::members::is_bidi_control(c) {
                 '\u{fffd}'
             } else {
                 c
             }
         })
         .collect()
-}
-
-/// Zero-width and bidirectional formatting characters, which can make a log line read
-/// differently from what it holds.
-fn is_invisible(c: char) -> bool {
-    matches!(
-        c,
-        '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}'
-    )
 }
 
 /// Parses durations such as `90s`, `10m`, `2h`, `7d` into seconds.

@@ -121,6 +121,33 @@ pub fn normalize_domain(domain: &str) -> Option<String> {
     valid.then_some(ascii)
 }
 
+/// The ASCII (punycode) form of an email address's domain, if the domain is already canonical
+/// apart from ASCII case and genuine internationalised labels. UTS-46 would also map fullwidth
+/// letters, `。` as a dot, soft hyphens and other ignorable characters onto ASCII twins, so that
+/// two different addresses became one: such domains are refused.
+pub fn canonical_email_domain(domain: &str) -> Option<String> {
+    let lower = domain.to_ascii_lowercase();
+    let ascii = normalize_domain(&lower)?;
+    let labels: Vec<&str> = lower
+        .strip_suffix('.')
+        .unwrap_or(&lower)
+        .split('.')
+        .collect();
+    let ascii_labels: Vec<&str> = ascii.split('.').collect();
+    if labels.len() != ascii_labels.len() {
+        // A character UTS-46 reads as a dot (`。`, `．`).
+        return None;
+    }
+    let canonical = labels
+        .iter()
+        .zip(&ascii_labels)
+        .all(|(label, ascii_label)| {
+            // An ASCII label is its own form; any other must be what its punycode decodes to.
+            *label == *ascii_label || idna::domain_to_unicode(ascii_label).0 == *label
+        });
+    canonical.then_some(ascii)
+}
+
 /// One rule of `domains`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DomainRule {

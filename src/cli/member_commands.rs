@@ -10,6 +10,9 @@ pub(super) fn members(cmd: MembersCommand, database_url: &str) -> Result<(), Str
             if let Some(u) = &args.username {
                 members::check_username(u)?;
             }
+            members::check_text("email", &args.email)?;
+            members::check_text("first name", &args.firstname)?;
+            members::check_text("surname", &args.surname)?;
             let new = NewMember {
                 email: email(&args.email)?,
                 username: args.username,

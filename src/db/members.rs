@@ -418,6 +418,21 @@ pub fn legacy_member(
     Ok(found.into_iter().next())
 }
 
+/// Members whose stored email is not in the canonical form the sign-in rules now give it (an
+/// earlier version normalised non-ASCII letters and domains more loosely): `(id, email)`. They
+/// cannot sign in until their email is corrected.
+pub fn noncanonical_members(conn: &mut AnyConnection) -> Result<Vec<(i64, String)>, StoreError> {
+    let rows: Vec<(i64, String, String)> = members::table
+        .select((members::id, members::email, members::email_normalized))
+        .order(members::id)
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .filter(|(_, email, stored)| Email::parse(email).map_or(true, |e| e.normalized() != stored))
+        .map(|(id, email, _)| (id, email))
+        .collect())
+}
+
 /// What carrying bindings over found.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CarriedOver {

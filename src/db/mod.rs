@@ -28,6 +28,10 @@ use tracing::Instrument as _;
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 
+/// The longest a request waits for the database: a stalled database answers 503 after this, it
+/// never holds requests for as long as it stalls.
+pub const DB_WAIT: Duration = Duration::from_secs(5);
+
 /// An arbitrary constant naming idgate's advisory lock, so that instances starting together on
 /// one PostgreSQL database run the migrations one at a time.
 const MIGRATION_LOCK: i64 = 0x1d6a_7e00_0001;
@@ -95,6 +99,32 @@ impl DatabaseUrl {
     }
 }
 
+/// The URL with libpq's connection timeouts added where the operator set none: 5 s to connect,
+/// TCP keepalives, and 5 s for sent data to be acknowledged, so that a peer that vanished is
+/// noticed.
+fn with_timeouts(url: &str) -> String {
+    let Ok(mut parsed) = url::Url::parse(url) else {
+        return url.to_string();
+    };
+    let present: Vec<String> = parsed.query_pairs().map(|(k, _)| k.into_owned()).collect();
+    {
+        let mut query = parsed.query_pairs_mut();
+        for (name, value) in [
+            ("connect_timeout", "5"),
+            ("keepalives", "1"),
+            ("keepalives_idle", "5"),
+            ("keepalives_interval", "2"),
+            ("keepalives_count", "2"),
+            ("tcp_user_timeout", "5000"),
+        ] {
+            if !present.iter().any(|p| p == name) {
+                query.append_pair(name, value);
+            }
+        }
+    }
+    parsed.to_string()
+}
+
 /// Hides the password of `scheme://user:password@host/…`.
 fn redact(url: &str) -> String {
     match url::Url::parse(url) {
@@ -134,7 +164,11 @@ impl Manager {
                 Ok(AnyConnection::Sqlite(conn))
             }
             DatabaseUrl::Postgres(url) => {
-                PgConnection::establish(url).map(AnyConnection::Postgresql)
+                let mut conn = PgConnection::establish(&with_timeouts(url))?;
+                // A statement the server takes longer than this over is cancelled there too.
+                conn.batch_execute("SET statement_timeout = 5000")
+                    .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+                Ok(AnyConnection::Postgresql(conn))
             }
         }
     }
@@ -234,11 +268,15 @@ impl Database {
             let mut conn = db.conn().map_err(StoreError::from)?;
             work(&mut conn)
         });
-        match handle.in_current_span().await {
-            Ok(result) => result,
-            Err(e) => Err(StoreError::from(DbError::Unavailable(format!(
+        match tokio::time::timeout(DB_WAIT, handle.in_current_span()).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(e)) => Err(StoreError::from(DbError::Unavailable(format!(
                 "database task failed: {e}"
             )))
+            .into()),
+            Err(_) => Err(StoreError::from(DbError::Unavailable(
+                "the database did not answer in time".into(),
+            ))
             .into()),
         }
     }

@@ -21,6 +21,10 @@ use crate::metrics::WriterCounters;
 /// enough that the first of them does not wait long behind the rest.
 const MAX_BATCH: usize = 128;
 
+/// The most writes waiting for the writer: beyond, a write is refused at once (503) rather
+/// than queued without bound.
+pub(super) const MAX_QUEUE: i64 = 10_000;
+
 /// A job's work, run inside its savepoint; it gives back what answers the caller once the batch's
 /// fate is known.
 type Job = Box<dyn FnOnce(&mut AnyConnection) -> Reply + Send>;
@@ -72,14 +76,20 @@ impl Writer {
                 let _ = answer.send(answer_now);
             })
         });
-        self.counters.queued.inc();
+        if self.counters.queued.inc() >= MAX_QUEUE {
+            self.counters.queued.dec();
+            return Err(unavailable("the database writer is busy"));
+        }
         if self.queue.send(job).is_err() {
             self.counters.queued.dec();
             return Err(unavailable("the database writer has stopped"));
         }
-        answered
-            .await
-            .unwrap_or_else(|_| Err(unavailable("the database writer dropped the work")))
+        match tokio::time::timeout(super::DB_WAIT, answered).await {
+            Ok(answer) => {
+                answer.unwrap_or_else(|_| Err(unavailable("the database writer dropped the work")))
+            }
+            Err(_) => Err(unavailable("the database writer did not answer in time")),
+        }
     }
 }
 
@@ -402,6 +412,64 @@ mod tests {
         assert!(first);
         assert!(!again, "the unique row is refused the second time");
         assert_eq!(stored(&db), vec!["once".to_string()]);
+    }
+
+    /// Writes beyond the queue's bound are refused at once (503), never queued without bound;
+    /// those queued before are all done.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_queue_refuses_writes_at_once() {
+        let (_dir, db) = open();
+        let (first, release) = hold_the_writer(&db).await;
+        let extra = 5;
+        let writes: Vec<_> = (0..super::MAX_QUEUE + extra)
+            .map(|i| {
+                let db = db.clone();
+                tokio::spawn(async move {
+                    db.write(move |conn| remember_token(conn, &format!("q{i}"), 1))
+                        .await
+                })
+            })
+            .collect();
+        let counters = db.writer_counters().expect("counters");
+        // Every write has either queued or been refused.
+        let mut refused = 0;
+        let mut pending = Vec::new();
+        for write in writes {
+            if write.is_finished() {
+                let answer = write.await.expect("task");
+                assert!(
+                    matches!(answer, Err(StoreError::Db(DbError::Unavailable(_)))),
+                    "{answer:?}"
+                );
+                refused += 1;
+            } else {
+                pending.push(write);
+            }
+        }
+        while counters.queued.get() + refused < super::MAX_QUEUE + extra - 1 {
+            tokio::task::yield_now().await;
+            let (done, waiting): (Vec<_>, Vec<_>) =
+                pending.into_iter().partition(|w| w.is_finished());
+            pending = waiting;
+            for write in done {
+                let answer = write.await.expect("task");
+                assert!(answer.is_err(), "refused while the writer is held");
+                refused += 1;
+            }
+        }
+        assert!(counters.queued.get() <= super::MAX_QUEUE, "bounded");
+        release.send(()).expect("the first write waits");
+        assert!(first.await.expect("task").expect("first write"));
+        let mut stored = 0;
+        for write in pending {
+            match write.await.expect("task") {
+                Ok(true) => stored += 1,
+                Ok(false) => {}
+                Err(_) => refused += 1,
+            }
+        }
+        assert!(refused >= extra, "{refused} refused");
+        assert_eq!(stored + refused, super::MAX_QUEUE + extra);
     }
 
     /// A job that panics (a bug) fails its batch (here itself alone): its caller is answered

@@ -230,6 +230,16 @@ impl Ctx<'_> {
     /// Any scalar, as its text (so `clientId: 1234567890123456` stays a string).
     fn string(&mut self, node: &Node) -> Option<String> {
         match &node.kind {
+            NodeKind::Scalar { text, .. } if text.chars().any(is_forbidden_char) => {
+                self.report(
+                    node.pos,
+                    ConfigError::InvalidValue {
+                        key: "text",
+                        reason: "control characters are not allowed".into(),
+                    },
+                );
+                None
+            }
             NodeKind::Scalar { text, .. } if !node.is_null() => Some(text.clone()),
             _ => {
                 self.wrong_type(node, "a string");
@@ -898,6 +908,14 @@ impl Ctx<'_> {
 }
 
 /// Where an item's `id` value stands (or the item itself), for duplicate-id messages.
+/// Control characters (other than tab and line ends) and bidirectional controls: they would
+/// make the pages, logs and XML answers that show configuration text read otherwise.
+fn is_forbidden_char(c: char) -> bool {
+    (c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+        || crate::members::is_bidi_control(c)
+        || matches!(c, '\u{fffe}' | '\u{ffff}')
+}
+
 /// The shortest client secret an HMAC algorithm may be keyed with: the hash's size.
 fn hmac_key_len(alg: &str) -> usize {
     match alg {

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::io::Read;
 
-use super::{Email, MemberStatus, check_username, normalize_username};
+use super::{Email, MemberStatus, check_text, check_username, normalize_username};
 
 /// The required header, in this order.
 pub const HEADER: [&str; 5] = ["email", "username", "firstname", "surname", "status"];
@@ -118,11 +118,19 @@ fn parse_row(line: u64, record: &csv::StringRecord) -> Result<ImportRow, Vec<Str
             .map(str::to_string)
     };
     let mut problems = Vec::new();
+    for (i, what) in [(0, "email"), (2, "first name"), (3, "surname")] {
+        if let Some(text) = cell(i)
+            && let Err(e) = check_text(what, &text)
+        {
+            problems.push(e);
+        }
+    }
     let email = match cell(0) {
         None => {
             problems.push("the email is missing".to_string());
             None
         }
+        Some(e) if check_text("email", &e).is_err() => None,
         Some(e) => Email::parse(&e)
             .map_err(|err| problems.push(format!("`{e}`: {err}")))
             .ok(),

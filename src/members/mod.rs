@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 use serde::Serialize;
 
-use crate::access::normalize_domain;
+use crate::access::canonical_email_domain;
 
 /// A member's account state (PageSeeder's member status).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -57,8 +57,10 @@ impl fmt::Display for MemberStatus {
     }
 }
 
-/// An email address checked as the `bad_email` rule requires, with its normalised form: lowercase, domain in
-/// ASCII (punycode). Members are matched on the normalised form.
+/// An email address checked as the `bad_email` rule requires, with its normalised form: the local
+/// part with ASCII letters in lower case, the domain in ASCII (punycode), which must already be
+/// canonical apart from ASCII case and genuine internationalised labels. Members are matched on
+/// the normalised form, so that one normalised form is one address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Email {
     original: String,
@@ -95,10 +97,12 @@ impl Email {
         if local.is_empty() || domain.is_empty() {
             return Err(EmailError::EmptyPart);
         }
-        let domain = normalize_domain(domain).ok_or(EmailError::BadDomain)?;
+        let domain = canonical_email_domain(domain).ok_or(EmailError::BadDomain)?;
         Ok(Email {
             original: text.to_string(),
-            normalized: format!("{}@{domain}", local.to_lowercase()),
+            // ASCII case folding only: other characters must match exactly (U+212A KELVIN SIGN
+            // is not `k`).
+            normalized: format!("{}@{domain}", local.to_ascii_lowercase()),
         })
     }
 
@@ -176,11 +180,31 @@ pub fn check_username(username: &str) -> Result<(), String> {
     }
     if username
         .chars()
-        .any(|c| c.is_whitespace() || c.is_control())
+        .any(|c| c.is_whitespace() || c.is_control() || is_bidi_control(c))
     {
         return Err("a username must not contain white space or control characters".into());
     }
     Ok(())
+}
+
+/// Checks text an administrator gives a member (a name, an email): no control characters and no
+/// bidirectional controls, which would make listings and logs read otherwise than they hold (and
+/// XML answers ill-formed).
+pub fn check_text(what: &str, text: &str) -> Result<(), String> {
+    if text.chars().any(|c| c.is_control() || is_bidi_control(c)) {
+        return Err(format!(
+            "the {what} must not contain control or bidirectional-control characters"
+        ));
+    }
+    Ok(())
+}
+
+/// Unicode's bidirectional formatting characters (and the zero-width ones around them).
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061c}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}'
+    )
 }
 
 #[cfg(test)]
@@ -189,19 +213,47 @@ mod tests {
 
     #[test]
     fn emails_are_normalised_for_matching() {
-        let email = Email::parse("Jane.Doe@BÜCHER.Example").ok();
+        let email = Email::parse("Jane.Doe@bücher.Example").ok();
         assert_eq!(
             email.as_ref().map(Email::normalized),
             Some("jane.doe@xn--bcher-kva.example")
         );
         assert_eq!(
             email.as_ref().map(Email::as_str),
-            Some("Jane.Doe@BÜCHER.Example")
+            Some("Jane.Doe@bücher.Example")
         );
         assert_eq!(
             email.as_ref().map(Email::domain),
             Some("xn--bcher-kva.example")
         );
+    }
+
+    #[test]
+    fn one_normalised_form_is_one_address() {
+        let normalized = |e: &str| Email::parse(e).map(|e| e.normalized().to_string());
+        // ASCII case only: KELVIN SIGN is not `k`, and a non-ASCII letter keeps its case.
+        assert_eq!(
+            normalized("\u{212A}ate@example.org").as_deref(),
+            Ok("\u{212A}ate@example.org")
+        );
+        assert_eq!(
+            normalized("ÄGIR@example.org").as_deref(),
+            Ok("Ägir@example.org")
+        );
+        // A genuine internationalised domain matches its punycode twin.
+        assert_eq!(
+            normalized("ana@bücher.example"),
+            normalized("ana@xn--bcher-kva.example")
+        );
+        // Anything else UTS-46 would map is refused.
+        for twin in [
+            "kurt@ｅｘａｍｐｌｅ.org",
+            "kira@example\u{3002}org",
+            "kim@exam\u{ad}ple.org",
+            "kai@BÜCHER.example",
+        ] {
+            assert_eq!(Email::parse(twin), Err(EmailError::BadDomain), "{twin}");
+        }
     }
 
     #[test]

@@ -172,14 +172,26 @@ pub fn session(
             provider: &view.provider,
             expires_at: &expires_at,
         }),
-        Format::Xml => xml(
-            builder,
-            &SessionXml {
-                member: &view.member,
-                provider: &view.provider,
-                expires_at: &expires_at,
-            },
-        ),
+        Format::Xml => {
+            // XML 1.0 cannot carry every character a stored name may hold.
+            let mut member = view.member.clone();
+            for field in [
+                &mut member.email,
+                &mut member.username,
+                &mut member.firstname,
+                &mut member.surname,
+            ] {
+                *field = xml_text(field);
+            }
+            xml(
+                builder,
+                &SessionXml {
+                    member: &member,
+                    provider: &xml_text(&view.provider),
+                    expires_at: &expires_at,
+                },
+            )
+        }
     }
 }
 
@@ -220,6 +232,22 @@ pub fn page(mut builder: HttpResponseBuilder, template: &impl Template) -> HttpR
     }
 }
 
+/// `text` with every character XML 1.0 forbids (control characters other than tab, line feed
+/// and carriage return; surrogates; U+FFFE, U+FFFF) replaced by U+FFFD.
+pub fn xml_text(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '\t'
+            | '\n'
+            | '\r'
+            | '\u{20}'..='\u{d7ff}'
+            | '\u{e000}'..='\u{fffd}'
+            | '\u{10000}'.. => c,
+            _ => '\u{fffd}',
+        })
+        .collect()
+}
+
 /// Renders an XML answer into `builder`.
 pub fn xml(mut builder: HttpResponseBuilder, template: &impl Template) -> HttpResponse {
     match template.render() {
@@ -237,6 +265,15 @@ pub fn xml(mut builder: HttpResponseBuilder, template: &impl Template) -> HttpRe
 mod tests {
     use super::*;
     use crate::members::MemberStatus;
+
+    #[test]
+    fn xml_answers_never_carry_what_xml_forbids() {
+        assert_eq!(
+            xml_text("a\u{1}b\u{1b}[31m\tc\u{fffe}"),
+            "a\u{fffd}b\u{fffd}[31m\tc\u{fffd}"
+        );
+        assert_eq!(xml_text("Ünïcode ✓"), "Ünïcode ✓");
+    }
 
     #[test]
     fn xml_answers_escape_what_they_carry() {

@@ -79,10 +79,18 @@ enum Granted {
 /// Why a sign-in did not happen; `incident` ties the answer to the security log.
 #[derive(Debug)]
 pub enum SignInError {
-    Refused { reason: Reason, incident: String },
-    Unavailable { incident: String },
+    Refused {
+        reason: Reason,
+        incident: String,
+    },
+    Unavailable {
+        incident: String,
+    },
     /// Refused, beyond the address's allowance of anonymous writes: nothing was stored.
-    RateLimited { incident: String, retry_after: u64 },
+    RateLimited {
+        incident: String,
+        retry_after: u64,
+    },
 }
 
 /// Signs in with an ID token (every rule of the token rules) and starts a session.
