@@ -4,20 +4,46 @@
 //! removes its entry at once; a logout, a revocation or a lock elsewhere (another instance, the
 //! command line) is honoured within that time, well inside the 5 seconds allowed for that.
 
+use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
-use std::time::Duration;
-
-use cached::{Cached as _, LruTtlCache};
 
 use super::Session;
 
-/// How many sessions are kept at most.
-const CAPACITY: usize = 100_000;
+/// How many sessions are kept at most: with entries used for 2 s, that is 5,000 distinct
+/// sessions a second before the oldest give way.
+const CAPACITY: usize = 10_000;
 
-/// The cache; keyed by the SHA-256 of the session id.
+/// The cache; keyed by the SHA-256 of the session id. Entries leave by time (oldest first, on
+/// every `put`) and by number, so that memory follows the sessions of the last seconds, not every
+/// session ever checked.
 pub struct SessionCache {
-    entries: Mutex<LruTtlCache<String, (Session, i64)>>,
+    inner: Mutex<Entries>,
     ttl_secs: i64,
+}
+
+#[derive(Default)]
+struct Entries {
+    /// The session and when it was read from the database (Unix seconds, the injectable clock).
+    by_id: HashMap<String, (Session, i64)>,
+    /// Ids in the order they were put, with the time they were put (an id put again appears
+    /// twice; the older mention is skipped when it comes up).
+    order: VecDeque<(String, i64)>,
+}
+
+impl Entries {
+    /// Drops entries read `ttl_secs` or more before `now`, and the oldest beyond the capacity.
+    fn evict(&mut self, now: i64, ttl_secs: i64) {
+        while let Some((id, at)) = self.order.front() {
+            let expired = now.saturating_sub(*at) >= ttl_secs;
+            if !expired && self.order.len() <= CAPACITY {
+                break;
+            }
+            if self.by_id.get(id).is_some_and(|(_, read_at)| read_at == at) {
+                self.by_id.remove(id);
+            }
+            self.order.pop_front();
+        }
+    }
 }
 
 impl std::fmt::Debug for SessionCache {
@@ -30,15 +56,14 @@ impl std::fmt::Debug for SessionCache {
 
 impl SessionCache {
     pub fn new(ttl_secs: i64) -> Self {
-        let lifespan = Duration::from_secs(ttl_secs.clamp(1, 60).unsigned_abs());
         SessionCache {
-            entries: Mutex::new(LruTtlCache::new(CAPACITY, lifespan)),
+            inner: Mutex::new(Entries::default()),
             ttl_secs,
         }
     }
 
-    fn entries(&self) -> std::sync::MutexGuard<'_, LruTtlCache<String, (Session, i64)>> {
-        match self.entries.lock() {
+    fn entries(&self) -> std::sync::MutexGuard<'_, Entries> {
+        match self.inner.lock() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         }
@@ -50,8 +75,7 @@ impl SessionCache {
         if self.ttl_secs <= 0 {
             return None;
         }
-        let mut entries = self.entries();
-        match entries.cache_get(id_hash) {
+        match self.entries().by_id.get(id_hash) {
             Some((session, read_at)) if now.saturating_sub(*read_at) < self.ttl_secs => {
                 Some(session.clone())
             }
@@ -59,16 +83,91 @@ impl SessionCache {
         }
     }
 
-    /// Remembers a live session as read from the database at `now`.
+    /// Remembers a live session as read from the database at `now`, and forgets what has
+    /// expired.
     pub fn put(&self, session: &Session, now: i64) {
-        if self.ttl_secs > 0 {
-            self.entries()
-                .cache_set(session.id_hash.clone(), (session.clone(), now));
+        if self.ttl_secs <= 0 {
+            return;
         }
+        let mut entries = self.entries();
+        entries.evict(now, self.ttl_secs);
+        entries
+            .by_id
+            .insert(session.id_hash.clone(), (session.clone(), now));
+        entries.order.push_back((session.id_hash.clone(), now));
+        entries.evict(now, self.ttl_secs);
     }
 
     /// Forgets a session (it ended here).
     pub fn forget(&self, id_hash: &str) {
-        let _ = self.entries().cache_remove(id_hash);
+        self.entries().by_id.remove(id_hash);
+    }
+
+    /// How many sessions are held.
+    pub fn len(&self) -> usize {
+        self.entries().by_id.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::members::{Member, MemberStatus};
+
+    fn session(id: usize) -> Session {
+        Session {
+            id_hash: format!("{id:064x}"),
+            member: Member {
+                id: 1,
+                email: "a@example.org".into(),
+                username: "a".into(),
+                firstname: String::new(),
+                surname: String::new(),
+                status: MemberStatus::Activated,
+                locked: false,
+                admin: false,
+                created_at: 0,
+                updated_at: 0,
+            },
+            provider: "p".into(),
+            created_at: 0,
+            last_seen_at: 0,
+            expires_at: i64::MAX,
+        }
+    }
+
+    #[test]
+    fn entries_leave_by_time_and_memory_stays_bounded() {
+        let cache = SessionCache::new(2);
+        for id in 0..1_000 {
+            cache.put(&session(id), 100);
+        }
+        assert_eq!(cache.len(), 1_000);
+        assert!(cache.get(&session(5).id_hash, 101).is_some());
+        assert!(cache.get(&session(5).id_hash, 102).is_none(), "2 s on");
+        // The next put, two seconds on, forgets every expired entry.
+        cache.put(&session(1_000), 102);
+        assert_eq!(cache.len(), 1);
+        // Never more than the capacity, however many distinct sessions are checked.
+        for id in 0..(CAPACITY + 500) {
+            cache.put(&session(id), 200);
+        }
+        assert_eq!(cache.len(), CAPACITY);
+        // Put again, an entry is kept from its latest reading.
+        cache.put(&session(1), 300);
+        cache.put(&session(1), 301);
+        cache.put(&session(2), 302);
+        assert!(cache.get(&session(1).id_hash, 302).is_some());
+    }
+
+    #[test]
+    fn a_cache_time_of_zero_keeps_nothing() {
+        let cache = SessionCache::new(0);
+        cache.put(&session(1), 100);
+        assert!(cache.is_empty());
     }
 }

@@ -230,7 +230,33 @@ async fn userinfo_answers_are_checked(db: TestDb) {
     assert_eq!(events.len(), 5);
 }
 
+/// The binding rule holds both ways for Bearer tokens: a subject bound to one member cannot
+/// pass as another whose email its userinfo now gives.
+async fn a_bound_subject_cannot_pass_as_another_member(db: TestDb) {
+    let app = spawn_signin_app(db).await;
+    app.add_member("ana@example.org");
+    app.add_member("bob@example.org");
+    // Ana's first sign-in binds her to `ana-sub`.
+    let mut claims = app.provider.claims("ana@example.org", app.now());
+    claims["sub"] = json!("ana-sub");
+    assert_eq!(
+        app.login(&app.provider.token(&app.key, &claims)).await.status(),
+        200
+    );
+    // The provider now says `ana-sub` is bob (an edited or recycled address).
+    app.provider.set_userinfo(
+        "ana-sub",
+        json!({"sub": "ana-sub", "email": "bob@example.org", "email_verified": true}),
+    );
+    let token = access(&app, "ana-sub", json!({}));
+    assert_eq!(
+        error_of(get(&app, "/session", &token).await).await,
+        (403, "identity_mismatch".to_string())
+    );
+}
+
 async_on_both_backends!(
+    a_bound_subject_cannot_pass_as_another_member,
     an_access_token_identifies_the_member_through_userinfo,
     a_thousand_api_requests_with_one_token_ask_userinfo_once,
     access_tokens_that_fail_their_checks_are_refused,

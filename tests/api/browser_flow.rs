@@ -563,7 +563,27 @@ async fn a_provider_without_rfc_9207_finishes_without_iss() {
     );
 }
 
+/// A browser that does not hold the flow's cookie cannot use the flow up: whoever learns a
+/// `state` cannot void another person's sign-in.
+async fn another_browser_leaves_the_flow_to_the_one_that_started_it(db: TestDb) {
+    let app = spawn_signin_app(db).await;
+    app.add_member("ana@example.org");
+    app.provider.set_user("ana@example.org", "sub-ana");
+    let started = start(&app, "/login/mock", None).await;
+    let back = authorize(&app, &started).await;
+    let stranger = app.client.get(&back).send().await.expect("send");
+    assert_error_page(stranger, 400, "bad_state").await;
+    let other = idgate::ids::random_token();
+    assert_error_page(callback(&app, &back, &other).await, 400, "bad_state").await;
+    assert_eq!(
+        callback(&app, &back, &started.flow_cookie).await.status(),
+        303,
+        "the flow is still this browser's"
+    );
+}
+
 async_on_both_backends!(
+    another_browser_leaves_the_flow_to_the_one_that_started_it,
     the_sign_in_page_lists_every_provider,
     a_person_signs_in_through_the_code_flow_with_pkce,
     a_public_client_sends_its_id_and_the_verifier,

@@ -16,6 +16,7 @@ mod check_config;
 mod config_reload;
 mod e2e;
 mod forward_auth;
+mod hardening;
 mod health;
 mod helpers;
 mod instances;

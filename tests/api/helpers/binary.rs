@@ -88,6 +88,24 @@ impl ServeProcess {
         }
     }
 
+    /// Every log event read until one with this message, that one included.
+    pub fn events_until(&mut self, message: &str) -> Vec<serde_json::Value> {
+        let mut events = Vec::new();
+        loop {
+            let line = match self.lines.next() {
+                Some(Ok(line)) => line,
+                other => panic!("idgate stopped before `{message}`: {other:?}"),
+            };
+            if let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) {
+                let done = event["message"] == message;
+                events.push(event);
+                if done {
+                    return events;
+                }
+            }
+        }
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }

@@ -179,6 +179,8 @@ struct Served {
     userinfo_calls: usize,
     /// The userinfo endpoint answers 503.
     userinfo_down: bool,
+    /// Served as the JWKS instead of a document, when set (a broken answer).
+    jwks_body: Option<Vec<u8>>,
 }
 
 /// A code the authorization endpoint issued.
@@ -235,6 +237,11 @@ async fn discovery(shared: web::Data<Shared>) -> HttpResponse {
 
 async fn jwks(shared: web::Data<Shared>) -> HttpResponse {
     shared.jwks_fetches.fetch_add(1, Ordering::SeqCst);
+    if let Some(body) = shared.served().jwks_body.clone() {
+        return HttpResponse::Ok()
+            .content_type("application/json")
+            .body(body);
+    }
     let (down, delay, cache_control, keys) = {
         let s = shared.served();
         let keys: Vec<Value> = match &s.raw_keys {
@@ -467,6 +474,7 @@ impl MockProvider {
                 userinfo: HashMap::new(),
                 userinfo_calls: 0,
                 userinfo_down: false,
+                jwks_body: None,
             }),
             jwks_fetches: AtomicUsize::new(0),
             discovery_fetches: AtomicUsize::new(0),
@@ -524,6 +532,11 @@ impl MockProvider {
     /// What the userinfo endpoint answers for `sub`.
     pub fn set_userinfo(&self, sub: &str, claims: Value) {
         self.served().userinfo.insert(sub.into(), claims);
+    }
+
+    /// Serves these bytes as the JWKS (or, with `None`, the keys again).
+    pub fn set_jwks_body(&self, body: Option<Vec<u8>>) {
+        self.served().jwks_body = body;
     }
 
     /// Makes the userinfo endpoint answer 503 (or serve again).

@@ -1,0 +1,452 @@
+//! What a security review and fault tests found, each kept from coming back: anonymous writes
+//! limited per address, one email per member, sessions of API accounts tied to their addresses,
+//! logout from other sites refused, private SQLite files, tokens valid for too long, security
+//! headers, keys kept through broken JWKS answers, the security log purged, and client mistakes
+//! not logged as server errors.
+
+use std::io::Write as _;
+
+use serde_json::{Value, json};
+
+use crate::helpers::{
+    ServeProcess, SignInApp, TestDb, assert_refused, idgate, repo_path, session_cookie,
+    signin_config, spawn_signin_app, spawn_signin_app_configured, temp_dir,
+};
+
+/// The sign-in configuration with at most `per_minute` anonymous writes per address.
+fn limited(per_minute: u32) -> impl FnOnce(&str) -> String {
+    move |authority| {
+        signin_config(authority).replace(
+            "  sessionTimeout: 30\n",
+            &format!("  sessionTimeout: 30\n  rateLimitPerMinute: {per_minute}\n"),
+        )
+    }
+}
+
+fn events(app: &SignInApp) -> Vec<idgate::db::audit::LoggedEvent> {
+    let mut conn = app.database.conn().expect("conn");
+    idgate::db::audit::list_events(&mut conn, 0).expect("log")
+}
+
+async fn refused_attempts_beyond_the_limit_store_nothing(db: TestDb) {
+    let app = spawn_signin_app_configured(db, limited(5), |_| {}).await;
+    app.add_member("ana@example.org");
+    let garbage = || {
+        app.client
+            .post(format!("{}/authenticate", app.address))
+            .form(&[("action", "login"), ("id_token", "not.a.token")])
+            .send()
+    };
+    for _ in 0..5 {
+        assert_refused(garbage().await.expect("send"), 400, "malformed").await;
+    }
+    let stored = events(&app).len();
+    assert_eq!(stored, 5);
+    let limited = garbage().await.expect("send");
+    assert_eq!(limited.status(), 429);
+    let retry: u64 = limited
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After in whole seconds");
+    assert!((1..=60).contains(&retry), "{retry}");
+    let body: Value = limited.json().await.expect("json");
+    assert_eq!(body["error"]["id"], "rate_limited");
+    // Refused ID tokens, flow starts: limited too, and nothing more is stored.
+    let mut token = app.provider.claims("ana@example.org", app.now());
+    token["aud"] = json!("someone-else");
+    let refused = app.login(&app.provider.token(&app.key, &token)).await;
+    assert_eq!(refused.status(), 429);
+    let flow = app
+        .client
+        .get(format!("{}/login/mock", app.address))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(flow.status(), 429);
+    assert_eq!(
+        events(&app).len(),
+        stored,
+        "nothing stored beyond the limit"
+    );
+    // Successful sign-ins and session checks never count.
+    let ok = app.login(&app.token_for("ana@example.org")).await;
+    assert_eq!(ok.status(), 200);
+    let session = session_cookie(&ok).expect("cookie").0;
+    for _ in 0..20 {
+        assert_eq!(app.get_with_session("/auth", &session).await.status(), 200);
+    }
+    // A minute on, the bucket is full again.
+    app.clock.advance(60);
+    assert_refused(garbage().await.expect("send"), 400, "malformed").await;
+    // Another address (through the trusted proxy) has its own allowance.
+    let elsewhere = app
+        .client
+        .post(format!("{}/authenticate", app.address))
+        .header("X-Forwarded-For", "192.0.2.7")
+        .form(&[("action", "login"), ("id_token", "not.a.token")])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(elsewhere.status(), 400);
+}
+
+async fn one_email_is_one_member(db: TestDb) {
+    let app = spawn_signin_app(db).await;
+    app.add_member("kate@example.org");
+    let token = |email: &str| {
+        let mut claims = app.provider.claims(email, app.now());
+        claims["email"] = json!(email);
+        app.provider.token(&app.key, &claims)
+    };
+    // KELVIN SIGN is not `k`: another address, which no member has.
+    assert_refused(
+        app.login(&token("\u{212A}ate@example.org")).await,
+        403,
+        "no_member",
+    )
+    .await;
+    // Domains UTS-46 would map onto the member's are not addresses idgate takes.
+    for twin in [
+        "kate@ｅｘａｍｐｌｅ.org",
+        "kate@example\u{3002}org",
+        "kate@exam\u{ad}ple.org",
+    ] {
+        assert_refused(app.login(&token(twin)).await, 401, "bad_email").await;
+    }
+    assert_eq!(app.login(&token("KATE@Example.org")).await.status(), 200);
+}
+
+async fn an_api_accounts_session_holds_only_from_its_addresses(db: TestDb) {
+    let app = spawn_signin_app(db).await;
+    app.add_member_with(
+        "bot@example.org",
+        Some("api-bot"),
+        idgate::members::MemberStatus::Activated,
+    );
+    let allowed = [("X-Forwarded-For", "10.1.2.3")];
+    let signed_in = app
+        .login_with(&app.token_for("bot@example.org"), &allowed)
+        .await;
+    assert_eq!(signed_in.status(), 200);
+    let session = session_cookie(&signed_in).expect("cookie").0;
+    let check = |path: &'static str, from: &'static str| {
+        app.client
+            .get(format!("{}{path}", app.address))
+            .header("Cookie", format!("idgate_session={session}"))
+            .header("X-Forwarded-For", from)
+            .send()
+    };
+    assert_eq!(
+        check("/session", "10.1.2.3").await.expect("send").status(),
+        200
+    );
+    assert_refused(
+        check("/session", "10.9.9.9").await.expect("send"),
+        403,
+        "api_account_ip",
+    )
+    .await;
+    assert_eq!(
+        check("/auth", "10.9.9.9").await.expect("send").status(),
+        401
+    );
+    assert_eq!(
+        check("/auth", "10.1.2.3").await.expect("send").status(),
+        200
+    );
+}
+
+async fn logout_from_another_sites_page_is_refused(db: TestDb) {
+    let app = spawn_signin_app(db).await;
+    app.add_member("ana@example.org");
+    let signed_in = app.login(&app.token_for("ana@example.org")).await;
+    let session = session_cookie(&signed_in).expect("cookie").0;
+    let cookie = format!("idgate_session={session}");
+    // A cross-site top-level GET, and a form another site posts.
+    let cross_site_get = app
+        .client
+        .get(format!("{}/authenticate?action=logout", app.address))
+        .header("Cookie", &cookie)
+        .header("Sec-Fetch-Site", "cross-site")
+        .header("Referer", "https://evil.example/page")
+        .send()
+        .await
+        .expect("send");
+    assert_refused(cross_site_get, 403, "csrf").await;
+    let cross_site_post = app
+        .client
+        .post(format!("{}/logout", app.address))
+        .header("Cookie", &cookie)
+        .header("Origin", "https://evil.example")
+        .send()
+        .await
+        .expect("send");
+    assert_refused(cross_site_post, 403, "csrf").await;
+    assert_eq!(
+        app.get_with_session("/session", &session).await.status(),
+        200,
+        "kept"
+    );
+    // A registered client's website may sign people out.
+    let from_client = app
+        .client
+        .post(format!("{}/logout", app.address))
+        .header("Cookie", &cookie)
+        .header("Origin", "https://docs.example.org")
+        .header("Accept", "application/json")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(from_client.status(), 200);
+    // idgate's own sign-out button: its pages send no referrer.
+    let signed_in = app.login(&app.token_for("ana@example.org")).await;
+    let session = session_cookie(&signed_in).expect("cookie").0;
+    let own_button = app
+        .client
+        .post(format!("{}/logout", app.address))
+        .header("Cookie", format!("idgate_session={session}"))
+        .header("Origin", "null")
+        .header("Sec-Fetch-Site", "same-origin")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(own_button.status(), 200);
+    assert_eq!(
+        app.get_with_session("/session", &session).await.status(),
+        401
+    );
+}
+
+async fn tokens_valid_for_more_than_a_day_are_refused(db: TestDb) {
+    let app = spawn_signin_app(db).await;
+    app.add_member("ana@example.org");
+    let token = |changes: Value| {
+        let mut claims = app.provider.claims("ana@example.org", app.now());
+        if let (Value::Object(claims), Value::Object(changes)) = (&mut claims, changes) {
+            claims.extend(changes);
+        }
+        app.provider.token(&app.key, &claims)
+    };
+    let now = app.now();
+    // The year 292 billion, and a day and a second from now or from `iat`.
+    for exp in [9_214_646_400_000_000_i64, now + 86_401] {
+        assert_refused(
+            app.login(&token(json!({"exp": exp}))).await,
+            401,
+            "bad_lifetime",
+        )
+        .await;
+    }
+    let early_iat = token(json!({"iat": now - 600, "exp": now + 86_400 - 599}));
+    assert_refused(app.login(&early_iat).await, 401, "bad_lifetime").await;
+    let a_day = token(json!({"iat": now, "exp": now + 86_400}));
+    assert_eq!(app.login(&a_day).await.status(), 200);
+}
+
+async fn keys_survive_a_broken_jwks_answer(db: TestDb) {
+    let app = spawn_signin_app(db).await;
+    app.add_member("ana@example.org");
+    assert_eq!(
+        app.login(&app.token_for("ana@example.org")).await.status(),
+        200
+    );
+    let unknown = idgate_test_support::provider::TestKey::rsa("rsa2", "rsa2");
+    for broken in [vec![b'x'; 50 * 1024 * 1024], b"this is not json".to_vec()] {
+        app.provider.set_jwks_body(Some(broken));
+        // Anyone can make idgate refetch, with a token naming an unknown key.
+        app.clock.advance(10);
+        let claims = app.provider.claims("ana@example.org", app.now());
+        let refetch = app.provider.token(&unknown, &claims);
+        assert_refused(app.login(&refetch).await, 401, "unknown_key").await;
+        // The last good keys still sign people in.
+        assert_eq!(
+            app.login(&app.token_for("ana@example.org")).await.status(),
+            200
+        );
+    }
+    app.provider.set_jwks_body(None);
+}
+
+async fn the_security_log_keeps_its_days(db: TestDb) {
+    let app = spawn_signin_app_configured(
+        db,
+        |authority| {
+            signin_config(authority).replace(
+                "  sessionTimeout: 30\n",
+                "  sessionTimeout: 30\n  securityLogDays: 2\n",
+            )
+        },
+        |_| {},
+    )
+    .await;
+    app.add_member("ana@example.org");
+    assert_eq!(
+        app.login(&app.token_for("ana@example.org")).await.status(),
+        200
+    );
+    let state = app_state(&app);
+    app.clock.advance(86_400);
+    assert_eq!(state.purge_expired().await.expect("purge").events, 0);
+    assert_eq!(events(&app).len(), 1);
+    app.clock.advance(86_401);
+    assert_eq!(state.purge_expired().await.expect("purge").events, 1);
+    assert!(events(&app).is_empty());
+}
+
+/// A state on the app's database and clock, to run its maintenance.
+fn app_state(app: &SignInApp) -> idgate::state::AppState {
+    let config =
+        idgate::identity::load(&app.db.dir.path().join("identity.yaml")).expect("configuration");
+    idgate::state::AppState::new(
+        idgate::settings::Settings::default(),
+        config,
+        app.database.clone(),
+        std::sync::Arc::new(app.clock.clone()),
+    )
+    .expect("state")
+}
+
+#[tokio::test]
+async fn every_answer_says_nosniff_and_https_adds_hsts() {
+    let plain = spawn_signin_app(TestDb::sqlite()).await;
+    for path in ["/healthz", "/login", "/nothing-here", "/session"] {
+        let response = plain
+            .client
+            .get(format!("{}{path}", plain.address))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(
+            response
+                .headers()
+                .get("x-content-type-options")
+                .map(|v| v.as_bytes()),
+            Some(&b"nosniff"[..]),
+            "{path}"
+        );
+        assert!(
+            response
+                .headers()
+                .get("strict-transport-security")
+                .is_none()
+        );
+    }
+    let https = crate::helpers::spawn_signin_app_with(TestDb::sqlite(), |s| {
+        s.public_url = url::Url::parse("https://sso.example.org").ok();
+    })
+    .await;
+    let response = https
+        .client
+        .get(format!("{}/healthz", https.address))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(
+        response
+            .headers()
+            .get("strict-transport-security")
+            .map(|v| v.as_bytes()),
+        Some(&b"max-age=31536000"[..])
+    );
+}
+
+#[test]
+fn sqlite_files_are_private_to_their_owner() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = temp_dir();
+    let path = dir.path().join("idgate.db");
+    // An earlier version's file, readable by all, is narrowed too.
+    std::fs::write(&path, b"").expect("file");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let database =
+        idgate::db::Database::open(&format!("sqlite://{}", path.display())).expect("database");
+    let mut conn = database.conn().expect("conn");
+    idgate::db::sessions::remember_token(&mut conn, "t", 1).expect("write");
+    drop(conn);
+    for suffix in ["", "-wal", "-shm"] {
+        let file = dir.path().join(format!("idgate.db{suffix}"));
+        let mode = std::fs::metadata(&file)
+            .expect("exists")
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600, "{}", file.display());
+    }
+}
+
+#[test]
+fn member_names_with_control_characters_are_refused() {
+    let db = TestDb::sqlite();
+    let dir = temp_dir();
+    for (flag, value) in [
+        ("--firstname", "Ana\u{1b}[31m"),
+        ("--surname", "Lima\u{202e}"),
+        ("--username", "ana\u{7}"),
+    ] {
+        let out = idgate(
+            dir.path(),
+            &db.url,
+            &["members", "add", "--email", "ana@example.org", flag, value],
+        );
+        assert_eq!(out.status.code(), Some(1), "{flag}");
+    }
+    let csv = dir.path().join("m.csv");
+    std::fs::File::create(&csv)
+        .and_then(|mut f| {
+            f.write_all(
+                "email,username,firstname,surname,status\nana@example.org,,Ana\u{1},Lima,\n"
+                    .as_bytes(),
+            )
+        })
+        .expect("csv");
+    let out = idgate(
+        dir.path(),
+        &db.url,
+        &["members", "import", csv.to_str().expect("path")],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let listed = idgate(dir.path(), &db.url, &["members", "list", "--json"]);
+    assert!(
+        String::from_utf8_lossy(&listed.stdout).trim().is_empty(),
+        "nothing added"
+    );
+}
+
+#[tokio::test]
+async fn malformed_requests_are_not_logged_as_server_errors() {
+    let db = TestDb::sqlite();
+    let dir = temp_dir();
+    std::fs::copy(repo_path("identity.yaml"), dir.path().join("identity.yaml")).expect("copy");
+    let mut serve = ServeProcess::start(dir.path(), &db.url, &[]);
+    for payload in [
+        &b"GARBAGE\r\n\r\n"[..],
+        b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+        b"\x00\x01\x02\xff\r\n\r\n",
+    ] {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", serve.port)).expect("connect");
+        stream.write_all(payload).expect("send");
+        let mut answer = [0_u8; 64];
+        let _ = std::io::Read::read(&mut stream, &mut answer);
+        assert!(answer.starts_with(b"HTTP/1.1 400"), "{answer:?}");
+    }
+    let hup = std::process::Command::new("kill")
+        .args(["-HUP", &serve.pid().to_string()])
+        .status()
+        .expect("kill");
+    assert!(hup.success());
+    let logged = serve.events_until("identity configuration reloaded");
+    let errors: Vec<&Value> = logged.iter().filter(|e| e["level"] == "ERROR").collect();
+    assert!(errors.is_empty(), "{errors:?}");
+}
+
+crate::helpers::async_on_both_backends!(
+    refused_attempts_beyond_the_limit_store_nothing,
+    one_email_is_one_member,
+    an_api_accounts_session_holds_only_from_its_addresses,
+    logout_from_another_sites_page_is_refused,
+    tokens_valid_for_more_than_a_day_are_refused,
+    keys_survive_a_broken_jwks_answer,
+    the_security_log_keeps_its_days,
+);
