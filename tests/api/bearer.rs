@@ -240,7 +240,9 @@ async fn a_bound_subject_cannot_pass_as_another_member(db: TestDb) {
     let mut claims = app.provider.claims("ana@example.org", app.now());
     claims["sub"] = json!("ana-sub");
     assert_eq!(
-        app.login(&app.provider.token(&app.key, &claims)).await.status(),
+        app.login(&app.provider.token(&app.key, &claims))
+            .await
+            .status(),
         200
     );
     // The provider now says `ana-sub` is bob (an edited or recycled address).
