@@ -183,6 +183,12 @@ fn run_batch(conn: &mut AnyConnection, batch: &mut Vec<Job>, counters: &WriterCo
         Err(failure) => {
             tracing::error!(%failure, jobs = replies.len(), "database writer: batch not committed");
             let _ = AnyConnection::rollback_transaction(conn);
+            // A full disk (or a transaction SQLite ended, as it does on one): give the WAL's
+            // space back at once, so that writes succeed again as soon as some space is free,
+            // not only after the next automatic checkpoint.
+            if lost || failure.contains("full") {
+                truncate_wal(conn);
+            }
         }
     }
     let committed = committed.as_ref().map(|_| ()).map_err(String::as_str);
@@ -190,6 +196,15 @@ fn run_batch(conn: &mut AnyConnection, batch: &mut Vec<Job>, counters: &WriterCo
         reply(committed);
     }
     !AnyConnection::is_broken_transaction_manager(conn)
+}
+
+/// Checkpoints the WAL into the database file and truncates it to nothing.
+fn truncate_wal(conn: &mut AnyConnection) {
+    use diesel::connection::SimpleConnection as _;
+    match conn.batch_execute("PRAGMA wal_checkpoint(TRUNCATE);") {
+        Ok(()) => tracing::info!("database writer: WAL checkpointed and truncated"),
+        Err(error) => tracing::warn!(%error, "database writer: cannot truncate the WAL"),
+    }
 }
 
 /// Whether the batch's transaction is still open, and no job left a savepoint of its own open.
