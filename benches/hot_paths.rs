@@ -104,6 +104,7 @@ fn session_check(c: &mut Criterion) {
             provider: "mock",
             now,
             expires_at: now + 3600,
+            from_token: None,
         },
     )
     .expect("session");

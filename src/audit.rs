@@ -22,6 +22,11 @@ pub enum Event {
     /// A Bearer access token presented to `/session` or `/auth` (refusals only: accepted ones
     /// are as frequent as API requests).
     Bearer,
+    /// A provider ended sessions: a back-channel logout token, or a front-channel request.
+    BackchannelLogout,
+    FrontchannelLogout,
+    /// A reload ended sessions and codes the new configuration no longer allows.
+    ConfigRevoked,
 }
 
 impl Event {
@@ -38,6 +43,9 @@ impl Event {
             Event::MemberUnbound => "member_unbound",
             Event::MemberRemoved => "member_removed",
             Event::SessionsRevoked => "sessions_revoked",
+            Event::BackchannelLogout => "backchannel_logout",
+            Event::FrontchannelLogout => "frontchannel_logout",
+            Event::ConfigRevoked => "config_revoked",
         }
     }
 }

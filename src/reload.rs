@@ -4,10 +4,11 @@
 
 use std::sync::Arc;
 
-use crate::audit::{Outcome, SecurityEvent};
+use crate::audit::{Event, Outcome, SecurityEvent};
 use crate::db::members::CarriedOver;
 use crate::db::{self, Database};
-use crate::identity::{self, ConfigErrors};
+use crate::identity::{self, ConfigErrors, IdentityConfig};
+use crate::members::Email;
 use crate::state::AppState;
 
 /// Reads and validates the configuration file again and, if it is valid, swaps it in at once
@@ -35,7 +36,9 @@ pub async fn reload(state: &AppState, mut event: SecurityEvent) -> Result<usize,
             // Bindings of providers this configuration brings back are theirs issuer's before
             // any sign-in through them.
             carry_over_bindings(&state.db, config.provider_issuers()).await;
-            state.config.store(Arc::new(config));
+            let config = Arc::new(config);
+            state.config.store(config.clone());
+            revoke_what_is_no_longer_allowed(state, &config, &event).await;
             state.userinfo.clear();
             event.outcome = Outcome::Success;
             tracing::info!(providers, "identity configuration reloaded");
@@ -78,5 +81,55 @@ pub fn log_carried_over(found: CarriedOver) {
             bindings = found.conflicting,
             "bindings left by provider id: they disagree with the binding kept for the issuer (see idgate members list)"
         );
+    }
+}
+
+/// Ends the sessions and removes the unused authentication codes that `config` no longer
+/// allows (their provider is gone, or their member's domain no longer signs in through it), and
+/// says how many in the log and the security log.
+async fn revoke_what_is_no_longer_allowed(
+    state: &AppState,
+    config: &Arc<IdentityConfig>,
+    reload: &SecurityEvent,
+) {
+    let rules = config.clone();
+    let allowed = move |provider: &str, email: &str| {
+        let domain = Email::parse(email).map_or_else(
+            |_| {
+                email
+                    .rsplit_once('@')
+                    .map_or(String::new(), |(_, d)| d.to_ascii_lowercase())
+            },
+            |e| e.domain().to_string(),
+        );
+        rules.provider(provider).is_some()
+            && rules.domains.decide(&domain).allows_provider(provider)
+    };
+    let revoked = state
+        .db
+        .write(move |conn| db::sessions::revoke_disallowed(conn, &allowed))
+        .await;
+    match revoked {
+        Ok((sessions, codes)) => {
+            for id_hash in &sessions {
+                state.session_cache.forget(id_hash);
+            }
+            if sessions.is_empty() && codes == 0 {
+                return;
+            }
+            tracing::info!(
+                sessions = sessions.len(),
+                codes,
+                "the new configuration ended the sessions and codes it no longer allows"
+            );
+            let mut event = reload.clone();
+            event.event = Event::ConfigRevoked;
+            event.outcome = Outcome::Success;
+            event.reason = Some(format!("{} sessions, {codes} codes", sessions.len()));
+            state.db.record(&event, state.clock.now()).await;
+        }
+        Err(error) => {
+            tracing::error!(%error, "cannot end what the new configuration no longer allows")
+        }
     }
 }

@@ -70,13 +70,25 @@ impl Application {
             })?
             .port();
         let issuers = config.provider_issuers();
-        match db
+        let checked = db
             .conn()
             .map_err(db::StoreError::from)
-            .and_then(|mut conn| db::members::carry_over_bindings(&mut conn, &issuers))
-        {
-            Ok(found) => reload::log_carried_over(found),
-            Err(error) => tracing::warn!(%error, "cannot carry bindings over to their issuers"),
+            .and_then(|mut conn| {
+                let found = db::members::carry_over_bindings(&mut conn, &issuers)?;
+                Ok((found, db::members::noncanonical_members(&mut conn)?))
+            });
+        match checked {
+            Ok((found, noncanonical)) => {
+                reload::log_carried_over(found);
+                for (id, email) in noncanonical {
+                    tracing::warn!(
+                        member_id = id,
+                        %email,
+                        "this member's email is not in canonical form and cannot sign in (see docs/operations.md, upgrading)"
+                    );
+                }
+            }
+            Err(error) => tracing::warn!(%error, "cannot check the stored bindings and emails"),
         }
         let state = web::Data::new(AppState::new(settings, config, db, clock)?);
         let app_state = state.clone();

@@ -430,14 +430,20 @@ fn migrate(conn: &mut AnyConnection) -> Result<(), String> {
                 .map_err(|e| e.to_string())
         }
         AnyConnection::Postgresql(c) => {
-            c.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK});"))
-                .map_err(|e| e.to_string())?;
+            // Migrations (and waiting for another instance's) may take longer than a request's
+            // statement timeout.
+            c.batch_execute(&format!(
+                "SET statement_timeout = 0; SELECT pg_advisory_lock({MIGRATION_LOCK});"
+            ))
+            .map_err(|e| e.to_string())?;
             let result = c
                 .run_pending_migrations(POSTGRES_MIGRATIONS)
                 .map(|_| ())
                 .map_err(|e| e.to_string());
             let unlock = c
-                .batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK});"))
+                .batch_execute(&format!(
+                    "SELECT pg_advisory_unlock({MIGRATION_LOCK}); SET statement_timeout = 5000;"
+                ))
                 .map_err(|e| e.to_string());
             result.and(unlock)
         }

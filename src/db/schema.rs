@@ -44,6 +44,10 @@ diesel::table! {
         created_at -> BigInt,
         last_seen_at -> BigInt,
         expires_at -> BigInt,
+        issuer -> Nullable<Text>,
+        subject -> Nullable<Text>,
+        sid -> Nullable<Text>,
+        id_token -> Nullable<Text>,
     }
 }
 

@@ -16,6 +16,19 @@ pub struct NewSession<'a> {
     pub provider: &'a str,
     pub now: i64,
     pub expires_at: i64,
+    /// What the provider's sign-in said, when the session comes from an ID token.
+    pub from_token: Option<FromToken<'a>>,
+}
+
+/// What a session remembers of the ID token it came from, for logout at and from the provider.
+#[derive(Debug, Clone, Copy)]
+pub struct FromToken<'a> {
+    pub issuer: &'a str,
+    pub subject: Option<&'a str>,
+    /// The provider's session id (`sid`), if the token named one.
+    pub sid: Option<&'a str>,
+    /// The ID token itself, sent back as `id_token_hint` when the person signs out.
+    pub id_token: &'a str,
 }
 
 pub fn insert_session(conn: &mut AnyConnection, new: &NewSession<'_>) -> Result<(), StoreError> {
@@ -26,6 +39,10 @@ pub fn insert_session(conn: &mut AnyConnection, new: &NewSession<'_>) -> Result<
         sessions::created_at.eq(new.now),
         sessions::last_seen_at.eq(new.now),
         sessions::expires_at.eq(new.expires_at),
+        sessions::issuer.eq(new.from_token.map(|t| t.issuer)),
+        sessions::subject.eq(new.from_token.and_then(|t| t.subject)),
+        sessions::sid.eq(new.from_token.and_then(|t| t.sid)),
+        sessions::id_token.eq(new.from_token.map(|t| t.id_token)),
     ));
     on_backend!(conn, |c| insert.execute(c))?;
     Ok(())
@@ -78,6 +95,85 @@ pub fn touch_session(
 ) -> Result<bool, StoreError> {
     let update = diesel::update(sessions::table.find(id_hash)).set(sessions::last_seen_at.eq(now));
     Ok(on_backend!(conn, |c| update.execute(c))? > 0)
+}
+
+/// The ID token a session came from, if it remembers one (for `id_token_hint`).
+pub fn session_id_token(
+    conn: &mut AnyConnection,
+    id_hash: &str,
+) -> Result<Option<String>, StoreError> {
+    let query = sessions::table.find(id_hash).select(sessions::id_token);
+    Ok(on_backend!(conn, |c| query.get_result(c).optional())?.flatten())
+}
+
+/// Ends the sessions of the provider session `sid` at `issuer`; the id hashes of those ended.
+pub fn delete_provider_session(
+    conn: &mut AnyConnection,
+    issuer: &str,
+    sid: &str,
+) -> Result<Vec<String>, StoreError> {
+    Ok(diesel::delete(
+        sessions::table
+            .filter(sessions::issuer.eq(issuer))
+            .filter(sessions::sid.eq(sid)),
+    )
+    .returning(sessions::id_hash)
+    .load(conn)?)
+}
+
+/// Ends the sessions signed in through `provider` by the member bound to `subject` at
+/// `issuer`; the id hashes of those ended.
+pub fn delete_subject_sessions(
+    conn: &mut AnyConnection,
+    issuer: &str,
+    subject: &str,
+    provider: &str,
+) -> Result<Vec<String>, StoreError> {
+    let Some(member_id) = super::members::bound_member(conn, issuer, subject)? else {
+        return Ok(Vec::new());
+    };
+    Ok(diesel::delete(
+        sessions::table
+            .filter(sessions::member_id.eq(member_id))
+            .filter(sessions::provider.eq(provider)),
+    )
+    .returning(sessions::id_hash)
+    .load(conn)?)
+}
+
+/// Ends the sessions, and removes the unused authentication codes, that `allowed` no longer
+/// lets through (`allowed(provider, member email)`): how many of each.
+pub fn revoke_disallowed(
+    conn: &mut AnyConnection,
+    allowed: &dyn Fn(&str, &str) -> bool,
+) -> Result<(Vec<String>, usize), StoreError> {
+    use super::schema::auth_codes;
+    let live: Vec<(String, String, String)> = sessions::table
+        .inner_join(members::table)
+        .select((sessions::id_hash, sessions::provider, members::email))
+        .load(conn)?;
+    let ended: Vec<String> = live
+        .into_iter()
+        .filter(|(_, provider, email)| !allowed(provider, email))
+        .map(|(id_hash, _, _)| id_hash)
+        .collect();
+    for chunk in ended.chunks(500) {
+        diesel::delete(sessions::table.filter(sessions::id_hash.eq_any(chunk))).execute(conn)?;
+    }
+    let codes: Vec<(String, String, String)> = auth_codes::table
+        .inner_join(members::table)
+        .select((auth_codes::code_hash, auth_codes::provider, members::email))
+        .load(conn)?;
+    let voided: Vec<String> = codes
+        .into_iter()
+        .filter(|(_, provider, email)| !allowed(provider, email))
+        .map(|(code_hash, _, _)| code_hash)
+        .collect();
+    for chunk in voided.chunks(500) {
+        diesel::delete(auth_codes::table.filter(auth_codes::code_hash.eq_any(chunk)))
+            .execute(conn)?;
+    }
+    Ok((ended, voided.len()))
 }
 
 /// Ends a session; false when there was none.

@@ -134,6 +134,8 @@ pub struct Provider {
     /// any). `None` for a provider of one issuer.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tenants: Option<Vec<String>>,
+    /// Whether signing out of idgate also signs out at the provider (when it offers it).
+    pub provider_logout: bool,
 }
 
 /// Where a provider's email comes from (`emailSource`).

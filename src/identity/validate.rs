@@ -107,6 +107,7 @@ const PROVIDER_KEYS: &[&str] = &[
     "idTokenSigningAlgs",
     "authorizationParams",
     "tenants",
+    "providerLogout",
 ];
 const DOMAIN_KEYS: &[&str] = &["name", "authentication", "providers"];
 const CLIENT_KEYS: &[&str] = &["id", "name", "website"];
@@ -481,6 +482,10 @@ impl Ctx<'_> {
                 None
             }
         };
+        let provider_logout = match f.get("providerLogout") {
+            Some(n) => self.bool(n),
+            None => Some(true),
+        };
         Some(Provider {
             id: id?,
             title: title?,
@@ -497,6 +502,7 @@ impl Ctx<'_> {
             id_token_signing_algs: id_token_signing_algs?,
             authorization_params: authorization_params?,
             tenants,
+            provider_logout: provider_logout?,
         })
     }
 

@@ -51,6 +51,8 @@ pub struct Metadata {
     pub signing_algs: Vec<String>,
     /// `claims_supported`, when the document lists it.
     pub claims_supported: Option<Vec<String>>,
+    /// Where a person signs out at the provider (RP-Initiated Logout 1.0), if it says.
+    pub end_session_endpoint: Option<String>,
 }
 
 /// A provider's metadata and keys as fetched together at one time.
@@ -434,6 +436,7 @@ impl Inner {
             claims_supported: parsed
                 .claims_supported()
                 .map(|claims| claims.iter().map(|c| c.as_str().to_string()).collect()),
+            end_session_endpoint: extra.end_session_endpoint,
         };
         Ok((metadata, fetched.ttl_secs))
     }
@@ -445,6 +448,9 @@ struct ExtraMetadata {
     /// RFC 9207: the provider sends `iss` with every authorization response.
     #[serde(default)]
     authorization_response_iss_parameter_supported: Option<bool>,
+    /// RP-Initiated Logout 1.0.
+    #[serde(default)]
+    end_session_endpoint: Option<String>,
 }
 
 /// The keys of a JWKS document; keys idgate cannot read are skipped, as RFC 7517 asks.

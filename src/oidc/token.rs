@@ -51,6 +51,8 @@ pub enum TokenKind {
     Id,
     /// A JWT access token (RFC 9068): `typ` absent, `JWT`, `at+jwt` or `application/at+jwt`.
     Access,
+    /// A back-channel logout token: `typ` absent, `logout+jwt` or `application/logout+jwt`.
+    Logout,
 }
 
 impl TokenKind {
@@ -59,6 +61,7 @@ impl TokenKind {
         match self {
             TokenKind::Id => typ == "jwt",
             TokenKind::Access => matches!(typ.as_str(), "jwt" | "at+jwt" | "application/at+jwt"),
+            TokenKind::Logout => matches!(typ.as_str(), "logout+jwt" | "application/logout+jwt"),
         }
     }
 }

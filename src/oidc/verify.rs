@@ -34,6 +34,8 @@ pub struct VerifiedToken {
     pub email: Email,
     /// Whether the email came from the provider's userinfo endpoint rather than the token.
     pub email_from_userinfo: bool,
+    /// The provider's session id (`sid`), when the token names one.
+    pub sid: Option<String>,
     /// Until when the token is accepted (`exp` plus the leeway), Unix seconds.
     pub usable_until: i64,
     /// The replay guard's key: the token's `exp` (16 hex digits), then the SHA-256 (hex) of the
@@ -158,6 +160,10 @@ pub async fn verify_id_token(
         subject,
         email,
         email_from_userinfo,
+        sid: match token.claims.get("sid") {
+            Some(Value::String(sid)) if !sid.is_empty() && sid.len() <= 256 => Some(sid.clone()),
+            _ => None,
+        },
         usable_until: expires.saturating_add(LEEWAY_SECS),
         fingerprint,
     })
@@ -239,6 +245,104 @@ pub async fn verify_access_token(
         issuer: iss.trim_end_matches('/').to_string(),
         subject,
         expires,
+    })
+}
+
+/// The back-channel logout event a logout token must carry.
+pub const BACKCHANNEL_LOGOUT_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
+
+/// A logout token (OpenID Connect Back-Channel Logout 1.0) that passed its checks.
+#[derive(Debug, Clone)]
+pub struct VerifiedLogout {
+    pub provider: String,
+    /// Its `iss` (without a trailing `/`).
+    pub issuer: String,
+    /// The provider session to end, if named.
+    pub sid: Option<String>,
+    /// The subject whose sessions to end, if named.
+    pub subject: Option<String>,
+    pub jti: String,
+    /// Until when the `jti` is remembered (`exp`, or 24 hours after now).
+    pub remember_until: i64,
+}
+
+/// Verifies a logout token: the structural, issuer, key, signature and audience rules of ID
+/// tokens; `typ`, when present, `logout+jwt`; `iat` present; `exp`, when present, not past; a
+/// `jti`; the back-channel logout event; `sid` or `sub`; no `nonce`. Every refusal is
+/// `VerifyError::Refused` (the reason says which rule).
+pub async fn verify_logout_token(
+    keys: &KeyStore,
+    config: &IdentityConfig,
+    raw: &str,
+    now: i64,
+) -> Result<VerifiedLogout, VerifyError> {
+    let logout_provider = |iss: &str, claims: &Map<String, Value>| {
+        find_provider(config, iss, claims, |p| Some(p.client_id.as_str()))
+    };
+    let accepts = |alg: &str, claims: &Map<String, Value>| match claims.get("iss") {
+        Some(Value::String(iss)) => {
+            logout_provider(iss, claims).map_or(ALLOWED_ALGS.contains(&alg), |p| p.accepts_alg(alg))
+        }
+        _ => ALLOWED_ALGS.contains(&alg),
+    };
+    let token = token::parse_with(raw, TokenKind::Logout, &accepts)?;
+    let iss = match token.claims.get("iss") {
+        Some(Value::String(iss)) => iss.as_str(),
+        _ => return Err(Reason::UnknownIssuer.into()),
+    };
+    let provider = logout_provider(iss, &token.claims).ok_or(Reason::UnknownIssuer)?;
+    let set = keys.keys(provider).await.map_err(key_error)?;
+    if issuer_of(provider, &set.metadata, &token.claims)? != iss {
+        return Err(Reason::UnknownIssuer.into());
+    }
+    check_signature(keys, provider, set, &token).await?;
+    let claims = &token.claims;
+    check_audience(claims, provider)?;
+    let refuse = |why: &str| VerifyError::Refused(Reason::Malformed, Some(why.to_string()));
+    let issued = claims.get("iat").and_then(numeric_date);
+    if issued.is_none_or(|at| at > now.saturating_add(LEEWAY_SECS)) {
+        return Err(refuse("no iat, or one in the future"));
+    }
+    let expires = match claims.get("exp") {
+        None => None,
+        Some(value) => match numeric_date(value) {
+            Some(exp) if now < exp.saturating_add(LEEWAY_SECS) => Some(exp),
+            _ => return Err(VerifyError::Refused(Reason::Expired, None)),
+        },
+    };
+    let text = |name: &str| match claims.get(name) {
+        Some(Value::String(v)) if !v.is_empty() && v.len() <= 256 => Some(v.clone()),
+        _ => None,
+    };
+    let jti = text("jti").ok_or_else(|| refuse("no jti"))?;
+    let has_event = claims
+        .get("events")
+        .and_then(Value::as_object)
+        .is_some_and(|events| {
+            events
+                .get(BACKCHANNEL_LOGOUT_EVENT)
+                .is_some_and(Value::is_object)
+        });
+    if !has_event {
+        return Err(refuse("no back-channel logout event"));
+    }
+    let (sid, subject) = (text("sid"), text("sub"));
+    if sid.is_none() && subject.is_none() {
+        return Err(refuse("neither sid nor sub"));
+    }
+    if claims.contains_key("nonce") {
+        return Err(refuse("a nonce: this is not a logout token"));
+    }
+    Ok(VerifiedLogout {
+        provider: provider.id.clone(),
+        issuer: iss.trim_end_matches('/').to_string(),
+        sid,
+        subject,
+        jti,
+        remember_until: expires
+            .unwrap_or(now.saturating_add(MAX_LIFETIME_SECS))
+            .min(now.saturating_add(MAX_LIFETIME_SECS))
+            .saturating_add(LEEWAY_SECS),
     })
 }
 

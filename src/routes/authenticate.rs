@@ -17,6 +17,7 @@ use crate::ids::hash_id;
 use crate::reason::Reason;
 use crate::signin::{self, Expected, SignedIn};
 use crate::state::AppState;
+use actix_web::http::header::LOCATION;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -25,7 +26,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::post().to(authenticate))
             .route(web::method(Method::OPTIONS).to(preflight)),
     )
-    .service(web::resource("/logout").route(web::post().to(logout)));
+    .service(web::resource("/logout").route(web::post().to(logout)))
+    .service(web::resource("/signed-out").route(web::get().to(signed_out)));
 }
 
 #[derive(askama::Template)]
@@ -218,6 +220,11 @@ async fn redeem(
         .finish())
 }
 
+/// `GET /signed-out`: where the provider sends people back after signing them out.
+async fn signed_out() -> HttpResponse {
+    render::signed_out(Format::Html, HttpResponse::Ok())
+}
+
 /// `POST /logout`: refusals (a page another site could have made ask) are in the security log.
 async fn logout(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, Refusal> {
     let format = Format::of(&req);
@@ -227,6 +234,34 @@ async fn logout(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResp
         Err(Failure::Csrf.into())
     };
     settle(answer, &req, &state, Event::Logout, format).await
+}
+
+/// The provider's end-session endpoint (RP-Initiated Logout 1.0) for a session of `provider`,
+/// with `id_token_hint`, `client_id`, `post_logout_redirect_uri` (`/signed-out`) and `state`;
+/// `None` when the provider offers none, opts out (`providerLogout: false`) or cannot be asked.
+async fn provider_logout_url(
+    req: &HttpRequest,
+    state: &AppState,
+    provider: &str,
+    id_token: Option<&str>,
+) -> Option<String> {
+    let config = state.config.load_full();
+    let provider = config.provider(provider).filter(|p| p.provider_logout)?;
+    let keys = state.keys.keys(provider).await.ok()?;
+    let endpoint = keys.metadata.end_session_endpoint.as_deref()?;
+    let mut url = url::Url::parse(endpoint).ok()?;
+    let base = request::public_base(req, state)?;
+    {
+        let mut query = url.query_pairs_mut();
+        if let Some(id_token) = id_token {
+            query.append_pair("id_token_hint", id_token);
+        }
+        query
+            .append_pair("client_id", &provider.client_id)
+            .append_pair("post_logout_redirect_uri", &format!("{base}/signed-out"))
+            .append_pair("state", &crate::ids::random_token());
+    }
+    Some(url.to_string())
 }
 
 /// Ends the browser's session, if any, and always clears the cookie. Answers 503 (still
@@ -255,18 +290,35 @@ async fn sign_out(
             let Some(session) = db::sessions::find_session(conn, &id_hash)? else {
                 return Ok::<_, StoreError>(None);
             };
+            let id_token = db::sessions::session_id_token(conn, &id_hash)?;
             db::sessions::delete_session(conn, &id_hash)?;
             let mut logged = logged;
             logged.member_id = Some(session.member.id);
             logged.provider = Some(session.provider.clone());
             logged.email = Some(session.member.email.clone());
             db::audit::insert_event(conn, &logged, now)?;
-            Ok(Some(logged))
+            Ok(Some((logged, id_token)))
         })
         .await
         .map_err(|error| Refusal::from(error).format(format).clearing(removal))?;
-    if let Some(logged) = ended {
-        logged.trace();
+    let Some((logged, id_token)) = ended else {
+        return Ok(render::signed_out(format, builder));
+    };
+    logged.trace();
+    // A person in a browser signs out at the provider too, when it offers it.
+    if format == Format::Html
+        && let Some(provider) = logged.provider.as_deref()
+        && let Some(url) = provider_logout_url(req, state, provider, id_token.as_deref()).await
+    {
+        let mut redirect = HttpResponse::SeeOther();
+        redirect
+            .cookie(removal_cookie(
+                &state.settings.cookie,
+                request::is_https(req, state),
+            ))
+            .insert_header((LOCATION, url))
+            .insert_header(("Cache-Control", "no-store"));
+        return Ok(redirect.finish());
     }
     Ok(render::signed_out(format, builder))
 }

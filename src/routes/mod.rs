@@ -9,6 +9,7 @@ mod cors;
 pub mod failure;
 mod health;
 mod login;
+mod provider_logout;
 pub mod render;
 pub mod request;
 mod session;
@@ -21,5 +22,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(authenticate::configure)
         .configure(session::configure)
         .configure(login::configure)
-        .configure(config::configure);
+        .configure(config::configure)
+        .configure(provider_logout::configure);
 }

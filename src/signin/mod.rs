@@ -9,7 +9,7 @@ use std::time::Instant;
 use crate::access;
 use crate::audit::{self, Event, Outcome, SecurityEvent};
 use crate::db::codes::{StoredCode, insert_code};
-use crate::db::sessions::{NewSession, delete_session, insert_session, remember_token};
+use crate::db::sessions::{FromToken, NewSession, delete_session, insert_session, remember_token};
 use crate::db::{self, AnyConnection, StoreError};
 use crate::flows::CODE_LIFETIME_SECS;
 use crate::identity::IdentityConfig;
@@ -203,6 +203,7 @@ async fn grant(
     };
     let work = Completion {
         verified,
+        id_token: matches!(grant, Grant::Session).then(|| raw_token.to_string()),
         grant,
         secret_hash: hash_id(&secret),
         client_ip: attempt.client_ip,
@@ -367,6 +368,8 @@ async fn refuse(state: &AppState, mut event: SecurityEvent, error: VerifyError) 
 /// The database part of a sign-in, decided in one transaction.
 struct Completion {
     verified: VerifiedToken,
+    /// The ID token, remembered by a new session for `id_token_hint` at sign-out.
+    id_token: Option<String>,
     grant: Grant,
     /// SHA-256 of the new session id or authentication code.
     secret_hash: String,
@@ -435,6 +438,12 @@ fn complete(conn: &mut AnyConnection, work: Completion) -> Result<(Member, Strin
                 provider: &v.provider,
                 now: work.now,
                 expires_at: work.expires_at,
+                from_token: work.id_token.as_deref().map(|id_token| FromToken {
+                    issuer: &v.issuer,
+                    subject: v.subject.as_deref(),
+                    sid: v.sid.as_deref(),
+                    id_token,
+                }),
             },
         )?,
         Grant::Code { client_id } => insert_code(

@@ -51,6 +51,8 @@ pub async fn redeem_code(
                         provider: &code.provider,
                         now,
                         expires_at,
+                        // A code's session has no ID token of its own to remember.
+                        from_token: None,
                     },
                 )?;
                 let mut logged = logged;

@@ -296,11 +296,14 @@ async fn the_security_log_keeps_its_days(db: TestDb) {
 }
 
 /// A state on the app's database and clock, to run its maintenance.
-fn app_state(app: &SignInApp) -> idgate::state::AppState {
-    let config =
-        idgate::identity::load(&app.db.dir.path().join("identity.yaml")).expect("configuration");
+pub fn app_state(app: &SignInApp) -> idgate::state::AppState {
+    let config_path = app.db.dir.path().join("identity.yaml");
+    let config = idgate::identity::load(&config_path).expect("configuration");
     idgate::state::AppState::new(
-        idgate::settings::Settings::default(),
+        idgate::settings::Settings {
+            config_path,
+            ..idgate::settings::Settings::default()
+        },
         config,
         app.database.clone(),
         std::sync::Arc::new(app.clock.clone()),

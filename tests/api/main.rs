@@ -27,6 +27,7 @@ mod migrations;
 mod outage;
 mod properties;
 mod provider_keys;
+mod provider_logout;
 mod providers;
 mod serve;
 mod sessions;

@@ -37,6 +37,7 @@ fn a_token_without_kid_needs_exactly_one_fitting_key() {
             iss_parameter_supported: false,
             signing_algs: Vec::new(),
             claims_supported: None,
+            end_session_endpoint: None,
         }),
         keys: keys.iter().map(|k| key(k)).collect(),
         expires_at: 0,

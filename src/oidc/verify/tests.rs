@@ -22,6 +22,7 @@ fn provider() -> Provider {
         id_token_signing_algs: crate::identity::ASYMMETRIC_ALGS.to_vec(),
         authorization_params: Default::default(),
         tenants: None,
+        provider_logout: true,
     }
 }
 

@@ -181,6 +181,8 @@ struct Served {
     userinfo_down: bool,
     /// Served as the JWKS instead of a document, when set (a broken answer).
     jwks_body: Option<Vec<u8>>,
+    /// Whether discovery names an end-session endpoint (RP-Initiated Logout).
+    end_session: bool,
 }
 
 /// A code the authorization endpoint issued.
@@ -213,15 +215,15 @@ impl Shared {
 
 async fn discovery(shared: web::Data<Shared>) -> HttpResponse {
     shared.discovery_fetches.fetch_add(1, Ordering::SeqCst);
-    let (down, issuer, send_iss) = {
+    let (down, issuer, send_iss, end_session) = {
         let s = shared.served();
-        (s.down, s.issuer.clone(), s.send_iss)
+        (s.down, s.issuer.clone(), s.send_iss, s.end_session)
     };
     if down {
         return HttpResponse::ServiceUnavailable().finish();
     }
     let base = &shared.base;
-    HttpResponse::Ok().json(json!({
+    let mut document = json!({
         "issuer": issuer,
         "authorization_endpoint": format!("{base}/authorize"),
         "token_endpoint": format!("{base}/token"),
@@ -232,7 +234,11 @@ async fn discovery(shared: web::Data<Shared>) -> HttpResponse {
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256", "ES256", "EdDSA"],
         "authorization_response_iss_parameter_supported": send_iss,
-    }))
+    });
+    if end_session {
+        document["end_session_endpoint"] = json!(format!("{base}/end-session"));
+    }
+    HttpResponse::Ok().json(document)
 }
 
 async fn jwks(shared: web::Data<Shared>) -> HttpResponse {
@@ -475,6 +481,7 @@ impl MockProvider {
                 userinfo_calls: 0,
                 userinfo_down: false,
                 jwks_body: None,
+                end_session: false,
             }),
             jwks_fetches: AtomicUsize::new(0),
             discovery_fetches: AtomicUsize::new(0),
@@ -532,6 +539,35 @@ impl MockProvider {
     /// What the userinfo endpoint answers for `sub`.
     pub fn set_userinfo(&self, sub: &str, claims: Value) {
         self.served().userinfo.insert(sub.into(), claims);
+    }
+
+    /// Whether discovery names an end-session endpoint (`{url}/end-session`).
+    pub fn set_end_session(&self, offered: bool) {
+        self.served().end_session = offered;
+    }
+
+    /// A back-channel logout token signed by `key`, for `aud`, with `claims` added (`null`
+    /// removes one) to `iss`, `aud`, `iat`, `jti` and the back-channel logout event.
+    pub fn logout_token(&self, key: &TestKey, aud: &str, now: i64, claims: Value) -> String {
+        let mut all = json!({
+            "iss": self.url, "aud": aud, "iat": now, "exp": now + 120,
+            "jti": format!("{:016x}", rand::random::<u64>()),
+            "events": { "http://schemas.openid.net/event/backchannel-logout": {} },
+        });
+        if let (Value::Object(all), Value::Object(claims)) = (&mut all, claims) {
+            for (name, value) in claims {
+                if value.is_null() {
+                    all.remove(&name);
+                } else {
+                    all.insert(name, value);
+                }
+            }
+        }
+        sign_token(
+            key,
+            &json!({"alg": key.alg(), "kid": key.kid, "typ": "logout+jwt"}),
+            &all,
+        )
     }
 
     /// Serves these bytes as the JWKS (or, with `None`, the keys again).

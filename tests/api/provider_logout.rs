@@ -1,0 +1,377 @@
+//! Logging out everywhere: at the provider (RP-initiated), from the provider (back-channel and
+//! front-channel), and by a reload that no longer allows what a session or code was for.
+
+use std::sync::Arc;
+
+use idgate::clock::ManualClock;
+use idgate::settings::Settings;
+use idgate::startup::Application;
+use idgate_test_support::provider::{CLIENT_ID, MockProvider, TestKey};
+use serde_json::{Value, json};
+
+use crate::helpers::{SignInApp, TestDb, session_cookie, signin_config, spawn_signin_app};
+
+/// Signs Ana in with a token naming the provider session `sid`; her session cookie.
+async fn signed_in(app: &SignInApp, sid: &str) -> String {
+    let mut claims = app.provider.claims("ana@example.org", app.now());
+    claims["sid"] = json!(sid);
+    claims["sub"] = json!("ana-sub");
+    let response = app.login(&app.provider.token(&app.key, &claims)).await;
+    assert_eq!(response.status(), 200);
+    session_cookie(&response).expect("cookie").0
+}
+
+async fn backchannel(app: &SignInApp, token: &str) -> reqwest::Response {
+    app.client
+        .post(format!("{}/backchannel-logout", app.address))
+        .form(&[("logout_token", token)])
+        .send()
+        .await
+        .expect("send")
+}
+
+async fn live(app: &SignInApp, session: &str) -> bool {
+    // Past the session cache: the database decides.
+    app.clock.advance(3);
+    app.get_with_session("/session", session).await.status() == 200
+}
+
+async fn every_refused_logout_token_leaves_the_session_alive(db: TestDb) {
+    let app = spawn_signin_app(db).await;
+    app.add_member("ana@example.org");
+    let session = signed_in(&app, "sid-1").await;
+    let now = app.now();
+    let token = |claims: Value| {
+        app.provider
+            .logout_token(&app.key, CLIENT_ID, app.now(), claims)
+    };
+    let replayed = token(json!({"sid": "sid-other"}));
+    assert_eq!(backchannel(&app, &replayed).await.status(), 200);
+    let other_key = TestKey::rsa("rsa2", "rsa1");
+    let mut refused: Vec<(&str, String)> = vec![
+        ("a nonce", token(json!({"sid": "sid-1", "nonce": "n"}))),
+        ("no events", token(json!({"sid": "sid-1", "events": null}))),
+        (
+            "another event",
+            token(json!({"sid": "sid-1", "events": {"urn:other": {}}})),
+        ),
+        ("neither sid nor sub", token(json!({}))),
+        ("no jti", token(json!({"sid": "sid-1", "jti": null}))),
+        ("the jti again", replayed.replace("sid-other", "sid-other")),
+        (
+            "another audience",
+            app.provider
+                .logout_token(&app.key, "someone-else", now, json!({"sid": "sid-1"})),
+        ),
+        (
+            "a bad signature",
+            app.provider
+                .logout_token(&other_key, CLIENT_ID, now, json!({"sid": "sid-1"})),
+        ),
+        ("no iat", token(json!({"sid": "sid-1", "iat": null}))),
+        ("expired", token(json!({"sid": "sid-1", "exp": now - 3600}))),
+    ];
+    // `typ` at+jwt, and an ID token posted as a logout token.
+    let mut claims = app.provider.claims("ana@example.org", now);
+    claims["sid"] = json!("sid-1");
+    claims["events"] = json!({"http://schemas.openid.net/event/backchannel-logout": {}});
+    refused.push((
+        "typ at+jwt",
+        idgate_test_support::provider::sign_token(
+            &app.key,
+            &json!({"alg": "RS256", "kid": app.key.kid, "typ": "at+jwt"}),
+            &claims,
+        ),
+    ));
+    refused.push(("an ID token", app.provider.token(&app.key, &claims)));
+    refused.push(("no token at all", String::new()));
+    for (why, token) in refused {
+        let response = backchannel(&app, &token).await;
+        assert_eq!(response.status(), 400, "{why}");
+        let body: Value = response.json().await.expect("json");
+        assert_eq!(body, json!({"error": "invalid_request"}), "{why}");
+        assert!(
+            live(&app, &session).await,
+            "{why}: the session is still live"
+        );
+    }
+}
+
+async fn a_logout_token_ends_the_sessions_it_names(db: TestDb) {
+    let app = spawn_signin_app(db).await;
+    app.add_member("ana@example.org");
+    // By `sid`: that provider session only.
+    let first = signed_in(&app, "sid-1").await;
+    let second = signed_in(&app, "sid-2").await;
+    let by_sid = app
+        .provider
+        .logout_token(&app.key, CLIENT_ID, app.now(), json!({"sid": "sid-1"}));
+    let response = backchannel(&app, &by_sid).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response
+            .headers()
+            .get("cache-control")
+            .map(|v| v.as_bytes()),
+        Some(&b"no-store"[..])
+    );
+    // At once on this instance, the session cache included.
+    assert_eq!(app.get_with_session("/session", &first).await.status(), 401);
+    assert!(live(&app, &second).await);
+    // By `sub`: every session of the member bound to it, from this provider.
+    let by_sub =
+        app.provider
+            .logout_token(&app.key, CLIENT_ID, app.now(), json!({"sub": "ana-sub"}));
+    assert_eq!(backchannel(&app, &by_sub).await.status(), 200);
+    assert!(!live(&app, &second).await);
+    let mut conn = app.database.conn().expect("conn");
+    let logged = idgate::db::audit::list_events(&mut conn, 0).expect("log");
+    assert_eq!(
+        logged
+            .iter()
+            .filter(|e| e.event == "backchannel_logout" && e.outcome == "success")
+            .count(),
+        2
+    );
+}
+
+async fn signing_out_in_a_browser_signs_out_at_the_provider(db: TestDb) {
+    let app = spawn_signin_app(db).await;
+    app.add_member("ana@example.org");
+    app.provider.set_end_session(true);
+    let session = signed_in(&app, "sid-1").await;
+    let response = app
+        .client
+        .post(format!("{}/logout", app.address))
+        .header("Cookie", format!("idgate_session={session}"))
+        .header("Accept", "text/html")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 303);
+    let location = response
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .expect("location");
+    let to = url::Url::parse(location).expect("url");
+    assert_eq!(
+        to.as_str().split('?').next(),
+        Some(format!("{}/end-session", app.provider.url).as_str())
+    );
+    let query: std::collections::HashMap<String, String> = to.query_pairs().into_owned().collect();
+    assert!(query["id_token_hint"].split('.').count() == 3);
+    assert_eq!(query["client_id"], CLIENT_ID);
+    assert_eq!(
+        query["post_logout_redirect_uri"],
+        format!("{}/signed-out", app.address)
+    );
+    assert!(!query["state"].is_empty());
+    assert_eq!(
+        app.get_with_session("/session", &session).await.status(),
+        401
+    );
+    // The page the provider sends people back to.
+    let back = app
+        .client
+        .get(format!("{}/signed-out", app.address))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(back.status(), 200);
+    assert!(back.text().await.expect("page").contains("signed out"));
+    // A JSON client gets the usual answer, no redirect.
+    let session = signed_in(&app, "sid-2").await;
+    let json_logout = app
+        .client
+        .post(format!("{}/logout", app.address))
+        .header("Cookie", format!("idgate_session={session}"))
+        .header("Accept", "application/json")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(json_logout.status(), 200);
+}
+
+async fn front_channel_logout_ends_the_provider_session(db: TestDb) {
+    let app = spawn_signin_app(db).await;
+    app.add_member("ana@example.org");
+    let session = signed_in(&app, "sid-9").await;
+    let other = signed_in(&app, "sid-10").await;
+    let iss = url::form_urlencoded::byte_serialize(app.provider.url.as_bytes()).collect::<String>();
+    let response = app
+        .client
+        .get(format!(
+            "{}/frontchannel-logout?iss={iss}&sid=sid-9",
+            app.address
+        ))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 200);
+    let policy = response
+        .headers()
+        .get("content-security-policy")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        policy.contains(&format!("frame-ancestors {}", app.provider.url)),
+        "{policy}"
+    );
+    assert!(response.headers().get("x-frame-options").is_none());
+    assert_eq!(
+        app.get_with_session("/session", &session).await.status(),
+        401
+    );
+    assert!(live(&app, &other).await);
+}
+
+/// Two instances on one PostgreSQL database, each with the session cache on: a back-channel
+/// logout received by one ends the session on the other within the cache's time.
+#[tokio::test]
+async fn a_back_channel_logout_on_one_instance_ends_the_session_on_another() {
+    let Some(db) = TestDb::postgres() else {
+        return;
+    };
+    let key = TestKey::rsa("rsa1", "rsa1");
+    let provider = MockProvider::start(vec![key.clone()]).await;
+    let yaml = db.dir.path().join("identity.yaml");
+    std::fs::write(&yaml, signin_config(&provider.url)).expect("config");
+    let now = idgate::clock::unix_now();
+    let start = || {
+        let clock = ManualClock::starting_at(now);
+        let settings = Settings {
+            config_path: yaml.clone(),
+            listen: "127.0.0.1:0".into(),
+            database_url: db.url.clone(),
+            ..Settings::default()
+        };
+        assert_eq!(settings.cookie.cache_secs, 2, "the session cache is on");
+        let config = idgate::identity::load(&yaml).expect("config");
+        let app = Application::build_with(settings, config, db.open(), Arc::new(clock.clone()))
+            .expect("app");
+        let address = format!("http://127.0.0.1:{}", app.port());
+        tokio::spawn(app.run_until_stopped());
+        (address, clock)
+    };
+    let ((a, _), (b, b_clock)) = (start(), start());
+    {
+        let database = db.open();
+        let mut conn = database.conn().expect("conn");
+        let new = idgate::members::NewMember {
+            email: idgate::members::Email::parse("ana@example.org").expect("email"),
+            username: None,
+            firstname: String::new(),
+            surname: String::new(),
+            status: idgate::members::MemberStatus::Activated,
+            admin: false,
+        };
+        idgate::db::members::insert_member(&mut conn, &new, now).expect("member");
+    }
+    let client = reqwest::Client::new();
+    let mut claims = provider.claims("ana@example.org", now);
+    claims["sid"] = json!("sid-b");
+    let login = client
+        .post(format!("{b}/authenticate"))
+        .form(&[
+            ("action", "login"),
+            ("id_token", &provider.token(&key, &claims)),
+        ])
+        .send()
+        .await
+        .expect("login");
+    let session = session_cookie(&login).expect("cookie").0;
+    let auth = |base: &str| {
+        client
+            .get(format!("{base}/auth"))
+            .header("Cookie", format!("idgate_session={session}"))
+            .send()
+    };
+    // B has the session in its cache.
+    assert_eq!(auth(&b).await.expect("auth").status(), 200);
+    let token = provider.logout_token(&key, CLIENT_ID, now, json!({"sid": "sid-b"}));
+    let ended = client
+        .post(format!("{a}/backchannel-logout"))
+        .form(&[("logout_token", token.as_str())])
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(ended.status(), 200);
+    // Within the cache's 2 seconds (well inside 5), B no longer trusts the session.
+    b_clock.advance(2);
+    assert_eq!(auth(&b).await.expect("auth").status(), 401);
+}
+
+/// A reload without a provider ends that provider's sessions and unused codes; others live on.
+async fn a_reload_ends_what_it_no_longer_allows(db: TestDb) {
+    let app = spawn_signin_app(db).await;
+    app.add_member("ana@example.org");
+    let mock_session = signed_in(&app, "sid-1").await;
+    // A session and a code through `strict` (same issuer, another client).
+    let mut claims = app.provider.claims("ana@example.org", app.now());
+    claims["aud"] = json!("strict-client");
+    claims["sub"] = json!("ana-sub");
+    let strict_token = app.provider.token(&app.key, &claims);
+    let strict = app.login(&strict_token).await;
+    assert_eq!(strict.status(), 200);
+    let strict_session = session_cookie(&strict).expect("cookie").0;
+    claims["jti"] = json!("another");
+    let code_answer = app
+        .client
+        .post(format!("{}/authenticate", app.address))
+        .form(&[
+            ("action", "code"),
+            ("id_token", app.provider.token(&app.key, &claims).as_str()),
+            ("client_id", "0123456789abcdef"),
+        ])
+        .send()
+        .await
+        .expect("send");
+    let code: Value = code_answer.json().await.expect("json");
+    let code = code["authCode"].as_str().expect("code").to_string();
+    // The configuration without `strict`.
+    let yaml = app.db.dir.path().join("identity.yaml");
+    let text = std::fs::read_to_string(&yaml).expect("read");
+    let start = text.find("  - id: strict").expect("strict");
+    let end = text[start..].find("  - id: other").expect("other") + start;
+    std::fs::write(&yaml, format!("{}{}", &text[..start], &text[end..])).expect("write");
+    let state = crate::hardening::app_state(&app);
+    let event = idgate::audit::SecurityEvent::new(
+        idgate::audit::Event::ConfigReload,
+        idgate::audit::Outcome::Failure,
+        "reload".into(),
+    );
+    // The running app's own reload: through its endpoint needs an administrator, so the state
+    // the app shares the database with reloads, and the database decides.
+    idgate::reload::reload(&state, event)
+        .await
+        .expect("reloaded");
+    assert!(!live(&app, &strict_session).await);
+    assert!(live(&app, &mock_session).await);
+    let redeemed = app
+        .client
+        .post(format!("{}/authenticate", app.address))
+        .form(&[("action", "login"), ("auth_code", code.as_str())])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(redeemed.status(), 401, "the code is gone");
+    let mut conn = app.database.conn().expect("conn");
+    let logged = idgate::db::audit::list_events(&mut conn, 0).expect("log");
+    assert!(
+        logged
+            .iter()
+            .any(|e| e.event == "config_revoked"
+                && e.reason.as_deref() == Some("1 sessions, 1 codes")),
+        "{logged:?}"
+    );
+}
+
+crate::helpers::async_on_both_backends!(
+    every_refused_logout_token_leaves_the_session_alive,
+    a_logout_token_ends_the_sessions_it_names,
+    signing_out_in_a_browser_signs_out_at_the_provider,
+    front_channel_logout_ends_the_provider_session,
+    a_reload_ends_what_it_no_longer_allows,
+);
