@@ -57,7 +57,7 @@ async fn every_refused_logout_token_leaves_the_session_alive(db: TestDb) {
         ),
         ("neither sid nor sub", token(json!({}))),
         ("no jti", token(json!({"sid": "sid-1", "jti": null}))),
-        ("the jti again", replayed.replace("sid-other", "sid-other")),
+        ("the jti again", replayed.clone()),
         (
             "another audience",
             app.provider
