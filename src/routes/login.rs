@@ -387,17 +387,29 @@ async fn home(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRespon
     else {
         return Ok(render::see_other("/login").finish());
     };
-    let config = state.config.load();
-    let provider = config
-        .provider(&session.provider)
-        .map_or(session.provider.as_str(), |p| p.title.as_str());
+    let config = state.config.load_full();
+    let provider = config.provider(&session.provider);
+    let title = provider.map_or(session.provider.as_str(), |p| p.title.as_str());
+    // Its sign-out button may go on to the provider's end-session endpoint.
+    let mut end_session = None;
+    if let Some(provider) = provider.filter(|p| p.provider_logout)
+        && let Ok(keys) = state.keys.keys(provider).await
+    {
+        end_session = keys
+            .metadata
+            .end_session_endpoint
+            .as_deref()
+            .and_then(|e| url::Url::parse(e).ok())
+            .map(|u| u.origin().ascii_serialization());
+    }
     let mut builder = HttpResponse::Ok();
     builder.insert_header(("Cache-Control", "no-store"));
-    Ok(render::page(
+    Ok(render::page_with_form_targets(
         builder,
         &HomePage {
             email: &session.member.email,
-            provider,
+            provider: title,
         },
+        end_session.as_deref(),
     ))
 }

@@ -215,14 +215,30 @@ pub fn see_other(target: &str) -> HttpResponseBuilder {
 }
 
 /// Renders an HTML page into `builder`.
-pub fn page(mut builder: HttpResponseBuilder, template: &impl Template) -> HttpResponse {
+pub fn page(builder: HttpResponseBuilder, template: &impl Template) -> HttpResponse {
+    page_with_form_targets(builder, template, None)
+}
+
+/// [`page`] whose forms may also lead to `origin` (a sign-out that goes on to the provider:
+/// browsers hold a form's redirects to its `form-action` too).
+pub fn page_with_form_targets(
+    mut builder: HttpResponseBuilder,
+    template: &impl Template,
+    origin: Option<&str>,
+) -> HttpResponse {
+    let form_action = match origin {
+        Some(origin) => format!("'self' {origin}"),
+        None => "'self'".to_string(),
+    };
     match template.render() {
         Ok(body) => builder
             .insert_header((CONTENT_TYPE, "text/html; charset=utf-8"))
             .insert_header(("X-Frame-Options", "DENY"))
             .insert_header((
                 "Content-Security-Policy",
-                "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+                format!(
+                    "default-src 'none'; style-src 'unsafe-inline'; form-action {form_action}; frame-ancestors 'none'"
+                ),
             ))
             .body(body),
         Err(e) => {

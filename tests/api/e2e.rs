@@ -143,12 +143,23 @@ domains:
     url
 }
 
+/// What the browser run does after signing in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Mode {
+    /// Asks idgate who it is.
+    SignIn,
+    /// Expects idgate's error page instead.
+    Refused,
+    /// Signs out through idgate and the provider, then at the provider alone.
+    SignOut { provider: String },
+}
+
 /// Runs the browser script against idgate, signing in with the provider titled `title`, and
-/// returns its report; `refusal` expects idgate's error page at the end.
+/// returns its report.
 async fn browse(
     idgate: String,
     title: &'static str,
-    refusal: bool,
+    mode: Mode,
     screenshot: Option<PathBuf>,
     provider_log: &std::path::Path,
 ) -> Value {
@@ -157,8 +168,14 @@ async fn browse(
         command
             .current_dir(e2e_dir())
             .env("CHROMIUM", chromium())
-            .env("EXPECT_REFUSAL", if refusal { "1" } else { "0" })
-            .args(["browser.mjs", &idgate, title, "ana@example.org"]);
+            .env(
+                "EXPECT_REFUSAL",
+                if mode == Mode::Refused { "1" } else { "0" },
+            );
+        if let Mode::SignOut { provider } = &mode {
+            command.env("SIGN_OUT", "1").env("PROVIDER_URL", provider);
+        }
+        command.args(["browser.mjs", &idgate, title, "ana@example.org"]);
         if let Some(path) = screenshot {
             command.arg(path);
         }
@@ -235,7 +252,7 @@ async fn a_browser_signs_in_at_a_real_provider_with_query_and_form_post() {
             ("E2E Default Claims", "e2e-default"),
         ] {
             let shot = screenshot.clone().filter(|_| id == "e2e");
-            let report = browse(app.clone(), title, false, shot, provider_log.path()).await;
+            let report = browse(app.clone(), title, Mode::SignIn, shot, provider_log.path()).await;
             assert_eq!(report["session"]["status"], 200, "{app} {id}: {report}");
             let body = &report["session"]["body"];
             assert_eq!(body["member"]["email"], "ana@example.org", "{report}");
@@ -251,9 +268,9 @@ async fn a_browser_signs_in_at_a_real_provider_with_query_and_form_post() {
     }
     // With `emailSource: idToken`, the same provider's tokens carry no email: refused.
     let report = browse(
-        query_app,
+        query_app.clone(),
         "E2E ID Token Only",
-        true,
+        Mode::Refused,
         None,
         provider_log.path(),
     )
@@ -276,6 +293,51 @@ async fn a_browser_signs_in_at_a_real_provider_with_query_and_form_post() {
             && e.provider.as_deref() == Some("e2e-default")
             && e.email_source.as_deref() == Some("userinfo")),
         "{from_userinfo:?}"
+    );
+    // Signing out at the provider too (its end-session page, back to /signed-out), and a
+    // back-channel logout the provider sends by itself.
+    let report = browse(
+        query_app,
+        "E2E Provider",
+        Mode::SignOut {
+            provider: provider_url.clone(),
+        },
+        None,
+        provider_log.path(),
+    )
+    .await;
+    assert!(
+        report["signedOut"]["url"]
+            .as_str()
+            .and_then(|u| url::Url::parse(u).ok())
+            .is_some_and(|u| u.path() == "/signed-out"),
+        "{report}"
+    );
+    assert!(
+        report["signedOut"]["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("signed out")),
+        "{report}"
+    );
+    let logged = idgate::db::audit::list_events(&mut query_db.open().conn().expect("conn"), 0)
+        .expect("security log");
+    let logouts: Vec<_> = logged
+        .iter()
+        .filter(|e| e.event.contains("logout"))
+        .collect();
+    assert_eq!(report["afterRpLogout"], 401, "{report}");
+    assert_eq!(report["beforeBackchannel"], 200, "{report}");
+    assert_eq!(
+        report["afterBackchannel"],
+        401,
+        "{report} {logouts:?}\nthe provider said:\n{}",
+        std::fs::read_to_string(provider_log.path()).unwrap_or_default()
+    );
+    assert!(
+        logged
+            .iter()
+            .any(|e| e.event == "backchannel_logout" && e.outcome == "success"),
+        "{logged:?}"
     );
     drop(provider);
 }

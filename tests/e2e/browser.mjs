@@ -5,6 +5,9 @@
 //   node browser.mjs IDGATE_URL PROVIDER_TITLE LOGIN [SCREENSHOT.png]
 //
 // With EXPECT_REFUSAL=1 the run ends on idgate's error page instead, and prints its heading.
+// With SIGN_OUT=1 (and PROVIDER_URL) it then signs out through idgate and the provider's
+// end-session page back to idgate's /signed-out, signs in again, signs out at the provider
+// alone, and reports whether idgate's session survived the provider's back-channel logout.
 import { chromium } from 'playwright-core';
 
 const [idgate, title, login, screenshot] = process.argv.slice(2);
@@ -32,6 +35,40 @@ try {
   await page.getByText(login).waitFor();
   if (screenshot) {
     await page.screenshot({ path: screenshot });
+  }
+  if (process.env.SIGN_OUT === '1') {
+    // idgate's sign-out button, then the provider's end-session page, back to idgate.
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByRole('button', { name: 'Yes, sign me out' }).click();
+    await page.waitForURL((url) => url.pathname === "/signed-out");
+    const signedOut = { url: page.url(), text: await page.locator('body').innerText() };
+    const afterRpLogout = (await page.goto(`${idgate}/session`)).status();
+    // Signed in again, then signed out at the provider alone: its back-channel logout.
+    await page.goto(`${idgate}/login`);
+    await page.getByRole('link', { name: title }).click();
+    await page.locator('input[name="login"]').fill(login);
+    await page.locator('input[name="password"]').fill('any password');
+    await page.getByRole('button', { name: 'Sign-in' }).click();
+    const consent = page.getByRole('button', { name: 'Continue' });
+    await Promise.race([page.waitForURL(`${idgate}/`), consent.waitFor()]);
+    if (!page.url().startsWith(`${idgate}/`) || page.url() !== `${idgate}/`) {
+      await consent.click();
+      await page.waitForURL(`${idgate}/`);
+    }
+    const beforeBackchannel = (await page.goto(`${idgate}/session`)).status();
+    await page.goto(`${process.env.PROVIDER_URL}/session/end`);
+    await page.getByRole('button', { name: 'Yes, sign me out' }).click();
+    await page.waitForLoadState();
+    // The provider has sent its back-channel logout before answering; asked a few times all
+    // the same, for the session cache's seconds.
+    let afterBackchannel = 0;
+    for (let i = 0; i < 10; i += 1) {
+      afterBackchannel = (await page.goto(`${idgate}/session`)).status();
+      if (afterBackchannel === 401) break;
+      await page.waitForTimeout(500);
+    }
+    console.log(JSON.stringify({ signedOut, afterRpLogout, beforeBackchannel, afterBackchannel }));
+    process.exit(0);
   }
   // The browser itself asks who it is, with the cookie idgate set.
   const response = await page.goto(`${idgate}/session`);

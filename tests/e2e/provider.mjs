@@ -15,10 +15,16 @@ if (!port || !defaultPort || !secret || redirectUris.length === 0) {
   process.exit(2);
 }
 
+// Each idgate (its base is the redirect URI without /callback) may be sent back there after a
+// sign-out at the provider; the first one also receives the provider's back-channel logouts.
+const bases = redirectUris.map((uri) => uri.replace(/\/callback$/, ''));
 const client = (id) => ({
   client_id: id,
   client_secret: secret,
   redirect_uris: redirectUris,
+  post_logout_redirect_uris: bases.map((base) => `${base}/signed-out`),
+  backchannel_logout_uri: `${bases[0]}/backchannel-logout`,
+  backchannel_logout_session_required: true,
   response_types: ['code'],
   grant_types: ['authorization_code'],
   token_endpoint_auth_method: 'client_secret_basic',
@@ -36,7 +42,17 @@ const common = {
   },
   claims: { openid: ['sub'], email: ['email', 'email_verified'] },
   pkce: { required: () => true },
-  features: { devInteractions: { enabled: true } },
+  // The test's idgate listens on 127.0.0.1, which oidc-provider's outgoing requests (the
+  // back-channel logout) refuse by default as a special-use address.
+  fetch: (url, options) => {
+    const { dispatcher, ...rest } = options;
+    return globalThis.fetch(url, rest);
+  },
+  features: {
+    devInteractions: { enabled: true },
+    rpInitiatedLogout: { enabled: true },
+    backchannelLogout: { enabled: true },
+  },
   cookies: { keys: ['idgate-e2e-test-only-cookie-key'] },
 };
 
@@ -51,6 +67,12 @@ const atUserinfo = new Provider(`http://127.0.0.1:${defaultPort}`, {
   ...common,
   clients: [client('idgate-e2e'), client('idgate-e2e-idtoken')],
 });
+
+for (const provider of [inToken, atUserinfo]) {
+  provider.on('backchannel.error', (ctx, err, client) => {
+    console.error(`back-channel logout to ${client.clientId} (${client.backchannelLogoutUri}) failed: ${err} ${err.cause}`);
+  });
+}
 
 let listening = 0;
 for (const [provider, at] of [[inToken, port], [atUserinfo, defaultPort]]) {
