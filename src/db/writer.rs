@@ -487,6 +487,66 @@ mod tests {
         assert_eq!(stored + refused, super::MAX_QUEUE + extra);
     }
 
+    /// A database that fills up (here: SQLite's page limit, as a full disk would) fails the
+    /// write, the WAL is given back at once (truncated), and once there is room again writes
+    /// succeed without waiting for an automatic checkpoint.
+    #[tokio::test]
+    async fn a_full_database_truncates_the_wal_and_writes_resume_when_there_is_room() {
+        let (dir, db) = open();
+        let wal = dir.path().join("w.db-wal");
+        let pages: i64 = db
+            .write(|conn| {
+                #[derive(diesel::QueryableByName)]
+                struct Count {
+                    #[diesel(sql_type = diesel::sql_types::BigInt)]
+                    page_count: i64,
+                }
+                let count: Count = diesel::sql_query("PRAGMA page_count")
+                    .get_result(conn)
+                    .map_err(DbError::Query)?;
+                diesel::connection::SimpleConnection::batch_execute(
+                    conn,
+                    &format!("PRAGMA max_page_count = {}", count.page_count + 2),
+                )
+                .map_err(DbError::Query)?;
+                Ok::<_, StoreError>(count.page_count)
+            })
+            .await
+            .expect("the page limit");
+        assert!(pages > 0);
+        let big = "x".repeat(3000);
+        let mut full = None;
+        for i in 0..100 {
+            let key = format!("{big}{i}");
+            if let Err(error) = db.write(move |conn| remember_token(conn, &key, 1)).await {
+                full = Some(error);
+                break;
+            }
+        }
+        let error = full.expect("the database filled up");
+        // SQLite ends the whole transaction on a full database: nothing of the batch is stored.
+        assert!(
+            matches!(error, StoreError::Db(DbError::Unavailable(_))),
+            "{error}"
+        );
+        assert_eq!(
+            std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0),
+            0,
+            "the WAL was truncated"
+        );
+        // Room again: the next write succeeds.
+        db.write(|conn| {
+            diesel::connection::SimpleConnection::batch_execute(
+                conn,
+                "PRAGMA max_page_count = 1073741823",
+            )
+            .map_err(DbError::Query)?;
+            remember_token(conn, "after", 1)
+        })
+        .await
+        .expect("written once there is room");
+    }
+
     /// A job that panics (a bug) fails its batch (here itself alone): its caller is answered
     /// with an error, nothing is stored, and later writes still work.
     #[tokio::test]
