@@ -179,7 +179,10 @@ async fn reload_on_sighup(state: web::Data<AppState>) {
 /// Every minute, removes timed-out sessions, used tokens past their expiry, unfinished login
 /// flows, unredeemed authentication codes and security-log rows older than `securityLogDays`.
 async fn purge_expired(state: web::Data<AppState>) {
-    let mut ticks = tokio::time::interval(std::time::Duration::from_secs(60));
+    // The first purge a minute after the start, not while the service (or an operator's
+    // command) is still setting up.
+    let every = std::time::Duration::from_secs(60);
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     loop {
         ticks.tick().await;
         match state.purge_expired().await {

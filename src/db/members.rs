@@ -164,7 +164,7 @@ pub fn insert_member(
         .username
         .clone()
         .unwrap_or_else(|| new.email.normalized().to_string());
-    conn.transaction(|conn| {
+    super::write_transaction(conn, |conn| {
         if find_member_by_email(conn, &new.email)?.is_some() {
             return Err(StoreError::DuplicateEmail(new.email.to_string()));
         }
@@ -199,7 +199,7 @@ pub fn set_locked(
     locked: bool,
     now: i64,
 ) -> Result<Option<Member>, StoreError> {
-    conn.transaction(|conn| {
+    super::write_transaction(conn, |conn| {
         let changed = diesel::update(members::table)
             .filter(members::email_normalized.eq(email.normalized()))
             .set((members::locked.eq(locked), members::updated_at.eq(now)))
@@ -217,7 +217,7 @@ pub fn set_locked(
 
 /// Removes a member and their bindings; false when there was no such member.
 pub fn remove_member(conn: &mut AnyConnection, email: &Email) -> Result<bool, StoreError> {
-    conn.transaction(|conn| {
+    super::write_transaction(conn, |conn| {
         let Some(member) = lock_member_by_email(conn, email)? else {
             return Ok(false);
         };
@@ -346,7 +346,7 @@ pub fn unbind(
     email: &Email,
     which: Unbind<'_>,
 ) -> Result<Option<usize>, StoreError> {
-    conn.transaction(|conn| {
+    super::write_transaction(conn, |conn| {
         // Waits for a sign-in of this member in progress, whose session then ends here too.
         let Some(member) = lock_member_by_email(conn, email)? else {
             return Ok(None);
@@ -550,7 +550,7 @@ pub fn import(
     rows: &[ImportRow],
     now: i64,
 ) -> Result<ImportSummary, ImportError> {
-    super::transaction(conn, |conn| {
+    super::write_transaction(conn, |conn| {
         let mut summary = ImportSummary::default();
         let mut errors = Vec::new();
         for row in rows {

@@ -333,6 +333,41 @@ where
     }
 }
 
+/// [`transaction`] that, as the outermost transaction of an SQLite connection, takes SQLite's
+/// write lock at its start (`BEGIN IMMEDIATE`): a transaction that reads and then writes would
+/// otherwise fail at once ("database is locked") when another connection wrote meanwhile, since
+/// SQLite cannot turn its read into a write. The command line's and the pool's writes use it.
+pub fn write_transaction<T, E>(
+    conn: &mut AnyConnection,
+    work: impl FnOnce(&mut AnyConnection) -> Result<T, E>,
+) -> Result<T, E>
+where
+    E: From<StoreError>,
+{
+    use diesel::connection::TransactionManager as _;
+    let outermost = matches!(
+        AnyConnection::transaction_manager_status_mut(conn).transaction_depth(),
+        Ok(None)
+    );
+    if !outermost || matches!(conn, AnyConnection::Postgresql(_)) {
+        return transaction(conn, work);
+    }
+    writer::begin_immediate(conn).map_err(StoreError::from)?;
+    match work(conn) {
+        Ok(value) => match AnyConnection::commit_transaction(conn) {
+            Ok(()) => Ok(value),
+            Err(error) => {
+                let _ = AnyConnection::rollback_transaction(conn);
+                Err(StoreError::from(error).into())
+            }
+        },
+        Err(error) => {
+            let _ = AnyConnection::rollback_transaction(conn);
+            Err(error)
+        }
+    }
+}
+
 /// Locks a member's row until the end of the transaction, and reads it again under the lock,
 /// so that a concurrent lock, unbind or removal either comes before the caller (and is seen)
 /// or after it. On SQLite the writer's `BEGIN IMMEDIATE` already holds the database's write

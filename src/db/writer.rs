@@ -217,7 +217,7 @@ fn is_in_batch(conn: &mut AnyConnection) -> bool {
 
 /// `BEGIN IMMEDIATE`: the write lock is taken at once (waiting up to `busy_timeout` for another
 /// process), so no job can fail later for want of it.
-fn begin_immediate(conn: &mut AnyConnection) -> diesel::QueryResult<()> {
+pub(super) fn begin_immediate(conn: &mut AnyConnection) -> diesel::QueryResult<()> {
     match conn {
         AnyConnection::Sqlite(c) => {
             AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")

@@ -26,7 +26,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::post().to(authenticate))
             .route(web::method(Method::OPTIONS).to(preflight)),
     )
-    .service(web::resource("/logout").route(web::post().to(logout)))
+    .service(
+        web::resource("/logout")
+            .route(web::post().to(logout))
+            .route(web::get().to(logout_page)),
+    )
     .service(web::resource("/signed-out").route(web::get().to(signed_out)));
 }
 
@@ -218,6 +222,17 @@ async fn redeem(
     Ok(render::see_other(&target)
         .cookie(new_session(req, state, signed_in.session_id))
         .finish())
+}
+
+#[derive(askama::Template)]
+#[template(path = "logout.html")]
+struct LogoutPage;
+
+/// `GET /logout`: a page with a sign-out button (a link may show it; only its POST signs out).
+async fn logout_page() -> HttpResponse {
+    let mut builder = HttpResponse::Ok();
+    builder.insert_header(("Cache-Control", "no-store"));
+    render::page(builder, &LogoutPage)
 }
 
 /// `GET /signed-out`: where the provider sends people back after signing them out.

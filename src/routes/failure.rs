@@ -148,11 +148,14 @@ impl Failure {
                 "Too many attempts",
                 "Too many sign-in attempts came from your network. Please wait a moment and try again.",
             ),
+            Failure::NotFound => (
+                "Page not found",
+                "There is nothing at this address. Check the link, or start again from the sign-in page.",
+            ),
             Failure::MissingParameter
             | Failure::DuplicateParameter
             | Failure::UnknownAction
             | Failure::TokenInUrl
-            | Failure::NotFound
             | Failure::Csrf
             | Failure::Forbidden
             | Failure::InvalidConfig
@@ -184,6 +187,9 @@ pub struct Refusal {
     removal: Option<Cookie<'static>>,
     /// Seconds to wait, for `Retry-After`.
     retry_after: Option<u64>,
+    /// The account a member or policy rule refused (the email the provider asserted), and where
+    /// to sign in with another one.
+    account: Option<(String, Option<String>)>,
 }
 
 impl From<Failure> for Refusal {
@@ -197,6 +203,7 @@ impl From<Failure> for Refusal {
             problems: Vec::new(),
             removal: None,
             retry_after: None,
+            account: None,
         }
     }
 }
@@ -211,7 +218,15 @@ impl From<Reason> for Refusal {
 impl From<SignInError> for Refusal {
     fn from(error: SignInError) -> Self {
         let (failure, incident) = match error {
-            SignInError::Refused { reason, incident } => (Failure::Refused(reason), incident),
+            SignInError::Refused {
+                reason,
+                incident,
+                email,
+            } => {
+                let mut refusal = Refusal::from(Failure::Refused(reason)).incident(incident);
+                refusal.account = email.map(|email| (email, None));
+                return refusal;
+            }
             SignInError::Unavailable { incident } => (Failure::Unavailable, incident),
             SignInError::RateLimited {
                 incident,
@@ -284,6 +299,14 @@ impl Refusal {
         self
     }
 
+    /// Where a person refused for the account they signed in with may choose another.
+    pub fn another_account_at(mut self, href: String) -> Self {
+        if let Some((_, link)) = &mut self.account {
+            *link = Some(href);
+        }
+        self
+    }
+
     /// A cookie cleared by the answer all the same.
     pub fn clearing(mut self, cookie: Cookie<'static>) -> Self {
         self.removal = Some(cookie);
@@ -349,7 +372,12 @@ impl ResponseError for Refusal {
     fn error_response(&self) -> HttpResponse {
         let incident = self.incident.clone().unwrap_or_else(new_incident_id);
         let format = self.format.unwrap_or(Format::Json);
-        let mut response = render::failure(format, self.failure, &incident, &self.problems);
+        let mut response = match (&self.account, format) {
+            (Some((email, Some(href))), Format::Html) => {
+                render::refused_account(self.failure, &incident, email, href)
+            }
+            _ => render::failure(format, self.failure, &incident, &self.problems),
+        };
         if let Some(removal) = &self.removal {
             let _ = response.add_cookie(removal);
         }

@@ -372,7 +372,17 @@ async fn finish_flow(
         provider: Some(&flow.provider),
         access_token: tokens.access_token.as_deref(),
     };
-    let signed_in = signin::sign_in(state, &tokens.id_token, expected, &attempt).await?;
+    let another_account = {
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        query.append_pair("prompt", "select_account");
+        if let Some(redirect) = &flow.redirect {
+            query.append_pair("redirect", redirect);
+        }
+        format!("/login/{}?{}", flow.provider, query.finish())
+    };
+    let signed_in = signin::sign_in(state, &tokens.id_token, expected, &attempt)
+        .await
+        .map_err(|error| Refusal::from(error).another_account_at(another_account))?;
     let target = flow.redirect.unwrap_or_else(|| "/".into());
     Ok(render::see_other(&target)
         .cookie(new_session(req, state, signed_in.session_id))

@@ -14,14 +14,22 @@ pub mod render;
 pub mod request;
 mod session;
 
-use actix_web::web;
+use actix_web::{HttpRequest, web};
 
-/// Every resource of the service.
+use failure::{Failure, Refusal};
+use render::Format;
+
+/// Every resource of the service; anything else is not found (a page for browsers).
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.configure(health::configure)
+    cfg.default_service(web::to(not_found))
+        .configure(health::configure)
         .configure(authenticate::configure)
         .configure(session::configure)
         .configure(login::configure)
         .configure(config::configure)
         .configure(provider_logout::configure);
+}
+
+async fn not_found(req: HttpRequest) -> Result<actix_web::HttpResponse, Refusal> {
+    Err(Refusal::from(Failure::NotFound).format(Format::of(&req)))
 }

@@ -86,6 +86,30 @@ struct ErrorPage<'a> {
 #[template(path = "signed_out.html")]
 struct SignedOutPage;
 
+#[derive(Template)]
+#[template(path = "refused_account.html")]
+struct RefusedAccountPage<'a> {
+    email: &'a str,
+    incident: &'a str,
+    href: &'a str,
+}
+
+/// The page for a person whose account a member or policy rule refused at the end of a browser
+/// sign-in: the email the provider asserted, that this account cannot sign in here, and a link to
+/// sign in with a different account, beside the incident.
+pub fn refused_account(failure: Failure, incident: &str, email: &str, href: &str) -> HttpResponse {
+    let mut builder = HttpResponse::build(failure.status());
+    builder.insert_header(("Cache-Control", "no-store"));
+    page(
+        builder,
+        &RefusedAccountPage {
+            email,
+            incident,
+            href,
+        },
+    )
+}
+
 /// The error answer for `failure`, tied to the security log by `incident`. `problems` (a
 /// refused configuration's, by line) are listed in JSON answers only.
 pub fn failure(

@@ -82,6 +82,9 @@ pub enum SignInError {
     Refused {
         reason: Reason,
         incident: String,
+        /// For a member or policy rule: the email the provider asserted (the person may have
+        /// signed in at the provider with another account than meant).
+        email: Option<String>,
     },
     Unavailable {
         incident: String,
@@ -312,6 +315,7 @@ fn refuse_unstored(mut event: SecurityEvent, error: VerifyError) -> SignInError 
             SignInError::Refused {
                 reason,
                 incident: event.incident,
+                email: None,
             }
         }
         VerifyError::Unavailable(_) => {
@@ -357,6 +361,10 @@ async fn refuse(state: &AppState, mut event: SecurityEvent, error: VerifyError) 
     match error {
         VerifyError::Refused(reason, _) => SignInError::Refused {
             reason,
+            email: (Reason::DomainNotAllowed..=Reason::ApiAccountIp)
+                .contains(&reason)
+                .then(|| event.email.clone())
+                .flatten(),
             incident: event.incident,
         },
         VerifyError::Unavailable(_) => SignInError::Unavailable {

@@ -582,7 +582,77 @@ async fn another_browser_leaves_the_flow_to_the_one_that_started_it(db: TestDb) 
     );
 }
 
+/// A person the member rules refuse at the end of a browser sign-in sees the account the
+/// provider signed in, and may sign in with a different one (not "try again" into the same
+/// refusal).
+async fn a_refused_account_is_named_and_another_may_be_chosen(db: TestDb) {
+    let app = spawn_signin_app(db).await;
+    app.provider.set_user("nobody@example.org", "sub-nobody");
+    let started = start(&app, "/login/mock?redirect=/docs", None).await;
+    let back = authorize(&app, &started).await;
+    let response = callback(&app, &back, &started.flow_cookie).await;
+    assert_eq!(response.status(), 403);
+    let page = response.text().await.expect("page");
+    assert!(page.contains("nobody@example.org"), "{page}");
+    assert!(page.contains("this account cannot sign in here"), "{page}");
+    // `&` escaped in the attribute, as HTML wants.
+    assert!(
+        page.contains(r#"href="/login/mock?prompt=select_account&#38;redirect=%2Fdocs""#),
+        "{page}"
+    );
+    assert!(page.contains("Sign in with a different account"), "{page}");
+    assert!(page.contains("incident"), "{page}");
+    assert!(!page.contains("no_member"), "{page}");
+    // The link asks the provider to let the person choose an account.
+    let again = start(
+        &app,
+        "/login/mock?prompt=select_account&redirect=/docs",
+        None,
+    )
+    .await;
+    assert_eq!(
+        query_param(&again.authorize_url, "prompt").as_deref(),
+        Some("select_account")
+    );
+}
+
+/// Unknown paths are a page for browsers; `GET /logout` a page with a sign-out button.
+async fn browsers_get_pages_for_unknown_paths_and_logout(db: TestDb) {
+    let app = spawn_signin_app(db).await;
+    let get = |path: &'static str, accept: &'static str| {
+        app.client
+            .get(format!("{}{path}", app.address))
+            .header("Accept", accept)
+            .send()
+    };
+    let missing = get("/no/such/page", "text/html").await.expect("send");
+    assert_eq!(missing.status(), 404);
+    assert!(
+        missing
+            .text()
+            .await
+            .expect("page")
+            .contains("Page not found")
+    );
+    let data = get("/no/such/page", "application/json")
+        .await
+        .expect("send");
+    assert_eq!(data.status(), 404);
+    let body: serde_json::Value = data.json().await.expect("json");
+    assert_eq!(body["error"]["id"], "not_found");
+    let logout = get("/logout", "text/html").await.expect("send");
+    assert_eq!(logout.status(), 200);
+    let page = logout.text().await.expect("page");
+    assert!(
+        page.contains(r#"<form method="post" action="/logout">"#),
+        "{page}"
+    );
+    assert!(page.contains("Sign out"), "{page}");
+}
+
 async_on_both_backends!(
+    a_refused_account_is_named_and_another_may_be_chosen,
+    browsers_get_pages_for_unknown_paths_and_logout,
     another_browser_leaves_the_flow_to_the_one_that_started_it,
     the_sign_in_page_lists_every_provider,
     a_person_signs_in_through_the_code_flow_with_pkce,
