@@ -93,18 +93,7 @@ async fn revoke_what_is_no_longer_allowed(
     reload: &SecurityEvent,
 ) {
     let rules = config.clone();
-    let allowed = move |provider: &str, email: &str| {
-        let domain = Email::parse(email).map_or_else(
-            |_| {
-                email
-                    .rsplit_once('@')
-                    .map_or(String::new(), |(_, d)| d.to_ascii_lowercase())
-            },
-            |e| e.domain().to_string(),
-        );
-        rules.provider(provider).is_some()
-            && rules.domains.decide(&domain).allows_provider(provider)
-    };
+    let allowed = move |provider: &str, email: &str| allows(&rules, provider, email);
     let revoked = state
         .db
         .write(move |conn| db::sessions::revoke_disallowed(conn, &allowed))
@@ -132,4 +121,18 @@ async fn revoke_what_is_no_longer_allowed(
             tracing::error!(%error, "cannot end what the new configuration no longer allows")
         }
     }
+}
+
+/// Whether `config` lets a session or code of `provider` for `email` stand: the provider is
+/// configured, and the email's domain signs in through it.
+pub fn allows(config: &IdentityConfig, provider: &str, email: &str) -> bool {
+    let domain = Email::parse(email).map_or_else(
+        |_| {
+            email
+                .rsplit_once('@')
+                .map_or(String::new(), |(_, d)| d.to_ascii_lowercase())
+        },
+        |e| e.domain().to_string(),
+    );
+    config.provider(provider).is_some() && config.domains.decide(&domain).allows_provider(provider)
 }

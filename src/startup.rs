@@ -70,16 +70,30 @@ impl Application {
             })?
             .port();
         let issuers = config.provider_issuers();
+        let allowed = |provider: &str, email: &str| reload::allows(&config, provider, email);
         let checked = db
             .conn()
             .map_err(db::StoreError::from)
             .and_then(|mut conn| {
                 let found = db::members::carry_over_bindings(&mut conn, &issuers)?;
-                Ok((found, db::members::noncanonical_members(&mut conn)?))
+                // What the configuration no longer allows ends at a start as at a reload.
+                let revoked = db::sessions::revoke_disallowed(&mut conn, &allowed)?;
+                Ok((
+                    found,
+                    revoked,
+                    db::members::noncanonical_members(&mut conn)?,
+                ))
             });
         match checked {
-            Ok((found, noncanonical)) => {
+            Ok((found, (sessions, codes), noncanonical)) => {
                 reload::log_carried_over(found);
+                if !sessions.is_empty() || codes > 0 {
+                    tracing::info!(
+                        sessions = sessions.len(),
+                        codes,
+                        "the configuration ended the sessions and codes it no longer allows"
+                    );
+                }
                 for (id, email) in noncanonical {
                     tracing::warn!(
                         member_id = id,

@@ -34,6 +34,8 @@ enum Refused {
     Replayed,
     /// The database failed.
     Store(StoreError),
+    /// The provider's keys could not be had.
+    Unavailable(String),
 }
 
 impl From<StoreError> for Refused {
@@ -72,9 +74,8 @@ async fn backchannel(
             reason.code(),
             detail.map(|d| format!(": {d}")).unwrap_or_default()
         ))),
-        Err(VerifyError::Unavailable(detail)) => Err(Refused::Invalid(format!(
-            "the provider's keys are unavailable: {detail}"
-        ))),
+        // The provider's keys cannot be had: not the token's fault, and the provider may retry.
+        Err(VerifyError::Unavailable(detail)) => Err(Refused::Unavailable(detail)),
     };
     match outcome {
         Ok(ended) => {
@@ -90,6 +91,12 @@ async fn backchannel(
         }
         Err(Refused::Store(error)) => {
             tracing::error!(incident = %event.incident, %error, "back-channel logout failed: database");
+            HttpResponse::ServiceUnavailable()
+                .insert_header(("Cache-Control", "no-store"))
+                .finish()
+        }
+        Err(Refused::Unavailable(detail)) => {
+            tracing::warn!(incident = %event.incident, %detail, "back-channel logout failed: the provider's keys are unavailable");
             HttpResponse::ServiceUnavailable()
                 .insert_header(("Cache-Control", "no-store"))
                 .finish()
@@ -141,9 +148,14 @@ async fn end_sessions(state: &AppState, logout: VerifiedLogout) -> Result<Vec<St
 }
 
 /// `GET /frontchannel-logout?iss=…&sid=…`: ends that provider session's sessions (without
-/// `iss` and `sid`, the browser's own) and answers an empty page the provider may frame.
+/// `iss` and `sid`, the browser's own, unless another site's page asked) and answers an empty
+/// page the provider may frame.
 async fn frontchannel(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let params = Params::parse(&[req.query_string().as_bytes()]).unwrap_or_default();
+    // A parameter given twice names nothing: nothing is ended.
+    let (params, parsed) = match Params::parse(&[req.query_string().as_bytes()]) {
+        Ok(params) => (params, true),
+        Err(_) => (Params::default(), false),
+    };
     let config = state.config.load_full();
     let now = state.clock.now();
     let mut event = request::attempt(&req, &state).event(Event::FrontchannelLogout);
@@ -169,19 +181,23 @@ async fn frontchannel(req: HttpRequest, state: web::Data<AppState>) -> HttpRespo
                 .write(move |conn| db::sessions::delete_provider_session(conn, &issuer, &sid))
                 .await
         }
-        (_, None, None) => match request::session_id(&req, &state) {
-            Some(id) => {
-                let id_hash = hash_id(&id);
-                let ended = id_hash.clone();
-                state
-                    .db
-                    .write(move |conn| db::sessions::delete_session(conn, &id_hash))
-                    .await
-                    .map(|gone| if gone { vec![ended] } else { Vec::new() })
+        // The browser's own session: only when no other site's page asked (a link elsewhere
+        // must not sign people out).
+        (_, None, None) if parsed && request::is_sign_out_from_trusted_page(&req, &state) => {
+            match request::session_id(&req, &state) {
+                Some(id) => {
+                    let id_hash = hash_id(&id);
+                    let ended = id_hash.clone();
+                    state
+                        .db
+                        .write(move |conn| db::sessions::delete_session(conn, &id_hash))
+                        .await
+                        .map(|gone| if gone { vec![ended] } else { Vec::new() })
+                }
+                None => Ok(Vec::new()),
             }
-            None => Ok(Vec::new()),
-        },
-        // An issuer idgate does not know, or half of the pair: nothing to end.
+        }
+        // An issuer idgate does not know, half of the pair, or another site's page: nothing.
         _ => Ok(Vec::new()),
     };
     match &ended {
