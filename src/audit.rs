@@ -14,6 +14,9 @@ pub enum Event {
     ConfigReload,
     /// An administrator locked, unlocked, unbound or removed a member, or revoked sessions
     /// (the command line).
+    MemberAdded,
+    MembersImported,
+    MemberChanged,
     MemberLocked,
     MemberUnlocked,
     MemberUnbound,
@@ -38,6 +41,9 @@ impl Event {
             Event::CodeRedeemed => "code_redeemed",
             Event::ConfigReload => "config_reload",
             Event::Bearer => "bearer",
+            Event::MemberAdded => "member_added",
+            Event::MembersImported => "members_imported",
+            Event::MemberChanged => "member_changed",
             Event::MemberLocked => "member_locked",
             Event::MemberUnlocked => "member_unlocked",
             Event::MemberUnbound => "member_unbound",

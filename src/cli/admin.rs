@@ -19,19 +19,23 @@ pub(super) fn sessions_command(cmd: SessionsCommand, database_url: &str) -> Resu
                 db::sessions::list_sessions(conn, member).map_err(|e| e.to_string())
             })?;
             if !json {
-                println!(
+                out!(
                     "{:<16} {:<32} {:<12} {:<20} {:<20} EXPIRES",
-                    "HANDLE", "EMAIL", "PROVIDER", "CREATED", "LAST SEEN"
+                    "HANDLE",
+                    "EMAIL",
+                    "PROVIDER",
+                    "CREATED",
+                    "LAST SEEN"
                 );
             }
             for s in &all {
                 if json {
                     match serde_json::to_string(s) {
-                        Ok(text) => println!("{text}"),
+                        Ok(text) => out!("{text}"),
                         Err(e) => eprintln!("idgate: cannot print session {}: {e}", s.handle),
                     }
                 } else {
-                    println!(
+                    out!(
                         "{:<16} {:<32} {:<12} {:<20} {:<20} {}",
                         s.handle,
                         s.email,
@@ -44,19 +48,36 @@ pub(super) fn sessions_command(cmd: SessionsCommand, database_url: &str) -> Resu
             }
             Ok(())
         }
-        SessionsCommand::Revoke { handle, member } => with_conn(database_url, |conn| {
+        SessionsCommand::Revoke {
+            handle,
+            member,
+            provider,
+        } => with_conn(database_url, |conn| {
+            if let Some(provider) = provider {
+                let ended = db::sessions::delete_sessions_through(conn, &provider)
+                    .map_err(|e| e.to_string())?;
+                record(
+                    conn,
+                    audit::Event::SessionsRevoked,
+                    "",
+                    None,
+                    Some(&provider),
+                )?;
+                out!("revoked {ended} session(s) signed in through {provider}");
+                return Ok(());
+            }
             if let Some(member) = member {
                 let id = member_id(conn, &member)?;
                 let ended =
                     db::sessions::delete_member_sessions(conn, id).map_err(|e| e.to_string())?;
                 record(conn, audit::Event::SessionsRevoked, &member, Some(id), None)?;
-                println!("revoked {ended} session(s) of {member}");
+                out!("revoked {ended} session(s) of {member}");
                 return Ok(());
             }
             let handle = handle.unwrap_or_default();
             if db::sessions::revoke_by_handle(conn, &handle).map_err(|e| e.to_string())? {
                 record(conn, audit::Event::SessionsRevoked, "", None, None)?;
-                println!("revoked session {handle}");
+                out!("revoked session {handle}");
                 Ok(())
             } else {
                 Err(format!("no session with the handle {handle}"))
@@ -75,13 +96,13 @@ pub(super) fn audit_log(args: AuditArgs, database_url: &str) -> Result<(), Strin
     for e in &events {
         if args.json {
             match serde_json::to_string(e) {
-                Ok(text) => println!("{text}"),
+                Ok(text) => out!("{text}"),
                 Err(err) => eprintln!("idgate: cannot print event {}: {err}", e.id),
             }
             continue;
         }
         let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
-        println!(
+        out!(
             "{} {:<13} {:<7} {:<20} provider={} email={} member={} ip={} incident={} agent={:?}",
             rfc3339(e.at),
             e.event,

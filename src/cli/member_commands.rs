@@ -22,9 +22,60 @@ pub(super) fn members(cmd: MembersCommand, database_url: &str) -> Result<(), Str
                 admin: args.admin,
             };
             let member = with_conn(database_url, |conn| {
-                db::members::insert_member(conn, &new, now).map_err(|e| e.to_string())
+                let member =
+                    db::members::insert_member(conn, &new, now).map_err(|e| e.to_string())?;
+                record(
+                    conn,
+                    audit::Event::MemberAdded,
+                    &member.email,
+                    Some(member.id),
+                    None,
+                )?;
+                Ok(member)
             })?;
-            println!("added member {} <{}>", member.id, member.email);
+            out!("added member {} <{}>", member.id, member.email);
+            Ok(())
+        }
+        MembersCommand::Set(args) => {
+            let address = email(&args.email)?;
+            let status = args.status.as_deref().map(str::parse).transpose()?;
+            if let Some(u) = &args.username {
+                members::check_username(u)?;
+            }
+            for (what, text) in [("first name", &args.firstname), ("surname", &args.surname)] {
+                if let Some(text) = text {
+                    members::check_text(what, text)?;
+                }
+            }
+            let update = db::members::MemberUpdate {
+                username: args.username,
+                firstname: args.firstname,
+                surname: args.surname,
+                status,
+                admin: match (args.admin, args.no_admin) {
+                    (true, _) => Some(true),
+                    (_, true) => Some(false),
+                    _ => None,
+                },
+            };
+            let member = with_conn(database_url, |conn| {
+                let Some(member) =
+                    db::members::find_member_by_email(conn, &address).map_err(|e| e.to_string())?
+                else {
+                    return Err(format!("no member with the email {address}"));
+                };
+                db::members::update_member(conn, member.id, &update, now)
+                    .map_err(|e| e.to_string())?;
+                record(
+                    conn,
+                    audit::Event::MemberChanged,
+                    &member.email,
+                    Some(member.id),
+                    None,
+                )?;
+                Ok(member)
+            })?;
+            out!("changed member {} <{}>", member.id, member.email);
             Ok(())
         }
         MembersCommand::Import { file } => {
@@ -32,12 +83,14 @@ pub(super) fn members(cmd: MembersCommand, database_url: &str) -> Result<(), Str
                 .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
             let rows = import::parse_csv(input).map_err(|errors| bad_rows(&file, &errors))?;
             let summary = with_conn(database_url, |conn| {
-                db::members::import(conn, &rows, now).map_err(|e| match e {
+                let summary = db::members::import(conn, &rows, now).map_err(|e| match e {
                     db::members::ImportError::BadRows(errors) => bad_rows(&file, &errors),
                     other => other.to_string(),
-                })
+                })?;
+                record(conn, audit::Event::MembersImported, "", None, None)?;
+                Ok(summary)
             })?;
-            println!(
+            out!(
                 "imported {}: {} added, {} updated",
                 file.display(),
                 summary.added,
@@ -65,7 +118,7 @@ pub(super) fn members(cmd: MembersCommand, database_url: &str) -> Result<(), Str
                     format!("the configuration says which issuer the provider is on: {e}")
                 })?),
                 Some(id) => {
-                    println!(
+                    out!(
                         "no configuration at {}: only the bindings made through `{id}` are cleared",
                         path.display()
                     );
@@ -106,7 +159,7 @@ pub(super) fn members(cmd: MembersCommand, database_url: &str) -> Result<(), Str
             })?;
             match removed {
                 Some(n) => {
-                    println!("removed {n} binding(s) of {address}");
+                    out!("removed {n} binding(s) of {address}");
                     Ok(())
                 }
                 None => Err(format!("no member with the email {address}")),
@@ -129,7 +182,7 @@ pub(super) fn members(cmd: MembersCommand, database_url: &str) -> Result<(), Str
                 Ok(removed)
             })?;
             if removed {
-                println!("removed member {address}");
+                out!("removed member {address}");
                 Ok(())
             } else {
                 Err(format!("no member with the email {address}"))
@@ -173,7 +226,7 @@ fn set_locked(database_url: &str, text: &str, locked: bool, now: i64) -> Result<
     })?;
     match member {
         Some(m) => {
-            println!("{} {}", if locked { "locked" } else { "unlocked" }, m.email);
+            out!("{} {}", if locked { "locked" } else { "unlocked" }, m.email);
             Ok(())
         }
         None => Err(format!("no member with the email {address}")),
@@ -204,15 +257,20 @@ fn print_members(all: &[(Member, Vec<Binding>)], json: bool) {
         for (member, bindings) in all {
             let line = MemberLine { member, bindings };
             match serde_json::to_string(&line) {
-                Ok(text) => println!("{text}"),
+                Ok(text) => out!("{text}"),
                 Err(e) => eprintln!("idgate: cannot print member {}: {e}", member.id),
             }
         }
         return;
     }
-    println!(
+    out!(
         "{:<6} {:<32} {:<20} {:<24} {:<12} {:<12} PROVIDERS",
-        "ID", "EMAIL", "USERNAME", "NAME", "STATUS", "FLAGS"
+        "ID",
+        "EMAIL",
+        "USERNAME",
+        "NAME",
+        "STATUS",
+        "FLAGS"
     );
     for (m, bindings) in all {
         let name = format!("{} {}", m.firstname, m.surname);
@@ -222,7 +280,7 @@ fn print_members(all: &[(Member, Vec<Binding>)], json: bool) {
             .map(|(_, f)| *f)
             .collect();
         let providers: Vec<&str> = bindings.iter().map(|b| b.provider.as_str()).collect();
-        println!(
+        out!(
             "{:<6} {:<32} {:<20} {:<24} {:<12} {:<12} {}",
             m.id,
             m.email,

@@ -16,6 +16,19 @@ use crate::oidc::probe::Finding;
 use crate::sessions::{self, CookieSettings};
 use crate::settings::{DEFAULT_CONFIG, DEFAULT_DATABASE, DEFAULT_LISTEN, Settings};
 
+/// Writes a line of a command's output; a reader that went away (`| head`) ends the command
+/// quietly, as a successful one.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(error) = writeln!(std::io::stdout(), $($arg)*) {
+            if error.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+        }
+    }};
+}
+
 mod admin;
 mod member_commands;
 
@@ -26,9 +39,10 @@ use member_commands::{members as member_command, record};
 #[derive(Debug, Parser)]
 #[command(name = "idgate", version, about, propagate_version = true)]
 pub struct Cli {
-    /// Database URL: sqlite://PATH or postgres://USER@HOST/DATABASE.
-    #[arg(long, global = true, env = "DATABASE_URL", hide_env_values = true, default_value = DEFAULT_DATABASE)]
-    pub database: String,
+    /// Database URL: sqlite://PATH or postgres://USER@HOST/DATABASE [default: sqlite://idgate.db;
+    /// only `serve` creates it there].
+    #[arg(long, global = true, env = "DATABASE_URL", hide_env_values = true)]
+    pub database: Option<String>,
 
     #[command(subcommand)]
     pub command: Command,
@@ -61,14 +75,18 @@ pub enum SessionsCommand {
         #[arg(long)]
         json: bool,
     },
-    /// End one session (by handle) or every session of a member.
+    /// End one session (by handle), every session of a member, or every session signed in
+    /// through a provider.
     Revoke {
         /// The session's handle, as `sessions list` shows it.
-        #[arg(required_unless_present = "member", conflicts_with = "member")]
+        #[arg(required_unless_present_any = ["member", "provider"], conflicts_with_all = ["member", "provider"])]
         handle: Option<String>,
         /// End every session of this member.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "provider")]
         member: Option<String>,
+        /// End every session signed in through this provider.
+        #[arg(long)]
+        provider: Option<String>,
     },
 }
 
@@ -182,6 +200,27 @@ pub enum MembersCommand {
     },
     /// Remove a member.
     Remove { email: String },
+    /// Change a member in place (the same id, bindings kept).
+    Set(SetArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SetArgs {
+    pub email: String,
+    /// Make the member an administrator of idgate.
+    #[arg(long, conflicts_with = "no_admin")]
+    pub admin: bool,
+    /// Make the member no administrator.
+    #[arg(long)]
+    pub no_admin: bool,
+    #[arg(long, value_parser = ["activated", "unactivated", "set-password", "disabled"])]
+    pub status: Option<String>,
+    #[arg(long)]
+    pub username: Option<String>,
+    #[arg(long)]
+    pub firstname: Option<String>,
+    #[arg(long)]
+    pub surname: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -205,11 +244,20 @@ pub struct AddArgs {
 /// Runs a parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
-        Command::Serve(args) => serve(args, cli.database),
+        Command::Serve(args) => serve(
+            args,
+            cli.database.unwrap_or_else(|| DEFAULT_DATABASE.to_string()),
+        ),
         Command::CheckConfig(args) => return check_config(args),
-        Command::Members(cmd) => member_command(cmd, &cli.database),
-        Command::Sessions(cmd) => sessions_command(cmd, &cli.database),
-        Command::Audit(args) => audit_log(args, &cli.database),
+        Command::Members(cmd) => {
+            existing_database(cli.database).and_then(|database| member_command(cmd, &database))
+        }
+        Command::Sessions(cmd) => {
+            existing_database(cli.database).and_then(|database| sessions_command(cmd, &database))
+        }
+        Command::Audit(args) => {
+            existing_database(cli.database).and_then(|database| audit_log(args, &database))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -233,6 +281,17 @@ fn serve(args: ServeArgs, database_url: String) -> Result<(), String> {
         },
         response_mode: args.response_mode.parse()?,
     };
+    let loopback = settings
+        .listen
+        .parse::<std::net::SocketAddr>()
+        .is_ok_and(|a| a.ip().is_loopback())
+        || settings.listen.starts_with("localhost:");
+    if settings.public_url.is_none() && !loopback {
+        tracing::warn!(
+            listen = %settings.listen,
+            "--public-url is not set: redirect URIs and cookies follow the Host of each request, which is for development only (see docs/configuration.md)"
+        );
+    }
     crate::startup::serve(settings).map_err(|e| e.to_string())
 }
 
@@ -241,16 +300,18 @@ fn check_config(args: CheckConfigArgs) -> ExitCode {
     let config = match identity::load(&path) {
         Ok(config) => config,
         Err(errors) => {
-            println!("{errors}");
+            out!("{errors}");
             return ExitCode::FAILURE;
         }
     };
     let file = path.display();
     for warning in &config.warnings {
         let pos = warning.pos;
-        println!(
+        out!(
             "{file}:{}:{}: warning: {}",
-            pos.line, pos.column, warning.error
+            pos.line,
+            pos.column,
+            warning.error
         );
     }
     let mut failed = false;
@@ -258,7 +319,7 @@ fn check_config(args: CheckConfigArgs) -> ExitCode {
         let findings = match probe_providers(&config) {
             Ok(findings) => findings,
             Err(message) => {
-                println!("{file}: cannot probe: {message}");
+                out!("{file}: cannot probe: {message}");
                 return ExitCode::FAILURE;
             }
         };
@@ -267,10 +328,10 @@ fn check_config(args: CheckConfigArgs) -> ExitCode {
             match finding {
                 Finding::Error(message) => {
                     failed = true;
-                    println!("{file}:{line}:{column}: {message}");
+                    out!("{file}:{line}:{column}: {message}");
                 }
                 Finding::Warning(message) => {
-                    println!("{file}:{line}:{column}: warning: {message}");
+                    out!("{file}:{line}:{column}: warning: {message}");
                 }
             }
         }
@@ -278,7 +339,7 @@ fn check_config(args: CheckConfigArgs) -> ExitCode {
     if failed {
         return ExitCode::FAILURE;
     }
-    println!(
+    out!(
         "{file}: ok ({} providers, {} domains, {} clients)",
         config.providers.len(),
         config.domains.rules().len(),
@@ -303,6 +364,25 @@ fn probe_providers(
         all.extend(findings.into_iter().map(|f| (provider.authority_pos, f)));
     }
     Ok(all)
+}
+
+/// The database of a command other than `serve`: the one given (flag or `DATABASE_URL`),
+/// created and migrated if need be, or the default one, which must exist already: a command
+/// run in the wrong directory must not make a new, empty database there.
+fn existing_database(given: Option<String>) -> Result<String, String> {
+    if let Some(url) = given {
+        return Ok(url);
+    }
+    let path = DEFAULT_DATABASE
+        .strip_prefix("sqlite://")
+        .unwrap_or(DEFAULT_DATABASE);
+    if std::path::Path::new(path).exists() {
+        Ok(DEFAULT_DATABASE.to_string())
+    } else {
+        Err(format!(
+            "no database at ./{path} (idgate serve creates it; or pass --database)"
+        ))
+    }
 }
 
 fn with_conn<T>(

@@ -7,6 +7,11 @@ pub enum DbError {
     /// The URL names no supported backend.
     #[error("unsupported database URL `{0}`: use sqlite://PATH or postgres://USER@HOST/DATABASE")]
     UnsupportedUrl(String),
+    /// A path where a URL belongs.
+    #[error(
+        "unsupported database URL `{0}`: a database URL starts with its scheme; did you mean sqlite://{0}?"
+    )]
+    BarePath(String),
     /// The first connection failed; the driver's own message says why.
     #[error("cannot connect to {url}: {reason}")]
     Connect { url: String, reason: String },

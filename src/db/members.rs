@@ -486,6 +486,8 @@ pub struct MemberUpdate {
     pub firstname: Option<String>,
     pub surname: Option<String>,
     pub status: Option<MemberStatus>,
+    /// Whether the member administers idgate; unchanged when `None`.
+    pub admin: Option<bool>,
 }
 
 /// The columns an update writes; `None` leaves a column alone.
@@ -497,6 +499,7 @@ struct MemberChanges<'a> {
     firstname: Option<&'a str>,
     surname: Option<&'a str>,
     status: Option<&'static str>,
+    admin: Option<bool>,
     updated_at: i64,
 }
 
@@ -513,6 +516,7 @@ pub fn update_member(
         firstname: update.firstname.as_deref(),
         surname: update.surname.as_deref(),
         status: update.status.map(MemberStatus::as_str),
+        admin: update.admin,
         updated_at: now,
     };
     diesel::update(members::table.find(id))
@@ -577,6 +581,7 @@ pub fn import(
                         firstname: row.firstname.clone(),
                         surname: row.surname.clone(),
                         status: row.status,
+                        admin: None,
                     };
                     update_member(conn, member.id, &update, now)?;
                     summary.updated += 1;

@@ -83,6 +83,10 @@ impl DatabaseUrl {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             return Ok(DatabaseUrl::Postgres(url.to_string()));
         }
+        if !url.contains("://") && !url.contains(':') {
+            // A bare path: say how to write it.
+            return Err(DbError::BarePath(url.to_string()));
+        }
         Err(DbError::UnsupportedUrl(redact(url)))
     }
 
@@ -509,8 +513,16 @@ mod tests {
         ));
         assert!(matches!(
             DatabaseUrl::parse("idgate.db"),
-            Err(DbError::UnsupportedUrl(_))
+            Err(DbError::BarePath(_))
         ));
+        let message = DatabaseUrl::parse("idgate.db")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            message.contains("`idgate.db`") && message.contains("sqlite://idgate.db"),
+            "{message}"
+        );
     }
 
     #[test]

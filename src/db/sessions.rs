@@ -189,6 +189,14 @@ pub fn delete_member_sessions(
     Ok(diesel::delete(sessions::table.filter(sessions::member_id.eq(member_id))).execute(conn)?)
 }
 
+/// Ends every session signed in through `provider`; how many.
+pub fn delete_sessions_through(
+    conn: &mut AnyConnection,
+    provider: &str,
+) -> Result<usize, StoreError> {
+    Ok(diesel::delete(sessions::table.filter(sessions::provider.eq(provider))).execute(conn)?)
+}
+
 /// Ends the member's sessions signed in through one provider.
 pub fn delete_provider_sessions(
     conn: &mut AnyConnection,

@@ -253,11 +253,12 @@ pub enum ConfigError {
     /// A required key is absent.
     #[error("missing required key `{0}`")]
     MissingKey(&'static str),
-    /// A value of the wrong YAML type.
-    #[error("expected {expected}, found {found}")]
+    /// A value of the wrong YAML type: the key, what it takes, and what it holds.
+    #[error("{}expected {expected}, found {found}", key.as_ref().map(|k| format!("{k}: ")).unwrap_or_default())]
     WrongType {
+        key: Option<String>,
         expected: &'static str,
-        found: &'static str,
+        found: String,
     },
     /// A value outside the allowed set or range.
     #[error("invalid `{key}`: {reason}")]

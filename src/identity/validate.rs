@@ -132,12 +132,18 @@ impl Ctx<'_> {
             .and_then(|n| self.authentication(n, "defaultAuthentication"))
             .unwrap_or(Authentication::Internal);
         let portal = top.get("portal").and_then(|n| self.portal(n));
-        let providers = top
-            .get("providers")
-            .and_then(|n| self.list(n))
+        let provider_items = top.get("providers").and_then(|n| self.list(n));
+        let providers = provider_items
             .map(|items| self.providers(items))
             .unwrap_or_default();
-        let known = |id: &str| providers.iter().any(|p| p.id == id);
+        // Every id a provider entry declares, valid entry or not: one bad field of a provider
+        // does not make the references to it errors too.
+        let declared: Vec<String> = provider_items
+            .unwrap_or_default()
+            .iter()
+            .filter_map(declared_id)
+            .collect();
+        let known = |id: &str| declared.iter().any(|d| d == id);
         let default_provider = top
             .get("defaultProvider")
             .and_then(|n| self.string(n).map(|s| (n.pos, s)));
@@ -212,8 +218,9 @@ impl Ctx<'_> {
         self.report(
             node.pos,
             ConfigError::WrongType {
+                key: node.key.clone(),
                 expected,
-                found: node.kind_name(),
+                found: node.found(),
             },
         );
     }
@@ -940,6 +947,18 @@ fn is_multi_tenant_authority(url: &Url) -> bool {
             .path_segments()
             .and_then(|mut s| s.next())
             .is_some_and(|t| matches!(t, "common" | "organizations" | "consumers"))
+}
+
+/// The `id` a mapping declares, if it has one as text.
+fn declared_id(item: &Node) -> Option<String> {
+    let NodeKind::Map(entries) = &item.kind else {
+        return None;
+    };
+    entries
+        .iter()
+        .find(|(k, _)| k.as_scalar() == Some("id"))
+        .and_then(|(_, v)| v.as_scalar())
+        .map(str::to_string)
 }
 
 fn id_pos(item: &Node) -> Pos {

@@ -36,6 +36,8 @@ impl Pos {
 pub struct Node {
     pub pos: Pos,
     pub kind: NodeKind,
+    /// The key this node is the value of, in its mapping (for messages).
+    pub key: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -55,6 +57,19 @@ impl Node {
     pub fn is_null(&self) -> bool {
         matches!(&self.kind, NodeKind::Scalar { text, plain: true }
             if matches!(text.as_str(), "" | "~" | "null" | "Null" | "NULL"))
+    }
+
+    /// What the node is, for error messages: a scalar's own text (quoted, shortened), or its
+    /// kind.
+    pub fn found(&self) -> String {
+        match &self.kind {
+            _ if self.is_null() => "nothing".to_string(),
+            NodeKind::Scalar { text, .. } => {
+                let shown: String = text.chars().take(40).collect();
+                format!("{shown:?}")
+            }
+            _ => self.kind_name().to_string(),
+        }
     }
 
     /// A short name of the node's kind, for error messages.
@@ -134,6 +149,7 @@ impl Builder {
                         text: text.into_owned(),
                         plain: matches!(style, ScalarStyle::Plain),
                     },
+                    key: None,
                 };
                 self.finish(node, anchor);
             }
@@ -149,6 +165,7 @@ impl Builder {
                         Node {
                             pos,
                             kind: NodeKind::Seq(items),
+                            key: None,
                         },
                         anchor,
                     ),
@@ -156,6 +173,7 @@ impl Builder {
                         Node {
                             pos,
                             kind: NodeKind::Map(entries),
+                            key: None,
                         },
                         anchor,
                     ),
@@ -209,6 +227,8 @@ impl Builder {
                         });
                         return;
                     }
+                    let mut node = node;
+                    node.key = Some(name.to_string());
                     entries.push((key, node));
                 }
             },

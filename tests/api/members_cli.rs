@@ -238,6 +238,8 @@ fn the_text_listing_shows_members_in_columns(db: &TestDb) {
 }
 
 on_both_backends!(
+    set_changes_a_member_in_place,
+    a_closed_pipe_ends_a_listing_quietly,
     add_list_lock_unlock_remove,
     a_taken_username_and_a_bad_email_are_refused,
     unbind_clears_one_provider_or_all,
@@ -278,4 +280,120 @@ fn an_unknown_database_scheme_is_refused() {
     );
     assert_eq!(output.status.code(), Some(1));
     assert!(stderr(&output).contains("unsupported database URL"));
+}
+
+#[test]
+fn a_command_in_the_wrong_directory_creates_no_database() {
+    let dir = crate::helpers::temp_dir();
+    for args in [
+        &["members", "add", "--email", "ana@example.org"][..],
+        &["audit"][..],
+        &["sessions", "list"][..],
+    ] {
+        let output = crate::helpers::idgate_command(dir.path())
+            .args(args)
+            .output()
+            .expect("run");
+        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        assert!(
+            stderr(&output).contains(
+                "no database at ./idgate.db (idgate serve creates it; or pass --database)"
+            ),
+            "{}",
+            stderr(&output)
+        );
+        assert!(!dir.path().join("idgate.db").exists(), "{args:?}");
+    }
+    // Given explicitly, it is created as before.
+    let made = idgate(
+        dir.path(),
+        "sqlite://new.db",
+        &["members", "add", "--email", "ana@example.org"],
+    );
+    assert!(made.status.success(), "{}", stderr(&made));
+    assert!(dir.path().join("new.db").exists());
+}
+
+#[test]
+fn a_bare_path_is_answered_with_the_url_to_write() {
+    let dir = crate::helpers::temp_dir();
+    let output = idgate(dir.path(), "idgate.db", &["members", "list"]);
+    assert_eq!(output.status.code(), Some(1));
+    let message = stderr(&output);
+    assert!(
+        message.contains("`idgate.db`") && message.contains("sqlite://idgate.db"),
+        "{message}"
+    );
+}
+
+fn set_changes_a_member_in_place(db: &TestDb) {
+    ok(db, &["members", "add", "--email", "ana@example.org"]);
+    let before = list(db)[0].clone();
+    assert_eq!(before["admin"], false);
+    ok(
+        db,
+        &[
+            "members",
+            "set",
+            "ana@example.org",
+            "--admin",
+            "--firstname",
+            "Ana",
+            "--status",
+            "set-password",
+        ],
+    );
+    let after = list(db)[0].clone();
+    assert_eq!(after["id"], before["id"], "the same id");
+    assert_eq!(after["admin"], true);
+    assert_eq!(after["firstname"], "Ana");
+    assert_eq!(after["status"], "set-password");
+    ok(db, &["members", "set", "ana@example.org", "--no-admin"]);
+    assert_eq!(list(db)[0]["admin"], false);
+    assert!(fails(db, &["members", "set", "nobody@example.org", "--admin"]).contains("no member"));
+    assert!(
+        fails(
+            db,
+            &[
+                "members",
+                "set",
+                "ana@example.org",
+                "--surname",
+                "Lima\u{202e}"
+            ]
+        )
+        .contains("control")
+    );
+    let log = ok(db, &["audit", "--json"]);
+    for event in ["member_added", "member_changed"] {
+        assert!(log.contains(event), "{log}");
+    }
+}
+
+fn a_closed_pipe_ends_a_listing_quietly(db: &TestDb) {
+    let csv = db.dir.path().join("many.csv");
+    let rows: String = (0..3000)
+        .map(|i| format!("member{i}@example.org,,,,\n"))
+        .collect();
+    std::fs::write(
+        &csv,
+        format!("email,username,firstname,surname,status\n{rows}"),
+    )
+    .expect("csv");
+    ok(db, &["members", "import", csv.to_str().expect("path")]);
+    let output = std::process::Command::new("bash")
+        .current_dir(db.dir.path())
+        .env_remove("DATABASE_URL")
+        .args([
+            "-c",
+            &format!(
+                "set -o pipefail; '{}' members list --json --database '{}' | head -1 > /dev/null",
+                env!("CARGO_BIN_EXE_idgate"),
+                db.url
+            ),
+        ])
+        .output()
+        .expect("bash");
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(stderr(&output).is_empty(), "{}", stderr(&output));
 }

@@ -22,6 +22,29 @@ fn list(app: &SignInApp, extra: &[&str]) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// `sessions revoke --provider` ends every session signed in through that provider.
+async fn a_providers_sessions_are_revoked_together(db: TestDb) {
+    let app = spawn_signin_app(db).await;
+    app.add_member("ana@example.org");
+    app.add_member("bob@example.org");
+    let sessions = [
+        sign_in(&app, "ana@example.org").await,
+        sign_in(&app, "bob@example.org").await,
+    ];
+    let revoked = idgate(
+        app.db.dir.path(),
+        &app.db.url,
+        &["sessions", "revoke", "--provider", "mock"],
+    );
+    assert!(revoked.status.success(), "{}", stderr(&revoked));
+    assert!(stdout(&revoked).contains("revoked 2 session(s) signed in through mock"));
+    assert!(list(&app, &[]).is_empty());
+    app.clock.advance(3);
+    for session in &sessions {
+        assert_eq!(app.get_with_session("/auth", session).await.status(), 401);
+    }
+}
+
 async fn sessions_are_listed_and_revoked(db: TestDb) {
     let app = spawn_signin_app(db).await;
     app.add_member("ana@example.org");
@@ -115,4 +138,7 @@ async fn sessions_are_listed_and_revoked(db: TestDb) {
     );
 }
 
-async_on_both_backends!(sessions_are_listed_and_revoked);
+async_on_both_backends!(
+    a_providers_sessions_are_revoked_together,
+    sessions_are_listed_and_revoked
+);

@@ -100,8 +100,9 @@ fn a_wrong_type_is_reported_at_the_value() {
         Problem {
             pos: at(3, 12),
             error: ConfigError::WrongType {
+                key: Some("title".into()),
                 expected: "a string",
-                found: "a list"
+                found: "a list".into()
             }
         }
     );
@@ -354,6 +355,25 @@ fn duplicate_yaml_keys_are_refused() {
 fn an_empty_file_is_refused() {
     let p = problems("# nothing here\n");
     assert!(matches!(p[0].error, ConfigError::Syntax(_)));
+}
+
+#[test]
+fn type_errors_name_the_key_and_what_it_holds() {
+    let p = problems(
+        "providers:\n  - id: p\n    title: P\n    authorityUrl: https://id.example.org\n    clientId: c\n    requireVerifiedEmail: yes\n",
+    );
+    assert_eq!(
+        p[0].error.to_string(),
+        r#"requireVerifiedEmail: expected true or false, found "yes""#
+    );
+}
+
+#[test]
+fn one_bad_field_of_a_provider_makes_no_reference_to_it_an_error() {
+    let p = problems(
+        "defaultProvider: p\nproviders:\n  - id: p\n    title: P\n    authorityUrl: https://id.example.org\n    clientId: c\n    requireVerifiedEmail: yes\ndomains:\n  - name: example.org\n    providers: [p]\n",
+    );
+    assert_eq!(p.len(), 1, "{p:?}");
 }
 
 #[test]
