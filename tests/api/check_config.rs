@@ -49,7 +49,10 @@ fn check_config_prints_every_problem_with_file_line_and_column_and_exits_1() {
 fn check_config_reports_each_kind_of_broken_file() {
     let cases = [
         ("unknown-key.yaml", "6:5: unknown key `clientID`"),
-        ("wrong-type.yaml", "3:12: expected a string, found a list"),
+        (
+            "wrong-type.yaml",
+            "3:12: title: expected a string, found a list",
+        ),
         (
             "duplicate-id.yaml",
             "6:9: duplicate provider id `entrypage` (first at line 2)",

@@ -16,7 +16,8 @@ const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
 const browser = await chromium.launch({ executablePath, args: ['--no-sandbox'] });
 const page = await browser.newPage();
 try {
-  page.setDefaultTimeout(15000);
+  // Generous: the test suite shares two cores with this browser.
+  page.setDefaultTimeout(30000);
   await page.goto(`${idgate}/login`);
   await page.getByRole('link', { name: title }).click();
   // The provider's development login form, then its consent page.
