@@ -21,7 +21,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(session))
             .route(web::method(actix_web::http::Method::OPTIONS).to(preflight)),
     )
-    .service(web::resource("/auth").route(web::route().to(auth)));
+    .service(web::resource("/auth").route(web::route().to(auth)))
+    .service(web::resource("/forward-auth").route(web::route().to(forward_auth)));
 }
 
 /// The browser's live session, if any. Activity slides the idle timeout (written at most once
@@ -166,8 +167,82 @@ async fn preflight(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse
     cors::preflight(&req, &state, "GET")
 }
 
+/// `/auth`: nginx `auth_request`'s contract (200 with the `X-Auth-*` headers, 401, 503).
 async fn auth(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    match identify(&req, &state).await {
+    gate(identify(&req, &state).await)
+}
+
+/// `/forward-auth`: the same check for proxies that pass idgate's answer on to the browser
+/// (Traefik `forwardAuth`, Caddy `forward_auth`): a browser's page request that is refused is
+/// sent to sign in (`302` to `/login?redirect=<the original URL>`); anything else refused is
+/// `401`, as on `/auth`.
+async fn forward_auth(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let checked = identify(&req, &state).await;
+    if let Err(refusal) = &checked
+        && refusal.failure() != Failure::Unavailable
+        && let Some(original) = original_page(&req, &state)
+        && let Some(base) = request::public_base(&req, &state)
+    {
+        let target: String = url::form_urlencoded::byte_serialize(original.as_bytes()).collect();
+        return HttpResponse::Found()
+            .insert_header(("Location", format!("{base}/login?redirect={target}")))
+            .insert_header(("Cache-Control", "no-store"))
+            .finish();
+    }
+    gate(checked)
+}
+
+/// The page a browser asked the proxy for, when it may be sent to sign in and back: the proxy
+/// is trusted, the request a `GET` or `HEAD` accepting HTML, and the URL on idgate's own origin or
+/// a registered client's website. Anything else is not believed (`None`).
+fn original_page(req: &HttpRequest, state: &AppState) -> Option<String> {
+    let config = state.config.load();
+    let peer = req.peer_addr()?.ip();
+    if !crate::access::is_trusted_proxy(peer, &config.properties.trusted_proxies) {
+        return None;
+    }
+    let header = |name: &str| -> Option<String> {
+        let mut values = req.headers().get_all(name);
+        let value = values.next()?.to_str().ok()?.trim().to_string();
+        // Two values: none is believed.
+        values.next().is_none().then_some(value)
+    };
+    let method = header("x-forwarded-method")?;
+    let accepts_html = req
+        .headers()
+        .get_all(header::ACCEPT)
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.to_ascii_lowercase().contains("text/html"));
+    if !matches!(method.as_str(), "GET" | "HEAD") || !accepts_html {
+        return None;
+    }
+    let proto = header("x-forwarded-proto")?.to_ascii_lowercase();
+    let host = header("x-forwarded-host")?;
+    let uri = header("x-forwarded-uri")?;
+    if !matches!(proto.as_str(), "http" | "https") || !uri.starts_with('/') || uri.starts_with("//")
+    {
+        return None;
+    }
+    let url = url::Url::parse(&format!("{proto}://{host}{uri}")).ok()?;
+    let origin = url.origin().ascii_serialization();
+    let own = request::public_base(req, state).is_some_and(|base| {
+        url::Url::parse(&base).is_ok_and(|b| b.origin().ascii_serialization() == origin)
+    });
+    if own {
+        // Back on idgate's own origin: a path, which the sign-in page keeps as it is.
+        let mut path = url.path().to_string();
+        if let Some(query) = url.query() {
+            path.push('?');
+            path.push_str(query);
+        }
+        return Some(path);
+    }
+    config.is_client_website(&origin).then(|| url.to_string())
+}
+
+/// A forward-auth answer: 200 with the `X-Auth-*` headers, 401, or 503.
+fn gate(checked: Result<SessionView, Refusal>) -> HttpResponse {
+    match checked {
         Ok(view) => {
             let member = view.member;
             let mut response = HttpResponse::Ok();

@@ -220,3 +220,117 @@ async fn nginx_auth_request_lets_only_signed_in_people_through() {
         302
     );
 }
+
+/// `GET /forward-auth` as Traefik and Caddy call it: the original request in `X-Forwarded-*`
+/// headers, believed from trusted proxies only.
+mod for_traefik_and_caddy {
+    use crate::helpers::{
+        TestDb, session_cookie, signin_config, spawn_signin_app, spawn_signin_app_configured,
+    };
+
+    fn forwarded<'a>(
+        method: &'a str,
+        host: &'a str,
+        uri: &'a str,
+        accept: &'a str,
+    ) -> Vec<(&'static str, &'a str)> {
+        vec![
+            ("X-Forwarded-Method", method),
+            ("X-Forwarded-Proto", "https"),
+            ("X-Forwarded-Host", host),
+            ("X-Forwarded-Uri", uri),
+            ("Accept", accept),
+        ]
+    }
+
+    async fn ask(
+        app: &crate::helpers::SignInApp,
+        headers: &[(&str, &str)],
+        session: Option<&str>,
+    ) -> reqwest::Response {
+        let mut request = app.client.get(format!("{}/forward-auth", app.address));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if let Some(session) = session {
+            request = request.header("Cookie", format!("idgate_session={session}"));
+        }
+        request.send().await.expect("send")
+    }
+
+    #[tokio::test]
+    async fn a_browser_is_sent_to_sign_in_and_everything_else_gets_401() {
+        let app = spawn_signin_app(TestDb::sqlite()).await;
+        app.add_member("ana@example.org");
+        let html = "text/html,application/xhtml+xml";
+        // A page of a registered website, its query string whole.
+        let page = forwarded(
+            "GET",
+            "docs.example.org",
+            "/space/doc?a=1&b=two&c=%20",
+            html,
+        );
+        let response = ask(&app, &page, None).await;
+        assert_eq!(response.status(), 302);
+        let location = response
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .expect("location");
+        // Without --public-url idgate's address is the request's (https: the trusted proxy
+        // says so).
+        let expected = format!(
+            "{}/login?redirect={}",
+            app.address.replace("http://", "https://"),
+            url::form_urlencoded::byte_serialize(
+                b"https://docs.example.org/space/doc?a=1&b=two&c=%20"
+            )
+            .collect::<String>()
+        );
+        assert_eq!(location, expected);
+        // The sign-in page keeps that address for after the sign-in.
+        let sign_in = app
+            .client
+            .get(location.replace("https://", "http://"))
+            .send()
+            .await
+            .expect("send")
+            .text()
+            .await
+            .expect("page");
+        assert!(
+            sign_in.contains("redirect=https%3A%2F%2Fdocs.example.org%2Fspace%2Fdoc%3Fa%3D1%26b%3Dtwo%26c%3D%2520"),
+            "{sign_in}"
+        );
+        // Not a page request, or not a registered host: 401, never a redirect.
+        for headers in [
+            forwarded("POST", "docs.example.org", "/space", html),
+            forwarded("GET", "docs.example.org", "/api/doc", "application/json"),
+            forwarded("GET", "evil.example", "/phish", html),
+            forwarded("GET", "docs.example.org", "//evil.example/", html),
+        ] {
+            assert_eq!(ask(&app, &headers, None).await.status(), 401, "{headers:?}");
+        }
+        // Signed in: 200 with who it is.
+        let signed_in = app.login(&app.token_for("ana@example.org")).await;
+        let session = session_cookie(&signed_in).expect("cookie").0;
+        let ok = ask(&app, &page, Some(&session)).await;
+        assert_eq!(ok.status(), 200);
+        assert_eq!(
+            ok.headers().get("x-auth-email").map(|v| v.as_bytes()),
+            Some(&b"ana@example.org"[..])
+        );
+    }
+
+    #[tokio::test]
+    async fn forwarded_headers_from_an_untrusted_peer_get_401() {
+        let app = spawn_signin_app_configured(
+            TestDb::sqlite(),
+            |authority| signin_config(authority).replace("  trustedProxies: 127.0.0.1/32\n", ""),
+            |_| {},
+        )
+        .await;
+        let page = forwarded("GET", "docs.example.org", "/space", "text/html");
+        assert_eq!(ask(&app, &page, None).await.status(), 401);
+    }
+}
