@@ -116,28 +116,9 @@ impl SessionCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::members::{Member, MemberStatus};
 
     fn session(id: usize) -> Session {
-        Session {
-            id_hash: format!("{id:064x}"),
-            member: Member {
-                id: 1,
-                email: "a@example.org".into(),
-                username: "a".into(),
-                firstname: String::new(),
-                surname: String::new(),
-                status: MemberStatus::Activated,
-                locked: false,
-                admin: false,
-                created_at: 0,
-                updated_at: 0,
-            },
-            provider: "p".into(),
-            created_at: 0,
-            last_seen_at: 0,
-            expires_at: i64::MAX,
-        }
+        crate::sessions::test_session(format!("{id:064x}"), 0, i64::MAX)
     }
 
     #[test]

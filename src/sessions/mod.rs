@@ -77,31 +77,37 @@ pub struct SessionView {
     pub ends_at: i64,
 }
 
+/// A session of an activated member, for unit tests.
+#[cfg(test)]
+pub(crate) fn test_session(id_hash: String, last_seen_at: i64, expires_at: i64) -> Session {
+    Session {
+        id_hash,
+        member: Member {
+            id: 1,
+            email: "a@example.org".into(),
+            username: "a".into(),
+            firstname: String::new(),
+            surname: String::new(),
+            status: crate::members::MemberStatus::Activated,
+            locked: false,
+            admin: false,
+            created_at: 0,
+            updated_at: 0,
+        },
+        provider: "p".into(),
+        created_at: 0,
+        last_seen_at,
+        expires_at,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::members::MemberStatus;
 
     fn session(last_seen_at: i64, expires_at: i64) -> Session {
-        Session {
-            id_hash: String::new(),
-            member: Member {
-                id: 1,
-                email: "a@example.org".into(),
-                username: "a".into(),
-                firstname: String::new(),
-                surname: String::new(),
-                status: MemberStatus::Activated,
-                locked: false,
-                admin: false,
-                created_at: 0,
-                updated_at: 0,
-            },
-            provider: "p".into(),
-            created_at: 0,
-            last_seen_at,
-            expires_at,
-        }
+        test_session(String::new(), last_seen_at, expires_at)
     }
 
     #[test]

@@ -222,13 +222,7 @@ async fn logout_from_another_sites_page_is_refused(db: TestDb) {
 async fn tokens_valid_for_more_than_a_day_are_refused(db: TestDb) {
     let app = spawn_signin_app(db).await;
     app.add_member("ana@example.org");
-    let token = |changes: Value| {
-        let mut claims = app.provider.claims("ana@example.org", app.now());
-        if let (Value::Object(claims), Value::Object(changes)) = (&mut claims, changes) {
-            claims.extend(changes);
-        }
-        app.provider.token(&app.key, &claims)
-    };
+    let token = |changes: Value| app.token_with("ana@example.org", changes);
     let now = app.now();
     // The year 292 billion, and a day and a second from now or from `iat`.
     for exp in [9_214_646_400_000_000_i64, now + 86_401] {

@@ -61,18 +61,11 @@ async fn spawn(db: TestDb) -> SignInApp {
 
 /// A token for `client` of the mock, with `changes` applied (`null` removes a claim).
 fn token_for(app: &SignInApp, email: &str, client: &str, changes: Value) -> String {
-    let mut claims = app.provider.claims(email, app.now());
-    claims["aud"] = json!(client);
-    if let (Value::Object(claims), Value::Object(changes)) = (&mut claims, changes) {
-        for (name, value) in changes {
-            if value.is_null() {
-                claims.remove(&name);
-            } else {
-                claims.insert(name, value);
-            }
-        }
+    let mut all = json!({ "aud": client });
+    if let (Value::Object(all), Value::Object(changes)) = (&mut all, changes) {
+        all.extend(changes);
     }
-    app.provider.token(&app.key, &claims)
+    app.token_with(email, all)
 }
 
 /// `POST /authenticate action=login` with the ID token and, when given, the access token.
@@ -427,19 +420,7 @@ async fn multi_tenant_issuers_name_an_accepted_tenant(db: TestDb) {
     app.provider.set_issuer(&template);
     let member = app.add_member("ana@example.org");
     let issuer = |tid: &str| format!("{}/{tid}/v2.0", app.provider.url);
-    let token = |changes: Value| {
-        let mut claims = app.provider.claims("ana@example.org", app.now());
-        if let (Value::Object(claims), Value::Object(changes)) = (&mut claims, changes) {
-            for (name, value) in changes {
-                if value.is_null() {
-                    claims.remove(&name);
-                } else {
-                    claims.insert(name, value);
-                }
-            }
-        }
-        app.provider.token(&app.key, &claims)
-    };
+    let token = |changes: Value| app.token_with("ana@example.org", changes);
     let listed = token(json!({"iss": issuer("tenant-a"), "tid": "tenant-a"}));
     assert_eq!(app.login(&listed).await.status(), 200);
     let unlisted = token(json!({"iss": issuer("tenant-z"), "tid": "tenant-z"}));

@@ -10,24 +10,12 @@ use crate::helpers::{
 use idgate::members::MemberStatus;
 use idgate_test_support::provider::{TestKey, raw_token, sign_token};
 
-/// Claims for `email` with `changes` applied (a `null` removes the claim).
 fn claims_with(app: &SignInApp, email: &str, changes: Value) -> Value {
-    let mut claims = app.provider.claims(email, app.now());
-    if let (Value::Object(claims), Value::Object(changes)) = (&mut claims, changes) {
-        for (name, value) in changes {
-            if value.is_null() {
-                claims.remove(&name);
-            } else {
-                claims.insert(name, value);
-            }
-        }
-    }
-    claims
+    app.claims_with(email, changes)
 }
 
 fn token_with(app: &SignInApp, email: &str, changes: Value) -> String {
-    app.provider
-        .token(&app.key, &claims_with(app, email, changes))
+    app.token_with(email, changes)
 }
 
 async fn signs_in_with_rsa_pss_ec_and_ed25519_keys(db: TestDb) {

@@ -194,6 +194,30 @@ impl SignInApp {
             .unwrap_or_else(|e| panic!("{e}"))
     }
 
+    /// The mock's claims for `email`, valid now, with `changes` applied (a `null` removes the
+    /// claim).
+    pub fn claims_with(&self, email: &str, changes: serde_json::Value) -> serde_json::Value {
+        let mut claims = self.provider.claims(email, self.now());
+        if let (serde_json::Value::Object(claims), serde_json::Value::Object(changes)) =
+            (&mut claims, changes)
+        {
+            for (name, value) in changes {
+                if value.is_null() {
+                    claims.remove(&name);
+                } else {
+                    claims.insert(name, value);
+                }
+            }
+        }
+        claims
+    }
+
+    /// An RS256 token of [`SignInApp::claims_with`].
+    pub fn token_with(&self, email: &str, changes: serde_json::Value) -> String {
+        self.provider
+            .token(&self.key, &self.claims_with(email, changes))
+    }
+
     /// A valid RS256 token for `email`.
     pub fn token_for(&self, email: &str) -> String {
         self.provider
