@@ -368,7 +368,34 @@ async fn a_reload_ends_what_it_no_longer_allows(db: TestDb) {
     );
 }
 
+/// A reload that closes a domain to single sign-on ends its members' sessions.
+async fn a_reload_that_closes_a_domain_ends_its_sessions(db: TestDb) {
+    let app = spawn_signin_app(db).await;
+    app.add_member("ana@example.org");
+    let session = signed_in(&app, "sid-1").await;
+    let yaml = app.db.dir.path().join("identity.yaml");
+    let text = std::fs::read_to_string(&yaml).expect("read");
+    let closed = text.replacen(
+        "  - name: example.org\n    authentication: external\n",
+        "  - name: example.org\n    authentication: internal\n",
+        1,
+    );
+    assert_ne!(closed, text);
+    std::fs::write(&yaml, closed).expect("write");
+    let state = crate::hardening::app_state(&app);
+    let event = idgate::audit::SecurityEvent::new(
+        idgate::audit::Event::ConfigReload,
+        idgate::audit::Outcome::Failure,
+        "reload".into(),
+    );
+    idgate::reload::reload(&state, event)
+        .await
+        .expect("reloaded");
+    assert!(!live(&app, &session).await);
+}
+
 crate::helpers::async_on_both_backends!(
+    a_reload_that_closes_a_domain_ends_its_sessions,
     every_refused_logout_token_leaves_the_session_alive,
     a_logout_token_ends_the_sessions_it_names,
     signing_out_in_a_browser_signs_out_at_the_provider,
