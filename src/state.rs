@@ -70,7 +70,16 @@ impl AppState {
     /// many seconds to try again. Requests without a known address are not limited.
     pub fn take_anonymous_write(&self, ip: Option<std::net::IpAddr>) -> Result<(), u64> {
         let per_minute = self.config.load().properties.rate_limit_per_minute;
-        match ip {
+        // An IPv6 client holds a whole /64: it is one address here.
+        let key = ip.map(|ip| match ip {
+            std::net::IpAddr::V6(v6) => {
+                let mut segments = v6.segments();
+                segments[4..].fill(0);
+                std::net::IpAddr::from(segments)
+            }
+            v4 => v4,
+        });
+        match key {
             Some(ip) => self.limiter.take(ip, self.clock.now(), per_minute),
             None => Ok(()),
         }

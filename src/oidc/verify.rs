@@ -115,6 +115,10 @@ pub async fn verify_id_token(
         _ => ALLOWED_ALGS.contains(&alg),
     };
     let token = token::parse_with(raw, TokenKind::Id, &accepts)?;
+    // A logout token (its `events`) is no ID token, typed or not.
+    if token.claims.contains_key("events") {
+        return Err(Reason::WrongTokenType.into());
+    }
     let iss = match token.claims.get("iss") {
         Some(Value::String(iss)) => iss.as_str(),
         _ => return Err(Reason::UnknownIssuer.into()),
@@ -262,7 +266,8 @@ pub struct VerifiedLogout {
     /// The subject whose sessions to end, if named.
     pub subject: Option<String>,
     pub jti: String,
-    /// Until when the `jti` is remembered (`exp`, or 24 hours after now).
+    /// Until when the `jti` is remembered: past `exp` and a day after `iat`, after which the
+    /// token is refused anyway.
     pub remember_until: i64,
 }
 
@@ -300,8 +305,13 @@ pub async fn verify_logout_token(
     check_audience(claims, provider)?;
     let refuse = |why: &str| VerifyError::Refused(Reason::Malformed, Some(why.to_string()));
     let issued = claims.get("iat").and_then(numeric_date);
-    if issued.is_none_or(|at| at > now.saturating_add(LEEWAY_SECS)) {
+    let Some(issued) = issued.filter(|at| *at <= now.saturating_add(LEEWAY_SECS)) else {
         return Err(refuse("no iat, or one in the future"));
+    };
+    // A logout token is for now: one issued more than a day ago, or valid for more than a day,
+    // could outlive the memory of its `jti`.
+    if issued < now.saturating_sub(MAX_LIFETIME_SECS) {
+        return Err(refuse("issued more than a day ago"));
     }
     let expires = match claims.get("exp") {
         None => None,
@@ -310,6 +320,9 @@ pub async fn verify_logout_token(
             _ => return Err(VerifyError::Refused(Reason::Expired, None)),
         },
     };
+    if expires.is_some_and(|exp| exp > now.saturating_add(MAX_LIFETIME_SECS)) {
+        return Err(VerifyError::Refused(Reason::BadLifetime, None));
+    }
     let text = |name: &str| match claims.get(name) {
         Some(Value::String(v)) if !v.is_empty() && v.len() <= 256 => Some(v.clone()),
         _ => None,
@@ -339,9 +352,10 @@ pub async fn verify_logout_token(
         sid,
         subject,
         jti,
+        // Past anything that would still be accepted: `exp`, and a day after `iat`.
         remember_until: expires
-            .unwrap_or(now.saturating_add(MAX_LIFETIME_SECS))
-            .min(now.saturating_add(MAX_LIFETIME_SECS))
+            .unwrap_or(i64::MIN)
+            .max(issued.saturating_add(MAX_LIFETIME_SECS))
             .saturating_add(LEEWAY_SECS),
     })
 }

@@ -265,6 +265,14 @@ async fn provider_logout_url(
     let keys = state.keys.keys(provider).await.ok()?;
     let endpoint = keys.metadata.end_session_endpoint.as_deref()?;
     let mut url = url::Url::parse(endpoint).ok()?;
+    // The ID token travels only over https (or to the provider on this very machine).
+    let private = url.scheme() == "https"
+        || url.host_str().is_some_and(|h| {
+            h == "localhost"
+                || h.parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        });
+    let id_token = id_token.filter(|_| private);
     let base = request::public_base(req, state)?;
     {
         let mut query = url.query_pairs_mut();

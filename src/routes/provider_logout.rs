@@ -173,6 +173,14 @@ async fn frontchannel(req: HttpRequest, state: web::Data<AppState>) -> HttpRespo
             |u| u.origin().ascii_serialization(),
         );
     let ended = match (provider, &issuer, params.get("sid")) {
+        // An anonymous write: within the address's allowance only.
+        (Some(_), Some(_), Some(_))
+            if state
+                .take_anonymous_write(request::client_ip(&req, &state))
+                .is_err() =>
+        {
+            Ok(Vec::new())
+        }
         (Some(provider), Some(issuer), Some(sid)) => {
             event.provider = Some(provider.id.clone());
             let (issuer, sid) = (issuer.clone(), sid.to_string());
@@ -181,9 +189,15 @@ async fn frontchannel(req: HttpRequest, state: web::Data<AppState>) -> HttpRespo
                 .write(move |conn| db::sessions::delete_provider_session(conn, &issuer, &sid))
                 .await
         }
-        // The browser's own session: only when no other site's page asked (a link elsewhere
-        // must not sign people out).
-        (_, None, None) if parsed && request::is_sign_out_from_trusted_page(&req, &state) => {
+        // The browser's own session: only from idgate's own pages (a browser says so with
+        // `Sec-Fetch-Site: same-origin`); a link elsewhere must not sign people out.
+        (_, None, None)
+            if parsed
+                && req
+                    .headers()
+                    .get("sec-fetch-site")
+                    .is_some_and(|site| site.as_bytes() == b"same-origin") =>
+        {
             match request::session_id(&req, &state) {
                 Some(id) => {
                     let id_hash = hash_id(&id);

@@ -69,6 +69,14 @@ async fn every_refused_logout_token_leaves_the_session_alive(db: TestDb) {
                 .logout_token(&other_key, CLIENT_ID, now, json!({"sid": "sid-1"})),
         ),
         ("no iat", token(json!({"sid": "sid-1", "iat": null}))),
+        (
+            "issued more than a day ago",
+            token(json!({"sid": "sid-1", "iat": now - 86_401, "exp": null})),
+        ),
+        (
+            "valid for more than a day",
+            token(json!({"sid": "sid-1", "exp": now + 86_400 + 600})),
+        ),
         ("expired", token(json!({"sid": "sid-1", "exp": now - 3600}))),
     ];
     // `typ` at+jwt, and an ID token posted as a logout token.
@@ -95,6 +103,27 @@ async fn every_refused_logout_token_leaves_the_session_alive(db: TestDb) {
             "{why}: the session is still live"
         );
     }
+}
+
+/// A logout token, typed or not, never signs anybody in.
+async fn a_logout_token_is_no_id_token(db: TestDb) {
+    let app = spawn_signin_app(db).await;
+    app.add_member("ana@example.org");
+    let mut claims = app.provider.claims("ana@example.org", app.now());
+    claims["events"] = json!({"http://schemas.openid.net/event/backchannel-logout": {}});
+    let untyped = idgate_test_support::provider::sign_token(
+        &app.key,
+        &json!({"alg": "RS256", "kid": app.key.kid}),
+        &claims,
+    );
+    crate::helpers::assert_refused(app.login(&untyped).await, 401, "wrong_token_type").await;
+    let typed = app.provider.logout_token(
+        &app.key,
+        CLIENT_ID,
+        app.now(),
+        json!({"sub": "sub-ana@example.org"}),
+    );
+    crate::helpers::assert_refused(app.login(&typed).await, 401, "wrong_token_type").await;
 }
 
 async fn a_logout_token_ends_the_sessions_it_names(db: TestDb) {
@@ -395,6 +424,7 @@ async fn a_reload_that_closes_a_domain_ends_its_sessions(db: TestDb) {
 }
 
 crate::helpers::async_on_both_backends!(
+    a_logout_token_is_no_id_token,
     a_reload_that_closes_a_domain_ends_its_sessions,
     every_refused_logout_token_leaves_the_session_alive,
     a_logout_token_ends_the_sessions_it_names,
