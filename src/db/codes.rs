@@ -17,6 +17,12 @@ pub struct StoredCode {
     pub client_id: String,
     pub provider: String,
     pub expires_at: i64,
+    /// What the session will remember of the provider's sign-in (see [`FromToken`]).
+    ///
+    /// [`FromToken`]: super::sessions::FromToken
+    pub issuer: Option<String>,
+    pub subject: Option<String>,
+    pub sid: Option<String>,
 }
 
 pub fn insert_code(conn: &mut AnyConnection, code: &StoredCode) -> Result<(), StoreError> {
@@ -27,6 +33,9 @@ pub fn insert_code(conn: &mut AnyConnection, code: &StoredCode) -> Result<(), St
             auth_codes::client_id.eq(&code.client_id),
             auth_codes::provider.eq(&code.provider),
             auth_codes::expires_at.eq(code.expires_at),
+            auth_codes::issuer.eq(&code.issuer),
+            auth_codes::subject.eq(&code.subject),
+            auth_codes::sid.eq(&code.sid),
         ))
         .execute(conn)?;
     Ok(())

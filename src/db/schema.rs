@@ -95,6 +95,9 @@ diesel::table! {
         client_id -> Text,
         provider -> Text,
         expires_at -> BigInt,
+        issuer -> Nullable<Text>,
+        subject -> Nullable<Text>,
+        sid -> Nullable<Text>,
     }
 }
 

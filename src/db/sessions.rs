@@ -27,8 +27,9 @@ pub struct FromToken<'a> {
     pub subject: Option<&'a str>,
     /// The provider's session id (`sid`), if the token named one.
     pub sid: Option<&'a str>,
-    /// The ID token itself, sent back as `id_token_hint` when the person signs out.
-    pub id_token: &'a str,
+    /// The ID token itself, sent back as `id_token_hint` when the person signs out (a session
+    /// made from an authentication code has none).
+    pub id_token: Option<&'a str>,
 }
 
 pub fn insert_session(conn: &mut AnyConnection, new: &NewSession<'_>) -> Result<(), StoreError> {
@@ -42,7 +43,7 @@ pub fn insert_session(conn: &mut AnyConnection, new: &NewSession<'_>) -> Result<
         sessions::issuer.eq(new.from_token.map(|t| t.issuer)),
         sessions::subject.eq(new.from_token.and_then(|t| t.subject)),
         sessions::sid.eq(new.from_token.and_then(|t| t.sid)),
-        sessions::id_token.eq(new.from_token.map(|t| t.id_token)),
+        sessions::id_token.eq(new.from_token.and_then(|t| t.id_token)),
     ));
     on_backend!(conn, |c| insert.execute(c))?;
     Ok(())
@@ -121,24 +122,34 @@ pub fn delete_provider_session(
     .load(conn)?)
 }
 
-/// Ends the sessions signed in through `provider` by the member bound to `subject` at
-/// `issuer`; the id hashes of those ended.
+/// Ends the sessions of `subject` at `issuer`: those that remember them, and those made before
+/// sessions remembered them, signed in through `provider` by the member bound to that subject;
+/// the id hashes of those ended.
 pub fn delete_subject_sessions(
     conn: &mut AnyConnection,
     issuer: &str,
     subject: &str,
     provider: &str,
 ) -> Result<Vec<String>, StoreError> {
-    let Some(member_id) = super::members::bound_member(conn, issuer, subject)? else {
-        return Ok(Vec::new());
-    };
-    Ok(diesel::delete(
+    let mut ended: Vec<String> = diesel::delete(
         sessions::table
-            .filter(sessions::member_id.eq(member_id))
-            .filter(sessions::provider.eq(provider)),
+            .filter(sessions::issuer.eq(issuer))
+            .filter(sessions::subject.eq(subject)),
     )
     .returning(sessions::id_hash)
-    .load(conn)?)
+    .load(conn)?;
+    if let Some(member_id) = super::members::bound_member(conn, issuer, subject)? {
+        let older: Vec<String> = diesel::delete(
+            sessions::table
+                .filter(sessions::issuer.is_null())
+                .filter(sessions::member_id.eq(member_id))
+                .filter(sessions::provider.eq(provider)),
+        )
+        .returning(sessions::id_hash)
+        .load(conn)?;
+        ended.extend(older);
+    }
+    Ok(ended)
 }
 
 /// Ends the sessions, and removes the unused authentication codes, that `allowed` no longer

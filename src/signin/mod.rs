@@ -446,11 +446,11 @@ fn complete(conn: &mut AnyConnection, work: Completion) -> Result<(Member, Strin
                 provider: &v.provider,
                 now: work.now,
                 expires_at: work.expires_at,
-                from_token: work.id_token.as_deref().map(|id_token| FromToken {
+                from_token: Some(FromToken {
                     issuer: &v.issuer,
                     subject: v.subject.as_deref(),
                     sid: v.sid.as_deref(),
-                    id_token,
+                    id_token: work.id_token.as_deref(),
                 }),
             },
         )?,
@@ -462,6 +462,9 @@ fn complete(conn: &mut AnyConnection, work: Completion) -> Result<(Member, Strin
                 client_id: client_id.clone(),
                 provider: v.provider.clone(),
                 expires_at: work.expires_at,
+                issuer: Some(v.issuer.clone()),
+                subject: v.subject.clone(),
+                sid: v.sid.clone(),
             },
         )?,
     }

@@ -51,8 +51,13 @@ pub async fn redeem_code(
                         provider: &code.provider,
                         now,
                         expires_at,
-                        // A code's session has no ID token of its own to remember.
-                        from_token: None,
+                        // What the code remembers of the provider's sign-in; no ID token.
+                        from_token: code.issuer.as_deref().map(|issuer| FromToken {
+                            issuer,
+                            subject: code.subject.as_deref(),
+                            sid: code.sid.as_deref(),
+                            id_token: None,
+                        }),
                     },
                 )?;
                 let mut logged = logged;

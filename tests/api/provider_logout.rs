@@ -126,6 +126,43 @@ async fn a_logout_token_is_no_id_token(db: TestDb) {
     crate::helpers::assert_refused(app.login(&typed).await, 401, "wrong_token_type").await;
 }
 
+/// A session a document app's authentication code made remembers the provider session too.
+async fn a_logout_token_ends_sessions_made_from_codes(db: TestDb) {
+    let app = spawn_signin_app(db).await;
+    app.add_member("ana@example.org");
+    let token = app.token_with(
+        "ana@example.org",
+        json!({"sid": "sid-code", "sub": "ana-sub"}),
+    );
+    let issued = app
+        .client
+        .post(format!("{}/authenticate", app.address))
+        .form(&[
+            ("action", "code"),
+            ("id_token", token.as_str()),
+            ("client_id", "0123456789abcdef"),
+        ])
+        .send()
+        .await
+        .expect("send");
+    let code: Value = issued.json().await.expect("json");
+    let code = code["authCode"].as_str().expect("code").to_string();
+    let redeemed = app
+        .client
+        .post(format!("{}/authenticate", app.address))
+        .form(&[("action", "login"), ("auth_code", code.as_str())])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(redeemed.status(), 200);
+    let session = session_cookie(&redeemed).expect("cookie").0;
+    let logout =
+        app.provider
+            .logout_token(&app.key, CLIENT_ID, app.now(), json!({"sid": "sid-code"}));
+    assert_eq!(backchannel(&app, &logout).await.status(), 200);
+    assert!(!live(&app, &session).await);
+}
+
 async fn a_logout_token_ends_the_sessions_it_names(db: TestDb) {
     let app = spawn_signin_app(db).await;
     app.add_member("ana@example.org");
@@ -424,6 +461,7 @@ async fn a_reload_that_closes_a_domain_ends_its_sessions(db: TestDb) {
 }
 
 crate::helpers::async_on_both_backends!(
+    a_logout_token_ends_sessions_made_from_codes,
     a_logout_token_is_no_id_token,
     a_reload_that_closes_a_domain_ends_its_sessions,
     every_refused_logout_token_leaves_the_session_alive,

@@ -1,0 +1,3 @@
+ALTER TABLE auth_codes DROP COLUMN sid;
+ALTER TABLE auth_codes DROP COLUMN subject;
+ALTER TABLE auth_codes DROP COLUMN issuer;
