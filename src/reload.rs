@@ -8,7 +8,6 @@ use crate::audit::{Event, Outcome, SecurityEvent};
 use crate::db::members::CarriedOver;
 use crate::db::{self, Database};
 use crate::identity::{self, ConfigErrors, IdentityConfig};
-use crate::members::Email;
 use crate::state::AppState;
 
 /// Reads and validates the configuration file again and, if it is valid, swaps it in at once
@@ -93,7 +92,7 @@ async fn revoke_what_is_no_longer_allowed(
     reload: &SecurityEvent,
 ) {
     let rules = config.clone();
-    let allowed = move |provider: &str, email: &str| allows(&rules, provider, email);
+    let allowed = move |provider: &str, email: &str| rules.allows(provider, email);
     let revoked = state
         .db
         .write(move |conn| db::sessions::revoke_disallowed(conn, &allowed))
@@ -121,18 +120,4 @@ async fn revoke_what_is_no_longer_allowed(
             tracing::error!(%error, "cannot end what the new configuration no longer allows")
         }
     }
-}
-
-/// Whether `config` lets a session or code of `provider` for `email` stand: the provider is
-/// configured, and the email's domain signs in through it.
-pub fn allows(config: &IdentityConfig, provider: &str, email: &str) -> bool {
-    let domain = Email::parse(email).map_or_else(
-        |_| {
-            email
-                .rsplit_once('@')
-                .map_or(String::new(), |(_, d)| d.to_ascii_lowercase())
-        },
-        |e| e.domain().to_string(),
-    );
-    config.provider(provider).is_some() && config.domains.decide(&domain).allows_provider(provider)
 }

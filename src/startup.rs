@@ -70,7 +70,7 @@ impl Application {
             })?
             .port();
         let issuers = config.provider_issuers();
-        let allowed = |provider: &str, email: &str| reload::allows(&config, provider, email);
+        let allowed = |provider: &str, email: &str| config.allows(provider, email);
         let checked = db
             .conn()
             .map_err(db::StoreError::from)

@@ -21,8 +21,9 @@ use crate::settings::Settings;
 /// What every request handler shares.
 #[derive(Debug)]
 pub struct AppState {
-    /// The running configuration; a reload swaps it in one atomic step.
-    pub config: ArcSwap<IdentityConfig>,
+    /// The running configuration; a reload swaps it in one atomic step. Shared, so that a
+    /// sign-in's database work can check it as it stands when that work runs.
+    pub config: Arc<ArcSwap<IdentityConfig>>,
     pub db: Database,
     pub settings: Settings,
     pub clock: Arc<dyn Clock>,
@@ -53,7 +54,7 @@ impl AppState {
         let userinfo = UserinfoCache::new(clock.clone(), metrics.clone());
         let session_cache = SessionCache::new(settings.cookie.cache_secs);
         Ok(AppState {
-            config: ArcSwap::from_pointee(config),
+            config: Arc::new(ArcSwap::from_pointee(config)),
             db,
             settings,
             clock,

@@ -88,6 +88,20 @@ impl IdentityConfig {
             .collect()
     }
 
+    /// Whether a session or code of `provider` for a member with `email` may stand under this
+    /// configuration: the provider is configured, and the email's domain signs in through it.
+    pub fn allows(&self, provider: &str, email: &str) -> bool {
+        let domain = crate::members::Email::parse(email).map_or_else(
+            |_| {
+                email
+                    .rsplit_once('@')
+                    .map_or(String::new(), |(_, d)| d.to_ascii_lowercase())
+            },
+            |e| e.domain().to_string(),
+        );
+        self.provider(provider).is_some() && self.domains.decide(&domain).allows_provider(provider)
+    }
+
     pub fn client(&self, id: &str) -> Option<&Client> {
         let id = id.to_ascii_lowercase();
         self.clients.iter().find(|c| c.id == id)

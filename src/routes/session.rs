@@ -125,8 +125,13 @@ async fn identify(req: &HttpRequest, state: &AppState) -> Result<SessionView, Re
     let (session, ends_at) = measured_session(req, state)
         .await?
         .ok_or(Failure::NoSession)?;
-    // An API account's session holds only from the addresses it may sign in from.
+    // What the running configuration no longer allows (its provider gone, its domain closed)
+    // is no session, even before a revocation reached the database.
     let config = state.config.load();
+    if !config.allows(&session.provider, &session.member.email) {
+        return Err(Failure::NoSession.into());
+    }
+    // An API account's session holds only from the addresses it may sign in from.
     let properties = &config.properties;
     let client_ip = request::client_ip(req, state);
     if !crate::access::api_account_allowed(

@@ -213,6 +213,7 @@ async fn grant(
         now,
         expires_at,
         config: config.clone(),
+        running: state.config.clone(),
         replaces,
         event: event.clone(),
     };
@@ -385,6 +386,10 @@ struct Completion {
     now: i64,
     expires_at: i64,
     config: Arc<IdentityConfig>,
+    /// The running configuration, as it stands when the database work runs: a reload between
+    /// the token's checks and the grant (which the writer orders with the reload's revocation)
+    /// is honoured.
+    running: Arc<arc_swap::ArcSwap<IdentityConfig>>,
     /// The browser's previous session (its hash), ended by this sign-in.
     replaces: Option<String>,
     event: SecurityEvent,
@@ -419,6 +424,9 @@ fn complete(conn: &mut AnyConnection, work: Completion) -> Result<(Member, Strin
         .ok_or(TxError::Refused(Reason::NoMember, None))?;
     let member = db::lock_member_for_update(conn, member)?
         .ok_or(TxError::Refused(Reason::NoMember, None))?;
+    if !work.running.load().allows(&v.provider, &member.email) {
+        return Err(TxError::Refused(Reason::DomainNotAllowed, Some(member.id)));
+    }
     check_state(&member)?;
     let legacy = work.config.providers_of_issuer(&v.issuer);
     check_binding(

@@ -13,6 +13,7 @@ pub async fn redeem_code(
     attempt: &Attempt,
 ) -> Result<(SignedIn, String), SignInError> {
     let config = state.config.load_full();
+    let running = state.config.clone();
     let mut event = attempt.event(Event::CodeRedeemed);
     let session_id = random_token();
     let now = state.clock.now();
@@ -38,6 +39,10 @@ pub async fn redeem_code(
             Ok(db::transaction(conn, |conn| -> Result<_, TxError> {
                 let member = db::members::lock_member(conn, code.member_id)?
                     .ok_or(TxError::Refused(Reason::NoMember, None))?;
+                // The configuration as it stands now (a reload may have closed the way).
+                if !running.load().allows(&code.provider, &member.email) {
+                    return Err(TxError::Refused(Reason::DomainNotAllowed, Some(member.id)));
+                }
                 check_state(&member)?;
                 check_api_account(&member, client_ip, &config)?;
                 if let Some(old) = &replaces {
