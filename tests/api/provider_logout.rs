@@ -21,6 +21,20 @@ async fn signed_in(app: &SignInApp, sid: &str) -> String {
     session_cookie(&response).expect("cookie").0
 }
 
+/// Reloads the app's configuration file (as SIGHUP would: the endpoint needs an administrator)
+/// through a state on the app's database, where what it revokes is decided.
+async fn reload(app: &SignInApp) {
+    let state = crate::hardening::app_state(app);
+    let event = idgate::audit::SecurityEvent::new(
+        idgate::audit::Event::ConfigReload,
+        idgate::audit::Outcome::Failure,
+        "reload".into(),
+    );
+    idgate::reload::reload(&state, event)
+        .await
+        .expect("reloaded");
+}
+
 async fn backchannel(app: &SignInApp, token: &str) -> reqwest::Response {
     app.client
         .post(format!("{}/backchannel-logout", app.address))
@@ -402,17 +416,7 @@ async fn a_reload_ends_what_it_no_longer_allows(db: TestDb) {
     let start = text.find("  - id: strict").expect("strict");
     let end = text[start..].find("  - id: other").expect("other") + start;
     std::fs::write(&yaml, format!("{}{}", &text[..start], &text[end..])).expect("write");
-    let state = crate::hardening::app_state(&app);
-    let event = idgate::audit::SecurityEvent::new(
-        idgate::audit::Event::ConfigReload,
-        idgate::audit::Outcome::Failure,
-        "reload".into(),
-    );
-    // The running app's own reload: through its endpoint needs an administrator, so the state
-    // the app shares the database with reloads, and the database decides.
-    idgate::reload::reload(&state, event)
-        .await
-        .expect("reloaded");
+    reload(&app).await;
     assert!(!live(&app, &strict_session).await);
     assert!(live(&app, &mock_session).await);
     let redeemed = app
@@ -448,15 +452,7 @@ async fn a_reload_that_closes_a_domain_ends_its_sessions(db: TestDb) {
     );
     assert_ne!(closed, text);
     std::fs::write(&yaml, closed).expect("write");
-    let state = crate::hardening::app_state(&app);
-    let event = idgate::audit::SecurityEvent::new(
-        idgate::audit::Event::ConfigReload,
-        idgate::audit::Outcome::Failure,
-        "reload".into(),
-    );
-    idgate::reload::reload(&state, event)
-        .await
-        .expect("reloaded");
+    reload(&app).await;
     assert!(!live(&app, &session).await);
 }
 
