@@ -74,10 +74,10 @@ http {{
     )
 }
 
-/// Stops nginx when dropped: SIGTERM to the master, which stops its workers too.
-struct Nginx(Child);
+/// Stops nginx or Caddy when dropped: SIGTERM to the main process, which stops the rest.
+struct Stopped(Child);
 
-impl Drop for Nginx {
+impl Drop for Stopped {
     fn drop(&mut self) {
         let _ = Command::new("kill")
             .args(["-TERM", &self.0.id().to_string()])
@@ -147,7 +147,7 @@ async fn nginx_auth_request_lets_only_signed_in_people_through() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("nginx");
-    let _nginx = Nginx(child);
+    let _nginx = Stopped(child);
     // nginx says nothing when it is ready: wait (at most 10 s) until it accepts connections.
     let deadline = Instant::now() + Duration::from_secs(10);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -333,4 +333,129 @@ mod for_traefik_and_caddy {
         let page = forwarded("GET", "docs.example.org", "/space", "text/html");
         assert_eq!(ask(&app, &page, None).await.status(), 401);
     }
+}
+
+const CADDY: &str = "/usr/bin/caddy";
+
+/// Forward-auth with real Caddy (`forward_auth` to `/forward-auth`), configured by the very file
+/// the documentation shows (`docs/recipes/Caddyfile`, its addresses from the environment):
+/// a signed-out browser is sent to sign in with its URL (query string intact), an API client
+/// gets 401, and a signed-in person reaches the upstream, which sees who.
+#[tokio::test]
+async fn caddy_forward_auth_sends_browsers_to_sign_in_and_lets_members_through() {
+    if !Path::new(CADDY).exists() {
+        assert!(
+            std::env::var("IDGATE_E2E").as_deref() != Ok("1"),
+            "IDGATE_E2E=1 but {CADDY} is missing"
+        );
+        eprintln!("Caddy forward-auth test skipped: {CADDY} is missing");
+        return;
+    }
+    let app = spawn_signin_app(TestDb::sqlite()).await;
+    let member = app.add_member("ana@example.org");
+    let upstream_server = HttpServer::new(|| App::new().default_service(web::to(upstream)))
+        .workers(1)
+        .bind("127.0.0.1:0")
+        .expect("bind");
+    let upstream_port = upstream_server.addrs()[0].port();
+    tokio::spawn(upstream_server.run());
+
+    let port = free_port();
+    let dir = crate::helpers::temp_dir();
+    let recipe = crate::helpers::repo_path("docs/recipes/Caddyfile");
+    let log = dir.path().join("caddy.log");
+    let child = Command::new(CADDY)
+        .args(["run", "--adapter", "caddyfile", "--config"])
+        .arg(&recipe)
+        .env("SITE", format!("http://127.0.0.1:{port}"))
+        .env(
+            "IDGATE",
+            app.address.trim_start_matches("http://").to_string(),
+        )
+        .env("APP", format!("127.0.0.1:{upstream_port}"))
+        .env("HOME", dir.path())
+        .env("XDG_DATA_HOME", dir.path())
+        .env("XDG_CONFIG_HOME", dir.path())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("caddy");
+    let _caddy = Stopped(child);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "Caddy did not start: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let front = format!("http://127.0.0.1:{port}");
+    let get = |path: &str, accept: &str, session: Option<&str>| {
+        let mut request = app
+            .client
+            .get(format!("{front}{path}"))
+            .header("Accept", accept.to_string());
+        if let Some(session) = session {
+            request = request.header("Cookie", format!("idgate_session={session}"));
+        }
+        request.send()
+    };
+    let html = "text/html,application/xhtml+xml";
+
+    // A signed-out browser: sent to sign in, with its URL whole.
+    let anonymous = get("/docs/report?x=1&y=two&z=%20", html, None)
+        .await
+        .expect("send");
+    assert_eq!(
+        anonymous.status(),
+        302,
+        "{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    let location = anonymous
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    assert_eq!(
+        location,
+        format!("{front}/login?redirect=%2Fdocs%2Freport%3Fx%3D1%26y%3Dtwo%26z%3D%2520")
+    );
+    let sign_in_page = get(location.trim_start_matches(front.as_str()), html, None)
+        .await
+        .expect("send");
+    assert_eq!(sign_in_page.status(), 200);
+    // An API client: 401, no redirect.
+    assert_eq!(
+        get("/docs/report", "application/json", None)
+            .await
+            .expect("send")
+            .status(),
+        401
+    );
+
+    // Signed in (through Caddy): the upstream sees who.
+    let response = app
+        .client
+        .post(format!("{front}/authenticate"))
+        .form(&[
+            ("action", "login"),
+            ("id_token", &app.token_for("ana@example.org")),
+        ])
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(response.status(), 200);
+    let session = session_cookie(&response).expect("cookie").0;
+    let through = get("/docs/report", html, Some(&session))
+        .await
+        .expect("send");
+    assert_eq!(through.status(), 200);
+    assert_eq!(
+        through.text().await.expect("body"),
+        format!("upstream /docs/report for ana@example.org ({})", member.id)
+    );
 }
