@@ -368,10 +368,7 @@ async fn caddy_forward_auth_sends_browsers_to_sign_in_and_lets_members_through()
         .args(["run", "--adapter", "caddyfile", "--config"])
         .arg(&recipe)
         .env("SITE", format!("http://127.0.0.1:{port}"))
-        .env(
-            "IDGATE",
-            app.address.trim_start_matches("http://").to_string(),
-        )
+        .env("IDGATE", app.address.trim_start_matches("http://"))
         .env("APP", format!("127.0.0.1:{upstream_port}"))
         .env("HOME", dir.path())
         .env("XDG_DATA_HOME", dir.path())
