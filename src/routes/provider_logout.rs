@@ -26,6 +26,13 @@ fn invalid_request() -> HttpResponse {
         .json(json!({ "error": "invalid_request" }))
 }
 
+/// Not decided: `503`, for the provider to try again.
+fn unavailable() -> HttpResponse {
+    HttpResponse::ServiceUnavailable()
+        .insert_header(("Cache-Control", "no-store"))
+        .finish()
+}
+
 /// Why a logout token ended nothing.
 enum Refused {
     /// The token (or the request) is not one idgate accepts; the detail is for the log.
@@ -74,7 +81,6 @@ async fn backchannel(
             reason.code(),
             detail.map(|d| format!(": {d}")).unwrap_or_default()
         ))),
-        // The provider's keys cannot be had: not the token's fault, and the provider may retry.
         Err(VerifyError::Unavailable(detail)) => Err(Refused::Unavailable(detail)),
     };
     match outcome {
@@ -89,17 +95,14 @@ async fn backchannel(
                 .insert_header(("Cache-Control", "no-store"))
                 .finish()
         }
+        // Nothing is wrong with the token that idgate knows of: 503, so that the provider retries.
         Err(Refused::Store(error)) => {
             tracing::error!(incident = %event.incident, %error, "back-channel logout failed: database");
-            HttpResponse::ServiceUnavailable()
-                .insert_header(("Cache-Control", "no-store"))
-                .finish()
+            unavailable()
         }
         Err(Refused::Unavailable(detail)) => {
             tracing::warn!(incident = %event.incident, %detail, "back-channel logout failed: the provider's keys are unavailable");
-            HttpResponse::ServiceUnavailable()
-                .insert_header(("Cache-Control", "no-store"))
-                .finish()
+            unavailable()
         }
         Err(refused) => {
             let detail = match refused {
