@@ -27,6 +27,17 @@ pub struct Settings {
     pub response_mode: ResponseMode,
 }
 
+impl Settings {
+    /// The path idgate serves under (`/sso` for `--public-url https://docs.example.org/sso`),
+    /// without a trailing `/`; empty at the root of its host.
+    pub fn base_path(&self) -> String {
+        self.public_url
+            .as_ref()
+            .map(|u| u.path().trim_end_matches('/').to_string())
+            .unwrap_or_default()
+    }
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Settings {

@@ -106,6 +106,7 @@ impl Application {
         }
         let state = web::Data::new(AppState::new(settings, config, db, clock)?);
         let app_state = state.clone();
+        let base = state.settings.base_path();
         let https = state
             .settings
             .public_url
@@ -119,7 +120,7 @@ impl Application {
                 .app_data(web::FormConfig::default().limit(64 * 1024))
                 .app_data(web::JsonConfig::default().limit(64 * 1024))
                 .wrap(access_log())
-                .configure(routes::configure)
+                .configure(routes::configure_under(base.clone()))
         })
         .shutdown_timeout(30)
         .listen(listener)

@@ -128,21 +128,22 @@ pub struct ServeArgs {
 
 /// The public URL: an origin (`https://sso.example.org[:port]`), no path, query or user.
 fn public_url(text: &str) -> Result<url::Url, String> {
-    let url = url::Url::parse(text).map_err(|e| format!("`{text}`: {e}"))?;
-    let origin_only = matches!(url.scheme(), "http" | "https")
+    let mut url = url::Url::parse(text).map_err(|e| format!("`{text}`: {e}"))?;
+    let usable = matches!(url.scheme(), "http" | "https")
         && url.host_str().is_some()
-        && url.path() == "/"
         && url.query().is_none()
         && url.fragment().is_none()
         && url.username().is_empty()
         && url.password().is_none();
-    if origin_only {
-        Ok(url)
-    } else {
-        Err(format!(
-            "`{text}` must be an origin such as https://sso.example.org (idgate serves at the root)"
-        ))
+    if !usable {
+        return Err(format!(
+            "`{text}` must be an http or https address such as https://sso.example.org or https://docs.example.org/sso (no query)"
+        ));
     }
+    // idgate serves under the path, if any: kept without a trailing `/`.
+    let path = url.path().trim_end_matches('/').to_string();
+    url.set_path(if path.is_empty() { "/" } else { &path });
+    Ok(url)
 }
 
 /// A cookie name: an RFC 6265 token.

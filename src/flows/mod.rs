@@ -66,11 +66,12 @@ impl std::str::FromStr for ResponseMode {
 /// The name of the flow cookie. Over https it is `__Host-idgate_flow`: browsers take such a
 /// cookie only from this very host (`Secure`, `Path=/`, no `Domain`), so a sibling subdomain
 /// cannot plant a value it knows. Over plain http (development) the prefix is not possible.
-pub fn flow_cookie_name(secure: bool) -> &'static str {
-    if secure {
-        "__Host-idgate_flow"
-    } else {
-        FLOW_COOKIE
+pub fn flow_cookie_name(secure: bool, at_root: bool) -> &'static str {
+    match (secure, at_root) {
+        (true, true) => "__Host-idgate_flow",
+        // Under a path the cookie is scoped to the callback, which `__Host-` does not allow.
+        (true, false) => "__Secure-idgate_flow",
+        (false, _) => FLOW_COOKIE,
     }
 }
 

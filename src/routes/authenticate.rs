@@ -218,7 +218,7 @@ async fn redeem(
     let target = params
         .get("redirect")
         .and_then(|r| flows::safe_redirect_among(r, website.as_deref()))
-        .unwrap_or_else(|| "/".into());
+        .unwrap_or_else(|| format!("{}/", state.settings.base_path()));
     Ok(render::see_other(&target)
         .cookie(new_session(req, state, signed_in.session_id))
         .finish())
@@ -226,18 +226,29 @@ async fn redeem(
 
 #[derive(askama::Template)]
 #[template(path = "logout.html")]
-struct LogoutPage;
+struct LogoutPage {
+    base: String,
+}
 
 /// `GET /logout`: a page with a sign-out button (a link may show it; only its POST signs out).
-async fn logout_page() -> HttpResponse {
+async fn logout_page(state: web::Data<AppState>) -> HttpResponse {
     let mut builder = HttpResponse::Ok();
     builder.insert_header(("Cache-Control", "no-store"));
-    render::page(builder, &LogoutPage)
+    render::page(
+        builder,
+        &LogoutPage {
+            base: state.settings.base_path(),
+        },
+    )
 }
 
 /// `GET /signed-out`: where the provider sends people back after signing them out.
-async fn signed_out() -> HttpResponse {
-    render::signed_out(Format::Html, HttpResponse::Ok())
+async fn signed_out(state: web::Data<AppState>) -> HttpResponse {
+    render::signed_out(
+        Format::Html,
+        HttpResponse::Ok(),
+        &state.settings.base_path(),
+    )
 }
 
 /// `POST /logout`: refusals (a page another site could have made ask) are in the security log.
@@ -301,7 +312,11 @@ async fn sign_out(
     let mut builder = HttpResponse::Ok();
     builder.cookie(removal.clone());
     let Some(id) = request::session_id(req, state) else {
-        return Ok(render::signed_out(format, builder));
+        return Ok(render::signed_out(
+            format,
+            builder,
+            &state.settings.base_path(),
+        ));
     };
     let id_hash = hash_id(&id);
     state.session_cache.forget(&id_hash);
@@ -325,7 +340,11 @@ async fn sign_out(
         .await
         .map_err(|error| Refusal::from(error).format(format).clearing(removal))?;
     let Some((logged, id_token)) = ended else {
-        return Ok(render::signed_out(format, builder));
+        return Ok(render::signed_out(
+            format,
+            builder,
+            &state.settings.base_path(),
+        ));
     };
     logged.trace();
     // A person in a browser signs out at the provider too, when it offers it.
@@ -343,5 +362,9 @@ async fn sign_out(
             .insert_header(("Cache-Control", "no-store"));
         return Ok(redirect.finish());
     }
-    Ok(render::signed_out(format, builder))
+    Ok(render::signed_out(
+        format,
+        builder,
+        &state.settings.base_path(),
+    ))
 }

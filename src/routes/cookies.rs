@@ -38,15 +38,20 @@ pub fn removal_cookie(settings: &CookieSettings, secure: bool) -> Cookie<'static
 /// https it is `SameSite=None`, so that it survives the provider's cross-site POST (the session
 /// cookie stays `Lax`); otherwise `Lax` (browsers refuse `None` without `Secure`, so plain http
 /// development setups use `Lax`, which same-site setups on one host still carry).
-pub fn flow_cookie(value: String, secure: bool, mode: ResponseMode) -> Cookie<'static> {
+pub fn flow_cookie(value: String, secure: bool, mode: ResponseMode, base: &str) -> Cookie<'static> {
     let same_site = if secure && mode == ResponseMode::FormPost {
         SameSite::None
     } else {
         SameSite::Lax
     };
-    Cookie::build(flow_cookie_name(secure), value)
+    let path = if secure && base.is_empty() {
+        "/".to_string()
+    } else {
+        format!("{base}/callback")
+    };
+    Cookie::build(flow_cookie_name(secure, base.is_empty()), value)
         .http_only(true)
-        .path(if secure { "/" } else { "/callback" })
+        .path(path)
         .max_age(Duration::seconds(FLOW_LIFETIME_SECS))
         .same_site(same_site)
         .secure(secure)
@@ -73,7 +78,7 @@ mod tests {
 
     #[test]
     fn the_flow_cookie_is_host_bound_over_https_and_none_only_for_form_post() {
-        let https_post = flow_cookie("v".into(), true, ResponseMode::FormPost).to_string();
+        let https_post = flow_cookie("v".into(), true, ResponseMode::FormPost, "").to_string();
         assert!(
             https_post.starts_with("__Host-idgate_flow=v"),
             "{https_post}"
@@ -82,9 +87,9 @@ mod tests {
             assert!(https_post.contains(part), "{https_post} lacks {part}");
         }
         assert!(https_post.contains("Path=/") && !https_post.contains("Path=/callback"));
-        let https_query = flow_cookie("v".into(), true, ResponseMode::Query).to_string();
+        let https_query = flow_cookie("v".into(), true, ResponseMode::Query, "").to_string();
         assert!(https_query.contains("SameSite=Lax"), "{https_query}");
-        let http = flow_cookie("v".into(), false, ResponseMode::FormPost).to_string();
+        let http = flow_cookie("v".into(), false, ResponseMode::FormPost, "").to_string();
         assert!(
             http.starts_with("idgate_flow=v")
                 && http.contains("SameSite=Lax")
@@ -92,5 +97,11 @@ mod tests {
             "{http}"
         );
         assert!(http.contains("Path=/callback"), "{http}");
+        // Under a path: scoped to the callback there.
+        let under = flow_cookie("v".into(), true, ResponseMode::Query, "/sso").to_string();
+        assert!(
+            under.starts_with("__Secure-idgate_flow=v") && under.contains("Path=/sso/callback"),
+            "{under}"
+        );
     }
 }

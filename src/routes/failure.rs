@@ -187,6 +187,8 @@ pub struct Refusal {
     removal: Option<Cookie<'static>>,
     /// Seconds to wait, for `Retry-After`.
     retry_after: Option<u64>,
+    /// The path idgate serves under, for the links of pages.
+    base: String,
     /// The account a member or policy rule refused (the email the provider asserted), and where
     /// to sign in with another one.
     account: Option<(String, Option<String>)>,
@@ -204,6 +206,7 @@ impl From<Failure> for Refusal {
             removal: None,
             retry_after: None,
             account: None,
+            base: String::new(),
         }
     }
 }
@@ -299,6 +302,12 @@ impl Refusal {
         self
     }
 
+    /// Pages link under `base` (the path idgate serves under).
+    pub fn under(mut self, base: String) -> Self {
+        self.base = base;
+        self
+    }
+
     /// Where a person refused for the account they signed in with may choose another.
     pub fn another_account_at(mut self, href: String) -> Self {
         if let Some((_, link)) = &mut self.account {
@@ -354,7 +363,11 @@ pub async fn settle<T>(
 ) -> Result<T, Refusal> {
     match result {
         Ok(value) => Ok(value),
-        Err(refusal) => Err(refusal.logged(req, state, kind).await.or_format(format)),
+        Err(refusal) => Err(refusal
+            .logged(req, state, kind)
+            .await
+            .or_format(format)
+            .under(state.settings.base_path())),
     }
 }
 
@@ -376,7 +389,7 @@ impl ResponseError for Refusal {
             (Some((email, Some(href))), Format::Html) => {
                 render::refused_account(self.failure, &incident, email, href)
             }
-            _ => render::failure(format, self.failure, &incident, &self.problems),
+            _ => render::failure(format, self.failure, &incident, &self.problems, &self.base),
         };
         if let Some(removal) = &self.removal {
             let _ = response.add_cookie(removal);

@@ -52,11 +52,14 @@ struct SignInPage<'a> {
     redirect: Option<&'a str>,
     /// The address does not sign in with single sign-on: no providers are offered.
     no_sso: bool,
+    /// The path idgate serves under.
+    base: &'a str,
 }
 
 #[derive(Template)]
 #[template(path = "home.html")]
 struct HomePage<'a> {
+    base: &'a str,
     email: &'a str,
     provider: &'a str,
 }
@@ -70,7 +73,12 @@ fn redirect_param(req: &HttpRequest, config: &IdentityConfig) -> Option<String> 
 }
 
 /// `/login/{provider}` with the `redirect` and `login_hint` to keep, encoded.
-fn provider_href(provider: &str, redirect: Option<&str>, login_hint: Option<&str>) -> String {
+fn provider_href(
+    base: &str,
+    provider: &str,
+    redirect: Option<&str>,
+    login_hint: Option<&str>,
+) -> String {
     let mut query = url::form_urlencoded::Serializer::new(String::new());
     if let Some(hint) = login_hint {
         query.append_pair("login_hint", hint);
@@ -80,9 +88,9 @@ fn provider_href(provider: &str, redirect: Option<&str>, login_hint: Option<&str
     }
     let query = query.finish();
     if query.is_empty() {
-        format!("/login/{provider}")
+        format!("{base}/login/{provider}")
     } else {
-        format!("/login/{provider}?{query}")
+        format!("{base}/login/{provider}?{query}")
     }
 }
 
@@ -103,6 +111,7 @@ enum EmailFirst<'c> {
 /// whether a member has the address.
 async fn sign_in_page(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let config = state.config.load();
+    let base = state.settings.base_path();
     let redirect = redirect_param(&req, &config);
     let email = Params::parse(&[req.query_string().as_bytes()])
         .ok()
@@ -129,11 +138,11 @@ async fn sign_in_page(req: HttpRequest, state: web::Data<AppState>) -> HttpRespo
     let link = |p: &Provider, hint: Option<&str>| ProviderLink {
         title: p.title.clone(),
         description: p.description.clone(),
-        href: provider_href(&p.id, redirect.as_deref(), hint),
+        href: provider_href(&base, &p.id, redirect.as_deref(), hint),
     };
     let (providers, notice, email) = match &step {
         EmailFirst::Providers(allowed, email) if allowed.len() == 1 => {
-            let href = provider_href(&allowed[0].id, redirect.as_deref(), Some(email));
+            let href = provider_href(&base, &allowed[0].id, redirect.as_deref(), Some(email));
             return render::see_other(&href).finish();
         }
         EmailFirst::Providers(allowed, email) => (
@@ -168,6 +177,7 @@ async fn sign_in_page(req: HttpRequest, state: web::Data<AppState>) -> HttpRespo
             email,
             redirect: redirect.as_deref(),
             no_sso: matches!(step, EmailFirst::NoSso),
+            base: &base,
         },
     )
 }
@@ -215,7 +225,10 @@ async fn start_flow(
     let secure = request::is_https(req, state);
     // One browser value for all of this browser's flows, so that two tabs can sign in at once.
     let browser = req
-        .cookie(flows::flow_cookie_name(secure))
+        .cookie(flows::flow_cookie_name(
+            secure,
+            state.settings.base_path().is_empty(),
+        ))
         .map(|c| c.value().to_string())
         .filter(|v| is_plausible_id(v))
         .unwrap_or_else(random_token);
@@ -253,7 +266,12 @@ async fn start_flow(
         .await
         .map_err(|error| fails(Failure::Unavailable, error.to_string()))?;
     Ok(HttpResponse::Found()
-        .cookie(flow_cookie(browser, secure, state.settings.response_mode))
+        .cookie(flow_cookie(
+            browser,
+            secure,
+            state.settings.response_mode,
+            &state.settings.base_path(),
+        ))
         .insert_header((LOCATION, url.to_string()))
         .insert_header(("Cache-Control", "no-store"))
         .finish())
@@ -291,7 +309,10 @@ async fn finish_flow(
     let state_hash = hash_id(state_param);
     // Only the browser that started the flow may finish it (or use it up).
     let browser_hash = req
-        .cookie(flows::flow_cookie_name(request::is_https(req, state)))
+        .cookie(flows::flow_cookie_name(
+            request::is_https(req, state),
+            state.settings.base_path().is_empty(),
+        ))
         .map(|c| hash_id(c.value()))
         .ok_or_else(|| bad_state("no flow cookie: the flow was started in another browser"))?;
     let flow = state
@@ -378,12 +399,19 @@ async fn finish_flow(
         if let Some(redirect) = &flow.redirect {
             query.append_pair("redirect", redirect);
         }
-        format!("/login/{}?{}", flow.provider, query.finish())
+        format!(
+            "{}/login/{}?{}",
+            state.settings.base_path(),
+            flow.provider,
+            query.finish()
+        )
     };
     let signed_in = signin::sign_in(state, &tokens.id_token, expected, &attempt)
         .await
         .map_err(|error| Refusal::from(error).another_account_at(another_account))?;
-    let target = flow.redirect.unwrap_or_else(|| "/".into());
+    let target = flow
+        .redirect
+        .unwrap_or_else(|| format!("{}/", state.settings.base_path()));
     Ok(render::see_other(&target)
         .cookie(new_session(req, state, signed_in.session_id))
         .finish())
@@ -391,11 +419,13 @@ async fn finish_flow(
 
 /// `GET /`: who is signed in, or the sign-in page.
 async fn home(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, Refusal> {
-    let Some((session, _)) = current_session(&req, &state)
-        .await
-        .map_err(|error| Refusal::from(error).format(Format::Html))?
+    let Some((session, _)) = current_session(&req, &state).await.map_err(|error| {
+        Refusal::from(error)
+            .format(Format::Html)
+            .under(state.settings.base_path())
+    })?
     else {
-        return Ok(render::see_other("/login").finish());
+        return Ok(render::see_other(&format!("{}/login", state.settings.base_path())).finish());
     };
     let config = state.config.load_full();
     let provider = config.provider(&session.provider);
@@ -417,6 +447,7 @@ async fn home(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRespon
     Ok(render::page_with_form_targets(
         builder,
         &HomePage {
+            base: &state.settings.base_path(),
             email: &session.member.email,
             provider: title,
         },

@@ -19,10 +19,22 @@ use actix_web::{HttpRequest, web};
 use failure::{Failure, Refusal};
 use render::Format;
 
-/// Every resource of the service; anything else is not found (a page for browsers).
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.default_service(web::to(not_found))
-        .configure(health::configure)
+/// Every resource of the service under `base` (the public URL's path; empty at the root of the
+/// host), and only there; anything else is not found (a page for browsers).
+pub fn configure_under(base: String) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg| {
+        cfg.default_service(web::to(not_found));
+        if base.is_empty() {
+            configure(cfg);
+        } else {
+            cfg.service(web::scope(&base).configure(configure));
+        }
+    }
+}
+
+/// Every resource of the service.
+fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.configure(health::configure)
         .configure(authenticate::configure)
         .configure(session::configure)
         .configure(login::configure)
@@ -30,6 +42,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(provider_logout::configure);
 }
 
-async fn not_found(req: HttpRequest) -> Result<actix_web::HttpResponse, Refusal> {
-    Err(Refusal::from(Failure::NotFound).format(Format::of(&req)))
+async fn not_found(
+    req: HttpRequest,
+    state: web::Data<crate::state::AppState>,
+) -> Result<actix_web::HttpResponse, Refusal> {
+    Err(Refusal::from(Failure::NotFound)
+        .format(Format::of(&req))
+        .under(state.settings.base_path()))
 }

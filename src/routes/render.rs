@@ -80,11 +80,14 @@ struct ErrorPage<'a> {
     heading: &'a str,
     message: &'a str,
     incident: &'a str,
+    base: &'a str,
 }
 
 #[derive(Template)]
 #[template(path = "signed_out.html")]
-struct SignedOutPage;
+struct SignedOutPage<'a> {
+    base: &'a str,
+}
 
 #[derive(Template)]
 #[template(path = "refused_account.html")]
@@ -117,6 +120,7 @@ pub fn failure(
     failure: Failure,
     incident: &str,
     problems: &[String],
+    base: &str,
 ) -> HttpResponse {
     let mut builder = HttpResponse::build(failure.status());
     if failure == Failure::MethodNotAllowed {
@@ -143,6 +147,7 @@ pub fn failure(
                     heading,
                     message,
                     incident,
+                    base,
                 },
             )
         }
@@ -220,12 +225,12 @@ pub fn session(
 }
 
 /// The answer to a sign-out.
-pub fn signed_out(format: Format, mut builder: HttpResponseBuilder) -> HttpResponse {
+pub fn signed_out(format: Format, mut builder: HttpResponseBuilder, base: &str) -> HttpResponse {
     builder.insert_header(("Cache-Control", "no-store"));
     match format {
         Format::Json => builder.json(json!({ "status": "signed-out" })),
         Format::Xml => xml(builder, &SignedOutXml),
-        Format::Html => page(builder, &SignedOutPage),
+        Format::Html => page(builder, &SignedOutPage { base }),
     }
 }
 

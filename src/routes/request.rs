@@ -98,8 +98,9 @@ pub fn is_https(req: &HttpRequest, state: &AppState) -> bool {
             .is_some_and(|proto| proto.trim().eq_ignore_ascii_case("https"))
 }
 
-/// idgate's own origin as people reach it (`scheme://host[:port]`): `--public-url`, or in
-/// development the request's `Host` (never a forwarded host a client could write).
+/// idgate's address as people reach it (`scheme://host[:port]` and the path it serves under):
+/// `--public-url`, or in development the request's `Host` (never a forwarded host a client
+/// could write).
 pub fn public_base(req: &HttpRequest, state: &AppState) -> Option<String> {
     if let Some(url) = &state.settings.public_url {
         return Some(url.as_str().trim_end_matches('/').to_string());
@@ -122,11 +123,20 @@ pub fn public_base(req: &HttpRequest, state: &AppState) -> Option<String> {
     authority_only.then(|| parsed.as_str().trim_end_matches('/').to_string())
 }
 
+/// idgate's own origin (`scheme://host[:port]`, without the path it may serve under): what a
+/// browser sends as `Origin` from idgate's pages.
+pub fn own_origin(req: &HttpRequest, state: &AppState) -> Option<String> {
+    let base = public_base(req, state)?;
+    url::Url::parse(&base)
+        .ok()
+        .map(|u| u.origin().ascii_serialization())
+}
+
 /// Whether an administrator's request comes from idgate's own pages : its `Origin`,
 /// or without one its `Referer`, is idgate's own origin. A request with neither is refused.
 pub fn is_same_origin(req: &HttpRequest, state: &AppState) -> bool {
     use actix_web::http::header::{ORIGIN, REFERER};
-    let Some(own) = public_base(req, state) else {
+    let Some(own) = own_origin(req, state) else {
         return false;
     };
     let own_origin = |o: &str| o.eq_ignore_ascii_case(&own);
@@ -150,7 +160,7 @@ pub fn is_from_trusted_page(req: &HttpRequest, state: &AppState) -> bool {
     let config = state.config.load();
     let trusted = |origin: &str| {
         config.is_client_website(origin)
-            || public_base(req, state).is_some_and(|own| own.eq_ignore_ascii_case(origin))
+            || own_origin(req, state).is_some_and(|own| own.eq_ignore_ascii_case(origin))
     };
     if let Some(origins) = header_values(req, ORIGIN) {
         return origins.iter().all(|o| trusted(o));
@@ -183,7 +193,7 @@ pub fn is_sign_out_from_trusted_page(req: &HttpRequest, state: &AppState) -> boo
     let config = state.config.load();
     let trusted = |origin: &str| {
         config.is_client_website(origin)
-            || public_base(req, state).is_some_and(|own| own.eq_ignore_ascii_case(origin))
+            || own_origin(req, state).is_some_and(|own| own.eq_ignore_ascii_case(origin))
     };
     if let Some(origins) = header_values(req, ORIGIN)
         && origins.iter().any(|o| o != "null")

@@ -230,9 +230,7 @@ fn original_page(req: &HttpRequest, state: &AppState) -> Option<String> {
     }
     let url = url::Url::parse(&format!("{proto}://{host}{uri}")).ok()?;
     let origin = url.origin().ascii_serialization();
-    let own = request::public_base(req, state).is_some_and(|base| {
-        url::Url::parse(&base).is_ok_and(|b| b.origin().ascii_serialization() == origin)
-    });
+    let own = request::own_origin(req, state).is_some_and(|own| own == origin);
     if own {
         // Back on idgate's own origin: a path, which the sign-in page keeps as it is.
         let mut path = url.path().to_string();

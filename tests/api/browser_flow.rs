@@ -650,7 +650,123 @@ async fn browsers_get_pages_for_unknown_paths_and_logout(db: TestDb) {
     assert!(page.contains("Sign out"), "{page}");
 }
 
+/// With `--public-url http://host/sso`, every endpoint is served under `/sso` and only there;
+/// pages, redirects and the provider's `redirect_uri` carry the path; the flow cookie is scoped
+/// to the callback there, the session cookie to the whole host.
+async fn idgate_serves_under_the_path_of_its_public_url(db: TestDb) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port");
+    let app = crate::helpers::spawn_signin_app_with(db, |s| {
+        s.listen = format!("127.0.0.1:{port}");
+        s.public_url = url::Url::parse(&format!("http://127.0.0.1:{port}/sso")).ok();
+    })
+    .await;
+    app.add_member("ana@example.org");
+    app.provider.set_user("ana@example.org", "ana-sub");
+    let get = |path: &str| app.client.get(format!("{}{path}", app.address)).send();
+    assert_eq!(get("/sso/healthz").await.expect("send").status(), 200);
+    for elsewhere in ["/healthz", "/login", "/callback", "/auth"] {
+        assert_eq!(
+            get(elsewhere).await.expect("send").status(),
+            404,
+            "{elsewhere}"
+        );
+    }
+    let page = get("/sso/login")
+        .await
+        .expect("send")
+        .text()
+        .await
+        .expect("page");
+    assert!(page.contains(r#"action="/sso/login""#), "{page}");
+    assert!(page.contains(r#"href="/sso/login/mock""#), "{page}");
+
+    let started = get("/sso/login/mock?redirect=/docs/a").await.expect("send");
+    assert_eq!(started.status(), 302);
+    let (flow_cookie, attributes) = set_cookie(&started, "idgate_flow").expect("flow cookie");
+    assert!(attributes.contains("Path=/sso/callback"), "{attributes}");
+    let authorize_url = location(&started);
+    assert_eq!(
+        query_param(&authorize_url, "redirect_uri"),
+        Some(format!("http://127.0.0.1:{port}/sso/callback"))
+    );
+    let back = authorize(
+        &app,
+        &Started {
+            authorize_url,
+            flow_cookie: flow_cookie.clone(),
+        },
+    )
+    .await;
+    assert!(
+        back.starts_with(&format!("http://127.0.0.1:{port}/sso/callback?")),
+        "{back}"
+    );
+    let signed_in = callback(&app, &back, &flow_cookie).await;
+    assert_eq!(signed_in.status(), 303);
+    // A relative redirect stays relative to the host's root.
+    assert_eq!(location(&signed_in), "/docs/a");
+    let (session, attributes) = session_cookie(&signed_in).expect("session");
+    assert!(
+        attributes.contains("Path=/;") || attributes.ends_with("Path=/"),
+        "{attributes}"
+    );
+    let home = app
+        .client
+        .get(format!("{}/sso/", app.address))
+        .header("Cookie", format!("idgate_session={session}"))
+        .send()
+        .await
+        .expect("send");
+    let home = home.text().await.expect("page");
+    assert!(home.contains(r#"action="/sso/logout""#), "{home}");
+    // Without a redirect, idgate's own home under the path.
+    let started = get("/sso/login/mock").await.expect("send");
+    let (flow_cookie, _) = set_cookie(&started, "idgate_flow").expect("flow cookie");
+    let back = authorize(
+        &app,
+        &Started {
+            authorize_url: location(&started),
+            flow_cookie: flow_cookie.clone(),
+        },
+    )
+    .await;
+    let signed_in = callback(&app, &back, &flow_cookie).await;
+    assert_eq!(location(&signed_in), "/sso/");
+    // idgate's own pages (its origin, whatever its path) may sign people in and out.
+    let origin = format!("http://127.0.0.1:{port}");
+    let direct = app
+        .client
+        .post(format!("{}/sso/authenticate", app.address))
+        .header("Origin", &origin)
+        .form(&[
+            ("action", "login"),
+            (
+                "id_token",
+                app.token_with("ana@example.org", serde_json::json!({"sub": "ana-sub"}))
+                    .as_str(),
+            ),
+        ])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(direct.status(), 200);
+    let (session, _) = session_cookie(&direct).expect("session");
+    let out = app
+        .client
+        .post(format!("{}/sso/logout", app.address))
+        .header("Origin", &origin)
+        .header("Cookie", format!("idgate_session={session}"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(out.status(), 200);
+}
+
 async_on_both_backends!(
+    idgate_serves_under_the_path_of_its_public_url,
     a_refused_account_is_named_and_another_may_be_chosen,
     browsers_get_pages_for_unknown_paths_and_logout,
     another_browser_leaves_the_flow_to_the_one_that_started_it,
