@@ -20,6 +20,10 @@ pub fn init(default_level: &str) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(colour)
+        // A log that cannot be written (standard error closed) is lost, and nothing else: by
+        // default the subscriber reports the failure on standard error with `eprint!`, which
+        // panics there, and every request that logs would fail.
+        .log_internal_errors(false)
         .with_writer(std::io::stderr);
     // A second initialisation (tests starting several apps) is harmless and ignored.
     let _ = if json {

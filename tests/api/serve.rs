@@ -64,3 +64,48 @@ fn serve_refuses_an_invalid_configuration_with_its_errors() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn serve_keeps_answering_when_its_log_pipe_closes() {
+    let dir = temp_dir();
+    std::fs::copy(repo_path("identity.yaml"), dir.path().join("identity.yaml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut child = idgate_command(dir.path())
+        .env("IDGATE_LOG_FORMAT", "json")
+        .env("IDGATE_LISTEN", "127.0.0.1:0")
+        .arg("serve")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stderr = child.stderr.take().unwrap_or_else(|| panic!("no stderr"));
+    let mut lines = BufReader::new(stderr).lines();
+    let port = loop {
+        let line = match lines.next() {
+            Some(Ok(line)) => line,
+            other => panic!("idgate stopped before serving: {other:?}"),
+        };
+        let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
+        if event["message"] == "idgate is serving" {
+            break event["port"].as_u64().unwrap_or_default();
+        }
+    };
+    // The reader goes away (a log collector that died): every log line now fails to write.
+    drop(lines);
+    for path in ["/readyz", "/session", "/login"] {
+        let answer = reqwest::get(format!("http://127.0.0.1:{port}{path}"))
+            .await
+            .unwrap_or_else(|e| panic!("{path} after the log closed: {e}"));
+        assert!(
+            answer.status().as_u16() < 500,
+            "{path} after the log closed: {}",
+            answer.status()
+        );
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let exit = child.wait().unwrap_or_else(|e| panic!("{e}"));
+    assert!(exit.success(), "graceful shutdown exits 0: {exit:?}");
+}
