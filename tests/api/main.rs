@@ -25,6 +25,7 @@ mod members_store;
 mod metrics;
 mod migrations;
 mod outage;
+mod package;
 mod properties;
 mod provider_keys;
 mod provider_logout;
