@@ -48,15 +48,7 @@ fn ready() -> bool {
     .filter(|(present, _)| !present)
     .map(|(_, what)| what)
     .collect();
-    if missing.is_empty() {
-        return true;
-    }
-    assert!(
-        std::env::var("IDGATE_E2E").as_deref() != Ok("1"),
-        "IDGATE_E2E=1 but missing: {missing:?}"
-    );
-    eprintln!("end-to-end test skipped: missing {missing:?} (see tests/e2e)");
-    false
+    crate::helpers::tools_ready("end-to-end test (see tests/e2e)", &missing)
 }
 
 /// Stops the child process when dropped.

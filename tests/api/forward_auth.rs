@@ -110,24 +110,30 @@ async fn upstream(req: HttpRequest) -> HttpResponse {
     ))
 }
 
+/// Starts the upstream app on a random port, and returns the port.
+fn spawn_upstream() -> u16 {
+    let server = HttpServer::new(|| App::new().default_service(web::to(upstream)))
+        .workers(1)
+        .bind("127.0.0.1:0")
+        .expect("bind");
+    let port = server.addrs()[0].port();
+    tokio::spawn(server.run());
+    port
+}
+
 #[tokio::test]
 async fn nginx_auth_request_lets_only_signed_in_people_through() {
-    if !Path::new(NGINX).exists() {
-        assert!(
-            std::env::var("IDGATE_E2E").as_deref() != Ok("1"),
-            "IDGATE_E2E=1 but {NGINX} is missing"
-        );
-        eprintln!("nginx forward-auth test skipped: {NGINX} is missing");
+    let missing: Vec<String> = [NGINX]
+        .into_iter()
+        .filter(|tool| !Path::new(tool).exists())
+        .map(String::from)
+        .collect();
+    if !crate::helpers::tools_ready("nginx forward-auth test", &missing) {
         return;
     }
     let app = spawn_signin_app(TestDb::sqlite()).await;
     let member = app.add_member("ana@example.org");
-    let upstream_server = HttpServer::new(|| App::new().default_service(web::to(upstream)))
-        .workers(1)
-        .bind("127.0.0.1:0")
-        .expect("bind");
-    let upstream_port = upstream_server.addrs()[0].port();
-    tokio::spawn(upstream_server.run());
+    let upstream_port = spawn_upstream();
 
     let port = free_port();
     let dir = crate::helpers::temp_dir();
@@ -343,22 +349,17 @@ const CADDY: &str = "/usr/bin/caddy";
 /// gets 401, and a signed-in person reaches the upstream, which sees who.
 #[tokio::test]
 async fn caddy_forward_auth_sends_browsers_to_sign_in_and_lets_members_through() {
-    if !Path::new(CADDY).exists() {
-        assert!(
-            std::env::var("IDGATE_E2E").as_deref() != Ok("1"),
-            "IDGATE_E2E=1 but {CADDY} is missing"
-        );
-        eprintln!("Caddy forward-auth test skipped: {CADDY} is missing");
+    let missing: Vec<String> = [CADDY]
+        .into_iter()
+        .filter(|tool| !Path::new(tool).exists())
+        .map(String::from)
+        .collect();
+    if !crate::helpers::tools_ready("Caddy forward-auth test", &missing) {
         return;
     }
     let app = spawn_signin_app(TestDb::sqlite()).await;
     let member = app.add_member("ana@example.org");
-    let upstream_server = HttpServer::new(|| App::new().default_service(web::to(upstream)))
-        .workers(1)
-        .bind("127.0.0.1:0")
-        .expect("bind");
-    let upstream_port = upstream_server.addrs()[0].port();
-    tokio::spawn(upstream_server.run());
+    let upstream_port = spawn_upstream();
 
     let port = free_port();
     let dir = crate::helpers::temp_dir();

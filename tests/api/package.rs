@@ -34,7 +34,7 @@ fn cargo() -> String {
 /// Whether the test can run here; without `IDGATE_E2E=1` a gap skips it.
 fn ready() -> bool {
     let is_root = String::from_utf8_lossy(&run("id", &["-u"]).stdout).trim() == "0";
-    let missing: Vec<&str> = [
+    let missing: Vec<String> = [
         (is_root, "root (dpkg -i)"),
         (succeeds(&cargo(), &["deb", "--version"]), "cargo-deb"),
         (succeeds("dpkg", &["--version"]), "dpkg"),
@@ -45,21 +45,16 @@ fn ready() -> bool {
     ]
     .into_iter()
     .filter(|(present, _)| !present)
-    .map(|(_, what)| what)
+    .map(|(_, what)| what.to_string())
     .collect();
-    if missing.is_empty() {
-        assert!(
-            !succeeds("dpkg", &["-s", "idgate"]),
-            "an idgate package is installed on this machine; the package test would replace it"
-        );
-        return true;
+    if !crate::helpers::tools_ready("Debian package test", &missing) {
+        return false;
     }
     assert!(
-        std::env::var("IDGATE_E2E").as_deref() != Ok("1"),
-        "IDGATE_E2E=1 but missing: {missing:?}"
+        !succeeds("dpkg", &["-s", "idgate"]),
+        "an idgate package is installed on this machine; the package test would replace it"
     );
-    eprintln!("Debian package test skipped: missing {missing:?}");
-    false
+    true
 }
 
 /// Purges the package when dropped, so a failing test leaves the machine as it found it.

@@ -1,16 +1,19 @@
 //! `idgate serve` as a newcomer runs it: defaults, a new SQLite file, SIGTERM to stop.
 
 use std::io::{BufRead as _, BufReader};
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 
 use crate::helpers::{idgate_command, repo_path, temp_dir};
 
-#[tokio::test]
-async fn serve_with_defaults_creates_its_database_answers_and_stops_on_sigterm() {
-    let dir = temp_dir();
-    std::fs::copy(repo_path("identity.yaml"), dir.path().join("identity.yaml"))
+type LogLines = std::io::Lines<BufReader<std::process::ChildStderr>>;
+
+/// Starts `idgate serve` in `dir` with the example `identity.yaml` and every default but the
+/// port, JSON logs on a pipe; returns the process, its log still to read, and its port.
+fn serve_with_defaults(dir: &Path) -> (Child, LogLines, u64) {
+    std::fs::copy(repo_path("identity.yaml"), dir.join("identity.yaml"))
         .unwrap_or_else(|e| panic!("{e}"));
-    let mut child = idgate_command(dir.path())
+    let mut child = idgate_command(dir)
         .env("IDGATE_LOG_FORMAT", "json")
         .env("IDGATE_LISTEN", "127.0.0.1:0")
         .arg("serve")
@@ -31,6 +34,14 @@ async fn serve_with_defaults_creates_its_database_answers_and_stops_on_sigterm()
             break event["port"].as_u64().unwrap_or_default();
         }
     };
+    (child, lines, port)
+}
+
+#[tokio::test]
+async fn serve_with_defaults_creates_its_database_answers_and_stops_on_sigterm() {
+    let dir = temp_dir();
+    // The log stays open (and unread) until the end.
+    let (mut child, _log, port) = serve_with_defaults(dir.path());
     assert!(
         dir.path().join("idgate.db").exists(),
         "the SQLite file is created on first start"
@@ -68,29 +79,7 @@ fn serve_refuses_an_invalid_configuration_with_its_errors() {
 #[tokio::test]
 async fn serve_keeps_answering_when_its_log_pipe_closes() {
     let dir = temp_dir();
-    std::fs::copy(repo_path("identity.yaml"), dir.path().join("identity.yaml"))
-        .unwrap_or_else(|e| panic!("{e}"));
-    let mut child = idgate_command(dir.path())
-        .env("IDGATE_LOG_FORMAT", "json")
-        .env("IDGATE_LISTEN", "127.0.0.1:0")
-        .arg("serve")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let stderr = child.stderr.take().unwrap_or_else(|| panic!("no stderr"));
-    let mut lines = BufReader::new(stderr).lines();
-    let port = loop {
-        let line = match lines.next() {
-            Some(Ok(line)) => line,
-            other => panic!("idgate stopped before serving: {other:?}"),
-        };
-        let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) else {
-            continue;
-        };
-        if event["message"] == "idgate is serving" {
-            break event["port"].as_u64().unwrap_or_default();
-        }
-    };
+    let (mut child, lines, port) = serve_with_defaults(dir.path());
     // The reader goes away (a log collector that died): every log line now fails to write.
     drop(lines);
     for path in ["/readyz", "/session", "/login"] {

@@ -20,3 +20,18 @@ pub fn repo_path(relative: &str) -> PathBuf {
 pub fn fixture(name: &str) -> PathBuf {
     repo_path(&format!("tests/fixtures/identity/{name}"))
 }
+
+/// Whether a test that needs outside tools can run: `missing` names what is not installed.
+/// With `IDGATE_E2E=1` (as `.ci/run` sets) a gap is a failure; elsewhere the test says it was
+/// skipped and returns.
+pub fn tools_ready(test: &str, missing: &[String]) -> bool {
+    if missing.is_empty() {
+        return true;
+    }
+    assert!(
+        std::env::var("IDGATE_E2E").as_deref() != Ok("1"),
+        "IDGATE_E2E=1 but missing for the {test}: {missing:?}"
+    );
+    eprintln!("{test} skipped: missing {missing:?}");
+    false
+}
