@@ -110,6 +110,16 @@ async fn upstream(req: HttpRequest) -> HttpResponse {
     ))
 }
 
+/// Whether the program at `path` is there for `test` (see `tools_ready`).
+fn installed(path: &str, test: &str) -> bool {
+    let missing: Vec<String> = [path]
+        .into_iter()
+        .filter(|path| !Path::new(path).exists())
+        .map(String::from)
+        .collect();
+    crate::helpers::tools_ready(test, &missing)
+}
+
 /// Starts the upstream app on a random port, and returns the port.
 fn spawn_upstream() -> u16 {
     let server = HttpServer::new(|| App::new().default_service(web::to(upstream)))
@@ -123,12 +133,7 @@ fn spawn_upstream() -> u16 {
 
 #[tokio::test]
 async fn nginx_auth_request_lets_only_signed_in_people_through() {
-    let missing: Vec<String> = [NGINX]
-        .into_iter()
-        .filter(|tool| !Path::new(tool).exists())
-        .map(String::from)
-        .collect();
-    if !crate::helpers::tools_ready("nginx forward-auth test", &missing) {
+    if !installed(NGINX, "nginx forward-auth test") {
         return;
     }
     let app = spawn_signin_app(TestDb::sqlite()).await;
@@ -349,12 +354,7 @@ const CADDY: &str = "/usr/bin/caddy";
 /// gets 401, and a signed-in person reaches the upstream, which sees who.
 #[tokio::test]
 async fn caddy_forward_auth_sends_browsers_to_sign_in_and_lets_members_through() {
-    let missing: Vec<String> = [CADDY]
-        .into_iter()
-        .filter(|tool| !Path::new(tool).exists())
-        .map(String::from)
-        .collect();
-    if !crate::helpers::tools_ready("Caddy forward-auth test", &missing) {
+    if !installed(CADDY, "Caddy forward-auth test") {
         return;
     }
     let app = spawn_signin_app(TestDb::sqlite()).await;
