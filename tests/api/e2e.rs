@@ -146,11 +146,12 @@ enum Mode {
     SignOut { provider: String },
 }
 
-/// Runs the browser script against idgate, signing in with the provider titled `title`, and
-/// returns its report.
+/// Runs the browser script against idgate, signing in as `login` with the provider titled
+/// `title`, and returns its report.
 async fn browse(
     idgate: String,
     title: &'static str,
+    login: &'static str,
     mode: Mode,
     screenshot: Option<PathBuf>,
     provider_log: &std::path::Path,
@@ -167,7 +168,7 @@ async fn browse(
         if let Mode::SignOut { provider } = &mode {
             command.env("SIGN_OUT", "1").env("PROVIDER_URL", provider);
         }
-        command.args(["browser.mjs", &idgate, title, "ana@example.org"]);
+        command.args(["browser.mjs", &idgate, title, login]);
         if let Some(path) = screenshot {
             command.arg(path);
         }
@@ -244,7 +245,15 @@ async fn a_browser_signs_in_at_a_real_provider_with_query_and_form_post() {
             ("E2E Default Claims", "e2e-default"),
         ] {
             let shot = screenshot.clone().filter(|_| id == "e2e");
-            let report = browse(app.clone(), title, Mode::SignIn, shot, provider_log.path()).await;
+            let report = browse(
+                app.clone(),
+                title,
+                "ana@example.org",
+                Mode::SignIn,
+                shot,
+                provider_log.path(),
+            )
+            .await;
             assert_eq!(report["session"]["status"], 200, "{app} {id}: {report}");
             let body = &report["session"]["body"];
             assert_eq!(body["member"]["email"], "ana@example.org", "{report}");
@@ -262,6 +271,7 @@ async fn a_browser_signs_in_at_a_real_provider_with_query_and_form_post() {
     let report = browse(
         query_app.clone(),
         "E2E ID Token Only",
+        "ana@example.org",
         Mode::Refused,
         None,
         provider_log.path(),
@@ -288,9 +298,55 @@ async fn a_browser_signs_in_at_a_real_provider_with_query_and_form_post() {
     );
     // Signing out at the provider too (its end-session page, back to /signed-out), and a
     // back-channel logout the provider sends by itself.
+    // Someone who is not a member: the page names the account the provider signed in and
+    // offers another one (never a "try again" that ends on the same refusal). idgate's 404 and
+    // sign-out pages, as the browser shows them.
+    let report = browse(
+        query_app.clone(),
+        "E2E Provider",
+        "bob@example.org",
+        Mode::Refused,
+        None,
+        provider_log.path(),
+    )
+    .await;
+    assert_eq!(
+        report["heading"], "This account cannot sign in here",
+        "{report}"
+    );
+    assert_eq!(report["email"], "bob@example.org", "{report}");
+    assert_eq!(
+        report["differentAccount"], "/login/e2e?prompt=select_account",
+        "{report}"
+    );
+    assert!(
+        report["incident"].as_str().is_some_and(|i| !i.is_empty()),
+        "{report}"
+    );
+    assert_eq!(report["notFound"]["status"], 404, "{report}");
+    assert!(
+        report["notFound"]["type"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("text/html")),
+        "{report}"
+    );
+    assert_eq!(report["notFound"]["heading"], "Page not found", "{report}");
+    assert_eq!(report["logoutPage"]["status"], 200, "{report}");
+    assert_eq!(report["logoutPage"]["heading"], "Sign out", "{report}");
+    assert_eq!(report["logoutPage"]["buttons"], 1, "{report}");
+    let refusals = idgate::db::audit::list_events(&mut query_db.open().conn().expect("conn"), 0)
+        .expect("security log");
+    assert!(
+        refusals
+            .iter()
+            .any(|e| e.reason.as_deref() == Some("no_member")),
+        "{refusals:?}"
+    );
+
     let report = browse(
         query_app,
         "E2E Provider",
+        "ana@example.org",
         Mode::SignOut {
             provider: provider_url.clone(),
         },

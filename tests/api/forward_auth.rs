@@ -1,9 +1,13 @@
-//! Forward-auth with real nginx (`auth_request`) in front of a small upstream app: without a
-//! session nginx sends the browser to `/login`; with one, the upstream sees `X-Auth-Email`;
-//! after logout, the browser is sent to `/login` again.
+//! Forward-auth with real proxies in front of a small upstream app, each configured by the very
+//! recipe the documentation shows (`docs/recipes/`): nginx (`auth_request` to `/auth`, refusals
+//! through `/forward-auth`) and Caddy (`forward_auth` to `/forward-auth`). Without a session a
+//! browser is sent to sign in with its URL whole and an API client gets 401; with one, the
+//! upstream sees who; after logout, the browser is sent to sign in again. `/forward-auth` itself
+//! is tested as Traefik calls it.
 //!
-//! Needs Debian's `nginx` (or `nginx-light`); `.ci/run` installs it and sets `IDGATE_E2E=1`,
-//! which makes its absence a failure. Elsewhere the test reports that it was skipped.
+//! Needs Debian's `nginx` (or `nginx-light`), `caddy`, `openssl` and `ssl-cert`; `.ci/run`
+//! installs them and sets `IDGATE_E2E=1`, which makes their absence a failure. Elsewhere the
+//! tests report that they were skipped.
 
 use std::path::Path;
 use std::process::{Child, Command};
@@ -14,63 +18,34 @@ use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use crate::helpers::{TestDb, session_cookie, spawn_signin_app};
 
 const NGINX: &str = "/usr/sbin/nginx";
+const OPENSSL: &str = "/usr/bin/openssl";
 
-/// The nginx configuration of the README, with test ports and paths.
-fn nginx_conf(dir: &Path, port: u16, idgate: &str, upstream: u16) -> String {
-    let dir = dir.display();
+/// The nginx recipe the documentation shows (`docs/recipes/nginx.conf`), as the file is.
+fn nginx_recipe() -> String {
+    std::fs::read_to_string(crate::helpers::repo_path("docs/recipes/nginx.conf")).expect("recipe")
+}
+
+/// `text` with `from` replaced by `to`, which must be there exactly once: a recipe that changes
+/// shape fails the test instead of being tested in part.
+fn replace_once(text: &str, from: &str, to: &str) -> String {
+    assert_eq!(
+        text.matches(from).count(),
+        1,
+        "the recipe has `{from}` once"
+    );
+    text.replace(from, to)
+}
+
+/// A main configuration for nginx run by a test in `dir`, including `site` as Debian's
+/// `/etc/nginx/nginx.conf` includes `sites-enabled/`.
+fn nginx_main(dir: &Path, site: &Path) -> String {
+    let (dir, site) = (dir.display(), site.display());
     format!(
-        r#"daemon off;
-worker_processes 1;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log;
-events {{ worker_connections 64; }}
-http {{
-  access_log off;
-  client_body_temp_path {dir}/body;
-  proxy_temp_path {dir}/proxy;
-  fastcgi_temp_path {dir}/fastcgi;
-  uwsgi_temp_path {dir}/uwsgi;
-  scgi_temp_path {dir}/scgi;
-  server {{
-    listen 127.0.0.1:{port};
-
-    # idgate's own pages (sign-in, callback, sign-out) on the same host.
-    location ~ ^/(login|callback|logout|authenticate|session)(/|$) {{
-      proxy_pass {idgate};
-      proxy_http_version 1.1;
-      proxy_set_header Host $host;
-      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-      proxy_set_header X-Forwarded-Proto $scheme;
-    }}
-
-    # The forward-auth check: a subrequest with the browser's cookies, no body.
-    location = /_idgate_auth {{
-      internal;
-      proxy_pass {idgate}/auth;
-      proxy_http_version 1.1;
-      proxy_pass_request_body off;
-      proxy_set_header Content-Length "";
-      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-    }}
-
-    # Everything else is the document app, for signed-in people only.
-    location / {{
-      auth_request /_idgate_auth;
-      auth_request_set $idgate_member $upstream_http_x_auth_member_id;
-      auth_request_set $idgate_email $upstream_http_x_auth_email;
-      auth_request_set $idgate_username $upstream_http_x_auth_username;
-      proxy_set_header X-Auth-Member-Id $idgate_member;
-      proxy_set_header X-Auth-Email $idgate_email;
-      proxy_set_header X-Auth-Username $idgate_username;
-      error_page 401 = @signin;
-      proxy_pass http://127.0.0.1:{upstream};
-    }}
-    location @signin {{
-      return 302 /login?redirect=$request_uri;
-    }}
-  }}
-}}
-"#
+        "daemon off;\nworker_processes 1;\npid {dir}/nginx.pid;\nerror_log {dir}/error.log;\n\
+         events {{ worker_connections 64; }}\n\
+         http {{\n  access_log off;\n  client_body_temp_path {dir}/body;\n  \
+         proxy_temp_path {dir}/proxy;\n  fastcgi_temp_path {dir}/fastcgi;\n  \
+         uwsgi_temp_path {dir}/uwsgi;\n  scgi_temp_path {dir}/scgi;\n  include {site};\n}}\n"
     )
 }
 
@@ -131,9 +106,55 @@ fn spawn_upstream() -> u16 {
     port
 }
 
+/// Debian's self-signed certificate, which the recipe names until the operator has their own.
+const SNAKEOIL_KEY: &str = "/etc/ssl/private/ssl-cert-snakeoil.key";
+
+/// The nginx recipe as written passes `nginx -t` (with Debian's `ssl-cert` certificate).
+#[tokio::test]
+async fn the_nginx_recipe_passes_nginx_t_as_written() {
+    let mut missing: Vec<String> = Vec::new();
+    if !Path::new(NGINX).exists() {
+        missing.push(NGINX.into());
+    }
+    if std::fs::File::open(SNAKEOIL_KEY).is_err() {
+        missing.push(format!("{SNAKEOIL_KEY} (package ssl-cert, readable)"));
+    }
+    if !crate::helpers::tools_ready("nginx -t of the recipe", &missing) {
+        return;
+    }
+    let dir = crate::helpers::temp_dir();
+    let main = dir.path().join("nginx.conf");
+    let recipe = crate::helpers::repo_path("docs/recipes/nginx.conf");
+    std::fs::write(&main, nginx_main(dir.path(), &recipe)).expect("conf");
+    let output = Command::new(NGINX)
+        .arg("-t")
+        .arg("-p")
+        .arg(dir.path())
+        .arg("-e")
+        .arg(dir.path().join("error.log"))
+        .arg("-c")
+        .arg(&main)
+        .output()
+        .expect("nginx -t");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Real nginx configured by the very recipe the documentation shows, with only its addresses and
+/// certificate swapped for the test's: a signed-out browser is sent to sign in with its URL
+/// (query string intact), an API client gets 401, the upstream sees who a member is (never who
+/// the client claims to be), and after logout the browser is sent to sign in again.
 #[tokio::test]
 async fn nginx_auth_request_lets_only_signed_in_people_through() {
-    if !installed(NGINX, "nginx forward-auth test") {
+    let missing: Vec<String> = [NGINX, OPENSSL]
+        .into_iter()
+        .filter(|path| !Path::new(path).exists())
+        .map(String::from)
+        .collect();
+    if !crate::helpers::tools_ready("nginx forward-auth test", &missing) {
         return;
     }
     let app = spawn_signin_app(TestDb::sqlite()).await;
@@ -142,17 +163,55 @@ async fn nginx_auth_request_lets_only_signed_in_people_through() {
 
     let port = free_port();
     let dir = crate::helpers::temp_dir();
-    let conf = dir.path().join("nginx.conf");
-    std::fs::write(
-        &conf,
-        nginx_conf(dir.path(), port, &app.address, upstream_port),
-    )
-    .expect("conf");
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = Command::new(OPENSSL)
+        .args([
+            "req",
+            "-x509",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+        ])
+        .args(["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    assert!(made.status.success(), "{made:?}");
+    let mut site = nginx_recipe();
+    for (from, to) in [
+        ("listen 443 ssl;", format!("listen 127.0.0.1:{port} ssl;")),
+        (
+            "/etc/ssl/certs/ssl-cert-snakeoil.pem",
+            cert.display().to_string(),
+        ),
+        (SNAKEOIL_KEY, key.display().to_string()),
+        (
+            "server 127.0.0.1:8080;",
+            format!("server {};", app.address.trim_start_matches("http://")),
+        ),
+        (
+            "server 127.0.0.1:3000;",
+            format!("server 127.0.0.1:{upstream_port};"),
+        ),
+    ] {
+        site = replace_once(&site, from, &to);
+    }
+    let site_path = dir.path().join("site.conf");
+    std::fs::write(&site_path, site).expect("site");
+    let main = dir.path().join("nginx.conf");
+    std::fs::write(&main, nginx_main(dir.path(), &site_path)).expect("conf");
     let child = Command::new(NGINX)
         .arg("-c")
-        .arg(&conf)
+        .arg(&main)
         .arg("-p")
         .arg(dir.path())
+        .arg("-e")
+        .arg(dir.path().join("error.log"))
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -169,34 +228,68 @@ async fn nginx_auth_request_lets_only_signed_in_people_through() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let front = format!("http://127.0.0.1:{port}");
-    let get = |path: &str, session: Option<&str>| {
-        let mut request = app.client.get(format!("{front}{path}"));
+    // The test's certificate is its own: the client takes it as it is.
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .danger_accept_invalid_certs(true)
+        .build()
+        .expect("client");
+    let front = format!("https://127.0.0.1:{port}");
+    let html = "text/html,application/xhtml+xml";
+    let get = |path: &str, accept: &str, session: Option<&str>| {
+        let mut request = client
+            .get(format!("{front}{path}"))
+            .header("Accept", accept.to_string());
         if let Some(session) = session {
             request = request.header("Cookie", format!("idgate_session={session}"));
         }
         request.send()
     };
+    let error_log = || std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default();
 
-    // No session: sent to the sign-in page, which nginx serves from idgate.
-    let anonymous = get("/docs/report?x=1", None).await.expect("send");
-    assert_eq!(anonymous.status(), 302);
+    // No session: a browser is sent to sign in, with its URL whole.
+    let anonymous = get("/docs/report?x=1&y=two&z=%20", html, None)
+        .await
+        .expect("send");
+    assert_eq!(anonymous.status(), 302, "{}", error_log());
     let location = anonymous
         .headers()
         .get("location")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
-    assert!(
-        location.ends_with("/login?redirect=/docs/report?x=1"),
-        "{location}"
+    assert_eq!(
+        location,
+        format!("{front}/login?redirect=%2Fdocs%2Freport%3Fx%3D1%26y%3Dtwo%26z%3D%2520")
     );
-    let sign_in_page = get("/login", None).await.expect("send");
+    // The sign-in page, served by idgate through nginx, keeps that URL for after the sign-in.
+    let sign_in_page = get(location.trim_start_matches(front.as_str()), html, None)
+        .await
+        .expect("send");
     assert_eq!(sign_in_page.status(), 200);
+    let page = sign_in_page.text().await.expect("page");
+    assert!(
+        page.contains("redirect=%2Fdocs%2Freport%3Fx%3D1%26y%3Dtwo%26z%3D%2520"),
+        "{page}"
+    );
+    // An API client, or a browser's form post: 401, no redirect.
+    assert_eq!(
+        get("/docs/report", "application/json", None)
+            .await
+            .expect("send")
+            .status(),
+        401
+    );
+    let post = client
+        .post(format!("{front}/docs/report"))
+        .header("Accept", html)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(post.status(), 401);
 
-    // Signed in (through nginx): the upstream sees who.
-    let response = app
-        .client
+    // Signed in (through nginx): the upstream sees who, whatever the client says.
+    let response = client
         .post(format!("{front}/authenticate"))
         .form(&[
             ("action", "login"),
@@ -207,7 +300,13 @@ async fn nginx_auth_request_lets_only_signed_in_people_through() {
         .expect("login");
     assert_eq!(response.status(), 200);
     let session = session_cookie(&response).expect("cookie").0;
-    let through = get("/docs/report", Some(&session)).await.expect("send");
+    let through = client
+        .get(format!("{front}/docs/report"))
+        .header("Cookie", format!("idgate_session={session}"))
+        .header("X-Auth-Email", "boss@example.org")
+        .send()
+        .await
+        .expect("send");
     assert_eq!(through.status(), 200);
     assert_eq!(
         through.text().await.expect("body"),
@@ -215,8 +314,7 @@ async fn nginx_auth_request_lets_only_signed_in_people_through() {
     );
 
     // Signed out: nginx sends the browser to sign in again.
-    let logout = app
-        .client
+    let logout = client
         .post(format!("{front}/logout"))
         .header("Cookie", format!("idgate_session={session}"))
         .send()
@@ -224,7 +322,7 @@ async fn nginx_auth_request_lets_only_signed_in_people_through() {
         .expect("logout");
     assert_eq!(logout.status(), 200);
     assert_eq!(
-        get("/docs/report", Some(&session))
+        get("/docs/report", html, Some(&session))
             .await
             .expect("send")
             .status(),
@@ -456,4 +554,24 @@ async fn caddy_forward_auth_sends_browsers_to_sign_in_and_lets_members_through()
         through.text().await.expect("body"),
         format!("upstream /docs/report for ana@example.org ({})", member.id)
     );
+}
+
+/// The recipes shown in the operators' guide are the files the tests run, character for
+/// character.
+#[test]
+fn the_guide_shows_the_recipes_the_tests_run() {
+    let guide = std::fs::read_to_string(crate::helpers::repo_path("docs/operations.md"))
+        .expect("operations.md");
+    for (fence, file) in [
+        ("```nginx\n", "docs/recipes/nginx.conf"),
+        ("```caddyfile\n", "docs/recipes/Caddyfile"),
+    ] {
+        let recipe = std::fs::read_to_string(crate::helpers::repo_path(file)).expect("recipe file");
+        let shown: Vec<&str> = guide
+            .split(fence)
+            .skip(1)
+            .map(|rest| rest.split("```").next().unwrap_or(""))
+            .collect();
+        assert_eq!(shown, vec![recipe.as_str()], "{file} in docs/operations.md");
+    }
 }

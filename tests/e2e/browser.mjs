@@ -4,7 +4,8 @@
 //
 //   node browser.mjs IDGATE_URL PROVIDER_TITLE LOGIN [SCREENSHOT.png]
 //
-// With EXPECT_REFUSAL=1 the run ends on idgate's error page instead, and prints its heading.
+// With EXPECT_REFUSAL=1 the run ends on idgate's error page instead, and prints its heading,
+// what it says of a refused account, and what idgate's 404 and GET /logout pages show.
 // With SIGN_OUT=1 (and PROVIDER_URL) it then signs out through idgate and the provider's
 // end-session page back to idgate's /signed-out, signs in again, signs out at the provider
 // alone, and reports whether idgate's session survived the provider's back-channel logout.
@@ -28,7 +29,28 @@ try {
   if (process.env.EXPECT_REFUSAL === '1') {
     const heading = page.getByRole('heading', { level: 1 });
     await heading.waitFor();
-    console.log(JSON.stringify({ refused: true, url: page.url(), heading: await heading.innerText() }));
+    const report = { refused: true, url: page.url(), heading: await heading.innerText() };
+    // A refused account: the email the provider asserted, and a way to choose another account.
+    const other = page.getByRole('link', { name: 'Sign in with a different account' });
+    if (await other.count() > 0) {
+      report.email = await page.locator('strong').first().innerText();
+      report.differentAccount = await other.getAttribute('href');
+      report.incident = await page.locator('.incident').innerText();
+    }
+    // idgate's other pages for people: an unknown path, and the sign-out page of GET /logout.
+    const missing = await page.goto(`${idgate}/no-such-page`);
+    report.notFound = {
+      status: missing.status(),
+      type: missing.headers()['content-type'],
+      heading: await page.getByRole('heading', { level: 1 }).innerText(),
+    };
+    const logout = await page.goto(`${idgate}/logout`);
+    report.logoutPage = {
+      status: logout.status(),
+      heading: await page.getByRole('heading', { level: 1 }).innerText(),
+      buttons: await page.getByRole('button', { name: 'Sign out' }).count(),
+    };
+    console.log(JSON.stringify(report));
     process.exit(0);
   }
   // Back at idgate: the home page names the person.
