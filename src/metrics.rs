@@ -89,23 +89,23 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// Every metric, with the SQLite writer's when there is one.
+    /// Every metric, with the database writer's when there is one.
     pub fn new(writer: Option<WriterCounters>) -> Self {
         let mut registry = Registry::with_prefix("idgate");
         if let Some(writer) = writer {
             registry.register(
                 "db_commits",
-                "Transactions committed by the SQLite writer (sign-ins arriving together share one)",
+                "Transactions committed by the database writer (sign-ins arriving together share one)",
                 writer.commits,
             );
             registry.register(
                 "db_writes",
-                "Writes run by the SQLite writer (a refused sign-in's is rolled back on its own)",
+                "Writes run by the database writer (a refused sign-in's is rolled back on its own)",
                 writer.writes,
             );
             registry.register(
                 "db_write_queue",
-                "Writes waiting for the SQLite writer",
+                "Writes waiting for the database writer",
                 writer.queued,
             );
         }

@@ -49,7 +49,7 @@ impl AppState {
         db: Database,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, FetchError> {
-        let metrics = Arc::new(Metrics::new(db.writer_counters()));
+        let metrics = Arc::new(Metrics::new(Some(db.writer_counters())));
         let keys = KeyStore::new(Fetcher::new()?, clock.clone(), metrics.clone());
         let userinfo = UserinfoCache::new(clock.clone(), metrics.clone());
         let session_cache = SessionCache::new(settings.cookie.cache_secs);

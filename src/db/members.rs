@@ -65,6 +65,33 @@ pub fn find_member_by_email(
     .transpose()
 }
 
+/// The member with this email for a sign-in, read under a lock that keeps a concurrent lock,
+/// unbind or removal (which update the row) until the sign-in's transaction ends, while other
+/// sign-ins of the same member go on: `FOR SHARE` on PostgreSQL, in the one query. On SQLite the
+/// writer's `BEGIN IMMEDIATE` holds the whole database already.
+pub fn find_member_for_sign_in(
+    conn: &mut AnyConnection,
+    email: &Email,
+) -> Result<Option<Member>, StoreError> {
+    // Built in each arm: `as_select` is typed by its backend.
+    let by_email = members::email_normalized.eq(email.normalized());
+    match conn {
+        AnyConnection::Postgresql(c) => members::table
+            .filter(by_email)
+            .select(MemberRow::as_select())
+            .for_share()
+            .get_result(c)
+            .optional(),
+        AnyConnection::Sqlite(c) => members::table
+            .filter(by_email)
+            .select(MemberRow::as_select())
+            .get_result(c)
+            .optional(),
+    }?
+    .map(Member::try_from)
+    .transpose()
+}
+
 pub fn find_member_by_id(conn: &mut AnyConnection, id: i64) -> Result<Option<Member>, StoreError> {
     members::table
         .find(id)
@@ -312,16 +339,19 @@ pub fn bind_subject(
     subject: &str,
     now: i64,
 ) -> Result<bool, StoreError> {
-    Ok(super::insert_if_absent(conn, |conn| {
-        let insert = diesel::insert_into(identity_bindings::table).values((
+    // Either unique key refusing the row leaves the caller's transaction usable (see
+    // `sessions::remember_token`).
+    let insert = diesel::insert_into(identity_bindings::table)
+        .values((
             identity_bindings::member_id.eq(member_id),
             identity_bindings::issuer.eq(issuer),
             identity_bindings::subject.eq(subject),
             identity_bindings::provider.eq(provider),
             identity_bindings::created_at.eq(now),
-        ));
-        on_backend!(conn, |c| insert.execute(c))
-    })?)
+        ))
+        .on_conflict_do_nothing();
+    let stored = on_backend!(conn, |c| insert.execute(c))?;
+    Ok(stored > 0)
 }
 
 /// Which bindings `members unbind` clears: all of them, or those of the issuers (and of the

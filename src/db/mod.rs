@@ -203,8 +203,8 @@ pub type Conn = PooledConnection<Manager>;
 pub struct Database {
     pool: Pool<Manager>,
     url: DatabaseUrl,
-    /// SQLite's group-commit writer (see [`writer`]); PostgreSQL writes through the pool.
-    writer: Option<writer::Writer>,
+    /// The group-commit writer (see [`writer`]) every write goes through.
+    writer: writer::Writer,
 }
 
 impl std::fmt::Debug for Database {
@@ -224,13 +224,8 @@ impl Database {
         }
         let manager = Manager { url: url.clone() };
         connect_and_migrate(&manager)?;
-        let writer = match url {
-            DatabaseUrl::Sqlite(_) => Some(
-                writer::Writer::start(manager.clone())
-                    .map_err(|e| DbError::Unavailable(format!("cannot start the writer: {e}")))?,
-            ),
-            DatabaseUrl::Postgres(_) => None,
-        };
+        let writer = writer::Writer::start(manager.clone())
+            .map_err(|e| DbError::Unavailable(format!("cannot start the writer: {e}")))?;
         // SQLite in WAL mode reads in parallel and writes one at a time; 8 connections keep
         // readers from queueing behind a writer.
         let max_size = if url.is_sqlite() { 8 } else { 10 };
@@ -285,24 +280,20 @@ impl Database {
         }
     }
 
-    /// The SQLite writer's counters (commits, writes, queue); none on PostgreSQL.
-    pub fn writer_counters(&self) -> Option<crate::metrics::WriterCounters> {
-        self.writer.as_ref().map(|w| w.counters.clone())
+    /// The writer's counters (commits, writes, queue).
+    pub fn writer_counters(&self) -> crate::metrics::WriterCounters {
+        self.writer.counters.clone()
     }
 
     /// Runs `work` as one all-or-nothing transaction (an error rolls it back) and answers once it
-    /// is durably committed. On SQLite, transactions arriving together share one commit (see
-    /// [`writer`]); on PostgreSQL each runs on a pooled connection.
+    /// is durably committed. Transactions arriving together share one commit (see [`writer`]).
     pub async fn write<T, E, F>(&self, work: F) -> Result<T, E>
     where
         F: FnOnce(&mut AnyConnection) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
-        match &self.writer {
-            Some(writer) => writer.write(work).await,
-            None => self.run(move |conn| transaction(conn, work)).await,
-        }
+        self.writer.write(work).await
     }
 
     /// Whether the database answers a trivial query, asked on the blocking pool.
@@ -369,42 +360,6 @@ where
             let _ = AnyConnection::rollback_transaction(conn);
             Err(error)
         }
-    }
-}
-
-/// Locks a member's row until the end of the transaction, and reads it again under the lock,
-/// so that a concurrent lock, unbind or removal either comes before the caller (and is seen)
-/// or after it. On SQLite the writer's `BEGIN IMMEDIATE` already holds the database's write
-/// lock, so the member read before is current and is returned as it is.
-pub fn lock_member_for_update(
-    conn: &mut AnyConnection,
-    member: crate::members::Member,
-) -> Result<Option<crate::members::Member>, StoreError> {
-    match conn {
-        AnyConnection::Postgresql(_) => members::lock_member(conn, member.id),
-        AnyConnection::Sqlite(_) => Ok(Some(member)),
-    }
-}
-
-/// Runs an insert and says whether it stored the row: `false` when a unique constraint refused
-/// it. The caller's transaction stays usable: SQLite undoes just the refused statement, and on
-/// PostgreSQL, where a failed statement would abort the whole transaction, the insert runs in a
-/// savepoint of its own.
-pub fn insert_if_absent(
-    conn: &mut AnyConnection,
-    insert: impl FnOnce(&mut AnyConnection) -> diesel::QueryResult<usize>,
-) -> diesel::QueryResult<bool> {
-    let result = match conn {
-        AnyConnection::Sqlite(_) => insert(conn),
-        AnyConnection::Postgresql(_) => conn.transaction(insert),
-    };
-    match result {
-        Ok(_) => Ok(true),
-        Err(diesel::result::Error::DatabaseError(
-            diesel::result::DatabaseErrorKind::UniqueViolation,
-            _,
-        )) => Ok(false),
-        Err(e) => Err(e),
     }
 }
 

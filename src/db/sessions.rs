@@ -222,20 +222,54 @@ pub fn delete_provider_sessions(
     .execute(conn)?)
 }
 
-/// Remembers that an ID token was used to sign in, until `expires_at`. False when it already was
-/// (the caller's transaction stays usable: see [`super::insert_if_absent`]).
+/// What the replay guard says of a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenUse {
+    /// Stored now: this is the token's first use.
+    First,
+    /// Used before.
+    Again,
+    /// Another transaction stored it and has not committed yet, longer than the writer waits
+    /// for a lock (PostgreSQL: another instance is signing the same token in right now). The
+    /// transaction must end (roll back to its savepoint): the failed statement aborted it.
+    InUse,
+}
+
+/// Claims an ID token for one sign-in, until `expires_at` (see [`TokenUse`]).
+pub fn claim_token(
+    conn: &mut AnyConnection,
+    fingerprint: &str,
+    expires_at: i64,
+) -> Result<TokenUse, StoreError> {
+    match remember_token(conn, fingerprint, expires_at) {
+        Ok(true) => Ok(TokenUse::First),
+        Ok(false) => Ok(TokenUse::Again),
+        Err(StoreError::Db(super::DbError::Query(diesel::result::Error::DatabaseError(
+            _,
+            info,
+        )))) if info.message().contains("lock timeout") => Ok(TokenUse::InUse),
+        Err(error) => Err(error),
+    }
+}
+
+/// Remembers that an ID token was used to sign in, until `expires_at`. False when it already was.
+/// `ON CONFLICT DO NOTHING` leaves the caller's transaction usable without a savepoint of its
+/// own (on PostgreSQL a failed statement would abort the whole transaction); when another
+/// transaction has inserted the same token and not committed yet, PostgreSQL waits for it and
+/// then says whether the token was stored.
 pub fn remember_token(
     conn: &mut AnyConnection,
     fingerprint: &str,
     expires_at: i64,
 ) -> Result<bool, StoreError> {
-    Ok(super::insert_if_absent(conn, |conn| {
-        let insert = diesel::insert_into(used_tokens::table).values((
+    let insert = diesel::insert_into(used_tokens::table)
+        .values((
             used_tokens::token_hash.eq(fingerprint),
             used_tokens::expires_at.eq(expires_at),
-        ));
-        on_backend!(conn, |c| insert.execute(c))
-    })?)
+        ))
+        .on_conflict_do_nothing();
+    let stored = on_backend!(conn, |c| insert.execute(c))?;
+    Ok(stored > 0)
 }
 
 /// What a purge removed.

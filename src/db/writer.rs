@@ -1,13 +1,20 @@
-//! SQLite's single writer with group commit.
+//! The database writer with group commit, for SQLite and PostgreSQL alike.
 //!
-//! SQLite writes one transaction at a time, and each commit in WAL mode with `synchronous=FULL`
-//! costs a write of every page it changed plus an `fsync`. Sign-ins arriving together therefore
-//! go to one thread that owns a write connection: it takes every job waiting in its queue (up to
-//! [`MAX_BATCH`]), runs each in a savepoint of its own inside one `BEGIN IMMEDIATE` transaction,
-//! commits once, and only then answers the callers. Each job keeps its own all-or-nothing
-//! meaning: a job that returns an error has its savepoint rolled back and the others are kept.
-//! A commit that fails answers every job of the batch with that failure, so no caller is ever
-//! told that something was stored when it was not.
+//! A durable commit costs a flush to disk: on SQLite (WAL mode, `synchronous=FULL`) a write of
+//! every page the transaction changed plus an `fsync`, on PostgreSQL a WAL flush, and each
+//! transaction on PostgreSQL also its `BEGIN`/`COMMIT` round trips. Sign-ins arriving together
+//! therefore go to one thread that owns a write connection: it takes every job waiting in its
+//! queue (up to [`MAX_BATCH`]), runs each in a savepoint of its own inside one transaction
+//! (`BEGIN IMMEDIATE` on SQLite), commits once, and only then answers the callers. Each job
+//! keeps its own all-or-nothing meaning: a job that returns an error (a refusal, or a statement
+//! PostgreSQL refused, such as the loser of a deadlock with another instance's batch) has its
+//! savepoint rolled back and the others are kept. A commit that fails answers every job of the
+//! batch with that failure, so no caller is ever told that something was stored when it was
+//! not.
+//!
+//! Several instances on one PostgreSQL database each have their writer; what one batch writes
+//! is seen by the others when it commits, and the unique keys (the replay guard's above all)
+//! make a second instance's insert of the same row wait for the first batch's fate.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::mpsc;
@@ -48,7 +55,7 @@ impl Writer {
         let counters = WriterCounters::default();
         let thread_counters = counters.clone();
         std::thread::Builder::new()
-            .name("idgate-sqlite-writer".into())
+            .name("idgate-db-writer".into())
             .spawn(move || writer_loop(&manager, &jobs, &thread_counters))?;
         Ok(Writer { queue, counters })
     }
@@ -117,7 +124,7 @@ fn writer_loop(manager: &Manager, jobs: &mpsc::Receiver<Job>, counters: &WriterC
             .queued
             .dec_by(i64::try_from(batch.len()).unwrap_or(i64::MAX));
         if conn.is_none() {
-            match manager.establish() {
+            match manager.establish().and_then(limit_lock_waits) {
                 Ok(c) => conn = Some(c),
                 Err(error) => {
                     let failure = format!("cannot open the database for writing: {error}");
@@ -142,6 +149,24 @@ fn writer_loop(manager: &Manager, jobs: &mpsc::Receiver<Job>, counters: &WriterC
             }
         }
     }
+}
+
+/// How long a statement of the writer waits for a row another PostgreSQL transaction holds (in
+/// practice: another instance's batch) before it fails, in milliseconds. Below PostgreSQL's
+/// `deadlock_timeout` (1 s by default), so that two instances' batches waiting on each other
+/// lose one job after this long rather than a second, and a batch never waits on another for
+/// longer than the callers wait for it.
+const LOCK_WAIT_MS: u32 = 250;
+
+/// Sets the writer's own connection to wait at most [`LOCK_WAIT_MS`] for a lock (PostgreSQL;
+/// SQLite's `BEGIN IMMEDIATE` waits for its one lock under `busy_timeout`).
+fn limit_lock_waits(mut conn: AnyConnection) -> Result<AnyConnection, diesel::ConnectionError> {
+    use diesel::connection::SimpleConnection as _;
+    if let AnyConnection::Postgresql(c) = &mut conn {
+        c.batch_execute(&format!("SET lock_timeout = {LOCK_WAIT_MS}"))
+            .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+    }
+    Ok(conn)
 }
 
 /// Runs one batch in one transaction and answers its jobs. False when the connection should be
@@ -330,7 +355,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn writes_queued_during_a_commit_share_the_next_one() {
         let (_dir, db) = open();
-        let counters = db.writer_counters().expect("SQLite has a writer");
+        let counters = db.writer_counters();
         // The writer holds the first write until the others are queued behind it.
         let (first, release) = hold_the_writer(&db).await;
         let rest: Vec<_> = (0..39)
@@ -365,7 +390,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_batch_whose_transaction_the_database_ended_stores_nothing() {
         let (_dir, db) = open();
-        let counters = db.writer_counters().expect("SQLite has a writer");
+        let counters = db.writer_counters();
         let (first, release) = hold_the_writer(&db).await;
         let before = {
             let db = db.clone();
@@ -445,7 +470,7 @@ mod tests {
                 })
             })
             .collect();
-        let counters = db.writer_counters().expect("counters");
+        let counters = db.writer_counters();
         // Every write has either queued or been refused.
         let mut refused = 0;
         let mut pending = Vec::new();

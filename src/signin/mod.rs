@@ -9,7 +9,9 @@ use std::time::Instant;
 use crate::access;
 use crate::audit::{self, Event, Outcome, SecurityEvent};
 use crate::db::codes::{StoredCode, insert_code};
-use crate::db::sessions::{FromToken, NewSession, delete_session, insert_session, remember_token};
+use crate::db::sessions::{
+    FromToken, NewSession, TokenUse, claim_token, delete_session, insert_session,
+};
 use crate::db::{self, AnyConnection, StoreError};
 use crate::flows::CODE_LIFETIME_SECS;
 use crate::identity::IdentityConfig;
@@ -412,17 +414,22 @@ impl From<StoreError> for TxError {
 /// one transaction ([`crate::db::Database::write`]): a refusal stores nothing (no binding, no
 /// used token).
 ///
-/// The replay guard's row is written first, so that of two concurrent uses of one token exactly
-/// one finds the row absent; its answer is applied last, in table order. The member is then
-/// locked for the rest of the transaction ([`db::lock_member_for_update`]), so that a concurrent
-/// lock, unbind or removal either comes before this sign-in (and is seen) or after it (and ends
-/// the new session).
+/// The replay guard's row is written first, so that of two concurrent uses of one token at most
+/// one finds the row absent; its answer is applied last, in table order (a token another
+/// instance is signing in at this very moment is refused at once, as replayed). The member is
+/// then read under a lock for the rest of the transaction
+/// ([`db::members::find_member_for_sign_in`]), so that a concurrent lock, unbind or removal
+/// either comes before this sign-in (and is seen) or after it (and ends the new session).
 fn complete(conn: &mut AnyConnection, work: Completion) -> Result<(Member, String), TxError> {
     let v = &work.verified;
-    let first_use = remember_token(conn, &v.fingerprint, v.usable_until)?;
-    let member = db::members::find_member_by_email(conn, &v.email)?
-        .ok_or(TxError::Refused(Reason::NoMember, None))?;
-    let member = db::lock_member_for_update(conn, member)?
+    let first_use = match claim_token(conn, &v.fingerprint, v.usable_until)? {
+        TokenUse::First => true,
+        TokenUse::Again => false,
+        // Presented twice at once (to two instances): at most one may sign in, and this one
+        // cannot wait for the other's fate.
+        TokenUse::InUse => return Err(TxError::Refused(Reason::Replayed, None)),
+    };
+    let member = db::members::find_member_for_sign_in(conn, &v.email)?
         .ok_or(TxError::Refused(Reason::NoMember, None))?;
     if !work.running.load().allows(&v.provider, &member.email) {
         return Err(TxError::Refused(Reason::DomainNotAllowed, Some(member.id)));

@@ -117,3 +117,135 @@ async fn two_instances_share_sessions_codes_replay_guard_and_revocation() {
     assert!(events.lines().count() >= 6, "{events}");
     drop((a, b));
 }
+
+/// Two instances whose database writers commit sign-ins in batches at the same time, every token
+/// posted to both at once: no token ever signs in twice. A token's second sign-in waits for the
+/// first's batch and is refused as a replay; a batch that loses a deadlock between the two
+/// instances answers 503 for the sign-in that lost it, never a second session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_batching_at_once_never_let_a_token_sign_in_twice() {
+    use std::sync::Arc;
+
+    use idgate::settings::Settings;
+    use idgate::startup::Application;
+
+    let Some(db) = TestDb::postgres() else {
+        return;
+    };
+    let key = TestKey::rsa("rsa1", "rsa1");
+    let provider = MockProvider::start(vec![key.clone()]).await;
+    let yaml = db.dir.path().join("identity.yaml");
+    std::fs::write(&yaml, signin_config(&provider.url)).expect("config");
+    let now = idgate::clock::unix_now();
+    let emails = ["ana", "bob", "eve", "joe"].map(|name| format!("{name}@example.org"));
+    {
+        let database = db.open();
+        let mut conn = database.conn().expect("conn");
+        for email in &emails {
+            let new = idgate::members::NewMember {
+                email: idgate::members::Email::parse(email).expect("email"),
+                username: None,
+                firstname: String::new(),
+                surname: String::new(),
+                status: idgate::members::MemberStatus::Activated,
+                admin: false,
+            };
+            idgate::db::members::insert_member(&mut conn, &new, now).expect("member");
+        }
+    }
+    let start = || {
+        let settings = Settings {
+            config_path: yaml.clone(),
+            listen: "127.0.0.1:0".into(),
+            database_url: db.url.clone(),
+            ..Settings::default()
+        };
+        let config = idgate::identity::load(&yaml).expect("config");
+        let app = Application::build_with(
+            settings,
+            config,
+            db.open(),
+            Arc::new(idgate::clock::SystemClock),
+        )
+        .expect("app");
+        let address = format!("http://127.0.0.1:{}", app.port());
+        tokio::spawn(app.run_until_stopped());
+        address
+    };
+    let instances = [start(), start()];
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()
+        .expect("client");
+    let tokens: Vec<String> = (0..80)
+        .map(|i| provider.token(&key, &provider.claims(&emails[i % emails.len()], now)))
+        .collect();
+    let attempts: Vec<_> = tokens
+        .iter()
+        .enumerate()
+        .flat_map(|(i, token)| {
+            instances
+                .iter()
+                .map(move |base| (i, base.clone(), token.clone()))
+        })
+        .map(|(i, base, token)| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                let response = client
+                    .post(format!("{base}/authenticate"))
+                    .form(&[("action", "login"), ("id_token", token.as_str())])
+                    .send()
+                    .await
+                    .expect("login");
+                (i, response.status().as_u16())
+            })
+        })
+        .collect();
+    let mut answers = vec![Vec::new(); tokens.len()];
+    for attempt in attempts {
+        let (i, status) = attempt.await.expect("task");
+        answers[i].push(status);
+    }
+    let mut signed_in = 0;
+    for (i, statuses) in answers.iter().enumerate() {
+        let successes = statuses.iter().filter(|s| **s == 200).count();
+        assert!(successes <= 1, "token {i} signed in twice: {statuses:?}");
+        assert!(
+            statuses.iter().all(|s| [200, 401, 503].contains(s)),
+            "token {i}: {statuses:?}"
+        );
+        if successes == 0 {
+            assert!(
+                statuses.iter().all(|s| *s == 503),
+                "token {i} was refused as used although no sign-in kept it: {statuses:?}"
+            );
+        }
+        signed_in += successes;
+    }
+    assert!(signed_in >= tokens.len() * 9 / 10, "{answers:?}");
+    // The writers did batch: on at least one instance, commits carried several sign-ins.
+    let mut batched = false;
+    for base in &instances {
+        let metrics = client
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        let value = |name: &str| -> u64 {
+            metrics
+                .lines()
+                .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
+                .unwrap_or(0)
+        };
+        batched |= value("idgate_db_writes_total ") > value("idgate_db_commits_total ");
+    }
+    assert!(batched, "no commit carried more than one write");
+    // The database agrees: one session per sign-in.
+    let database = db.open();
+    let sessions = idgate::db::sessions::list_sessions(&mut database.conn().expect("conn"), None)
+        .expect("sessions");
+    assert_eq!(sessions.len(), signed_in);
+}
