@@ -119,7 +119,7 @@ impl Application {
                 .app_data(web::PayloadConfig::new(64 * 1024))
                 .app_data(web::FormConfig::default().limit(64 * 1024))
                 .app_data(web::JsonConfig::default().limit(64 * 1024))
-                .wrap(access_log())
+                .wrap(access_log(&base))
                 .configure(routes::configure_under(base.clone()))
         })
         .shutdown_timeout(30)
@@ -230,9 +230,14 @@ fn security_headers(https: bool) -> actix_web::middleware::DefaultHeaders {
 }
 
 /// Request logging: the TCP peer (never a forwarded address a client could write), method,
-/// path (never the query, which may hold codes or tokens), status, time.
-fn access_log() -> actix_web::middleware::Logger {
+/// path (never the query, which may hold codes or tokens), status, time. The proxies' checks
+/// (`/auth`, `/forward-auth`), one for every request to the apps, are left out: the proxy logs
+/// those requests itself, and `idgate_session_checks_total` counts the checks by outcome (see
+/// docs/operations.md, "Logs").
+fn access_log(base: &str) -> actix_web::middleware::Logger {
     actix_web::middleware::Logger::new("%a \"%{method}xi %U\" %s %Dms")
         .custom_request_replace("method", |req| req.method().to_string())
+        .exclude(format!("{base}/auth"))
+        .exclude(format!("{base}/forward-auth"))
         .log_target("idgate::http")
 }

@@ -447,3 +447,42 @@ crate::helpers::async_on_both_backends!(
     keys_survive_a_broken_jwks_answer,
     the_security_log_keeps_its_days,
 );
+
+/// The proxies' forward-auth checks, one for every request to the apps, stay out of the access
+/// log; other requests are in it.
+#[tokio::test]
+async fn forward_auth_checks_are_not_access_logged() {
+    let db = TestDb::sqlite();
+    let dir = temp_dir();
+    std::fs::copy(repo_path("identity.yaml"), dir.path().join("identity.yaml")).expect("copy");
+    let mut serve = ServeProcess::start(dir.path(), &db.url, &[]);
+    let client = reqwest::Client::new();
+    for path in ["/auth", "/forward-auth", "/healthz"] {
+        client
+            .get(format!("{}{path}", serve.address))
+            .send()
+            .await
+            .expect("send");
+    }
+    let hup = std::process::Command::new("kill")
+        .args(["-HUP", &serve.pid().to_string()])
+        .status()
+        .expect("kill");
+    assert!(hup.success());
+    let logged = serve.events_until("identity configuration reloaded");
+    let access: Vec<String> = logged
+        .iter()
+        .filter(|e| e["target"] == "idgate::http")
+        .map(|e| e["message"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert!(
+        access
+            .iter()
+            .any(|line| line.contains("\"GET /healthz\" 200")),
+        "{logged:?}"
+    );
+    assert!(
+        !access.iter().any(|line| line.contains("auth")),
+        "{access:?}"
+    );
+}
