@@ -1,13 +1,17 @@
 //! The load benchmark of idgate's two hot paths (see `benches/README.md`): ID-token sign-in (RS256
-//! and ES256, 1 and 64 connections) and `GET /auth` with a session cookie (64 connections).
+//! and ES256 at 1, 16 and 64 connections) and `GET /auth` with a session cookie (64 connections),
+//! on SQLite and, given a PostgreSQL server, on PostgreSQL too, and beside them the same load on
+//! Apache with mod_auth_openidc when it is installed, all in one run.
 //!
-//! It starts the mock OpenID provider of the tests in this process, the `idgate` binary cargo
-//! built for it (`serve`) as a child process (pinned to CPU 0 when `taskset` and two CPUs are
-//! there; this process should run on CPU 1, as `benches/run.sh` does), pre-mints distinct tokens, and reports requests per
-//! second, p50/p99 latency, the idgate process's CPU time per operation (from /proc), its memory,
-//! and how many provider requests the measured phases caused.
+//! It starts the mock OpenID provider of the tests in this process, each server as a child process
+//! (pinned to CPU 0 when `taskset` and two CPUs are there; this process should run on CPU 1, as
+//! `benches/run.sh` does), pre-mints distinct tokens, and reports requests per second, p50/p99
+//! latency, the server process's CPU time per operation (from /proc; for PostgreSQL also the
+//! database server's own), bytes written, writes per commit, memory, and how many provider
+//! requests the measured phases caused; then the peer's CPU per operation over idgate's.
 //!
-//! benches/run.sh [--database URL] [--tokens N] [--auth-seconds S] [--perf FILE]
+//! benches/run.sh [--postgres URL] [--database URL] [--tokens N] [--auth-seconds S] [--no-peer]
+//!                [--perf FILE] [--binary PATH]
 //! cargo bench --bench loadbench -- [the same options]
 
 #![allow(
@@ -26,25 +30,39 @@ use std::time::{Duration, Instant};
 use idgate_test_support::provider::{self, MockProvider, TestKey};
 
 struct Args {
+    /// One database instead of a fresh SQLite file (and no second backend).
     database: Option<String>,
+    /// A PostgreSQL server where the benchmark creates (and drops) its own database, to measure
+    /// PostgreSQL after SQLite.
+    postgres: Option<String>,
     tokens: usize,
     auth_seconds: u64,
-    /// Where to write a `perf record` profile of idgate during the RS256 64-connection phase.
+    /// Whether to measure Apache with mod_auth_openidc too, when it is installed.
+    peer: bool,
+    /// Where to write a `perf record` profile of idgate during the RS256 16-connection phase.
     perf: Option<String>,
+    /// Another idgate binary to measure (an earlier build, for a before and after in one run).
+    binary: Option<PathBuf>,
 }
 
 fn args() -> Args {
     let mut args = Args {
         database: None,
-        tokens: 4000,
-        auth_seconds: 10,
+        postgres: None,
+        tokens: 6000,
+        auth_seconds: 5,
+        peer: true,
         perf: None,
+        binary: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--database" => args.database = it.next(),
+            "--postgres" => args.postgres = it.next(),
             "--perf" => args.perf = it.next(),
+            "--binary" => args.binary = it.next().map(PathBuf::from),
+            "--no-peer" => args.peer = false,
             "--tokens" => args.tokens = it.next().and_then(|n| n.parse().ok()).expect("--tokens N"),
             "--auth-seconds" => {
                 args.auth_seconds = it
@@ -60,13 +78,18 @@ fn args() -> Args {
     args
 }
 
-/// The idgate process: its pid, its address, and a way to stop it.
-struct Idgate {
+/// A server under load (idgate, or Apache with mod_auth_openidc): its process, its address, and
+/// a way to stop it.
+struct Server {
     child: Child,
     address: String,
+    /// Whether it is idgate (which has `/metrics` and a writer).
+    idgate: bool,
+    /// Whether PostgreSQL's own processes are measured beside it.
+    postgres: bool,
 }
 
-impl Drop for Idgate {
+impl Drop for Server {
     fn drop(&mut self) {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
@@ -83,26 +106,19 @@ fn machine_cpus() -> usize {
         .max(1)
 }
 
-fn pinning() -> Option<Vec<&'static str>> {
-    let cpus = machine_cpus();
-    (cpus >= 2 && Path::new("/usr/bin/taskset").exists())
-        .then(|| vec!["/usr/bin/taskset", "-c", "0"])
+/// The command that pins a server to CPU 0, when there are two CPUs and `taskset`.
+fn pinned(program: &Path) -> Command {
+    if machine_cpus() >= 2 && Path::new("/usr/bin/taskset").exists() {
+        let mut command = Command::new("/usr/bin/taskset");
+        command.args(["-c", "0"]).arg(program);
+        command
+    } else {
+        Command::new(program)
+    }
 }
 
-fn start_idgate(binary: &Path, dir: &Path, database: &str) -> Idgate {
-    let (program, pin_args): (PathBuf, Vec<String>) = match pinning() {
-        Some(pin) => (
-            PathBuf::from(pin[0]),
-            pin[1..]
-                .iter()
-                .map(|s| s.to_string())
-                .chain([binary.display().to_string()])
-                .collect(),
-        ),
-        None => (binary.to_path_buf(), Vec::new()),
-    };
-    let mut child = Command::new(program)
-        .args(pin_args)
+fn start_idgate(binary: &Path, dir: &Path, database: &str) -> Server {
+    let mut child = pinned(binary)
         .current_dir(dir)
         .env("IDGATE_LOG_FORMAT", "json")
         .env_remove("RUST_LOG")
@@ -122,10 +138,216 @@ fn start_idgate(binary: &Path, dir: &Path, database: &str) -> Idgate {
     };
     // Keep reading the log so that idgate never blocks on a full pipe.
     std::thread::spawn(move || lines.for_each(drop));
-    Idgate {
+    Server {
         address: format!("http://127.0.0.1:{port}"),
         child,
+        idgate: true,
+        postgres: database.starts_with("postgres"),
     }
+}
+
+const APACHE: &str = "/usr/sbin/apache2";
+const APACHE_MODULES: &str = "/usr/lib/apache2/modules";
+const NGINX: &str = "/usr/sbin/nginx";
+const OPENSSL: &str = "/usr/bin/openssl";
+
+/// Whether Apache and mod_auth_openidc are installed (Debian's `apache2` and
+/// `libapache2-mod-auth-openidc`), with nginx and openssl, which serve it the provider's keys
+/// over https.
+fn peer_installed() -> bool {
+    Path::new(APACHE).exists()
+        && Path::new(APACHE_MODULES)
+            .join("mod_auth_openidc.so")
+            .exists()
+        && Path::new(NGINX).exists()
+        && Path::new(OPENSSL).exists()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn wait_for_port(port: u16, what: &str, log: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not start: {}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A helper process, stopped when dropped.
+struct Helper(Child);
+
+impl Drop for Helper {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
+/// mod_auth_openidc takes a JWKS for Bearer tokens only over https (and 2.4.12 crashes on an EC
+/// key given as a file): nginx serves the mock provider's JWKS over https with a certificate of
+/// the moment. Returns nginx and the JWKS URL.
+async fn serve_jwks_over_https(root: &Path, provider: &MockProvider) -> (Helper, String) {
+    let jwks = reqwest::get(format!("{}/jwks", provider.url))
+        .await
+        .expect("the provider's JWKS")
+        .text()
+        .await
+        .expect("JWKS");
+    std::fs::write(root.join("jwks.json"), jwks).expect("jwks.json");
+    let made = Command::new(OPENSSL)
+        .args([
+            "req",
+            "-x509",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+        ])
+        .args(["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"])
+        .arg("-keyout")
+        .arg(root.join("tls.key"))
+        .arg("-out")
+        .arg(root.join("tls.crt"))
+        .output()
+        .expect("openssl");
+    assert!(made.status.success(), "{made:?}");
+    let port = free_port();
+    let r = root.display();
+    let conf = format!(
+        r#"daemon off;
+worker_processes 1;
+pid {r}/nginx.pid;
+error_log {r}/nginx-error.log;
+events {{ worker_connections 64; }}
+http {{
+  access_log off;
+  client_body_temp_path {r}/body;
+  proxy_temp_path {r}/proxy;
+  fastcgi_temp_path {r}/fastcgi;
+  uwsgi_temp_path {r}/uwsgi;
+  scgi_temp_path {r}/scgi;
+  server {{
+    listen 127.0.0.1:{port} ssl;
+    ssl_certificate {r}/tls.crt;
+    ssl_certificate_key {r}/tls.key;
+    location = /jwks {{ default_type application/json; alias {r}/jwks.json; }}
+  }}
+}}
+"#
+    );
+    std::fs::write(root.join("nginx.conf"), conf).expect("nginx.conf");
+    let child = Command::new(NGINX)
+        .arg("-c")
+        .arg(root.join("nginx.conf"))
+        .arg("-p")
+        .arg(root)
+        .arg("-e")
+        .arg(root.join("nginx-error.log"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start nginx");
+    let nginx = Helper(child);
+    wait_for_port(port, "nginx", &root.join("nginx-error.log"));
+    (nginx, format!("https://127.0.0.1:{port}/jwks"))
+}
+
+/// Apache with mod_auth_openidc, one worker process with 192 threads (the event MPM closes idle
+/// connections when its threads run short), pinned like idgate: `/api/`
+/// admits a request with a valid JWT as Bearer token (the signature checked against the
+/// provider's JWKS), `/app/` a browser with a session (signed in by an implicit-flow ID token
+/// posted to `/app/redirect_uri`), sessions in its shared-memory cache.
+async fn start_peer(dir: &Path, provider: &MockProvider) -> (Server, Helper) {
+    let port = free_port();
+    let root = dir.join("apache");
+    for folder in ["www/api", "www/app"] {
+        std::fs::create_dir_all(root.join(folder)).expect("apache folders");
+        std::fs::write(root.join(folder).join("ok.txt"), "ok\n").expect("page");
+    }
+    let (nginx, jwks) = serve_jwks_over_https(&root, provider).await;
+    let modules = APACHE_MODULES;
+    let (root_s, url) = (root.display(), &provider.url);
+    let conf = format!(
+        r#"ServerName 127.0.0.1
+Listen 127.0.0.1:{port}
+PidFile {root_s}/apache.pid
+DefaultRuntimeDir {root_s}
+ErrorLog {root_s}/error.log
+LogLevel warn
+LoadModule mpm_event_module {modules}/mod_mpm_event.so
+LoadModule authn_core_module {modules}/mod_authn_core.so
+LoadModule authz_core_module {modules}/mod_authz_core.so
+LoadModule authz_user_module {modules}/mod_authz_user.so
+LoadModule auth_openidc_module {modules}/mod_auth_openidc.so
+StartServers 1
+ServerLimit 1
+ThreadLimit 192
+ThreadsPerChild 192
+MaxRequestWorkers 192
+KeepAlive On
+MaxKeepAliveRequests 0
+KeepAliveTimeout 300
+DocumentRoot {root_s}/www
+<Directory {root_s}/www>
+  Require all granted
+</Directory>
+OIDCProviderMetadataURL {url}/.well-known/openid-configuration
+OIDCClientID {client}
+OIDCClientSecret {secret}
+OIDCRedirectURI http://127.0.0.1:{port}/app/redirect_uri
+OIDCCryptoPassphrase loadbench-only-passphrase
+OIDCResponseType id_token
+OIDCResponseMode form_post
+OIDCCacheType shm
+OIDCOAuthVerifyJwksUri {jwks}
+OIDCOAuthSSLValidateServer Off
+OIDCOAuthRemoteUserClaim sub
+<Location /api/>
+  AuthType oauth20
+  Require valid-user
+</Location>
+<Location /app/>
+  AuthType openid-connect
+  Require valid-user
+</Location>
+"#,
+        client = provider::CLIENT_ID,
+        secret = provider::CLIENT_SECRET,
+    );
+    let conf_path = root.join("apache.conf");
+    std::fs::write(&conf_path, conf).expect("apache.conf");
+    // Started as root, Apache serves as this user; its files must be readable by it.
+    let _ = Command::new("chmod").args(["-R", "a+rX"]).arg(dir).status();
+    let child = pinned(Path::new(APACHE))
+        .args(["-DFOREGROUND", "-f"])
+        .arg(&conf_path)
+        .args(["-c", "User www-data", "-c", "Group www-data"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start apache2");
+    wait_for_port(port, "Apache", &root.join("error.log"));
+    let server = Server {
+        child,
+        address: format!("http://127.0.0.1:{port}"),
+        idgate: false,
+        postgres: false,
+    };
+    (server, nginx)
 }
 
 /// Starts `perf record` (call graphs, software clock) on the idgate process.
@@ -159,9 +381,12 @@ fn stop_perf(mut perf: Child) {
     let _ = perf.wait();
 }
 
-/// The SQLite writer's `(writes, commits)` so far, from `GET /metrics` (none on PostgreSQL).
-async fn writer_counts(idgate: &Idgate) -> Option<(u64, u64)> {
-    let text = reqwest::get(format!("{}/metrics", idgate.address))
+/// idgate's database writer's `(writes, commits)` so far, from `GET /metrics`.
+async fn writer_counts(server: &Server) -> Option<(u64, u64)> {
+    if !server.idgate {
+        return None;
+    }
+    let text = reqwest::get(format!("{}/metrics", server.address))
         .await
         .ok()?
         .text()
@@ -187,10 +412,12 @@ fn written_bytes(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-/// User and system CPU time of a process so far, from /proc/PID/stat, in seconds.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+/// User and system CPU time of a process so far, from /proc/PID/stat, in seconds; with its
+/// command name.
+fn cpu_and_name(stat_path: &Path) -> Option<(f64, String)> {
+    let stat = std::fs::read_to_string(stat_path).ok()?;
+    let (head, after_name) = stat.rsplit_once(')')?;
+    let name = head.split_once('(')?.1.to_string();
     let fields: Vec<&str> = after_name.split_whitespace().collect();
     let ticks = |i: usize| {
         fields
@@ -200,7 +427,53 @@ fn cpu_seconds(pid: u32) -> f64 {
     };
     // Fields 14 and 15 (utime, stime) of stat(5), counted after the name.
     let clock_ticks = 100.0;
-    (ticks(11) + ticks(12)) / clock_ticks
+    Some(((ticks(11) + ticks(12)) / clock_ticks, name))
+}
+
+/// CPU time so far of a process and of its children (Apache's worker process), in seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let own = cpu_and_name(Path::new(&format!("/proc/{pid}/stat"))).map_or(0.0, |(cpu, _)| cpu);
+    let children: f64 = std::fs::read_dir("/proc")
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| e.path().join("stat"))
+                .filter(|stat| parent_of(stat) == Some(pid))
+                .filter_map(|stat| cpu_and_name(&stat))
+                .map(|(cpu, _)| cpu)
+                .sum()
+        })
+        .unwrap_or(0.0);
+    own + children
+}
+
+/// The parent process id in a /proc/PID/stat file.
+fn parent_of(stat_path: &Path) -> Option<u32> {
+    let stat = std::fs::read_to_string(stat_path).ok()?;
+    let (_, after_name) = stat.rsplit_once(')')?;
+    after_name.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// CPU time so far of every PostgreSQL server process on this machine (the postmaster, the
+/// connections' backends, the WAL writer, the checkpointer…), in seconds. A backend that ended
+/// during a phase takes its time with it; idgate keeps its connections open.
+fn postgres_cpu_seconds() -> f64 {
+    std::fs::read_dir("/proc")
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter(|e| {
+                    e.file_name()
+                        .to_string_lossy()
+                        .bytes()
+                        .all(|b| b.is_ascii_digit())
+                })
+                .filter_map(|e| cpu_and_name(&e.path().join("stat")))
+                .filter(|(_, name)| name == "postgres")
+                .map(|(cpu, _)| cpu)
+                .sum()
+        })
+        .unwrap_or(0.0)
 }
 
 /// VmRSS and VmHWM of a process, in MiB.
@@ -224,28 +497,32 @@ struct Phase {
     p50_ms: f64,
     p99_ms: f64,
     cpu_us_per_op: f64,
-    /// Bytes idgate handed to `write`/`pwrite` (the database files and its log), per operation.
+    /// PostgreSQL's own CPU per operation, when the server runs on it.
+    postgres_us_per_op: Option<f64>,
+    /// Bytes the server handed to `write`/`pwrite` (database files and log), per operation.
     written_kib_per_op: f64,
-    /// Writes per commit of the SQLite writer (from `/metrics`), when it has one.
+    /// Writes per commit of idgate's database writer (from `/metrics`).
     writes_per_commit: Option<f64>,
     provider_requests: usize,
 }
 
-/// What a phase is measured by, from its start: the idgate process's CPU time and writes, and
-/// its SQLite writer's counters.
+/// What a phase is measured by, from its start: the server process's CPU time and writes,
+/// PostgreSQL's CPU time, and idgate's writer counters.
 struct Meter {
     started: Instant,
     cpu_seconds: f64,
+    postgres_seconds: Option<f64>,
     written_bytes: u64,
     writer: Option<(u64, u64)>,
 }
 
 impl Meter {
-    async fn start(idgate: &Idgate) -> Meter {
-        let pid = idgate.child.id();
+    async fn start(server: &Server) -> Meter {
+        let pid = server.child.id();
         Meter {
-            writer: writer_counts(idgate).await,
+            writer: writer_counts(server).await,
             cpu_seconds: cpu_seconds(pid),
+            postgres_seconds: server.postgres.then(postgres_cpu_seconds),
             written_bytes: written_bytes(pid),
             started: Instant::now(),
         }
@@ -254,17 +531,20 @@ impl Meter {
     /// The phase's figures, per operation where they are costs.
     async fn finish(
         self,
-        idgate: &Idgate,
+        server: &Server,
         name: String,
         mut latencies: Vec<Duration>,
         provider_requests: usize,
     ) -> Phase {
         let seconds = self.started.elapsed().as_secs_f64();
-        let pid = idgate.child.id();
+        let pid = server.child.id();
         let operations = latencies.len().max(1) as f64;
         let cpu = cpu_seconds(pid) - self.cpu_seconds;
+        let postgres = self
+            .postgres_seconds
+            .map(|before| (postgres_cpu_seconds() - before) / operations * 1e6);
         let written = written_bytes(pid) - self.written_bytes;
-        let writes_per_commit = match (self.writer, writer_counts(idgate).await) {
+        let writes_per_commit = match (self.writer, writer_counts(server).await) {
             (Some((w0, c0)), Some((w1, c1))) if c1 > c0 => {
                 Some((w1 - w0) as f64 / (c1 - c0) as f64)
             }
@@ -278,6 +558,7 @@ impl Meter {
             p50_ms: percentile(&latencies, 0.50),
             p99_ms: percentile(&latencies, 0.99),
             cpu_us_per_op: cpu / operations * 1e6,
+            postgres_us_per_op: postgres,
             written_kib_per_op: written as f64 / operations / 1024.0,
             writes_per_commit,
             provider_requests,
@@ -296,13 +577,13 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 /// Runs `requests` through `connections` concurrent workers; each request must answer 200.
 async fn run_phase(
     name: &str,
-    idgate: &Idgate,
+    server: &Server,
     provider: &MockProvider,
     connections: usize,
     requests: Vec<reqwest::RequestBuilder>,
 ) -> Phase {
     let provider_before = provider.jwks_fetches() + provider.discovery_fetches();
-    let meter = Meter::start(idgate).await;
+    let meter = Meter::start(server).await;
     let total = requests.len();
     // Workers take requests from the end: reversed, they go in the order given.
     let mut requests = requests;
@@ -335,23 +616,22 @@ async fn run_phase(
     let provider_requests =
         provider.jwks_fetches() + provider.discovery_fetches() - provider_before;
     meter
-        .finish(idgate, name.to_string(), latencies, provider_requests)
+        .finish(server, name.to_string(), latencies, provider_requests)
         .await
 }
 
-/// `/auth` with one valid session cookie, as many requests as `connections` workers complete in
-/// `seconds`.
-async fn run_auth_phase(
-    idgate: &Idgate,
+/// The session check (`url` with `cookie`), as many requests as `connections` workers complete
+/// in `seconds`.
+async fn run_session_phase(
+    server: &Server,
     client: &reqwest::Client,
-    session: &str,
+    url: String,
+    cookie: String,
     connections: usize,
     seconds: u64,
 ) -> Phase {
-    let meter = Meter::start(idgate).await;
+    let meter = Meter::start(server).await;
     let deadline = Instant::now() + Duration::from_secs(seconds);
-    let url = format!("{}/auth", idgate.address);
-    let cookie = format!("idgate_session={session}");
     let workers: Vec<_> = (0..connections)
         .map(|_| {
             let (client, url, cookie) = (client.clone(), url.clone(), cookie.clone());
@@ -365,7 +645,8 @@ async fn run_auth_phase(
                         .send()
                         .await
                         .expect("request");
-                    assert_eq!(response.status(), 200, "/auth refused the session");
+                    assert_eq!(response.status(), 200, "the session check refused");
+                    let _ = response.bytes().await;
                     latencies.push(sent.elapsed());
                 }
                 latencies
@@ -376,21 +657,398 @@ async fn run_auth_phase(
     for worker in workers {
         latencies.extend(worker.await.expect("worker"));
     }
-    let name = format!("GET /auth, {connections} connections");
-    meter.finish(idgate, name, latencies, 0).await
+    let name = format!("session check, {connections} connections");
+    meter.finish(server, name, latencies, 0).await
+}
+
+/// The connections each sign-in phase runs with.
+const CONNECTIONS: [usize; 3] = [1, 16, 64];
+
+fn sign_in_name(alg: &str, connections: usize) -> String {
+    format!(
+        "sign-in {alg}, {connections} connection{}",
+        if connections == 1 { "" } else { "s" }
+    )
+}
+
+/// The figures of one server in one run.
+struct Run {
+    title: String,
+    phases: Vec<Phase>,
+    memory: (f64, f64),
+}
+
+/// Minted tokens, shared by every server of the run (each idgate has a database of its own, so
+/// its replay guard has seen none of them).
+struct Tokens {
+    rs: Vec<String>,
+    es: Vec<String>,
+    warm: Vec<String>,
+}
+
+/// A fresh database on the PostgreSQL server `admin` (dropped first if a previous run left it).
+fn fresh_postgres_database(admin: &str) -> String {
+    let name = "idgate_loadbench";
+    for sql in [
+        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+        format!("CREATE DATABASE {name}"),
+    ] {
+        let done = Command::new("psql")
+            .args([admin, "-qAtc", &sql])
+            .output()
+            .expect("psql");
+        assert!(
+            done.status.success(),
+            "{sql}: {}",
+            String::from_utf8_lossy(&done.stderr)
+        );
+    }
+    let mut url = url::Url::parse(admin).expect("a PostgreSQL URL");
+    url.set_path(name);
+    url.to_string()
+}
+
+/// idgate on `database`: imports the members, starts `serve`, runs every phase.
+async fn run_idgate(
+    binary: &Path,
+    dir: &Path,
+    database: &str,
+    provider: &MockProvider,
+    client: &reqwest::Client,
+    tokens: &Tokens,
+    args: &Args,
+) -> Run {
+    let imported = Command::new(binary)
+        .current_dir(dir)
+        .args(["members", "import", "members.csv", "--database", database])
+        .output()
+        .expect("import");
+    assert!(
+        imported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&imported.stderr)
+    );
+    let idgate = start_idgate(binary, dir, database);
+    let requests = |tokens: &[String]| -> Vec<reqwest::RequestBuilder> {
+        tokens
+            .iter()
+            .map(|t| {
+                client
+                    .post(format!("{}/authenticate", idgate.address))
+                    .form(&[("action", "login"), ("id_token", t.as_str())])
+            })
+            .collect()
+    };
+    // Warm up: discovery and keys fetched, connections open, pages in memory.
+    let _ = run_phase("warm-up", &idgate, provider, 8, requests(&tokens.warm[1..])).await;
+    let mut phases = Vec::new();
+    for (alg, all) in [("RS256", &tokens.rs), ("ES256", &tokens.es)] {
+        let third = all.len() / 3;
+        for (i, connections) in CONNECTIONS.into_iter().enumerate() {
+            let slice = &all[i * third..(i + 1) * third];
+            let profile = (alg == "RS256" && connections == 16)
+                .then_some(args.perf.as_deref())
+                .flatten()
+                .map(|file| start_perf(idgate.child.id(), &format!("{file}.{}", idgate.postgres)));
+            let name = sign_in_name(alg, connections);
+            phases.push(run_phase(&name, &idgate, provider, connections, requests(slice)).await);
+            if let Some(perf) = profile {
+                stop_perf(perf);
+            }
+        }
+    }
+    let session = {
+        let response = client
+            .post(format!("{}/authenticate", idgate.address))
+            .form(&[("action", "login"), ("id_token", tokens.warm[0].as_str())])
+            .send()
+            .await
+            .expect("login");
+        response
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|c| c.strip_prefix("idgate_session="))
+            .and_then(|c| c.split(';').next())
+            .expect("a session cookie")
+            .to_string()
+    };
+    phases.push(
+        run_session_phase(
+            &idgate,
+            client,
+            format!("{}/auth", idgate.address),
+            format!("idgate_session={session}"),
+            64,
+            args.auth_seconds,
+        )
+        .await,
+    );
+    Run {
+        title: format!(
+            "{} on {}",
+            args.binary.as_ref().map_or_else(
+                || format!("idgate {}", env!("CARGO_PKG_VERSION")),
+                |b| format!("idgate at {}", b.display())
+            ),
+            if idgate.postgres {
+                "PostgreSQL"
+            } else {
+                "SQLite"
+            }
+        ),
+        phases,
+        memory: memory_mib(idgate.child.id()),
+    }
+}
+
+/// Signs a browser in at the peer, as its implicit flow does: the request for a page is
+/// redirected to the provider with a state (in a cookie) and a nonce; the ID token, minted here
+/// with that nonce, is posted back to the peer's redirect URI with the state cookie, and the
+/// answer sets the session cookie. Two requests to the peer; the minting is the generator's.
+async fn peer_sign_in(client: &reqwest::Client, peer: &str, issuer: &str, key: &TestKey) -> String {
+    let start = client
+        .get(format!("{peer}/app/ok.txt"))
+        .header("Accept", "text/html")
+        .send()
+        .await
+        .expect("the peer's sign-in start");
+    assert_eq!(start.status(), 302, "the peer did not redirect to sign in");
+    let location = start
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .expect("location");
+    let location = url::Url::parse(location).expect("the provider URL");
+    let query = |name: &str| {
+        location
+            .query_pairs()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_else(|| panic!("no {name} in {location}"))
+    };
+    let (state, nonce) = (query("state"), query("nonce"));
+    let state_cookie: Vec<String> = start
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|c| c.split(';').next())
+        .map(String::from)
+        .collect();
+    let now = idgate::clock::unix_now();
+    let claims = serde_json::json!({
+        "iss": issuer,
+        "sub": "sub-user0@example.org",
+        "aud": provider::CLIENT_ID,
+        "email": "user0@example.org",
+        "email_verified": true,
+        "iat": now,
+        "exp": now + 300,
+        "nonce": nonce,
+    });
+    let header = serde_json::json!({"alg": key.alg(), "kid": key.kid, "typ": "JWT"});
+    let token = provider::sign_token(key, &header, &claims);
+    let back = client
+        .post(format!("{peer}/app/redirect_uri"))
+        .header("Cookie", state_cookie.join("; "))
+        .form(&[("id_token", token.as_str()), ("state", state.as_str())])
+        .send()
+        .await
+        .expect("the peer's redirect URI");
+    back.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|c| c.split(';').next())
+        .find(|c| c.starts_with("mod_auth_openidc_session="))
+        .map(String::from)
+        .unwrap_or_else(|| panic!("the peer set no session: {}", back.status()))
+}
+
+/// `count` sign-ins at the peer through `connections` concurrent workers.
+async fn run_peer_sign_ins(
+    name: &str,
+    peer: &Server,
+    issuer: &str,
+    key: &TestKey,
+    connections: usize,
+    count: usize,
+) -> Phase {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(128)
+        .build()
+        .expect("client");
+    let meter = Meter::start(peer).await;
+    let remaining = Arc::new(std::sync::atomic::AtomicUsize::new(count));
+    let workers: Vec<_> = (0..connections)
+        .map(|_| {
+            let (client, remaining) = (client.clone(), remaining.clone());
+            let (address, issuer, key) = (peer.address.clone(), issuer.to_string(), key.clone());
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                while remaining
+                    .fetch_update(
+                        std::sync::atomic::Ordering::SeqCst,
+                        std::sync::atomic::Ordering::SeqCst,
+                        |n| n.checked_sub(1),
+                    )
+                    .is_ok()
+                {
+                    let sent = Instant::now();
+                    let _ = peer_sign_in(&client, &address, &issuer, &key).await;
+                    latencies.push(sent.elapsed());
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut latencies = Vec::with_capacity(count);
+    for worker in workers {
+        latencies.extend(worker.await.expect("worker"));
+    }
+    meter.finish(peer, name.to_string(), latencies, 0).await
+}
+
+/// Apache with mod_auth_openidc under the same load: each sign-in is its implicit flow with a
+/// fresh ID token (ending with a session in its cache); the session check is a request with its
+/// session cookie. Then, for reference, its check of a fresh token as Bearer token (verified,
+/// nothing stored).
+async fn run_peer(
+    dir: &Path,
+    provider: &MockProvider,
+    client: &reqwest::Client,
+    tokens: &Tokens,
+    keys: [&TestKey; 2],
+    args: &Args,
+) -> Run {
+    let (peer, _jwks_server) = start_peer(dir, provider).await;
+    let [rsa, ec] = keys;
+    let _ = run_peer_sign_ins("warm-up", &peer, &provider.url, rsa, 8, 50).await;
+    let mut phases = Vec::new();
+    for (alg, key) in [("RS256", rsa), ("ES256", ec)] {
+        for connections in CONNECTIONS {
+            let name = sign_in_name(alg, connections);
+            let count = args.tokens / 3;
+            phases.push(
+                run_peer_sign_ins(&name, &peer, &provider.url, key, connections, count).await,
+            );
+        }
+    }
+    let signer = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let cookie = peer_sign_in(&signer, &peer.address, &provider.url, rsa).await;
+    phases.push(
+        run_session_phase(
+            &peer,
+            client,
+            format!("{}/app/ok.txt", peer.address),
+            cookie,
+            64,
+            args.auth_seconds,
+        )
+        .await,
+    );
+    let bearer: Vec<reqwest::RequestBuilder> = tokens.rs[..args.tokens / 3]
+        .iter()
+        .map(|t| {
+            client
+                .get(format!("{}/api/ok.txt", peer.address))
+                .bearer_auth(t)
+        })
+        .collect();
+    phases.push(
+        run_phase(
+            "Bearer token check RS256, 16 connections",
+            &peer,
+            provider,
+            16,
+            bearer,
+        )
+        .await,
+    );
+    Run {
+        title: "Apache 2.4 with mod_auth_openidc (the peer)".into(),
+        phases,
+        memory: memory_mib(peer.child.id()),
+    }
+}
+
+fn print_run(run: &Run) {
+    println!("\n{}\n", run.title);
+    println!(
+        "| phase | requests | per second | p50 ms | p99 ms | CPU µs/op | PostgreSQL CPU µs/op | KiB written/op | writes/commit | provider requests |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let dash = || "-".to_string();
+    for p in &run.phases {
+        println!(
+            "| {} | {} | {:.0} | {:.2} | {:.2} | {:.0} | {} | {:.1} | {} | {} |",
+            p.name,
+            p.requests,
+            p.requests as f64 / p.seconds,
+            p.p50_ms,
+            p.p99_ms,
+            p.cpu_us_per_op,
+            p.postgres_us_per_op
+                .map_or_else(dash, |n| format!("{n:.0}")),
+            p.written_kib_per_op,
+            p.writes_per_commit.map_or_else(dash, |n| format!("{n:.1}")),
+            p.provider_requests
+        );
+    }
+    println!(
+        "\nmemory: RSS {:.1} MiB, peak {:.1} MiB",
+        run.memory.0, run.memory.1
+    );
+}
+
+/// The peer's CPU per operation over each idgate run's (idgate's process; for PostgreSQL also
+/// with the database server's CPU added).
+fn print_ratios(peer: &Run, runs: &[Run]) {
+    println!("\npeer CPU per operation / idgate CPU per operation (higher: idgate cheaper)\n");
+    let mut header = "| phase |".to_string();
+    let mut rule = "|---|".to_string();
+    for run in runs {
+        header.push_str(&format!(" {} |", run.title));
+        rule.push_str("---:|");
+        if run.phases.iter().any(|p| p.postgres_us_per_op.is_some()) {
+            header.push_str(&format!(" {} with PostgreSQL's CPU |", run.title));
+            rule.push_str("---:|");
+        }
+    }
+    println!("{header}\n{rule}");
+    let compared = runs.first().map_or(0, |run| run.phases.len());
+    for (i, p) in peer.phases.iter().take(compared).enumerate() {
+        let mut line = format!("| {} |", p.name);
+        for run in runs {
+            let ours = &run.phases[i];
+            line.push_str(&format!(" {:.2} |", p.cpu_us_per_op / ours.cpu_us_per_op));
+            if let Some(pg) = ours.postgres_us_per_op {
+                line.push_str(&format!(
+                    " {:.2} |",
+                    p.cpu_us_per_op / (ours.cpu_us_per_op + pg)
+                ));
+            }
+        }
+        println!("{line}");
+    }
 }
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let args = args();
-    // The idgate cargo built with this benchmark, in the same profile.
-    let binary = PathBuf::from(env!("CARGO_BIN_EXE_idgate"));
+    // The idgate cargo built with this benchmark, in the same profile, unless another is given.
+    let binary = args
+        .binary
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_idgate")));
     assert!(binary.exists(), "no idgate at {}", binary.display());
     let dir = tempfile::tempdir().expect("temporary directory");
-    let database = args
-        .database
-        .clone()
-        .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("bench.db").display()));
 
     let rsa = TestKey::rsa("rsa1", "rsa1");
     let ec = TestKey::ec("ec1", "ec1");
@@ -409,18 +1067,7 @@ async fn main() {
         .chain((0..members).map(|i| format!("user{i}@example.org,,,,activated\n")))
         .collect();
     std::fs::write(dir.path().join("members.csv"), csv).expect("csv");
-    let imported = Command::new(&binary)
-        .current_dir(dir.path())
-        .args(["members", "import", "members.csv", "--database", &database])
-        .output()
-        .expect("import");
-    assert!(
-        imported.status.success(),
-        "{}",
-        String::from_utf8_lossy(&imported.stderr)
-    );
 
-    let idgate = start_idgate(&binary, dir.path(), &database);
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(128)
         .build()
@@ -430,8 +1077,8 @@ async fn main() {
         args.tokens, args.tokens
     );
     let now = idgate::clock::unix_now();
-    let mint = |key: &TestKey, count: usize| -> Vec<String> {
-        (0..count)
+    let mint = |key: &TestKey, count: usize, from: usize| -> Vec<String> {
+        (from..from + count)
             .map(|i| {
                 let mut claims = provider.claims(&format!("user{}@example.org", i % members), now);
                 // Tokens are used soon after they are issued, so their expiry times grow in the
@@ -441,91 +1088,62 @@ async fn main() {
             })
             .collect()
     };
-    let rs_tokens = mint(&rsa, args.tokens);
-    let es_tokens = mint(&ec, args.tokens);
-    let requests = |tokens: &[String]| -> Vec<reqwest::RequestBuilder> {
-        tokens
-            .iter()
-            .map(|t| {
-                client
-                    .post(format!("{}/authenticate", idgate.address))
-                    .form(&[("action", "login"), ("id_token", t.as_str())])
-            })
-            .collect()
+    let tokens = Tokens {
+        rs: mint(&rsa, args.tokens, 0),
+        es: mint(&ec, args.tokens, 0),
+        warm: mint(&rsa, 51, args.tokens),
     };
-    // Warm up: discovery and keys fetched, connections open, pages in memory.
-    let warm = mint(&rsa, 50);
-    let _ = run_phase("warm-up", &idgate, &provider, 8, requests(&warm)).await;
 
-    let quarter = args.tokens / 4;
-    let mut phases = Vec::new();
-    for (alg, tokens) in [("RS256", &rs_tokens), ("ES256", &es_tokens)] {
-        for (connections, slice) in [(1, &tokens[..quarter]), (64, &tokens[quarter..])] {
-            let name = format!(
-                "sign-in {alg}, {connections} connection{}",
-                if connections == 1 { "" } else { "s" }
-            );
-            let profile = (alg == "RS256" && connections == 64)
-                .then_some(args.perf.as_deref())
-                .flatten()
-                .map(|file| start_perf(idgate.child.id(), file));
-            phases.push(run_phase(&name, &idgate, &provider, connections, requests(slice)).await);
-            if let Some(perf) = profile {
-                stop_perf(perf);
-            }
-        }
+    let mut databases = vec![
+        args.database
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("bench.db").display())),
+    ];
+    if let Some(admin) = &args.postgres {
+        databases.push(fresh_postgres_database(admin));
     }
-
-    let session = {
-        let token = mint(&rsa, 1).remove(0);
-        let response = client
-            .post(format!("{}/authenticate", idgate.address))
-            .form(&[("action", "login"), ("id_token", token.as_str())])
-            .send()
-            .await
-            .expect("login");
-        response
-            .headers()
-            .get_all("set-cookie")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .find_map(|c| c.strip_prefix("idgate_session="))
-            .and_then(|c| c.split(';').next())
-            .expect("a session cookie")
-            .to_string()
-    };
-    phases.push(run_auth_phase(&idgate, &client, &session, 64, args.auth_seconds).await);
-    let (rss, peak) = memory_mib(idgate.child.id());
-
-    let backend = if database.starts_with("postgres") {
-        "PostgreSQL"
-    } else {
-        "SQLite"
-    };
-    println!(
-        "\nidgate {} on {backend}, {} CPUs, idgate pinned: {}\n",
-        env!("CARGO_PKG_VERSION"),
-        machine_cpus(),
-        pinning().is_some()
-    );
-    println!(
-        "| phase | requests | per second | p50 ms | p99 ms | idgate CPU µs/op | KiB written/op | writes/commit | provider requests |"
-    );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for p in &phases {
-        println!(
-            "| {} | {} | {:.0} | {:.2} | {:.2} | {:.0} | {:.1} | {} | {} |",
-            p.name,
-            p.requests,
-            p.requests as f64 / p.seconds,
-            p.p50_ms,
-            p.p99_ms,
-            p.cpu_us_per_op,
-            p.written_kib_per_op,
-            p.writes_per_commit
-                .map_or_else(|| "-".to_string(), |n| format!("{n:.1}")),
-            p.provider_requests
+    let mut runs = Vec::new();
+    for database in &databases {
+        eprintln!(
+            "measuring idgate on {}…",
+            database.split(':').next().unwrap_or("")
+        );
+        runs.push(
+            run_idgate(
+                &binary,
+                dir.path(),
+                database,
+                &provider,
+                &client,
+                &tokens,
+                &args,
+            )
+            .await,
         );
     }
-    println!("\nidgate memory: RSS {rss:.1} MiB, peak {peak:.1} MiB");
+    let peer = if args.peer && peer_installed() {
+        eprintln!("measuring Apache with mod_auth_openidc…");
+        Some(run_peer(dir.path(), &provider, &client, &tokens, [&rsa, &ec], &args).await)
+    } else {
+        if args.peer {
+            eprintln!(
+                "the peer is not measured: install Debian's apache2 and libapache2-mod-auth-openidc"
+            );
+        }
+        None
+    };
+
+    println!(
+        "\n{} CPUs, servers pinned: {}, {} tokens per algorithm ({} per phase)",
+        machine_cpus(),
+        machine_cpus() >= 2 && Path::new("/usr/bin/taskset").exists(),
+        args.tokens,
+        args.tokens / 3
+    );
+    for run in runs.iter().chain(peer.iter()) {
+        print_run(run);
+    }
+    if let Some(peer) = &peer {
+        print_ratios(peer, &runs);
+    }
 }
