@@ -61,6 +61,30 @@ impl Drop for Stopped {
     }
 }
 
+/// Waits (at most 15 s) until the proxy at `port` accepts connections: neither nginx nor Caddy
+/// says when it is ready. Its log says why it did not start.
+async fn listening(port: u16, proxy: &str, log: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "{proxy} did not start: {}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The `Location` of a redirect, empty when there is none.
+fn location_of(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string()
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -218,16 +242,7 @@ async fn nginx_auth_request_lets_only_signed_in_people_through() {
         .spawn()
         .expect("nginx");
     let _nginx = Stopped(child);
-    // nginx says nothing when it is ready: wait (at most 10 s) until it accepts connections.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "nginx did not start: {}",
-            std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    listening(port, "nginx", &dir.path().join("error.log")).await;
     // The test's certificate is its own: the client takes it as it is.
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -252,12 +267,7 @@ async fn nginx_auth_request_lets_only_signed_in_people_through() {
         .await
         .expect("send");
     assert_eq!(anonymous.status(), 302, "{}", error_log());
-    let location = anonymous
-        .headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
+    let location = location_of(&anonymous);
     assert_eq!(
         location,
         format!("{front}/login?redirect=%2Fdocs%2Freport%3Fx%3D1%26y%3Dtwo%26z%3D%2520")
@@ -478,15 +488,7 @@ async fn caddy_forward_auth_sends_browsers_to_sign_in_and_lets_members_through()
         .spawn()
         .expect("caddy");
     let _caddy = Stopped(child);
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "Caddy did not start: {}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    listening(port, "Caddy", &log).await;
     let front = format!("http://127.0.0.1:{port}");
     let get = |path: &str, accept: &str, session: Option<&str>| {
         let mut request = app
@@ -510,12 +512,7 @@ async fn caddy_forward_auth_sends_browsers_to_sign_in_and_lets_members_through()
         "{}",
         std::fs::read_to_string(&log).unwrap_or_default()
     );
-    let location = anonymous
-        .headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
+    let location = location_of(&anonymous);
     assert_eq!(
         location,
         format!("{front}/login?redirect=%2Fdocs%2Freport%3Fx%3D1%26y%3Dtwo%26z%3D%2520")

@@ -411,6 +411,16 @@ fn member_names_with_control_characters_are_refused() {
     );
 }
 
+/// What the process logged until now: a reload (`SIGHUP`) marks the end.
+fn log_until_reload(serve: &mut ServeProcess) -> Vec<Value> {
+    let hup = std::process::Command::new("kill")
+        .args(["-HUP", &serve.pid().to_string()])
+        .status()
+        .expect("kill");
+    assert!(hup.success());
+    serve.events_until("identity configuration reloaded")
+}
+
 #[tokio::test]
 async fn malformed_requests_are_not_logged_as_server_errors() {
     let db = TestDb::sqlite();
@@ -428,12 +438,7 @@ async fn malformed_requests_are_not_logged_as_server_errors() {
         let _ = std::io::Read::read(&mut stream, &mut answer);
         assert!(answer.starts_with(b"HTTP/1.1 400"), "{answer:?}");
     }
-    let hup = std::process::Command::new("kill")
-        .args(["-HUP", &serve.pid().to_string()])
-        .status()
-        .expect("kill");
-    assert!(hup.success());
-    let logged = serve.events_until("identity configuration reloaded");
+    let logged = log_until_reload(&mut serve);
     let errors: Vec<&Value> = logged.iter().filter(|e| e["level"] == "ERROR").collect();
     assert!(errors.is_empty(), "{errors:?}");
 }
@@ -464,12 +469,7 @@ async fn forward_auth_checks_are_not_access_logged() {
             .await
             .expect("send");
     }
-    let hup = std::process::Command::new("kill")
-        .args(["-HUP", &serve.pid().to_string()])
-        .status()
-        .expect("kill");
-    assert!(hup.success());
-    let logged = serve.events_until("identity configuration reloaded");
+    let logged = log_until_reload(&mut serve);
     let access: Vec<String> = logged
         .iter()
         .filter(|e| e["target"] == "idgate::http")

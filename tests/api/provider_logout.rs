@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use idgate::clock::ManualClock;
 use idgate::settings::Settings;
-use idgate::startup::Application;
 use idgate_test_support::provider::{CLIENT_ID, MockProvider, TestKey};
 use serde_json::{Value, json};
 
@@ -319,36 +318,18 @@ async fn a_back_channel_logout_on_one_instance_ends_the_session_on_another() {
     let yaml = db.dir.path().join("identity.yaml");
     std::fs::write(&yaml, signin_config(&provider.url)).expect("config");
     let now = idgate::clock::unix_now();
+    assert_eq!(
+        Settings::default().cookie.cache_secs,
+        2,
+        "the session cache is on"
+    );
     let start = || {
         let clock = ManualClock::starting_at(now);
-        let settings = Settings {
-            config_path: yaml.clone(),
-            listen: "127.0.0.1:0".into(),
-            database_url: db.url.clone(),
-            ..Settings::default()
-        };
-        assert_eq!(settings.cookie.cache_secs, 2, "the session cache is on");
-        let config = idgate::identity::load(&yaml).expect("config");
-        let app = Application::build_with(settings, config, db.open(), Arc::new(clock.clone()))
-            .expect("app");
-        let address = format!("http://127.0.0.1:{}", app.port());
-        tokio::spawn(app.run_until_stopped());
+        let address = crate::helpers::start_instance(&db, &yaml, Arc::new(clock.clone()));
         (address, clock)
     };
     let ((a, _), (b, b_clock)) = (start(), start());
-    {
-        let database = db.open();
-        let mut conn = database.conn().expect("conn");
-        let new = idgate::members::NewMember {
-            email: idgate::members::Email::parse("ana@example.org").expect("email"),
-            username: None,
-            firstname: String::new(),
-            surname: String::new(),
-            status: idgate::members::MemberStatus::Activated,
-            admin: false,
-        };
-        idgate::db::members::insert_member(&mut conn, &new, now).expect("member");
-    }
+    db.add_member("ana@example.org");
     let client = reqwest::Client::new();
     let mut claims = provider.claims("ana@example.org", now);
     claims["sid"] = json!("sid-b");

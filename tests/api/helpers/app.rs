@@ -312,3 +312,24 @@ pub async fn assert_refused(response: reqwest::Response, status: u16, reason: &s
     assert_eq!(body["error"]["id"], reason, "{body}");
     assert!(body["error"]["message"].is_string(), "{body}");
 }
+
+/// One more in-process instance on `db`, configured by the file `yaml`, with the default
+/// settings and `clock`: what several instances on one database are made of. Its address.
+pub fn start_instance(
+    db: &TestDb,
+    yaml: &std::path::Path,
+    clock: Arc<dyn idgate::clock::Clock>,
+) -> String {
+    let settings = Settings {
+        config_path: yaml.to_path_buf(),
+        listen: "127.0.0.1:0".into(),
+        database_url: db.url.clone(),
+        ..Settings::default()
+    };
+    let config = idgate::identity::load(yaml).unwrap_or_else(|e| panic!("{e}"));
+    let app = Application::build_with(settings, config, db.open(), clock)
+        .unwrap_or_else(|e| panic!("cannot start: {e}"));
+    let address = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    address
+}

@@ -65,6 +65,22 @@ impl TestDb {
         Database::open(&self.url).unwrap_or_else(|e| panic!("cannot open {}: {e}", self.url))
     }
 
+    /// Adds an activated member with this email, without a name, directly in the database.
+    pub fn add_member(&self, email: &str) -> idgate::members::Member {
+        let new = idgate::members::NewMember {
+            email: idgate::members::Email::parse(email).unwrap_or_else(|e| panic!("{e}")),
+            username: None,
+            firstname: String::new(),
+            surname: String::new(),
+            status: idgate::members::MemberStatus::Activated,
+            admin: false,
+        };
+        let database = self.open();
+        let mut conn = database.conn().unwrap_or_else(|e| panic!("{e}"));
+        idgate::db::members::insert_member(&mut conn, &new, idgate::clock::unix_now())
+            .unwrap_or_else(|e| panic!("cannot add {email}: {e}"))
+    }
+
     /// Makes the database unreachable while the app runs (PostgreSQL only).
     pub fn drop_now(&self) {
         if let Some((admin, name)) = &self.postgres {
