@@ -774,6 +774,12 @@ async fn run_idgate(
             .expect("a session cookie")
             .to_string()
     };
+    let profile = args.perf.as_deref().map(|file| {
+        start_perf(
+            idgate.child.id(),
+            &format!("{file}.auth.{}", idgate.postgres),
+        )
+    });
     phases.push(
         run_session_phase(
             &idgate,
@@ -785,6 +791,9 @@ async fn run_idgate(
         )
         .await,
     );
+    if let Some(perf) = profile {
+        stop_perf(perf);
+    }
     Run {
         title: format!(
             "{} on {}",
