@@ -90,16 +90,11 @@ impl IdentityConfig {
 
     /// Whether a session or code of `provider` for a member with `email` may stand under this
     /// configuration: the provider is configured, and the email's domain signs in through it.
+    /// The domain is taken as stored: [`crate::access::DomainPolicy::decide`] normalises it
+    /// (this runs on every session check).
     pub fn allows(&self, provider: &str, email: &str) -> bool {
-        let domain = crate::members::Email::parse(email).map_or_else(
-            |_| {
-                email
-                    .rsplit_once('@')
-                    .map_or(String::new(), |(_, d)| d.to_ascii_lowercase())
-            },
-            |e| e.domain().to_string(),
-        );
-        self.provider(provider).is_some() && self.domains.decide(&domain).allows_provider(provider)
+        let domain = email.rsplit_once('@').map_or("", |(_, d)| d);
+        self.provider(provider).is_some() && self.domains.decide(domain).allows_provider(provider)
     }
 
     pub fn client(&self, id: &str) -> Option<&Client> {

@@ -133,10 +133,9 @@ async fn identify(req: &HttpRequest, state: &AppState) -> Result<SessionView, Re
     }
     // An API account's session holds only from the addresses it may sign in from.
     let properties = &config.properties;
-    let client_ip = request::client_ip(req, state);
     if !crate::access::api_account_allowed(
         &session.member.username,
-        client_ip,
+        || request::client_ip(req, state),
         &properties.api_account_usernames,
         &properties.api_account_ips,
     ) {

@@ -23,7 +23,7 @@ pub(super) fn check_api_account(
     let properties = &config.properties;
     if access::api_account_allowed(
         &member.username,
-        client_ip,
+        || client_ip,
         &properties.api_account_usernames,
         &properties.api_account_ips,
     ) {
