@@ -73,23 +73,17 @@ pub fn find_member_for_sign_in(
     conn: &mut AnyConnection,
     email: &Email,
 ) -> Result<Option<Member>, StoreError> {
-    // Built in each arm: `as_select` is typed by its backend.
-    let by_email = members::email_normalized.eq(email.normalized());
-    match conn {
-        AnyConnection::Postgresql(c) => members::table
-            .filter(by_email)
-            .select(MemberRow::as_select())
-            .for_share()
-            .get_result(c)
-            .optional(),
-        AnyConnection::Sqlite(c) => members::table
-            .filter(by_email)
-            .select(MemberRow::as_select())
-            .get_result(c)
-            .optional(),
-    }?
-    .map(Member::try_from)
-    .transpose()
+    let AnyConnection::Postgresql(c) = conn else {
+        return find_member_by_email(conn, email);
+    };
+    members::table
+        .filter(members::email_normalized.eq(email.normalized()))
+        .select(MemberRow::as_select())
+        .for_share()
+        .get_result(c)
+        .optional()?
+        .map(Member::try_from)
+        .transpose()
 }
 
 pub fn find_member_by_id(conn: &mut AnyConnection, id: i64) -> Result<Option<Member>, StoreError> {

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 
-use crate::helpers::{TestDb, session_cookie, spawn_signin_app};
+use crate::helpers::{SignInApp, TestDb, session_cookie, spawn_signin_app};
 
 const NGINX: &str = "/usr/sbin/nginx";
 const OPENSSL: &str = "/usr/bin/openssl";
@@ -250,6 +250,22 @@ async fn nginx_auth_request_lets_only_signed_in_people_through() {
         .build()
         .expect("client");
     let front = format!("https://127.0.0.1:{port}");
+    let error_log = || std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default();
+    through_the_proxy(&app, &client, &front, member.id, &error_log).await;
+}
+
+/// What a person and an API client meet through a proxy at `front` set up by a recipe, whatever
+/// the proxy: signed out, a browser is sent to sign in with its URL whole (and the sign-in page
+/// keeps it), an API client or a form post gets 401; signed in (through the proxy), the upstream
+/// sees who, whatever the client claims; signed out again, the browser is sent to sign in. The
+/// proxy's log (`log`) explains a failure.
+async fn through_the_proxy(
+    app: &SignInApp,
+    client: &reqwest::Client,
+    front: &str,
+    member_id: i64,
+    log: &dyn Fn() -> String,
+) {
     let html = "text/html,application/xhtml+xml";
     let get = |path: &str, accept: &str, session: Option<&str>| {
         let mut request = client
@@ -260,20 +276,19 @@ async fn nginx_auth_request_lets_only_signed_in_people_through() {
         }
         request.send()
     };
-    let error_log = || std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default();
 
     // No session: a browser is sent to sign in, with its URL whole.
     let anonymous = get("/docs/report?x=1&y=two&z=%20", html, None)
         .await
         .expect("send");
-    assert_eq!(anonymous.status(), 302, "{}", error_log());
+    assert_eq!(anonymous.status(), 302, "{}", log());
     let location = location_of(&anonymous);
     assert_eq!(
         location,
         format!("{front}/login?redirect=%2Fdocs%2Freport%3Fx%3D1%26y%3Dtwo%26z%3D%2520")
     );
-    // The sign-in page, served by idgate through nginx, keeps that URL for after the sign-in.
-    let sign_in_page = get(location.trim_start_matches(front.as_str()), html, None)
+    // The sign-in page, served by idgate through the proxy, keeps that URL for after the sign-in.
+    let sign_in_page = get(location.trim_start_matches(front), html, None)
         .await
         .expect("send");
     assert_eq!(sign_in_page.status(), 200);
@@ -298,7 +313,7 @@ async fn nginx_auth_request_lets_only_signed_in_people_through() {
         .expect("send");
     assert_eq!(post.status(), 401);
 
-    // Signed in (through nginx): the upstream sees who, whatever the client says.
+    // Signed in (through the proxy): the upstream sees who, whatever the client says.
     let response = client
         .post(format!("{front}/authenticate"))
         .form(&[
@@ -314,16 +329,17 @@ async fn nginx_auth_request_lets_only_signed_in_people_through() {
         .get(format!("{front}/docs/report"))
         .header("Cookie", format!("idgate_session={session}"))
         .header("X-Auth-Email", "boss@example.org")
+        .header("X-Auth-Member-Id", "999999")
         .send()
         .await
         .expect("send");
     assert_eq!(through.status(), 200);
     assert_eq!(
         through.text().await.expect("body"),
-        format!("upstream /docs/report for ana@example.org ({})", member.id)
+        format!("upstream /docs/report for ana@example.org ({member_id})")
     );
 
-    // Signed out: nginx sends the browser to sign in again.
+    // Signed out: the proxy sends the browser to sign in again.
     let logout = client
         .post(format!("{front}/logout"))
         .header("Cookie", format!("idgate_session={session}"))
@@ -490,67 +506,8 @@ async fn caddy_forward_auth_sends_browsers_to_sign_in_and_lets_members_through()
     let _caddy = Stopped(child);
     listening(port, "Caddy", &log).await;
     let front = format!("http://127.0.0.1:{port}");
-    let get = |path: &str, accept: &str, session: Option<&str>| {
-        let mut request = app
-            .client
-            .get(format!("{front}{path}"))
-            .header("Accept", accept.to_string());
-        if let Some(session) = session {
-            request = request.header("Cookie", format!("idgate_session={session}"));
-        }
-        request.send()
-    };
-    let html = "text/html,application/xhtml+xml";
-
-    // A signed-out browser: sent to sign in, with its URL whole.
-    let anonymous = get("/docs/report?x=1&y=two&z=%20", html, None)
-        .await
-        .expect("send");
-    assert_eq!(
-        anonymous.status(),
-        302,
-        "{}",
-        std::fs::read_to_string(&log).unwrap_or_default()
-    );
-    let location = location_of(&anonymous);
-    assert_eq!(
-        location,
-        format!("{front}/login?redirect=%2Fdocs%2Freport%3Fx%3D1%26y%3Dtwo%26z%3D%2520")
-    );
-    let sign_in_page = get(location.trim_start_matches(front.as_str()), html, None)
-        .await
-        .expect("send");
-    assert_eq!(sign_in_page.status(), 200);
-    // An API client: 401, no redirect.
-    assert_eq!(
-        get("/docs/report", "application/json", None)
-            .await
-            .expect("send")
-            .status(),
-        401
-    );
-
-    // Signed in (through Caddy): the upstream sees who.
-    let response = app
-        .client
-        .post(format!("{front}/authenticate"))
-        .form(&[
-            ("action", "login"),
-            ("id_token", &app.token_for("ana@example.org")),
-        ])
-        .send()
-        .await
-        .expect("login");
-    assert_eq!(response.status(), 200);
-    let session = session_cookie(&response).expect("cookie").0;
-    let through = get("/docs/report", html, Some(&session))
-        .await
-        .expect("send");
-    assert_eq!(through.status(), 200);
-    assert_eq!(
-        through.text().await.expect("body"),
-        format!("upstream /docs/report for ana@example.org ({})", member.id)
-    );
+    let caddy_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    through_the_proxy(&app, &app.client, &front, member.id, &caddy_log).await;
 }
 
 /// The recipes shown in the operators' guide are the files the tests run, character for
