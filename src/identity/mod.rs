@@ -163,6 +163,12 @@ pub enum EmailSource {
 /// `organizations` endpoints): each tenant's issuer has its id there.
 pub const TENANT_PLACEHOLDER: &str = "{tenantid}";
 
+/// Whether `tid` has the form of a tenant id (letters, digits and `-`), the only form put in
+/// the place of [`TENANT_PLACEHOLDER`] or listed in `tenants`.
+pub fn is_tenant_id(tid: &str) -> bool {
+    !tid.is_empty() && tid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
 impl Provider {
     /// Whether `tid` is a tenant this provider accepts.
     pub fn accepts_tenant(&self, tid: &str) -> bool {

@@ -635,9 +635,7 @@ impl Ctx<'_> {
             );
             return None;
         }
-        let valid = |t: &str| {
-            t == "*" || (!t.is_empty() && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
-        };
+        let valid = |t: &str| t == "*" || super::is_tenant_id(t);
         if let Some(bad) = tenants.iter().find(|t| !valid(t)) {
             self.report(
                 node.pos,

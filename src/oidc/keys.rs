@@ -196,8 +196,9 @@ impl KeyStore {
         }
         // A refresh under way holds the state: not known to have failed yet.
         match cache.refresh.try_lock() {
-            Ok(state) if state.last_error.is_some() => ProviderStatus::Unreachable,
-            Ok(state) if state.last_attempt.is_some() => ProviderStatus::Unreachable,
+            Ok(state) if state.last_error.is_some() || state.last_attempt.is_some() => {
+                ProviderStatus::Unreachable
+            }
             _ => ProviderStatus::NeverFetched,
         }
     }

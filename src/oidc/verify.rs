@@ -76,6 +76,7 @@ impl From<Reason> for VerifyError {
 }
 
 /// What the claims say once checked (the pure part of verification).
+#[cfg(test)]
 #[derive(Debug, Clone, PartialEq)]
 pub struct CheckedClaims {
     pub subject: Option<String>,
@@ -104,26 +105,12 @@ pub async fn verify_id_token(
     context: Context<'_>,
     now: impl Fn() -> i64,
 ) -> Result<VerifiedToken, VerifyError> {
-    let id_token_provider = |iss: &str, claims: &Map<String, Value>| {
-        find_provider(config, iss, claims, |p| Some(p.client_id.as_str()))
-    };
-    // The provider `iss` names decides the algorithms; a token naming none gets the default
-    // (asymmetric) list, and is refused as `unknown_issuer` next.
-    let accepts = |alg: &str, claims: &Map<String, Value>| match claims.get("iss") {
-        Some(Value::String(iss)) => id_token_provider(iss, claims)
-            .map_or(ALLOWED_ALGS.contains(&alg), |p| p.accepts_alg(alg)),
-        _ => ALLOWED_ALGS.contains(&alg),
-    };
-    let token = token::parse_with(raw, TokenKind::Id, &accepts)?;
+    let token = parse_for_providers(config, raw, TokenKind::Id)?;
     // A logout token (its `events`) is no ID token, typed or not.
     if token.claims.contains_key("events") {
         return Err(Reason::WrongTokenType.into());
     }
-    let iss = match token.claims.get("iss") {
-        Some(Value::String(iss)) => iss.as_str(),
-        _ => return Err(Reason::UnknownIssuer.into()),
-    };
-    let provider = id_token_provider(iss, &token.claims).ok_or(Reason::UnknownIssuer)?;
+    let (iss, provider) = named_provider(config, &token)?;
     if context.provider.is_some_and(|p| p != provider.id) {
         // A token from another provider than the flow was started for (mix-up).
         return Err(VerifyError::Refused(
@@ -131,13 +118,7 @@ pub async fn verify_id_token(
             Some("the token is not from the flow's provider".into()),
         ));
     }
-    let set = keys.keys(provider).await.map_err(key_error)?;
-    let issuer = issuer_of(provider, &set.metadata, &token.claims)?;
-    if issuer != iss {
-        return Err(Reason::UnknownIssuer.into());
-    }
-    let metadata = set.metadata.clone();
-    check_signature(keys, provider, set, &token).await?;
+    let set = check_issuer_and_signature(keys, provider, iss, &token).await?;
     let (subject, expires) = check_identity(&token.claims, provider, now(), context.nonce)?;
     let email_from_userinfo = match provider.email_source {
         EmailSource::IdToken => false,
@@ -152,8 +133,14 @@ pub async fn verify_id_token(
             )
         })?;
         check_at_hash(&token, access_token)?;
-        userinfo::email_for_sign_in(keys, provider, &metadata, subject.as_deref(), access_token)
-            .await?
+        userinfo::email_for_sign_in(
+            keys,
+            provider,
+            &set.metadata,
+            subject.as_deref(),
+            access_token,
+        )
+        .await?
     } else {
         check_email(&token.claims, provider)?
     };
@@ -171,6 +158,59 @@ pub async fn verify_id_token(
         usable_until: expires.saturating_add(LEEWAY_SECS),
         fingerprint,
     })
+}
+
+/// The provider an ID or logout token's `iss` names (for this client).
+fn token_provider<'c>(
+    config: &'c IdentityConfig,
+    iss: &str,
+    claims: &Map<String, Value>,
+) -> Option<&'c Provider> {
+    find_provider(config, iss, claims, |p| Some(p.client_id.as_str()))
+}
+
+/// Parses an ID or logout token. The provider `iss` names decides the algorithms; a token naming
+/// none gets the default (asymmetric) list, and is refused as `unknown_issuer` later.
+fn parse_for_providers<'t>(
+    config: &IdentityConfig,
+    raw: &'t str,
+    kind: TokenKind,
+) -> Result<UnverifiedToken<'t>, Reason> {
+    let accepts = |alg: &str, claims: &Map<String, Value>| match claims.get("iss") {
+        Some(Value::String(iss)) => token_provider(config, iss, claims)
+            .map_or(ALLOWED_ALGS.contains(&alg), |p| p.accepts_alg(alg)),
+        _ => ALLOWED_ALGS.contains(&alg),
+    };
+    token::parse_with(raw, kind, &accepts)
+}
+
+/// The token's `iss` and the provider it names (`unknown_issuer` without either).
+fn named_provider<'a, 'c>(
+    config: &'c IdentityConfig,
+    token: &'a UnverifiedToken<'_>,
+) -> Result<(&'a str, &'c Provider), Reason> {
+    let iss = match token.claims.get("iss") {
+        Some(Value::String(iss)) => iss.as_str(),
+        _ => return Err(Reason::UnknownIssuer),
+    };
+    let provider = token_provider(config, iss, &token.claims).ok_or(Reason::UnknownIssuer)?;
+    Ok((iss, provider))
+}
+
+/// The provider's keys; the token's `iss` must be exactly the issuer its discovery document
+/// gives (`unknown_issuer`), and its signature one of those keys' (or the client secret's).
+async fn check_issuer_and_signature(
+    keys: &KeyStore,
+    provider: &Provider,
+    iss: &str,
+    token: &UnverifiedToken<'_>,
+) -> Result<Arc<KeySet>, VerifyError> {
+    let set = keys.keys(provider).await.map_err(key_error)?;
+    if issuer_of(provider, &set.metadata, &token.claims)? != iss {
+        return Err(Reason::UnknownIssuer.into());
+    }
+    check_signature(keys, provider, Arc::clone(&set), token).await?;
+    Ok(set)
 }
 
 /// An `at_hash`, when the ID token has one, names this access token (the left half of its hash
@@ -281,26 +321,9 @@ pub async fn verify_logout_token(
     raw: &str,
     now: i64,
 ) -> Result<VerifiedLogout, VerifyError> {
-    let logout_provider = |iss: &str, claims: &Map<String, Value>| {
-        find_provider(config, iss, claims, |p| Some(p.client_id.as_str()))
-    };
-    let accepts = |alg: &str, claims: &Map<String, Value>| match claims.get("iss") {
-        Some(Value::String(iss)) => {
-            logout_provider(iss, claims).map_or(ALLOWED_ALGS.contains(&alg), |p| p.accepts_alg(alg))
-        }
-        _ => ALLOWED_ALGS.contains(&alg),
-    };
-    let token = token::parse_with(raw, TokenKind::Logout, &accepts)?;
-    let iss = match token.claims.get("iss") {
-        Some(Value::String(iss)) => iss.as_str(),
-        _ => return Err(Reason::UnknownIssuer.into()),
-    };
-    let provider = logout_provider(iss, &token.claims).ok_or(Reason::UnknownIssuer)?;
-    let set = keys.keys(provider).await.map_err(key_error)?;
-    if issuer_of(provider, &set.metadata, &token.claims)? != iss {
-        return Err(Reason::UnknownIssuer.into());
-    }
-    check_signature(keys, provider, set, &token).await?;
+    let token = parse_for_providers(config, raw, TokenKind::Logout)?;
+    let (iss, provider) = named_provider(config, &token)?;
+    check_issuer_and_signature(keys, provider, iss, &token).await?;
     let claims = &token.claims;
     check_audience(claims, provider)?;
     let refuse = |why: &str| VerifyError::Refused(Reason::Malformed, Some(why.to_string()));
@@ -426,11 +449,8 @@ fn names_provider(provider: &Provider, iss: &str, claims: &Map<String, Value>) -
         Some(Value::String(tid)) if provider.accepts_tenant(tid) => tid,
         _ => return false,
     };
-    let same_host = |a: &str, b: &str| {
-        let host = |u: &str| url::Url::parse(u).ok().map(|u| u.origin());
-        host(a).is_some_and(|h| Some(h) == host(b))
-    };
-    iss.contains(tid.as_str()) && same_host(iss, provider.authority())
+    iss.contains(tid.as_str())
+        && url::Url::parse(iss).is_ok_and(|u| u.origin() == provider.authority_url.origin())
 }
 
 /// The issuer the provider's tokens must name: the discovery document's, with the token's
@@ -445,9 +465,7 @@ pub fn issuer_of(
     }
     match claims.get("tid") {
         Some(Value::String(tid))
-            if provider.accepts_tenant(tid)
-                && !tid.is_empty()
-                && tid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') =>
+            if provider.accepts_tenant(tid) && crate::identity::is_tenant_id(tid) =>
         {
             Ok(metadata.issuer.replace(TENANT_PLACEHOLDER, tid))
         }
@@ -518,7 +536,9 @@ fn check_hmac(provider: &Provider, token: &UnverifiedToken<'_>) -> Result<(), Ve
         .map_err(|_| VerifyError::Refused(Reason::BadSignature, Some("HMAC mismatch".into())))
 }
 
-/// The claim rules from `bad_audience` to `email_not_verified`, in table order.
+/// The claim rules from `bad_audience` to `email_not_verified`, in table order (what a
+/// sign-in runs as [`check_identity`], then [`check_email`]).
+#[cfg(test)]
 pub fn check_claims(
     claims: &Map<String, Value>,
     provider: &Provider,
