@@ -131,14 +131,8 @@ pub(super) fn members(cmd: MembersCommand, database_url: &str) -> Result<(), Str
                 .and_then(|id| config.as_ref()?.provider(id))
                 .filter(|p| p.tenants.is_none());
             let sharing: Vec<String> = named
-                .map(|named| {
-                    config
-                        .iter()
-                        .flat_map(|c| &c.providers)
-                        .filter(|p| p.authority() == named.authority())
-                        .map(|p| p.id.clone())
-                        .collect()
-                })
+                .zip(config.as_ref())
+                .map(|(named, config)| config.providers_of_issuer(named.authority()))
                 .unwrap_or_default();
             let which = match provider.as_deref() {
                 Some(id) => db::members::Unbind::Provider {

@@ -160,7 +160,7 @@ pub fn list_members(conn: &mut AnyConnection) -> Result<Vec<(Member, Vec<Binding
         .select(BINDING_COLUMNS)
         .load::<BindingRow>(conn)?
         .into_iter()
-        .map(BindingRow::split)
+        .map(split_binding)
         .collect();
     rows.into_iter()
         .map(|row| {
@@ -269,23 +269,18 @@ const BINDING_COLUMNS: (
 
 type BindingRow = (i64, String, String, String, i64);
 
-trait SplitBinding {
-    fn split(self) -> (i64, Binding);
-}
-
-impl SplitBinding for BindingRow {
-    fn split(self) -> (i64, Binding) {
-        let (member_id, issuer, subject, provider, created_at) = self;
-        (
-            member_id,
-            Binding {
-                issuer,
-                provider,
-                subject,
-                created_at,
-            },
-        )
-    }
+/// A binding row as its member's id and the binding.
+fn split_binding(row: BindingRow) -> (i64, Binding) {
+    let (member_id, issuer, subject, provider, created_at) = row;
+    (
+        member_id,
+        Binding {
+            issuer,
+            provider,
+            subject,
+            created_at,
+        },
+    )
 }
 
 /// The member's bindings, ordered by issuer.
@@ -295,7 +290,7 @@ pub fn bindings_of(conn: &mut AnyConnection, member_id: i64) -> Result<Vec<Bindi
         .order(identity_bindings::issuer)
         .select(BINDING_COLUMNS);
     let rows: Vec<BindingRow> = on_backend!(conn, |c| query.load(c))?;
-    Ok(rows.into_iter().map(|row| row.split().1).collect())
+    Ok(rows.into_iter().map(|row| split_binding(row).1).collect())
 }
 
 /// The subject the member is bound to at `issuer`, if any.

@@ -32,6 +32,10 @@ const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/po
 /// never holds requests for as long as it stalls.
 pub const DB_WAIT: Duration = Duration::from_secs(5);
 
+/// PostgreSQL's `statement_timeout` on every connection, in milliseconds: a statement is
+/// cancelled there once no caller waits for it any more ([`DB_WAIT`]).
+const STATEMENT_TIMEOUT_MS: u128 = DB_WAIT.as_millis();
+
 /// An arbitrary constant naming idgate's advisory lock, so that instances starting together on
 /// one PostgreSQL database run the migrations one at a time.
 const MIGRATION_LOCK: i64 = 0x1d6a_7e00_0001;
@@ -170,7 +174,7 @@ impl Manager {
             DatabaseUrl::Postgres(url) => {
                 let mut conn = PgConnection::establish(&with_timeouts(url))?;
                 // A statement the server takes longer than this over is cancelled there too.
-                conn.batch_execute("SET statement_timeout = 5000")
+                conn.batch_execute(&format!("SET statement_timeout = {STATEMENT_TIMEOUT_MS}"))
                     .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
                 Ok(AnyConnection::Postgresql(conn))
             }
@@ -219,9 +223,6 @@ impl Database {
     /// Connects, runs pending migrations and builds the pool (for the service).
     pub fn open(url: &str) -> Result<Self, DbError> {
         let url = DatabaseUrl::parse(url)?;
-        if let DatabaseUrl::Sqlite(path) = &url {
-            owner_only(path)?;
-        }
         let manager = Manager { url: url.clone() };
         connect_and_migrate(&manager)?;
         let writer = writer::Writer::start(manager.clone())
@@ -366,11 +367,9 @@ where
 /// One connection, with the pending migrations run first: what a command-line tool needs. No
 /// pool, so no background thread is still connecting when the process exits.
 pub fn connect(url: &str) -> Result<AnyConnection, DbError> {
-    let url = DatabaseUrl::parse(url)?;
-    if let DatabaseUrl::Sqlite(path) = &url {
-        owner_only(path)?;
-    }
-    connect_and_migrate(&Manager { url })
+    connect_and_migrate(&Manager {
+        url: DatabaseUrl::parse(url)?,
+    })
 }
 
 /// Makes the SQLite file (created empty when missing) readable and writable by its owner only:
@@ -399,7 +398,11 @@ fn owner_only(path: &std::path::Path) -> Result<(), DbError> {
     Ok(())
 }
 
+/// The first connection of a process: the SQLite file made owner-only first, then migrated.
 fn connect_and_migrate(manager: &Manager) -> Result<AnyConnection, DbError> {
+    if let DatabaseUrl::Sqlite(path) = &manager.url {
+        owner_only(path)?;
+    }
     let mut conn = manager.establish().map_err(|e| DbError::Connect {
         url: manager.url.redacted(),
         reason: e.to_string(),
@@ -436,7 +439,7 @@ fn migrate(conn: &mut AnyConnection) -> Result<(), String> {
                 .map_err(|e| e.to_string());
             let unlock = c
                 .batch_execute(&format!(
-                    "SELECT pg_advisory_unlock({MIGRATION_LOCK}); SET statement_timeout = 5000;"
+                    "SELECT pg_advisory_unlock({MIGRATION_LOCK}); SET statement_timeout = {STATEMENT_TIMEOUT_MS};"
                 ))
                 .map_err(|e| e.to_string());
             result.and(unlock)

@@ -98,12 +98,13 @@ pub fn touch_session(
     Ok(on_backend!(conn, |c| update.execute(c))? > 0)
 }
 
-/// The ID token a session came from, if it remembers one (for `id_token_hint`).
-pub fn session_id_token(
+/// Ends a session and gives back the ID token it remembered (for the provider's sign-out),
+/// in one statement.
+pub fn take_session_id_token(
     conn: &mut AnyConnection,
     id_hash: &str,
 ) -> Result<Option<String>, StoreError> {
-    let query = sessions::table.find(id_hash).select(sessions::id_token);
+    let query = diesel::delete(sessions::table.find(id_hash)).returning(sessions::id_token);
     Ok(on_backend!(conn, |c| query.get_result(c).optional())?.flatten())
 }
 

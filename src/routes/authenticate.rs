@@ -328,8 +328,7 @@ async fn sign_out(
             let Some(session) = db::sessions::find_session(conn, &id_hash)? else {
                 return Ok::<_, StoreError>(None);
             };
-            let id_token = db::sessions::session_id_token(conn, &id_hash)?;
-            db::sessions::delete_session(conn, &id_hash)?;
+            let id_token = db::sessions::take_session_id_token(conn, &id_hash)?;
             let mut logged = logged;
             logged.member_id = Some(session.member.id);
             logged.provider = Some(session.provider.clone());
