@@ -17,7 +17,6 @@ use crate::ids::hash_id;
 use crate::reason::Reason;
 use crate::signin::{self, Expected, SignedIn};
 use crate::state::AppState;
-use actix_web::http::header::LOCATION;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -99,9 +98,6 @@ async fn act(
     }
     let signs_in = matches!(action, Some("login" | "code"));
     if signs_in && !request::is_from_trusted_page(req, state) {
-        return Err(Failure::Csrf.into());
-    }
-    if action == Some("logout") && !request::is_sign_out_from_trusted_page(req, state) {
         return Err(Failure::Csrf.into());
     }
     match (action, is_post) {
@@ -254,12 +250,21 @@ async fn signed_out(state: web::Data<AppState>) -> HttpResponse {
 /// `POST /logout`: refusals (a page another site could have made ask) are in the security log.
 async fn logout(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, Refusal> {
     let format = Format::of(&req);
-    let answer = if request::is_sign_out_from_trusted_page(&req, &state) {
-        sign_out(&req, &state, format).await
-    } else {
-        Err(Failure::Csrf.into())
-    };
+    let answer = sign_out(&req, &state, format).await;
     settle(answer, &req, &state, Event::Logout, format).await
+}
+
+/// The end-session endpoint of `provider`, when its discovery document gives one and idgate
+/// signs people out there (`providerLogout`, on by default).
+pub(super) async fn end_session_endpoint(
+    state: &AppState,
+    provider: &crate::identity::Provider,
+) -> Option<url::Url> {
+    if !provider.provider_logout {
+        return None;
+    }
+    let keys = state.keys.keys(provider).await.ok()?;
+    url::Url::parse(keys.metadata.end_session_endpoint.as_deref()?).ok()
 }
 
 /// The provider's end-session endpoint (RP-Initiated Logout 1.0) for a session of `provider`,
@@ -272,10 +277,8 @@ async fn provider_logout_url(
     id_token: Option<&str>,
 ) -> Option<String> {
     let config = state.config.load_full();
-    let provider = config.provider(provider).filter(|p| p.provider_logout)?;
-    let keys = state.keys.keys(provider).await.ok()?;
-    let endpoint = keys.metadata.end_session_endpoint.as_deref()?;
-    let mut url = url::Url::parse(endpoint).ok()?;
+    let provider = config.provider(provider)?;
+    let mut url = end_session_endpoint(state, provider).await?;
     // The ID token travels only over https (or to the provider on this very machine).
     let private = url.scheme() == "https"
         || url.host_str().is_some_and(|h| {
@@ -299,12 +302,16 @@ async fn provider_logout_url(
 }
 
 /// Ends the browser's session, if any, and always clears the cookie. Answers 503 (still
-/// clearing the cookie) only when the database could not be told.
+/// clearing the cookie) only when the database could not be told. A sign-out asked by a page of
+/// another site is refused (`Csrf`), whichever endpoint it came to.
 async fn sign_out(
     req: &HttpRequest,
     state: &AppState,
     format: Format,
 ) -> Result<HttpResponse, Refusal> {
+    if !request::is_sign_out_from_trusted_page(req, state) {
+        return Err(Failure::Csrf.into());
+    }
     let removal = removal_cookie(&state.settings.cookie, request::is_https(req, state));
     let attempt = request::attempt(req, state);
     let mut event = attempt.event(Event::Logout);
@@ -337,7 +344,11 @@ async fn sign_out(
             Ok(Some((logged, id_token)))
         })
         .await
-        .map_err(|error| Refusal::from(error).format(format).clearing(removal))?;
+        .map_err(|error| {
+            Refusal::from(error)
+                .format(format)
+                .clearing(removal.clone())
+        })?;
     let Some((logged, id_token)) = ended else {
         return Ok(render::signed_out(
             format,
@@ -351,15 +362,7 @@ async fn sign_out(
         && let Some(provider) = logged.provider.as_deref()
         && let Some(url) = provider_logout_url(req, state, provider, id_token.as_deref()).await
     {
-        let mut redirect = HttpResponse::SeeOther();
-        redirect
-            .cookie(removal_cookie(
-                &state.settings.cookie,
-                request::is_https(req, state),
-            ))
-            .insert_header((LOCATION, url))
-            .insert_header(("Cache-Control", "no-store"));
-        return Ok(redirect.finish());
+        return Ok(render::see_other(&url).cookie(removal).finish());
     }
     Ok(render::signed_out(
         format,

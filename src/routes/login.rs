@@ -72,16 +72,17 @@ fn redirect_param(req: &HttpRequest, config: &IdentityConfig) -> Option<String> 
         .and_then(|r| flows::safe_redirect(r, config))
 }
 
-/// `/login/{provider}` with the `redirect` and `login_hint` to keep, encoded.
+/// `/login/{provider}` with a parameter to forward to the provider (`login_hint`, `prompt`) and
+/// the `redirect` to keep, encoded.
 fn provider_href(
     base: &str,
     provider: &str,
     redirect: Option<&str>,
-    login_hint: Option<&str>,
+    forwarded: Option<(&str, &str)>,
 ) -> String {
     let mut query = url::form_urlencoded::Serializer::new(String::new());
-    if let Some(hint) = login_hint {
-        query.append_pair("login_hint", hint);
+    if let Some((name, value)) = forwarded {
+        query.append_pair(name, value);
     }
     if let Some(redirect) = redirect {
         query.append_pair("redirect", redirect);
@@ -138,11 +139,17 @@ async fn sign_in_page(req: HttpRequest, state: web::Data<AppState>) -> HttpRespo
     let link = |p: &Provider, hint: Option<&str>| ProviderLink {
         title: p.title.clone(),
         description: p.description.clone(),
-        href: provider_href(&base, &p.id, redirect.as_deref(), hint),
+        href: provider_href(
+            &base,
+            &p.id,
+            redirect.as_deref(),
+            hint.map(|h| ("login_hint", h)),
+        ),
     };
     let (providers, notice, email) = match &step {
         EmailFirst::Providers(allowed, email) if allowed.len() == 1 => {
-            let href = provider_href(&base, &allowed[0].id, redirect.as_deref(), Some(email));
+            let hint = Some(("login_hint", email.as_str()));
+            let href = provider_href(&base, &allowed[0].id, redirect.as_deref(), hint);
             return render::see_other(&href).finish();
         }
         EmailFirst::Providers(allowed, email) => (
@@ -393,22 +400,17 @@ async fn finish_flow(
         provider: Some(&flow.provider),
         access_token: tokens.access_token.as_deref(),
     };
-    let another_account = {
-        let mut query = url::form_urlencoded::Serializer::new(String::new());
-        query.append_pair("prompt", "select_account");
-        if let Some(redirect) = &flow.redirect {
-            query.append_pair("redirect", redirect);
-        }
-        format!(
-            "{}/login/{}?{}",
-            state.settings.base_path(),
-            flow.provider,
-            query.finish()
-        )
-    };
     let signed_in = signin::sign_in(state, &tokens.id_token, expected, &attempt)
         .await
-        .map_err(|error| Refusal::from(error).another_account_at(another_account))?;
+        .map_err(|error| {
+            let another_account = provider_href(
+                &state.settings.base_path(),
+                &flow.provider,
+                flow.redirect.as_deref(),
+                Some(("prompt", "select_account")),
+            );
+            Refusal::from(error).another_account_at(another_account)
+        })?;
     let target = flow
         .redirect
         .unwrap_or_else(|| format!("{}/", state.settings.base_path()));
@@ -432,15 +434,10 @@ async fn home(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRespon
     let title = provider.map_or(session.provider.as_str(), |p| p.title.as_str());
     // Its sign-out button may go on to the provider's end-session endpoint.
     let mut end_session = None;
-    if let Some(provider) = provider.filter(|p| p.provider_logout)
-        && let Ok(keys) = state.keys.keys(provider).await
+    if let Some(provider) = provider
+        && let Some(endpoint) = super::authenticate::end_session_endpoint(&state, provider).await
     {
-        end_session = keys
-            .metadata
-            .end_session_endpoint
-            .as_deref()
-            .and_then(|e| url::Url::parse(e).ok())
-            .map(|u| u.origin().ascii_serialization());
+        end_session = Some(endpoint.origin().ascii_serialization());
     }
     let mut builder = HttpResponse::Ok();
     builder.insert_header(("Cache-Control", "no-store"));

@@ -151,17 +151,26 @@ pub fn is_same_origin(req: &HttpRequest, state: &AppState) -> bool {
     }
 }
 
+/// Whether an origin may ask idgate to sign someone in or out: idgate's own (worked out once)
+/// or a registered client's website.
+fn trusted_origins(req: &HttpRequest, state: &AppState) -> impl Fn(&str) -> bool {
+    let config = state.config.load_full();
+    let own = own_origin(req, state);
+    move |origin: &str| {
+        config.is_client_website(origin)
+            || own
+                .as_deref()
+                .is_some_and(|own| own.eq_ignore_ascii_case(origin))
+    }
+}
+
 /// Whether a request that signs someone in comes from a page allowed to ask: idgate itself or
 /// a registered client's website (login-CSRF defence). `Origin` decides when present; without
 /// it, a browser's `Sec-Fetch-Site` and `Referer` do; a request with none of them is not from a
 /// browser page and passes.
 pub fn is_from_trusted_page(req: &HttpRequest, state: &AppState) -> bool {
     use actix_web::http::header::{ORIGIN, REFERER};
-    let config = state.config.load();
-    let trusted = |origin: &str| {
-        config.is_client_website(origin)
-            || own_origin(req, state).is_some_and(|own| own.eq_ignore_ascii_case(origin))
-    };
+    let trusted = trusted_origins(req, state);
     if let Some(origins) = header_values(req, ORIGIN) {
         return origins.iter().all(|o| trusted(o));
     }
@@ -190,11 +199,7 @@ pub fn is_from_trusted_page(req: &HttpRequest, state: &AppState) -> bool {
 /// request with none of them is not from a browser page and passes.
 pub fn is_sign_out_from_trusted_page(req: &HttpRequest, state: &AppState) -> bool {
     use actix_web::http::header::{ORIGIN, REFERER};
-    let config = state.config.load();
-    let trusted = |origin: &str| {
-        config.is_client_website(origin)
-            || own_origin(req, state).is_some_and(|own| own.eq_ignore_ascii_case(origin))
-    };
+    let trusted = trusted_origins(req, state);
     if let Some(origins) = header_values(req, ORIGIN)
         && origins.iter().any(|o| o != "null")
     {
