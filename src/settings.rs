@@ -30,11 +30,10 @@ pub struct Settings {
 impl Settings {
     /// The path idgate serves under (`/sso` for `--public-url https://docs.example.org/sso`),
     /// without a trailing `/`; empty at the root of its host.
-    pub fn base_path(&self) -> String {
+    pub fn base_path(&self) -> &str {
         self.public_url
             .as_ref()
-            .map(|u| u.path().trim_end_matches('/').to_string())
-            .unwrap_or_default()
+            .map_or("", |u| u.path().trim_end_matches('/'))
     }
 }
 

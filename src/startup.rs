@@ -106,7 +106,7 @@ impl Application {
         }
         let state = web::Data::new(AppState::new(settings, config, db, clock)?);
         let app_state = state.clone();
-        let base = state.settings.base_path();
+        let base = state.settings.base_path().to_owned();
         let https = state
             .settings
             .public_url

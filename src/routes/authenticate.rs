@@ -222,8 +222,8 @@ async fn redeem(
 
 #[derive(askama::Template)]
 #[template(path = "logout.html")]
-struct LogoutPage {
-    base: String,
+struct LogoutPage<'a> {
+    base: &'a str,
 }
 
 /// `GET /logout`: a page with a sign-out button (a link may show it; only its POST signs out).
@@ -240,11 +240,7 @@ async fn logout_page(state: web::Data<AppState>) -> HttpResponse {
 
 /// `GET /signed-out`: where the provider sends people back after signing them out.
 async fn signed_out(state: web::Data<AppState>) -> HttpResponse {
-    render::signed_out(
-        Format::Html,
-        HttpResponse::Ok(),
-        &state.settings.base_path(),
-    )
+    render::signed_out(Format::Html, HttpResponse::Ok(), state.settings.base_path())
 }
 
 /// `POST /logout`: refusals (a page another site could have made ask) are in the security log.
@@ -322,7 +318,7 @@ async fn sign_out(
         return Ok(render::signed_out(
             format,
             builder,
-            &state.settings.base_path(),
+            state.settings.base_path(),
         ));
     };
     let id_hash = hash_id(&id);
@@ -353,7 +349,7 @@ async fn sign_out(
         return Ok(render::signed_out(
             format,
             builder,
-            &state.settings.base_path(),
+            state.settings.base_path(),
         ));
     };
     logged.trace();
@@ -367,6 +363,6 @@ async fn sign_out(
     Ok(render::signed_out(
         format,
         builder,
-        &state.settings.base_path(),
+        state.settings.base_path(),
     ))
 }

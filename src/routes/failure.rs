@@ -303,8 +303,8 @@ impl Refusal {
     }
 
     /// Pages link under `base` (the path idgate serves under).
-    pub fn under(mut self, base: String) -> Self {
-        self.base = base;
+    pub fn under(mut self, base: &str) -> Self {
+        self.base = base.to_owned();
         self
     }
 

@@ -140,7 +140,7 @@ async fn sign_in_page(req: HttpRequest, state: web::Data<AppState>) -> HttpRespo
         title: p.title.clone(),
         description: p.description.clone(),
         href: provider_href(
-            &base,
+            base,
             &p.id,
             redirect.as_deref(),
             hint.map(|h| ("login_hint", h)),
@@ -149,7 +149,7 @@ async fn sign_in_page(req: HttpRequest, state: web::Data<AppState>) -> HttpRespo
     let (providers, notice, email) = match &step {
         EmailFirst::Providers(allowed, email) if allowed.len() == 1 => {
             let hint = Some(("login_hint", email.as_str()));
-            let href = provider_href(&base, &allowed[0].id, redirect.as_deref(), hint);
+            let href = provider_href(base, &allowed[0].id, redirect.as_deref(), hint);
             return render::see_other(&href).finish();
         }
         EmailFirst::Providers(allowed, email) => (
@@ -184,7 +184,7 @@ async fn sign_in_page(req: HttpRequest, state: web::Data<AppState>) -> HttpRespo
             email,
             redirect: redirect.as_deref(),
             no_sso: matches!(step, EmailFirst::NoSso),
-            base: &base,
+            base,
         },
     )
 }
@@ -277,7 +277,7 @@ async fn start_flow(
             browser,
             secure,
             state.settings.response_mode,
-            &state.settings.base_path(),
+            state.settings.base_path(),
         ))
         .insert_header((LOCATION, url.to_string()))
         .insert_header(("Cache-Control", "no-store"))
@@ -404,7 +404,7 @@ async fn finish_flow(
         .await
         .map_err(|error| {
             let another_account = provider_href(
-                &state.settings.base_path(),
+                state.settings.base_path(),
                 &flow.provider,
                 flow.redirect.as_deref(),
                 Some(("prompt", "select_account")),
@@ -444,7 +444,7 @@ async fn home(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRespon
     Ok(render::page_with_form_targets(
         builder,
         &HomePage {
-            base: &state.settings.base_path(),
+            base: state.settings.base_path(),
             email: &session.member.email,
             provider: title,
         },
