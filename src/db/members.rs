@@ -12,7 +12,7 @@ use crate::members::import::{ImportRow, ImportSummary, RowError};
 use crate::members::{Binding, Email, Member, MemberStatus, NewMember, normalize_username};
 
 /// A `members` row as read; [`Member::try_from`] checks it.
-#[derive(Queryable, Selectable)]
+#[derive(Queryable, Selectable, QueryableByName)]
 #[diesel(table_name = members)]
 pub(super) struct MemberRow {
     id: i64,
@@ -65,25 +65,86 @@ pub fn find_member_by_email(
     .transpose()
 }
 
-/// The member with this email for a sign-in, read under a lock that keeps a concurrent lock,
-/// unbind or removal (which update the row) until the sign-in's transaction ends, while other
-/// sign-ins of the same member go on: `FOR SHARE` on PostgreSQL, in the one query. On SQLite the
-/// writer's `BEGIN IMMEDIATE` holds the whole database already.
+/// The member of a sign-in, with what the binding rule needs to know of its bindings.
+#[derive(Debug)]
+pub struct SignInMember {
+    pub member: Member,
+    /// The subject the member is bound to at the token's issuer.
+    pub bound_subject: Option<String>,
+    /// Whether a binding not carried over yet (see [`legacy_conflict`]) contradicts the token.
+    pub legacy_conflict: bool,
+}
+
+/// What a sign-in's token says of its person, for [`find_member_for_sign_in`].
+#[derive(Debug, Clone, Copy)]
+pub struct SignInIdentity<'a> {
+    pub email: &'a Email,
+    pub issuer: &'a str,
+    pub subject: Option<&'a str>,
+    /// The provider entries of the issuer, under which bindings not carried over are stored.
+    pub providers: &'a [String],
+}
+
+/// The member with this email for a sign-in, with its bindings, read under a lock that keeps a
+/// concurrent lock, unbind or removal (which update the row) until the sign-in's transaction
+/// ends, while other sign-ins of the same member go on: `FOR SHARE` on PostgreSQL, where the
+/// member and its bindings are read in one query (one round trip). On SQLite the writer's
+/// `BEGIN IMMEDIATE` holds the whole database already, and the reads are separate queries.
 pub fn find_member_for_sign_in(
     conn: &mut AnyConnection,
-    email: &Email,
-) -> Result<Option<Member>, StoreError> {
+    who: SignInIdentity<'_>,
+) -> Result<Option<SignInMember>, StoreError> {
     let AnyConnection::Postgresql(c) = conn else {
-        return find_member_by_email(conn, email);
+        let Some(member) = find_member_by_email(conn, who.email)? else {
+            return Ok(None);
+        };
+        let bound_subject = bound_subject(conn, member.id, who.issuer)?;
+        let legacy_conflict = match who.subject {
+            Some(subject) => legacy_conflict(conn, member.id, subject, who.providers)?,
+            None => false,
+        };
+        return Ok(Some(SignInMember {
+            member,
+            bound_subject,
+            legacy_conflict,
+        }));
     };
-    members::table
-        .filter(members::email_normalized.eq(email.normalized()))
-        .select(MemberRow::as_select())
-        .for_share()
-        .get_result(c)
-        .optional()?
-        .map(Member::try_from)
-        .transpose()
+    use diesel::sql_types::{Array, Bool, Nullable, Text};
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(embed)]
+        member: MemberRow,
+        #[diesel(sql_type = Nullable<Text>)]
+        bound_subject: Option<String>,
+        #[diesel(sql_type = Bool)]
+        legacy_conflict: bool,
+    }
+    // The legacy predicate is `legacy_conflict`'s.
+    let row: Option<Row> = diesel::sql_query(
+        "SELECT m.id, m.email, m.username, m.firstname, m.surname, m.status, m.locked, m.admin, \
+                m.created_at, m.updated_at, \
+                (SELECT b.subject FROM identity_bindings b \
+                  WHERE b.member_id = m.id AND b.issuer = $2) AS bound_subject, \
+                EXISTS (SELECT 1 FROM member_bindings l \
+                  WHERE l.provider = ANY($3) \
+                    AND ((l.member_id = m.id AND l.subject <> $4) \
+                      OR (l.subject = $4 AND l.member_id <> m.id))) AS legacy_conflict \
+           FROM members m WHERE m.email_normalized = $1 FOR SHARE OF m",
+    )
+    .bind::<Text, _>(who.email.normalized())
+    .bind::<Text, _>(who.issuer)
+    .bind::<Array<Text>, _>(who.providers)
+    .bind::<Nullable<Text>, _>(who.subject)
+    .get_result(c)
+    .optional()?;
+    row.map(|row| {
+        Ok(SignInMember {
+            member: Member::try_from(row.member)?,
+            bound_subject: row.bound_subject,
+            legacy_conflict: row.legacy_conflict,
+        })
+    })
+    .transpose()
 }
 
 pub fn find_member_by_id(conn: &mut AnyConnection, id: i64) -> Result<Option<Member>, StoreError> {
@@ -402,39 +463,30 @@ pub fn unbind(
     })
 }
 
-/// A binding stored by provider id, not carried over yet, of the member through one of
-/// `providers` (the entries of one issuer): its subject.
-pub fn legacy_subject(
+/// Whether a binding stored by provider id and not carried over yet, through one of
+/// `providers` (the entries of one issuer), contradicts a token of that issuer: the member is
+/// bound there to another subject, or `subject` is bound there to another member.
+pub fn legacy_conflict(
     conn: &mut AnyConnection,
     member_id: i64,
-    providers: &[String],
-) -> Result<Option<String>, StoreError> {
-    if providers.is_empty() {
-        return Ok(None);
-    }
-    let query = member_bindings::table
-        .filter(member_bindings::member_id.eq(member_id))
-        .filter(member_bindings::provider.eq_any(providers))
-        .select(member_bindings::subject);
-    let found: Vec<String> = on_backend!(conn, |c| query.load(c))?;
-    Ok(found.into_iter().next())
-}
-
-/// A member bound to `subject` through one of `providers` by a binding not carried over yet.
-pub fn legacy_member(
-    conn: &mut AnyConnection,
-    providers: &[String],
     subject: &str,
-) -> Result<Option<i64>, StoreError> {
+    providers: &[String],
+) -> Result<bool, StoreError> {
     if providers.is_empty() {
-        return Ok(None);
+        return Ok(false);
     }
-    let query = member_bindings::table
+    let contradicting = member_bindings::table
         .filter(member_bindings::provider.eq_any(providers))
-        .filter(member_bindings::subject.eq(subject))
-        .select(member_bindings::member_id);
-    let found: Vec<i64> = on_backend!(conn, |c| query.load(c))?;
-    Ok(found.into_iter().next())
+        .filter(
+            (member_bindings::member_id
+                .eq(member_id)
+                .and(member_bindings::subject.ne(subject)))
+            .or(member_bindings::subject
+                .eq(subject)
+                .and(member_bindings::member_id.ne(member_id))),
+        );
+    let query = diesel::select(diesel::dsl::exists(contradicting));
+    Ok(on_backend!(conn, |c| query.get_result(c))?)
 }
 
 /// Members whose stored email is not in the canonical form the sign-in rules now give it (an

@@ -5,6 +5,7 @@ use diesel::prelude::*;
 use super::members::MemberRow;
 use super::schema::{members, sessions, used_tokens};
 use super::{AnyConnection, StoreError, on_backend};
+use crate::audit::SecurityEvent;
 use crate::members::Member;
 use crate::sessions::Session;
 
@@ -46,6 +47,51 @@ pub fn insert_session(conn: &mut AnyConnection, new: &NewSession<'_>) -> Result<
         sessions::id_token.eq(new.from_token.and_then(|t| t.id_token)),
     ));
     on_backend!(conn, |c| insert.execute(c))?;
+    Ok(())
+}
+
+/// Stores a new session and the security-log event of the sign-in that made it: on PostgreSQL in
+/// one statement (one round trip), on SQLite as two.
+pub fn insert_session_logged(
+    conn: &mut AnyConnection,
+    new: &NewSession<'_>,
+    event: &SecurityEvent,
+) -> Result<(), StoreError> {
+    let AnyConnection::Postgresql(c) = conn else {
+        insert_session(conn, new)?;
+        return super::audit::insert_event(conn, event, new.now);
+    };
+    use diesel::sql_types::{BigInt, Nullable, Text};
+    let token = new.from_token;
+    diesel::sql_query(
+        "WITH session AS (\
+           INSERT INTO sessions (id_hash, member_id, provider, created_at, last_seen_at, \
+             expires_at, issuer, subject, sid, id_token) \
+           VALUES ($1, $2, $3, $4, $4, $5, $6, $7, $8, $9)) \
+         INSERT INTO security_log (at, event, outcome, reason, provider, email, member_id, \
+           client_ip, user_agent, incident, email_source) \
+         VALUES ($4, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
+    )
+    .bind::<Text, _>(new.id_hash)
+    .bind::<BigInt, _>(new.member_id)
+    .bind::<Text, _>(new.provider)
+    .bind::<BigInt, _>(new.now)
+    .bind::<BigInt, _>(new.expires_at)
+    .bind::<Nullable<Text>, _>(token.map(|t| t.issuer))
+    .bind::<Nullable<Text>, _>(token.and_then(|t| t.subject))
+    .bind::<Nullable<Text>, _>(token.and_then(|t| t.sid))
+    .bind::<Nullable<Text>, _>(token.and_then(|t| t.id_token))
+    .bind::<Text, _>(event.event.as_str())
+    .bind::<Text, _>(event.outcome.as_str())
+    .bind::<Nullable<Text>, _>(event.reason.as_deref())
+    .bind::<Nullable<Text>, _>(event.provider.as_deref())
+    .bind::<Nullable<Text>, _>(event.email.as_deref())
+    .bind::<Nullable<BigInt>, _>(event.member_id)
+    .bind::<Nullable<Text>, _>(event.client_ip.as_deref())
+    .bind::<Nullable<Text>, _>(event.user_agent.as_deref())
+    .bind::<Text, _>(&event.incident)
+    .bind::<Nullable<Text>, _>(event.email_source)
+    .execute(c)?;
     Ok(())
 }
 

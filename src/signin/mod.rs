@@ -9,8 +9,10 @@ use std::time::Instant;
 use crate::access;
 use crate::audit::{self, Event, Outcome, SecurityEvent};
 use crate::db::codes::{StoredCode, insert_code};
+use crate::db::members::{SignInIdentity, SignInMember};
 use crate::db::sessions::{
     FromToken, NewSession, TokenUse, claim_token, delete_session, insert_session,
+    insert_session_logged,
 };
 use crate::db::{self, AnyConnection, StoreError};
 use crate::flows::CODE_LIFETIME_SECS;
@@ -429,31 +431,40 @@ fn complete(conn: &mut AnyConnection, work: Completion) -> Result<(Member, Strin
         // cannot wait for the other's fate.
         TokenUse::InUse => return Err(TxError::Refused(Reason::Replayed, None)),
     };
-    let member = db::members::find_member_for_sign_in(conn, &v.email)?
+    let legacy = work.config.providers_of_issuer(&v.issuer);
+    let who = SignInIdentity {
+        email: &v.email,
+        issuer: &v.issuer,
+        subject: v.subject.as_deref(),
+        providers: &legacy,
+    };
+    let found = db::members::find_member_for_sign_in(conn, who)?
         .ok_or(TxError::Refused(Reason::NoMember, None))?;
+    let member = &found.member;
     if !work.running.load().allows(&v.provider, &member.email) {
         return Err(TxError::Refused(Reason::DomainNotAllowed, Some(member.id)));
     }
-    check_state(&member)?;
-    let legacy = work.config.providers_of_issuer(&v.issuer);
+    check_state(member)?;
     check_binding(
         conn,
-        &member,
+        &found,
         &v.issuer,
         &v.provider,
         v.subject.as_deref(),
         work.now,
-        &legacy,
     )?;
-    check_api_account(&member, work.client_ip, &work.config)?;
+    check_api_account(member, work.client_ip, &work.config)?;
     if !first_use {
         return Err(TxError::Refused(Reason::Replayed, Some(member.id)));
     }
     if let Some(old) = &work.replaces {
         delete_session(conn, old)?;
     }
+    let mut event = work.event;
+    event.outcome = Outcome::Success;
+    event.member_id = Some(member.id);
     match &work.grant {
-        Grant::Session => insert_session(
+        Grant::Session => insert_session_logged(
             conn,
             &NewSession {
                 id_hash: &work.secret_hash,
@@ -468,24 +479,24 @@ fn complete(conn: &mut AnyConnection, work: Completion) -> Result<(Member, Strin
                     id_token: work.id_token.as_deref(),
                 }),
             },
+            &event,
         )?,
-        Grant::Code { client_id } => insert_code(
-            conn,
-            &StoredCode {
-                code_hash: work.secret_hash.clone(),
-                member_id: member.id,
-                client_id: client_id.clone(),
-                provider: v.provider.clone(),
-                expires_at: work.expires_at,
-                issuer: Some(v.issuer.clone()),
-                subject: v.subject.clone(),
-                sid: v.sid.clone(),
-            },
-        )?,
+        Grant::Code { client_id } => {
+            insert_code(
+                conn,
+                &StoredCode {
+                    code_hash: work.secret_hash.clone(),
+                    member_id: member.id,
+                    client_id: client_id.clone(),
+                    provider: v.provider.clone(),
+                    expires_at: work.expires_at,
+                    issuer: Some(v.issuer.clone()),
+                    subject: v.subject.clone(),
+                    sid: v.sid.clone(),
+                },
+            )?;
+            db::audit::insert_event(conn, &event, work.now)?;
+        }
     }
-    let mut event = work.event.clone();
-    event.outcome = Outcome::Success;
-    event.member_id = Some(member.id);
-    db::audit::insert_event(conn, &event, work.now)?;
-    Ok((member, v.provider.clone()))
+    Ok((found.member, v.provider.clone()))
 }

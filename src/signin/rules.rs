@@ -37,32 +37,30 @@ pub(super) fn check_api_account(
 /// subject, or there is none yet and this sign-in stores it (through `provider`). A subject is
 /// bound to one member only: a subject bound to another member is refused too. Two first
 /// sign-ins racing with the same subject both pass; with different subjects, the second is
-/// refused.
+/// refused. `found` holds what the member's lookup read of its bindings.
 pub(super) fn check_binding(
     conn: &mut AnyConnection,
-    member: &Member,
+    found: &SignInMember,
     issuer: &str,
     provider: &str,
     subject: Option<&str>,
     now: i64,
-    legacy: &[String],
 ) -> Result<(), TxError> {
+    let member = &found.member;
     let refuse = || TxError::Refused(Reason::IdentityMismatch, Some(member.id));
     let subject = subject.ok_or_else(refuse)?;
-    check_legacy_binding(conn, member, subject, legacy)?;
-    let stored = match db::members::bound_subject(conn, member.id, issuer)? {
-        Some(stored) => stored,
+    if found.legacy_conflict {
+        return Err(refuse());
+    }
+    let matches = match found.bound_subject.as_deref() {
+        Some(stored) => stored == subject,
         None if db::members::bind_subject(conn, member.id, issuer, provider, subject, now)? => {
             return Ok(());
         }
         // Another sign-in bound this member meanwhile, or the subject is another member's.
-        None => db::members::bound_subject(conn, member.id, issuer)?.ok_or_else(refuse)?,
+        None => db::members::bound_subject(conn, member.id, issuer)?.ok_or_else(refuse)? == subject,
     };
-    if stored == subject {
-        Ok(())
-    } else {
-        Err(refuse())
-    }
+    if matches { Ok(()) } else { Err(refuse()) }
 }
 
 /// The binding rule for Bearer tokens, which never make a binding: refused when the member is
@@ -94,12 +92,8 @@ fn check_legacy_binding(
     subject: &str,
     legacy: &[String],
 ) -> Result<(), TxError> {
-    let refuse = || TxError::Refused(Reason::IdentityMismatch, Some(member.id));
-    if db::members::legacy_subject(conn, member.id, legacy)?.is_some_and(|s| s != subject) {
-        return Err(refuse());
-    }
-    if db::members::legacy_member(conn, legacy, subject)?.is_some_and(|m| m != member.id) {
-        return Err(refuse());
+    if db::members::legacy_conflict(conn, member.id, subject, legacy)? {
+        return Err(TxError::Refused(Reason::IdentityMismatch, Some(member.id)));
     }
     Ok(())
 }

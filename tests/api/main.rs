@@ -36,3 +36,4 @@ mod sessions_cli;
 mod signin_rules;
 mod state;
 mod upgrade;
+mod writer;
