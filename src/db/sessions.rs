@@ -50,37 +50,55 @@ pub fn insert_session(conn: &mut AnyConnection, new: &NewSession<'_>) -> Result<
     Ok(())
 }
 
-/// Stores a new session and the security-log event of the sign-in that made it: on PostgreSQL in
-/// one statement (one round trip), on SQLite as two.
-pub fn insert_session_logged(
+/// The end of a sign-in: claims its ID token (see [`claim_token`]) and, when this is the token's
+/// first use, stores the new session and the sign-in's security-log event. On PostgreSQL this
+/// is one statement (one round trip), where the session and the event are inserted only if the
+/// token's row was; on SQLite, three. Whatever the answer, the caller's transaction (its
+/// savepoint) must be rolled back unless it is [`TokenUse::First`].
+pub fn claim_token_for_session(
     conn: &mut AnyConnection,
+    token: ClaimedToken<'_>,
     new: &NewSession<'_>,
     event: &SecurityEvent,
-) -> Result<(), StoreError> {
+) -> Result<TokenUse, StoreError> {
     let AnyConnection::Postgresql(c) = conn else {
-        insert_session(conn, new)?;
-        return super::audit::insert_event(conn, event, new.now);
+        let token_use = claim_token(conn, token.fingerprint, token.usable_until)?;
+        if token_use == TokenUse::First {
+            insert_session(conn, new)?;
+            super::audit::insert_event(conn, event, new.now)?;
+        }
+        return Ok(token_use);
     };
     use diesel::sql_types::{BigInt, Nullable, Text};
-    let token = new.from_token;
-    diesel::sql_query(
-        "WITH session AS (\
+    #[derive(QueryableByName)]
+    struct Claimed {
+        #[diesel(sql_type = BigInt)]
+        claimed: i64,
+    }
+    let from = new.from_token;
+    let inserted = diesel::sql_query(
+        "WITH claim AS (\
+           INSERT INTO used_tokens (token_hash, expires_at) VALUES ($20, $21) \
+           ON CONFLICT DO NOTHING RETURNING 1), \
+         session AS (\
            INSERT INTO sessions (id_hash, member_id, provider, created_at, last_seen_at, \
              expires_at, issuer, subject, sid, id_token) \
-           VALUES ($1, $2, $3, $4, $4, $5, $6, $7, $8, $9)) \
-         INSERT INTO security_log (at, event, outcome, reason, provider, email, member_id, \
-           client_ip, user_agent, incident, email_source) \
-         VALUES ($4, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
+           SELECT $1, $2, $3, $4, $4, $5, $6, $7, $8, $9 FROM claim), \
+         logged AS (\
+           INSERT INTO security_log (at, event, outcome, reason, provider, email, member_id, \
+             client_ip, user_agent, incident, email_source) \
+           SELECT $4, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19 FROM claim) \
+         SELECT count(*) AS claimed FROM claim",
     )
     .bind::<Text, _>(new.id_hash)
     .bind::<BigInt, _>(new.member_id)
     .bind::<Text, _>(new.provider)
     .bind::<BigInt, _>(new.now)
     .bind::<BigInt, _>(new.expires_at)
-    .bind::<Nullable<Text>, _>(token.map(|t| t.issuer))
-    .bind::<Nullable<Text>, _>(token.and_then(|t| t.subject))
-    .bind::<Nullable<Text>, _>(token.and_then(|t| t.sid))
-    .bind::<Nullable<Text>, _>(token.and_then(|t| t.id_token))
+    .bind::<Nullable<Text>, _>(from.map(|t| t.issuer))
+    .bind::<Nullable<Text>, _>(from.and_then(|t| t.subject))
+    .bind::<Nullable<Text>, _>(from.and_then(|t| t.sid))
+    .bind::<Nullable<Text>, _>(from.and_then(|t| t.id_token))
     .bind::<Text, _>(event.event.as_str())
     .bind::<Text, _>(event.outcome.as_str())
     .bind::<Nullable<Text>, _>(event.reason.as_deref())
@@ -91,8 +109,19 @@ pub fn insert_session_logged(
     .bind::<Nullable<Text>, _>(event.user_agent.as_deref())
     .bind::<Text, _>(&event.incident)
     .bind::<Nullable<Text>, _>(event.email_source)
-    .execute(c)?;
-    Ok(())
+    .bind::<Text, _>(token.fingerprint)
+    .bind::<BigInt, _>(token.usable_until)
+    .get_result::<Claimed>(c)
+    .map(|row| row.claimed > 0)
+    .map_err(StoreError::from);
+    token_use(inserted)
+}
+
+/// The replay guard's key of an ID token and how long it is kept.
+#[derive(Debug, Clone, Copy)]
+pub struct ClaimedToken<'a> {
+    pub fingerprint: &'a str,
+    pub usable_until: i64,
 }
 
 /// The columns of a `sessions` row that a lookup reads, beside the member.
@@ -288,7 +317,13 @@ pub fn claim_token(
     fingerprint: &str,
     expires_at: i64,
 ) -> Result<TokenUse, StoreError> {
-    match remember_token(conn, fingerprint, expires_at) {
+    token_use(remember_token(conn, fingerprint, expires_at))
+}
+
+/// What storing a token's row says of its use: stored, there already, or waited for too long
+/// (a lock timeout).
+fn token_use(stored: Result<bool, StoreError>) -> Result<TokenUse, StoreError> {
+    match stored {
         Ok(true) => Ok(TokenUse::First),
         Ok(false) => Ok(TokenUse::Again),
         Err(StoreError::Db(super::DbError::Query(diesel::result::Error::DatabaseError(

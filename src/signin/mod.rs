@@ -11,8 +11,8 @@ use crate::audit::{self, Event, Outcome, SecurityEvent};
 use crate::db::codes::{StoredCode, insert_code};
 use crate::db::members::{SignInIdentity, SignInMember};
 use crate::db::sessions::{
-    FromToken, NewSession, TokenUse, claim_token, delete_session, insert_session,
-    insert_session_logged,
+    ClaimedToken, FromToken, NewSession, TokenUse, claim_token, claim_token_for_session,
+    delete_session, insert_session,
 };
 use crate::db::{self, AnyConnection, StoreError};
 use crate::flows::CODE_LIFETIME_SECS;
@@ -416,21 +416,16 @@ impl From<StoreError> for TxError {
 /// one transaction ([`crate::db::Database::write`]): a refusal stores nothing (no binding, no
 /// used token).
 ///
-/// The replay guard's row is written first, so that of two concurrent uses of one token at most
-/// one finds the row absent; its answer is applied last, in table order (a token another
-/// instance is signing in at this very moment is refused at once, as replayed). The member is
-/// then read under a lock for the rest of the transaction
+/// The member is read first, under a lock for the rest of the transaction
 /// ([`db::members::find_member_for_sign_in`]), so that a concurrent lock, unbind or removal
-/// either comes before this sign-in (and is seen) or after it (and ends the new session).
+/// either comes before this sign-in (and is seen) or after it (and ends the new session). The
+/// replay guard's row is written last, with the session
+/// ([`crate::db::sessions::claim_token_for_session`]), since `replayed` is the last rule in
+/// table order: of two concurrent uses of one token at most one finds the row absent (the other
+/// waits for its transaction's fate, and a token another instance is signing in at this very
+/// moment is refused at once, as replayed).
 fn complete(conn: &mut AnyConnection, work: Completion) -> Result<(Member, String), TxError> {
     let v = &work.verified;
-    let first_use = match claim_token(conn, &v.fingerprint, v.usable_until)? {
-        TokenUse::First => true,
-        TokenUse::Again => false,
-        // Presented twice at once (to two instances): at most one may sign in, and this one
-        // cannot wait for the other's fate.
-        TokenUse::InUse => return Err(TxError::Refused(Reason::Replayed, None)),
-    };
     let legacy = work.config.providers_of_issuer(&v.issuer);
     let who = SignInIdentity {
         email: &v.email,
@@ -454,18 +449,20 @@ fn complete(conn: &mut AnyConnection, work: Completion) -> Result<(Member, Strin
         work.now,
     )?;
     check_api_account(member, work.client_ip, &work.config)?;
-    if !first_use {
-        return Err(TxError::Refused(Reason::Replayed, Some(member.id)));
-    }
     if let Some(old) = &work.replaces {
         delete_session(conn, old)?;
     }
     let mut event = work.event;
     event.outcome = Outcome::Success;
     event.member_id = Some(member.id);
-    match &work.grant {
-        Grant::Session => insert_session_logged(
+    let token = ClaimedToken {
+        fingerprint: &v.fingerprint,
+        usable_until: v.usable_until,
+    };
+    let token_use = match &work.grant {
+        Grant::Session => claim_token_for_session(
             conn,
+            token,
             &NewSession {
                 id_hash: &work.secret_hash,
                 member_id: member.id,
@@ -482,21 +479,30 @@ fn complete(conn: &mut AnyConnection, work: Completion) -> Result<(Member, Strin
             &event,
         )?,
         Grant::Code { client_id } => {
-            insert_code(
-                conn,
-                &StoredCode {
-                    code_hash: work.secret_hash.clone(),
-                    member_id: member.id,
-                    client_id: client_id.clone(),
-                    provider: v.provider.clone(),
-                    expires_at: work.expires_at,
-                    issuer: Some(v.issuer.clone()),
-                    subject: v.subject.clone(),
-                    sid: v.sid.clone(),
-                },
-            )?;
-            db::audit::insert_event(conn, &event, work.now)?;
+            let token_use = claim_token(conn, token.fingerprint, token.usable_until)?;
+            if token_use == TokenUse::First {
+                insert_code(
+                    conn,
+                    &StoredCode {
+                        code_hash: work.secret_hash.clone(),
+                        member_id: member.id,
+                        client_id: client_id.clone(),
+                        provider: v.provider.clone(),
+                        expires_at: work.expires_at,
+                        issuer: Some(v.issuer.clone()),
+                        subject: v.subject.clone(),
+                        sid: v.sid.clone(),
+                    },
+                )?;
+                db::audit::insert_event(conn, &event, work.now)?;
+            }
+            token_use
         }
+    };
+    // Used before, or being used by another instance at this very moment (which this sign-in
+    // cannot wait for): refused, and the writer undoes what this sign-in wrote.
+    if token_use != TokenUse::First {
+        return Err(TxError::Refused(Reason::Replayed, Some(member.id)));
     }
     Ok((found.member, v.provider.clone()))
 }
