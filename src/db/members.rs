@@ -4,6 +4,7 @@
 //! prepares a statement again on every run when its `LIMIT` is a bound parameter.
 
 use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Bool, Nullable, Text};
 
 use super::schema::{identity_bindings, member_bindings, members};
 use super::sessions::{delete_member_sessions, delete_provider_sessions};
@@ -109,43 +110,81 @@ pub fn find_member_for_sign_in(
             legacy_conflict,
         }));
     };
-    use diesel::sql_types::{Array, Bool, Nullable, Text};
-    #[derive(QueryableByName)]
-    struct Row {
-        #[diesel(embed)]
-        member: MemberRow,
-        #[diesel(sql_type = Nullable<Text>)]
-        bound_subject: Option<String>,
-        #[diesel(sql_type = Bool)]
-        legacy_conflict: bool,
-    }
-    // The legacy predicate is `legacy_conflict`'s.
-    let row: Option<Row> = diesel::sql_query(
-        "SELECT m.id, m.email, m.username, m.firstname, m.surname, m.status, m.locked, m.admin, \
-                m.created_at, m.updated_at, \
-                (SELECT b.subject FROM identity_bindings b \
-                  WHERE b.member_id = m.id AND b.issuer = $2) AS bound_subject, \
-                EXISTS (SELECT 1 FROM member_bindings l \
-                  WHERE l.provider = ANY($3) \
-                    AND ((l.member_id = m.id AND l.subject <> $4) \
-                      OR (l.subject = $4 AND l.member_id <> m.id))) AS legacy_conflict \
-           FROM members m WHERE m.email_normalized = $1 FOR SHARE OF m",
-    )
-    .bind::<Text, _>(who.email.normalized())
-    .bind::<Text, _>(who.issuer)
-    .bind::<Array<Text>, _>(who.providers)
-    .bind::<Nullable<Text>, _>(who.subject)
-    .get_result(c)
-    .optional()?;
-    row.map(|row| {
-        Ok(SignInMember {
-            member: Member::try_from(row.member)?,
-            bound_subject: row.bound_subject,
-            legacy_conflict: row.legacy_conflict,
-        })
-    })
-    .transpose()
+    let (member, bound_subject, legacy_conflict): (MemberRow, Option<String>, bool) =
+        match SignInLookup(who).get_result(c).optional()? {
+            Some(row) => row,
+            None => return Ok(None),
+        };
+    Ok(Some(SignInMember {
+        member: Member::try_from(member)?,
+        bound_subject,
+        legacy_conflict,
+    }))
 }
+
+/// [`find_member_for_sign_in`]'s one query on PostgreSQL. A query type of its own rather than
+/// `sql_query`, so that the connection prepares it once and then only executes it (one round
+/// trip, no parsing or planning per sign-in); the legacy predicate is [`legacy_conflict`]'s.
+struct SignInLookup<'a>(SignInIdentity<'a>);
+
+impl diesel::query_builder::QueryId for SignInLookup<'_> {
+    type QueryId = SignInLookup<'static>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl diesel::query_builder::Query for SignInLookup<'_> {
+    type SqlType = (
+        (
+            BigInt,
+            Text,
+            Text,
+            Text,
+            Text,
+            Text,
+            Bool,
+            Bool,
+            BigInt,
+            BigInt,
+        ),
+        Nullable<Text>,
+        Bool,
+    );
+}
+
+impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for SignInLookup<'_> {
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
+    ) -> QueryResult<()> {
+        use diesel::sql_types::Array;
+        let who = &self.0;
+        out.push_sql(
+            "SELECT m.id, m.email, m.username, m.firstname, m.surname, m.status, m.locked, \
+                    m.admin, m.created_at, m.updated_at, \
+                    (SELECT b.subject FROM identity_bindings b \
+                      WHERE b.member_id = m.id AND b.issuer = ",
+        );
+        out.push_bind_param::<Text, _>(who.issuer)?;
+        out.push_sql(
+            "), EXISTS (SELECT 1 FROM member_bindings l \
+                 WHERE l.provider = ANY(",
+        );
+        out.push_bind_param::<Array<Text>, _>(who.providers)?;
+        out.push_sql(") AND ((l.member_id = m.id AND l.subject <> ");
+        out.push_bind_param::<Nullable<Text>, _>(&who.subject)?;
+        out.push_sql(") OR (l.subject = ");
+        out.push_bind_param::<Nullable<Text>, _>(&who.subject)?;
+        out.push_sql(
+            " AND l.member_id <> m.id))) \
+               FROM members m WHERE m.email_normalized = ",
+        );
+        out.push_bind_param::<Text, _>(who.email.normalized())?;
+        out.push_sql(" FOR SHARE OF m");
+        Ok(())
+    }
+}
+
+impl RunQueryDsl<diesel::pg::PgConnection> for SignInLookup<'_> {}
 
 pub fn find_member_by_id(conn: &mut AnyConnection, id: i64) -> Result<Option<Member>, StoreError> {
     members::table

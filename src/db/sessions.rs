@@ -69,53 +69,102 @@ pub fn claim_token_for_session(
         }
         return Ok(token_use);
     };
-    use diesel::sql_types::{BigInt, Nullable, Text};
-    #[derive(QueryableByName)]
-    struct Claimed {
-        #[diesel(sql_type = BigInt)]
-        claimed: i64,
-    }
-    let from = new.from_token;
-    let inserted = diesel::sql_query(
-        "WITH claim AS (\
-           INSERT INTO used_tokens (token_hash, expires_at) VALUES ($20, $21) \
-           ON CONFLICT DO NOTHING RETURNING 1), \
-         session AS (\
-           INSERT INTO sessions (id_hash, member_id, provider, created_at, last_seen_at, \
-             expires_at, issuer, subject, sid, id_token) \
-           SELECT $1, $2, $3, $4, $4, $5, $6, $7, $8, $9 FROM claim), \
-         logged AS (\
-           INSERT INTO security_log (at, event, outcome, reason, provider, email, member_id, \
-             client_ip, user_agent, incident, email_source) \
-           SELECT $4, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19 FROM claim) \
-         SELECT count(*) AS claimed FROM claim",
-    )
-    .bind::<Text, _>(new.id_hash)
-    .bind::<BigInt, _>(new.member_id)
-    .bind::<Text, _>(new.provider)
-    .bind::<BigInt, _>(new.now)
-    .bind::<BigInt, _>(new.expires_at)
-    .bind::<Nullable<Text>, _>(from.map(|t| t.issuer))
-    .bind::<Nullable<Text>, _>(from.and_then(|t| t.subject))
-    .bind::<Nullable<Text>, _>(from.and_then(|t| t.sid))
-    .bind::<Nullable<Text>, _>(from.and_then(|t| t.id_token))
-    .bind::<Text, _>(event.event.as_str())
-    .bind::<Text, _>(event.outcome.as_str())
-    .bind::<Nullable<Text>, _>(event.reason.as_deref())
-    .bind::<Nullable<Text>, _>(event.provider.as_deref())
-    .bind::<Nullable<Text>, _>(event.email.as_deref())
-    .bind::<Nullable<BigInt>, _>(event.member_id)
-    .bind::<Nullable<Text>, _>(event.client_ip.as_deref())
-    .bind::<Nullable<Text>, _>(event.user_agent.as_deref())
-    .bind::<Text, _>(&event.incident)
-    .bind::<Nullable<Text>, _>(event.email_source)
-    .bind::<Text, _>(token.fingerprint)
-    .bind::<BigInt, _>(token.usable_until)
-    .get_result::<Claimed>(c)
-    .map(|row| row.claimed > 0)
-    .map_err(StoreError::from);
-    token_use(inserted)
+    let claimed = SessionClaim { token, new, event }
+        .get_result::<i64>(c)
+        .map(|claimed| claimed > 0)
+        .map_err(StoreError::from);
+    token_use(claimed)
 }
+
+/// [`claim_token_for_session`]'s one statement on PostgreSQL: the session and the event are
+/// inserted from the replay guard's `RETURNING` row, so only when the token's row was. A query
+/// type of its own rather than `sql_query`, so that the connection prepares it once and then
+/// only executes it (one round trip, no parsing or planning per sign-in).
+struct SessionClaim<'a> {
+    token: ClaimedToken<'a>,
+    new: &'a NewSession<'a>,
+    event: &'a SecurityEvent,
+}
+
+impl diesel::query_builder::QueryId for SessionClaim<'_> {
+    type QueryId = SessionClaim<'static>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl diesel::query_builder::Query for SessionClaim<'_> {
+    type SqlType = diesel::sql_types::BigInt;
+}
+
+impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for SessionClaim<'_> {
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
+    ) -> QueryResult<()> {
+        use diesel::sql_types::{BigInt, Nullable, Text};
+        let (new, event) = (self.new, self.event);
+        let from = new.from_token;
+        out.push_sql("WITH claim AS (INSERT INTO used_tokens (token_hash, expires_at) VALUES (");
+        out.push_bind_param::<Text, _>(self.token.fingerprint)?;
+        out.push_sql(", ");
+        out.push_bind_param::<BigInt, _>(&self.token.usable_until)?;
+        out.push_sql(
+            ") ON CONFLICT DO NOTHING RETURNING 1), \
+             session AS (INSERT INTO sessions (id_hash, member_id, provider, created_at, \
+               last_seen_at, expires_at, issuer, subject, sid, id_token) SELECT ",
+        );
+        out.push_bind_param::<Text, _>(new.id_hash)?;
+        out.push_sql(", ");
+        out.push_bind_param::<BigInt, _>(&new.member_id)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Text, _>(new.provider)?;
+        out.push_sql(", ");
+        out.push_bind_param::<BigInt, _>(&new.now)?;
+        out.push_sql(", ");
+        out.push_bind_param::<BigInt, _>(&new.now)?;
+        out.push_sql(", ");
+        out.push_bind_param::<BigInt, _>(&new.expires_at)?;
+        for value in [
+            from.map(|t| t.issuer),
+            from.and_then(|t| t.subject),
+            from.and_then(|t| t.sid),
+            from.and_then(|t| t.id_token),
+        ] {
+            out.push_sql(", ");
+            match value {
+                Some(text) => out.push_bind_param::<Nullable<Text>, _>(text)?,
+                None => out.push_bind_param::<Nullable<Text>, _>(&None::<&str>)?,
+            }
+        }
+        out.push_sql(
+            " FROM claim), \
+             logged AS (INSERT INTO security_log (at, event, outcome, reason, provider, email, \
+               member_id, client_ip, user_agent, incident, email_source) SELECT ",
+        );
+        out.push_bind_param::<BigInt, _>(&new.now)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Text, _>(event.event.as_str())?;
+        out.push_sql(", ");
+        out.push_bind_param::<Text, _>(event.outcome.as_str())?;
+        for value in [&event.reason, &event.provider, &event.email] {
+            out.push_sql(", ");
+            out.push_bind_param::<Nullable<Text>, _>(value)?;
+        }
+        out.push_sql(", ");
+        out.push_bind_param::<Nullable<BigInt>, _>(&event.member_id)?;
+        for value in [&event.client_ip, &event.user_agent] {
+            out.push_sql(", ");
+            out.push_bind_param::<Nullable<Text>, _>(value)?;
+        }
+        out.push_sql(", ");
+        out.push_bind_param::<Text, _>(&event.incident)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Nullable<Text>, _>(&event.email_source)?;
+        out.push_sql(" FROM claim) SELECT count(*) FROM claim");
+        Ok(())
+    }
+}
+
+impl RunQueryDsl<diesel::pg::PgConnection> for SessionClaim<'_> {}
 
 /// The replay guard's key of an ID token and how long it is kept.
 #[derive(Debug, Clone, Copy)]
