@@ -180,14 +180,19 @@ fn limit_lock_waits(mut conn: AnyConnection) -> Result<AnyConnection, diesel::Co
 /// Runs one batch in one transaction and answers its jobs. False when the connection should be
 /// opened again (its transaction state is broken).
 fn run_batch(conn: &mut AnyConnection, batch: &mut Vec<Job>, counters: &WriterCounters) -> bool {
-    if let Err(error) = begin_immediate(conn) {
-        let failure = error.to_string();
-        tracing::error!(%failure, "database writer: cannot begin");
-        batch.clear();
-        return !AnyConnection::is_broken_transaction_manager(conn);
-    }
+    let mut savepoint = match JobSavepoint::begin(conn) {
+        Ok(savepoint) => savepoint,
+        Err(error) => {
+            let failure = error.to_string();
+            tracing::error!(%failure, "database writer: cannot begin");
+            batch.clear();
+            // On PostgreSQL the `BEGIN` may have run without the savepoint: a new connection
+            // starts from a known state.
+            return matches!(conn, AnyConnection::Sqlite(_))
+                && !AnyConnection::is_broken_transaction_manager(conn);
+        }
+    };
     let mut replies: Vec<Reply> = Vec::with_capacity(batch.len());
-    let mut savepoint = JobSavepoint::new(conn);
     let mut jobs = batch.drain(..);
     let mut lost = false;
     for job in jobs.by_ref() {
@@ -211,13 +216,10 @@ fn run_batch(conn: &mut AnyConnection, batch: &mut Vec<Job>, counters: &WriterCo
         }
     }
     drop(jobs);
-    if !lost && savepoint.release(conn).is_err() {
-        lost = true;
-    }
     let committed = if lost {
         Err("the database ended the transaction".to_string())
     } else {
-        AnyConnection::commit_transaction(conn).map_err(|e| e.to_string())
+        savepoint.commit(conn).map_err(|e| e.to_string())
     };
     match &committed {
         Ok(()) => {
@@ -262,55 +264,83 @@ fn is_in_batch(conn: &mut AnyConnection) -> bool {
 }
 
 /// The savepoint of each job of a PostgreSQL batch, set by the writer rather than by diesel's
-/// nested transactions: setting the next job's savepoint releases the previous one in the same
-/// round trip (`RELEASE SAVEPOINT …; SAVEPOINT …`), so a job costs one round trip for its
-/// savepoint instead of two. A job that fails is rolled back to its savepoint. Releasing also
-/// proves that the transaction is not in PostgreSQL's aborted state (a statement in it failed
-/// and was not rolled back), where a `COMMIT` would end it without committing anything and
-/// without an error: any failure here loses the batch instead. On SQLite every job runs in a
-/// diesel savepoint of its own (no round trips there), and this does nothing.
+/// nested transactions, in as few round trips as the statements allow: the batch's `BEGIN`
+/// sets the first job's savepoint; a job that wrote nothing (or was rolled back to it) leaves
+/// it for the next; setting the next job's savepoint releases the previous one in the same
+/// round trip (`RELEASE SAVEPOINT …; SAVEPOINT …`); the commit releases the last one in its
+/// round trip. A job that fails is rolled back to its savepoint. Releasing also proves that the
+/// transaction is not in PostgreSQL's aborted state (a statement in it failed and was not
+/// rolled back), where a `COMMIT` would end it without committing anything and without an
+/// error: any failure here loses the batch instead. On SQLite every job runs in a diesel
+/// savepoint of its own (no round trips there), and this only begins and commits.
 struct JobSavepoint {
-    postgres: bool,
-    set: bool,
+    state: Savepoint,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Savepoint {
+    /// SQLite: none.
+    NotUsed,
+    /// Set, and nothing written since.
+    Fresh,
+    /// Set, and a job ran since.
+    Used,
+}
+
+const BEGIN_WITH_SAVEPOINT: &str = "BEGIN; SAVEPOINT idgate_job";
+const NEXT_SAVEPOINT: &str = "RELEASE SAVEPOINT idgate_job; SAVEPOINT idgate_job";
+const ROLL_BACK_TO_SAVEPOINT: &str = "ROLLBACK TO SAVEPOINT idgate_job";
+const RELEASE_AND_COMMIT: &str = "RELEASE SAVEPOINT idgate_job; COMMIT";
+
 impl JobSavepoint {
-    fn new(conn: &AnyConnection) -> Self {
-        JobSavepoint {
-            postgres: matches!(conn, AnyConnection::Postgresql(_)),
-            set: false,
+    /// Begins the batch's transaction (`BEGIN IMMEDIATE` on SQLite), with the first job's
+    /// savepoint on PostgreSQL.
+    fn begin(conn: &mut AnyConnection) -> diesel::QueryResult<Self> {
+        match conn {
+            AnyConnection::Sqlite(_) => {
+                begin_immediate(conn)?;
+                Ok(JobSavepoint {
+                    state: Savepoint::NotUsed,
+                })
+            }
+            AnyConnection::Postgresql(c) => {
+                AnsiTransactionManager::begin_transaction_sql(c, BEGIN_WITH_SAVEPOINT)?;
+                Ok(JobSavepoint {
+                    state: Savepoint::Fresh,
+                })
+            }
         }
     }
 
-    /// Sets the savepoint of the next job, releasing the previous job's.
+    /// Gives the next job a savepoint of its own, releasing the previous job's.
     fn set(&mut self, conn: &mut AnyConnection) -> diesel::QueryResult<()> {
-        if !self.postgres {
-            return Ok(());
+        match self.state {
+            Savepoint::NotUsed => Ok(()),
+            Savepoint::Fresh => {
+                self.state = Savepoint::Used;
+                Ok(())
+            }
+            Savepoint::Used => Self::execute(conn, NEXT_SAVEPOINT),
         }
-        let sql = if self.set {
-            "RELEASE SAVEPOINT idgate_job; SAVEPOINT idgate_job"
-        } else {
-            "SAVEPOINT idgate_job"
-        };
-        self.set = true;
-        Self::execute(conn, sql)
     }
 
-    /// Undoes what the job wrote (the savepoint stays, for the next `set` to release).
+    /// Undoes what the job wrote; the savepoint stays, fresh, for the next job.
     fn roll_back(&mut self, conn: &mut AnyConnection) -> diesel::QueryResult<()> {
-        if !self.postgres {
+        if self.state == Savepoint::NotUsed {
             return Ok(());
         }
-        Self::execute(conn, "ROLLBACK TO SAVEPOINT idgate_job")
+        Self::execute(conn, ROLL_BACK_TO_SAVEPOINT)?;
+        self.state = Savepoint::Fresh;
+        Ok(())
     }
 
-    /// Releases the last job's savepoint, before the commit.
-    fn release(&mut self, conn: &mut AnyConnection) -> diesel::QueryResult<()> {
-        if !self.postgres || !self.set {
-            return Ok(());
+    /// Commits the batch, releasing the last job's savepoint first on PostgreSQL. diesel's
+    /// transaction state follows PostgreSQL's (no transaction once the `COMMIT` has run).
+    fn commit(&mut self, conn: &mut AnyConnection) -> diesel::QueryResult<()> {
+        if self.state == Savepoint::NotUsed {
+            return AnyConnection::commit_transaction(conn);
         }
-        self.set = false;
-        Self::execute(conn, "RELEASE SAVEPOINT idgate_job")
+        Self::execute(conn, RELEASE_AND_COMMIT)
     }
 
     fn execute(conn: &mut AnyConnection, sql: &str) -> diesel::QueryResult<()> {
