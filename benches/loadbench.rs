@@ -11,7 +11,7 @@
 //! requests the measured phases caused; then the peer's CPU per operation over idgate's.
 //!
 //! benches/run.sh [--postgres URL] [--database URL] [--tokens N] [--auth-seconds S] [--no-peer]
-//!                [--perf FILE] [--binary PATH]
+//!                [--perf FILE] [--binary PATH] [--durability MODE]...
 //! cargo bench --bench loadbench -- [the same options]
 
 #![allow(
@@ -43,6 +43,8 @@ struct Args {
     perf: Option<String>,
     /// Another idgate binary to measure (an earlier build, for a before and after in one run).
     binary: Option<PathBuf>,
+    /// idgate's `--durability` settings to measure, each on every database (fresh each time).
+    durabilities: Vec<String>,
 }
 
 fn args() -> Args {
@@ -54,6 +56,7 @@ fn args() -> Args {
         peer: true,
         perf: None,
         binary: None,
+        durabilities: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -63,6 +66,9 @@ fn args() -> Args {
             "--perf" => args.perf = it.next(),
             "--binary" => args.binary = it.next().map(PathBuf::from),
             "--no-peer" => args.peer = false,
+            "--durability" => args
+                .durabilities
+                .push(it.next().expect("--durability power-loss|process-crash")),
             "--tokens" => args.tokens = it.next().and_then(|n| n.parse().ok()).expect("--tokens N"),
             "--auth-seconds" => {
                 args.auth_seconds = it
@@ -74,6 +80,9 @@ fn args() -> Args {
             "--bench" => {}
             other => panic!("unknown argument {other}; see the top of benches/loadbench.rs"),
         }
+    }
+    if args.durabilities.is_empty() {
+        args.durabilities.push(DEFAULT_DURABILITY.to_string());
     }
     args
 }
@@ -117,12 +126,16 @@ fn pinned(program: &Path) -> Command {
     }
 }
 
-fn start_idgate(binary: &Path, dir: &Path, database: &str) -> Server {
+/// idgate's own default `--durability`.
+const DEFAULT_DURABILITY: &str = "power-loss";
+
+fn start_idgate(binary: &Path, dir: &Path, database: &str, durability: &str) -> Server {
     let mut child = pinned(binary)
         .current_dir(dir)
         .env("IDGATE_LOG_FORMAT", "json")
         .env_remove("RUST_LOG")
         .args(["serve", "--listen", "127.0.0.1:0", "--database", database])
+        .args(["--durability", durability])
         .stderr(Stdio::piped())
         .spawn()
         .expect("start idgate");
@@ -708,16 +721,32 @@ fn fresh_postgres_database(admin: &str) -> String {
     url.to_string()
 }
 
-/// idgate on `database`: imports the members, starts `serve`, runs every phase.
+/// What one idgate run is on: its database and its `--durability`.
+struct Setup<'a> {
+    database: &'a str,
+    durability: &'a str,
+}
+
+/// idgate on its setup's database: imports the members, starts `serve`, runs every phase.
 async fn run_idgate(
     binary: &Path,
     dir: &Path,
-    database: &str,
+    setup: Setup<'_>,
     provider: &MockProvider,
     client: &reqwest::Client,
     tokens: &Tokens,
     args: &Args,
 ) -> Run {
+    let Setup {
+        database,
+        durability,
+    } = setup;
+    // Profiles of a run with another durability than the default are named after it.
+    let variant = if durability == DEFAULT_DURABILITY {
+        String::new()
+    } else {
+        format!(".{durability}")
+    };
     let imported = Command::new(binary)
         .current_dir(dir)
         .args(["members", "import", "members.csv", "--database", database])
@@ -728,7 +757,7 @@ async fn run_idgate(
         "{}",
         String::from_utf8_lossy(&imported.stderr)
     );
-    let idgate = start_idgate(binary, dir, database);
+    let idgate = start_idgate(binary, dir, database, durability);
     let requests = |tokens: &[String]| -> Vec<reqwest::RequestBuilder> {
         tokens
             .iter()
@@ -749,7 +778,12 @@ async fn run_idgate(
             let profile = (alg == "RS256" && connections == 16)
                 .then_some(args.perf.as_deref())
                 .flatten()
-                .map(|file| start_perf(idgate.child.id(), &format!("{file}.{}", idgate.postgres)));
+                .map(|file| {
+                    start_perf(
+                        idgate.child.id(),
+                        &format!("{file}.{}{variant}", idgate.postgres),
+                    )
+                });
             let name = sign_in_name(alg, connections);
             phases.push(run_phase(&name, &idgate, provider, connections, requests(slice)).await);
             if let Some(perf) = profile {
@@ -777,7 +811,7 @@ async fn run_idgate(
     let profile = args.perf.as_deref().map(|file| {
         start_perf(
             idgate.child.id(),
-            &format!("{file}.auth.{}", idgate.postgres),
+            &format!("{file}.auth.{}{variant}", idgate.postgres),
         )
     });
     phases.push(
@@ -796,7 +830,7 @@ async fn run_idgate(
     }
     Run {
         title: format!(
-            "{} on {}",
+            "{} on {}{}",
             args.binary.as_ref().map_or_else(
                 || format!("idgate {}", env!("CARGO_PKG_VERSION")),
                 |b| format!("idgate at {}", b.display())
@@ -805,6 +839,11 @@ async fn run_idgate(
                 "PostgreSQL"
             } else {
                 "SQLite"
+            },
+            if variant.is_empty() {
+                String::new()
+            } else {
+                format!(", --durability {durability}")
             }
         ),
         phases,
@@ -1103,32 +1142,39 @@ async fn main() {
         warm: mint(&rsa, 51, args.tokens),
     };
 
-    let mut databases = vec![
-        args.database
-            .clone()
-            .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("bench.db").display())),
-    ];
-    if let Some(admin) = &args.postgres {
-        databases.push(fresh_postgres_database(admin));
-    }
     let mut runs = Vec::new();
-    for database in &databases {
-        eprintln!(
-            "measuring idgate on {}…",
-            database.split(':').next().unwrap_or("")
-        );
-        runs.push(
-            run_idgate(
-                &binary,
-                dir.path(),
-                database,
-                &provider,
-                &client,
-                &tokens,
-                &args,
-            )
-            .await,
-        );
+    for durability in &args.durabilities {
+        // A fresh database for each run (every run signs in with the same tokens): the one
+        // given, else an SQLite file, then (with `--postgres`) a PostgreSQL database.
+        let sqlite = || {
+            let file = dir.path().join(format!("bench-{durability}.db"));
+            format!("sqlite://{}", file.display())
+        };
+        let mut databases = vec![args.database.clone().unwrap_or_else(sqlite)];
+        if let Some(admin) = &args.postgres {
+            databases.push(fresh_postgres_database(admin));
+        }
+        for database in &databases {
+            eprintln!(
+                "measuring idgate on {} ({durability})…",
+                database.split(':').next().unwrap_or("")
+            );
+            runs.push(
+                run_idgate(
+                    &binary,
+                    dir.path(),
+                    Setup {
+                        database,
+                        durability,
+                    },
+                    &provider,
+                    &client,
+                    &tokens,
+                    &args,
+                )
+                .await,
+            );
+        }
     }
     let peer = if args.peer && peer_installed() {
         eprintln!("measuring Apache with mod_auth_openidc…");

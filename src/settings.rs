@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use url::Url;
 
+use crate::db::Durability;
 use crate::flows::ResponseMode;
 use crate::sessions::CookieSettings;
 
@@ -19,6 +20,8 @@ pub struct Settings {
     pub config_path: PathBuf,
     pub listen: String,
     pub database_url: String,
+    /// What an answered write survives.
+    pub durability: Durability,
     /// Where people reach idgate; when unset, taken from the request (development only).
     pub public_url: Option<Url>,
     /// The session cookie's name and the sessions' absolute lifetime.
@@ -43,6 +46,7 @@ impl Default for Settings {
             config_path: PathBuf::from(DEFAULT_CONFIG),
             listen: DEFAULT_LISTEN.to_string(),
             database_url: DEFAULT_DATABASE.to_string(),
+            durability: Durability::PowerLoss,
             public_url: None,
             cookie: CookieSettings::default(),
             response_mode: ResponseMode::Query,

@@ -46,7 +46,7 @@ impl Application {
     /// `listen` may use port 0: [`Application::port`] tells the port chosen.
     pub fn build(settings: Settings) -> Result<Self, StartupError> {
         let config = identity::load(&settings.config_path)?;
-        let db = Database::open(&settings.database_url)?;
+        let db = Database::open_with(&settings.database_url, settings.durability)?;
         Self::build_with(settings, config, db, Arc::new(SystemClock))
     }
 
@@ -165,6 +165,7 @@ pub fn serve(settings: Settings) -> Result<(), StartupError> {
             port = app.port(),
             config = %settings.config_path.display(),
             database = %app.state().db.url().redacted(),
+            durability = settings.durability.as_str(),
             "idgate is serving"
         );
         app.run_until_stopped().await.map_err(StartupError::Serve)

@@ -124,6 +124,10 @@ pub struct ServeArgs {
     /// How providers answer the sign-in: query (GET /callback) or form_post (POST /callback).
     #[arg(long, env = "IDGATE_RESPONSE_MODE", default_value = "query", value_parser = ["query", "form_post"])]
     pub response_mode: String,
+    /// What an answered write (a sign-in, a sign-out) survives: power-loss (each commit waits
+    /// for the disk) or process-crash (a crash of idgate, not of the machine; faster).
+    #[arg(long, env = "IDGATE_DURABILITY", default_value = "power-loss", value_parser = ["power-loss", "process-crash"])]
+    pub durability: String,
 }
 
 /// The public URL: an origin (`https://sso.example.org[:port]`), no path, query or user.
@@ -274,6 +278,7 @@ fn serve(args: ServeArgs, database_url: String) -> Result<(), String> {
         config_path: args.config,
         listen: args.listen,
         database_url,
+        durability: args.durability.parse()?,
         public_url: args.public_url,
         cookie: CookieSettings {
             name: args.cookie_name,

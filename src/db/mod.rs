@@ -150,6 +150,45 @@ fn redact(url: &str) -> String {
 #[derive(Debug, Clone)]
 pub struct Manager {
     url: DatabaseUrl,
+    durability: Durability,
+}
+
+/// What an answered write survives (`idgate serve --durability`, see `docs/configuration.md`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// A power loss or an operating-system crash: each commit is flushed to disk before it is
+    /// answered (SQLite `synchronous=FULL`; PostgreSQL as the server is configured).
+    #[default]
+    PowerLoss,
+    /// A crash or `kill -9` of idgate, not of the machine: a commit is handed to the operating
+    /// system (SQLite `synchronous=NORMAL` in WAL mode) or to the PostgreSQL server
+    /// (`synchronous_commit = off`) without waiting for the disk. What was answered in the last
+    /// moments before a power loss may be lost: sessions, and the replay guard's memory of the
+    /// tokens they used.
+    ProcessCrash,
+}
+
+impl std::str::FromStr for Durability {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "power-loss" => Ok(Durability::PowerLoss),
+            "process-crash" => Ok(Durability::ProcessCrash),
+            other => Err(format!(
+                "`{other}`: the durability is power-loss or process-crash"
+            )),
+        }
+    }
+}
+
+impl Durability {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Durability::PowerLoss => "power-loss",
+            Durability::ProcessCrash => "process-crash",
+        }
+    }
 }
 
 impl Manager {
@@ -158,16 +197,21 @@ impl Manager {
             DatabaseUrl::Sqlite(path) => {
                 let mut conn = SqliteConnection::establish(&path.to_string_lossy())?;
                 // synchronous=FULL: SQLite's own default, stated because it is what makes a
-                // commit durable in WAL mode. temp_store=MEMORY keeps the savepoint journal of
-                // the writer's batches (see `writer`) in memory instead of a temporary file.
-                // wal_autocheckpoint=8000 pages (about 32 MB of WAL, against 4 MB by default):
-                // a checkpoint copies each changed page once however often it changed, so
-                // fewer, larger checkpoints write less.
-                conn.batch_execute(
+                // commit durable across a power loss in WAL mode; NORMAL (for `process-crash`)
+                // writes the commit to the WAL without waiting for the disk. temp_store=MEMORY
+                // keeps the savepoint journal of the writer's batches (see `writer`) in memory
+                // instead of a temporary file. wal_autocheckpoint=8000 pages (about 32 MB of
+                // WAL, against 4 MB by default): a checkpoint copies each changed page once
+                // however often it changed, so fewer, larger checkpoints write less.
+                let synchronous = match self.durability {
+                    Durability::PowerLoss => "FULL",
+                    Durability::ProcessCrash => "NORMAL",
+                };
+                conn.batch_execute(&format!(
                     "PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; \
-                     PRAGMA synchronous = FULL; PRAGMA temp_store = MEMORY; \
-                     PRAGMA wal_autocheckpoint = 8000;",
-                )
+                     PRAGMA synchronous = {synchronous}; PRAGMA temp_store = MEMORY; \
+                     PRAGMA wal_autocheckpoint = 8000;"
+                ))
                 .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
                 Ok(AnyConnection::Sqlite(conn))
             }
@@ -176,6 +220,10 @@ impl Manager {
                 // A statement the server takes longer than this over is cancelled there too.
                 conn.batch_execute(&format!("SET statement_timeout = {STATEMENT_TIMEOUT_MS}"))
                     .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+                if self.durability == Durability::ProcessCrash {
+                    conn.batch_execute("SET synchronous_commit = off")
+                        .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+                }
                 Ok(AnyConnection::Postgresql(conn))
             }
         }
@@ -220,10 +268,19 @@ impl std::fmt::Debug for Database {
 }
 
 impl Database {
-    /// Connects, runs pending migrations and builds the pool (for the service).
+    /// Connects, runs pending migrations and builds the pool (for the service), with every
+    /// commit durable across a power loss.
     pub fn open(url: &str) -> Result<Self, DbError> {
+        Self::open_with(url, Durability::PowerLoss)
+    }
+
+    /// [`Database::open`] with the durability given.
+    pub fn open_with(url: &str, durability: Durability) -> Result<Self, DbError> {
         let url = DatabaseUrl::parse(url)?;
-        let manager = Manager { url: url.clone() };
+        let manager = Manager {
+            url: url.clone(),
+            durability,
+        };
         connect_and_migrate(&manager)?;
         let writer = writer::Writer::start(manager.clone())
             .map_err(|e| DbError::Unavailable(format!("cannot start the writer: {e}")))?;
@@ -369,6 +426,7 @@ where
 pub fn connect(url: &str) -> Result<AnyConnection, DbError> {
     connect_and_migrate(&Manager {
         url: DatabaseUrl::parse(url)?,
+        durability: Durability::PowerLoss,
     })
 }
 

@@ -108,6 +108,7 @@ domains:
         config_path: yaml,
         listen: "127.0.0.1:0".into(),
         database_url: db.url.clone(),
+        durability: idgate::db::Durability::default(),
         public_url: None,
         cookie: Default::default(),
         response_mode: mode,

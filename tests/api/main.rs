@@ -14,6 +14,7 @@ mod bearer;
 mod browser_flow;
 mod check_config;
 mod config_reload;
+mod durability;
 mod e2e;
 mod forward_auth;
 mod hardening;

@@ -23,6 +23,7 @@ pub async fn spawn_app_on(db: TestDb) -> TestApp {
         config_path: repo_path("identity.yaml"),
         listen: "127.0.0.1:0".into(),
         database_url: db.url.clone(),
+        durability: idgate::db::Durability::default(),
         public_url: None,
         cookie: Default::default(),
         response_mode: idgate::flows::ResponseMode::Query,
@@ -137,6 +138,7 @@ pub async fn spawn_signin_app_configured(
         config_path: yaml,
         listen: "127.0.0.1:0".into(),
         database_url: db.url.clone(),
+        durability: idgate::db::Durability::default(),
         public_url: None,
         cookie: Default::default(),
         response_mode: idgate::flows::ResponseMode::Query,
@@ -324,6 +326,7 @@ pub fn start_instance(
         config_path: yaml.to_path_buf(),
         listen: "127.0.0.1:0".into(),
         database_url: db.url.clone(),
+        durability: idgate::db::Durability::default(),
         ..Settings::default()
     };
     let config = idgate::identity::load(yaml).unwrap_or_else(|e| panic!("{e}"));
