@@ -135,7 +135,13 @@ fn start_idgate(binary: &Path, dir: &Path, database: &str, durability: &str) -> 
         .env("IDGATE_LOG_FORMAT", "json")
         .env_remove("RUST_LOG")
         .args(["serve", "--listen", "127.0.0.1:0", "--database", database])
-        .args(["--durability", durability])
+        // Only when asked for: an earlier build (`--binary`) may not know the flag.
+        .args(
+            (durability != DEFAULT_DURABILITY)
+                .then_some(["--durability", durability])
+                .into_iter()
+                .flatten(),
+        )
         .stderr(Stdio::piped())
         .spawn()
         .expect("start idgate");
