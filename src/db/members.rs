@@ -158,15 +158,25 @@ impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for SignInLookup<'_> {
     ) -> QueryResult<()> {
         use diesel::sql_types::Array;
         let who = &self.0;
+        // The member's row is locked first (the `WITH` query, which a locking clause keeps from
+        // being merged into the rest), then its bindings are read, locked too: a binding that a
+        // concurrent unbind (which holds the member's row meanwhile) deleted is then skipped,
+        // where the statement's snapshot, taken before the wait, would still show it.
         out.push_sql(
-            "SELECT m.id, m.email, m.username, m.firstname, m.surname, m.status, m.locked, \
+            "WITH m AS (SELECT id, email, username, firstname, surname, status, locked, admin, \
+                    created_at, updated_at FROM members WHERE email_normalized = ",
+        );
+        out.push_bind_param::<Text, _>(who.email.normalized())?;
+        out.push_sql(
+            " FOR SHARE) \
+             SELECT m.id, m.email, m.username, m.firstname, m.surname, m.status, m.locked, \
                     m.admin, m.created_at, m.updated_at, \
                     (SELECT b.subject FROM identity_bindings b \
                       WHERE b.member_id = m.id AND b.issuer = ",
         );
         out.push_bind_param::<Text, _>(who.issuer)?;
         out.push_sql(
-            "), EXISTS (SELECT 1 FROM member_bindings l \
+            " FOR SHARE), EXISTS (SELECT 1 FROM member_bindings l \
                  WHERE l.provider = ANY(",
         );
         out.push_bind_param::<Array<Text>, _>(who.providers)?;
@@ -174,12 +184,7 @@ impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for SignInLookup<'_> {
         out.push_bind_param::<Nullable<Text>, _>(&who.subject)?;
         out.push_sql(") OR (l.subject = ");
         out.push_bind_param::<Nullable<Text>, _>(&who.subject)?;
-        out.push_sql(
-            " AND l.member_id <> m.id))) \
-               FROM members m WHERE m.email_normalized = ",
-        );
-        out.push_bind_param::<Text, _>(who.email.normalized())?;
-        out.push_sql(" FOR SHARE OF m");
+        out.push_sql(" AND l.member_id <> m.id)) FOR SHARE) FROM m");
         Ok(())
     }
 }
@@ -511,21 +516,25 @@ pub fn legacy_conflict(
     subject: &str,
     providers: &[String],
 ) -> Result<bool, StoreError> {
-    if providers.is_empty() {
-        return Ok(false);
+    // One query per provider entry (an issuer has one, as a rule): SQLite prepares a query with
+    // a list of values (`IN (…)`) again on every run, one with a single value only once.
+    for provider in providers {
+        let contradicting = member_bindings::table
+            .filter(member_bindings::provider.eq(provider))
+            .filter(
+                (member_bindings::member_id
+                    .eq(member_id)
+                    .and(member_bindings::subject.ne(subject)))
+                .or(member_bindings::subject
+                    .eq(subject)
+                    .and(member_bindings::member_id.ne(member_id))),
+            );
+        let query = diesel::select(diesel::dsl::exists(contradicting));
+        if on_backend!(conn, |c| query.get_result::<bool>(c))? {
+            return Ok(true);
+        }
     }
-    let contradicting = member_bindings::table
-        .filter(member_bindings::provider.eq_any(providers))
-        .filter(
-            (member_bindings::member_id
-                .eq(member_id)
-                .and(member_bindings::subject.ne(subject)))
-            .or(member_bindings::subject
-                .eq(subject)
-                .and(member_bindings::member_id.ne(member_id))),
-        );
-    let query = diesel::select(diesel::dsl::exists(contradicting));
-    Ok(on_backend!(conn, |c| query.get_result(c))?)
+    Ok(false)
 }
 
 /// Members whose stored email is not in the canonical form the sign-in rules now give it (an

@@ -163,8 +163,8 @@ pub enum Durability {
     /// A crash or `kill -9` of idgate, not of the machine: a commit is handed to the operating
     /// system (SQLite `synchronous=NORMAL` in WAL mode) or to the PostgreSQL server
     /// (`synchronous_commit = off`) without waiting for the disk. What was answered in the last
-    /// moments before a power loss may be lost: sessions, and the replay guard's memory of the
-    /// tokens they used.
+    /// moments before a power loss (on PostgreSQL, also a crash of the server) may be lost:
+    /// sessions, and the replay guard's memory of the tokens they used.
     ProcessCrash,
 }
 

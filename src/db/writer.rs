@@ -265,9 +265,8 @@ fn is_in_batch(conn: &mut AnyConnection) -> bool {
 
 /// The savepoint of each job of a PostgreSQL batch, set by the writer rather than by diesel's
 /// nested transactions, in as few round trips as the statements allow: the batch's `BEGIN`
-/// sets the first job's savepoint; a job that wrote nothing (or was rolled back to it) leaves
-/// it for the next; setting the next job's savepoint releases the previous one in the same
-/// round trip (`RELEASE SAVEPOINT …; SAVEPOINT …`); the commit releases the last one in its
+/// sets the first job's savepoint; a job rolled back to its savepoint leaves it for the next;
+/// setting the next job's savepoint releases the previous one in the same round trip (`RELEASE SAVEPOINT …; SAVEPOINT …`); the commit releases the last one in its
 /// round trip. A job that fails is rolled back to its savepoint. Releasing also proves that the
 /// transaction is not in PostgreSQL's aborted state (a statement in it failed and was not
 /// rolled back), where a `COMMIT` would end it without committing anything and without an

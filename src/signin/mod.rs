@@ -419,11 +419,12 @@ impl From<StoreError> for TxError {
 /// The member is read first, under a lock for the rest of the transaction
 /// ([`db::members::find_member_for_sign_in`]), so that a concurrent lock, unbind or removal
 /// either comes before this sign-in (and is seen) or after it (and ends the new session). The
-/// replay guard's row is written last, with the session
-/// ([`crate::db::sessions::claim_token_for_session`]), since `replayed` is the last rule in
-/// table order: of two concurrent uses of one token at most one finds the row absent (the other
-/// waits for its transaction's fate, and a token another instance is signing in at this very
-/// moment is refused at once, as replayed).
+/// replay guard's row is written with the session
+/// ([`crate::db::sessions::claim_token_for_session`]), or before the first write when the
+/// sign-in writes something else first; `replayed` is the last rule in table order either way.
+/// Of two concurrent uses of one token at most one finds the row absent: the other waits for
+/// its transaction's fate, and a token another instance is signing in at this very moment is
+/// refused at once, as replayed.
 fn complete(conn: &mut AnyConnection, work: Completion) -> Result<(Member, String), TxError> {
     let v = &work.verified;
     let legacy = work.config.providers_of_issuer(&v.issuer);
@@ -440,6 +441,24 @@ fn complete(conn: &mut AnyConnection, work: Completion) -> Result<(Member, Strin
         return Err(TxError::Refused(Reason::DomainNotAllowed, Some(member.id)));
     }
     check_state(member)?;
+    let token = ClaimedToken {
+        fingerprint: &v.fingerprint,
+        usable_until: v.usable_until,
+    };
+    // A sign-in that writes before its session (the member's first binding at this issuer, or
+    // the end of the browser's previous session) claims its token first: two instances signing
+    // one token in at once then wait for each other on the replay guard's row, and the second
+    // is refused as `replayed`, rather than on those other rows. The answer still counts last,
+    // in table order; a claim that could not wait (`InUse`) ends here, since on PostgreSQL its
+    // failed statement has aborted the transaction.
+    let claimed = if found.bound_subject.is_none() || work.replaces.is_some() {
+        match claim_token(conn, token.fingerprint, token.usable_until)? {
+            TokenUse::InUse => return Err(TxError::Refused(Reason::Replayed, Some(member.id))),
+            token_use => Some(token_use),
+        }
+    } else {
+        None
+    };
     check_binding(
         conn,
         &found,
@@ -449,21 +468,18 @@ fn complete(conn: &mut AnyConnection, work: Completion) -> Result<(Member, Strin
         work.now,
     )?;
     check_api_account(member, work.client_ip, &work.config)?;
+    if claimed.is_some_and(|token_use| token_use != TokenUse::First) {
+        return Err(TxError::Refused(Reason::Replayed, Some(member.id)));
+    }
     if let Some(old) = &work.replaces {
         delete_session(conn, old)?;
     }
     let mut event = work.event;
     event.outcome = Outcome::Success;
     event.member_id = Some(member.id);
-    let token = ClaimedToken {
-        fingerprint: &v.fingerprint,
-        usable_until: v.usable_until,
-    };
     let token_use = match &work.grant {
-        Grant::Session => claim_token_for_session(
-            conn,
-            token,
-            &NewSession {
+        Grant::Session => {
+            let new = NewSession {
                 id_hash: &work.secret_hash,
                 member_id: member.id,
                 provider: &v.provider,
@@ -475,11 +491,21 @@ fn complete(conn: &mut AnyConnection, work: Completion) -> Result<(Member, Strin
                     sid: v.sid.as_deref(),
                     id_token: work.id_token.as_deref(),
                 }),
-            },
-            &event,
-        )?,
+            };
+            match claimed {
+                Some(token_use) => {
+                    insert_session(conn, &new)?;
+                    db::audit::insert_event(conn, &event, work.now)?;
+                    token_use
+                }
+                None => claim_token_for_session(conn, token, &new, &event)?,
+            }
+        }
         Grant::Code { client_id } => {
-            let token_use = claim_token(conn, token.fingerprint, token.usable_until)?;
+            let token_use = match claimed {
+                Some(token_use) => token_use,
+                None => claim_token(conn, token.fingerprint, token.usable_until)?,
+            };
             if token_use == TokenUse::First {
                 insert_code(
                     conn,

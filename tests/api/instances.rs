@@ -236,3 +236,65 @@ async fn two_instances_batching_at_once_never_let_a_token_sign_in_twice() {
         .expect("sessions");
     assert_eq!(sessions.len(), signed_in + emails.len());
 }
+
+/// A sign-in that waits for a concurrent unbind (another connection holds the member's row,
+/// having deleted its binding, and commits while the sign-in waits) sees the binding gone: a
+/// token with another subject binds it and signs in, instead of being refused against the
+/// binding that was removed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_in_waiting_for_an_unbind_sees_the_binding_gone() {
+    use diesel::Connection as _;
+    use diesel::connection::SimpleConnection as _;
+
+    let Some(db) = TestDb::postgres() else {
+        return;
+    };
+    let app = crate::helpers::spawn_signin_app(db).await;
+    let ana = app.add_member("ana@example.org");
+    let old = app.token_with("ana@example.org", serde_json::json!({"sub": "old-subject"}));
+    assert_eq!(app.login(&old).await.status(), 200);
+
+    // The unbind, as `members unbind` does it: the member's row first, then the binding.
+    let mut unbind = diesel::pg::PgConnection::establish(&app.db.url).expect("a second connection");
+    unbind
+        .batch_execute(&format!(
+            "BEGIN; UPDATE members SET updated_at = updated_at WHERE id = {id}; \
+             DELETE FROM identity_bindings WHERE member_id = {id}",
+            id = ana.id
+        ))
+        .expect("unbind");
+    let new = app.token_with("ana@example.org", serde_json::json!({"sub": "new-subject"}));
+    let sign_in = tokio::spawn(app.login_request(&new).send());
+    // The sign-in now waits for the member's row; then the unbind commits.
+    let mut watcher = diesel::pg::PgConnection::establish(&app.db.url).expect("a third connection");
+    loop {
+        #[derive(diesel::QueryableByName)]
+        struct Waiting {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            waiting: i64,
+        }
+        let waiting: Waiting = diesel::RunQueryDsl::get_result(
+            diesel::sql_query(
+                "SELECT count(*) AS waiting FROM pg_stat_activity \
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            ),
+            &mut watcher,
+        )
+        .expect("pg_locks");
+        if waiting.waiting > 0 {
+            break;
+        }
+        assert!(
+            !sign_in.is_finished(),
+            "the sign-in did not wait for the member's row"
+        );
+        tokio::task::yield_now().await;
+    }
+    unbind.batch_execute("COMMIT").expect("commit");
+    let answer = sign_in.await.expect("task").expect("sign-in");
+    assert_eq!(answer.status(), 200, "{:?}", answer.text().await);
+    let mut conn = app.database.conn().expect("conn");
+    let bindings = idgate::db::members::bindings_of(&mut conn, ana.id).expect("bindings");
+    assert_eq!(bindings.len(), 1, "{bindings:?}");
+    assert_eq!(bindings[0].subject, "new-subject");
+}

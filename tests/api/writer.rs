@@ -120,12 +120,13 @@ async fn a_refused_or_failed_write_undoes_itself_alone(db: TestDb) {
     );
 }
 
-/// A write that hides the failure of a statement and says it succeeded, last of its batch: on
-/// PostgreSQL the failed statement has aborted the transaction, whose `COMMIT` would store
-/// nothing and say nothing, so the whole batch is answered as not stored (and nothing of it
-/// is); SQLite undoes the failed statement alone and the batch commits. The writer goes on
+/// A write that hides the failure of a statement and says it succeeded: on PostgreSQL the
+/// failed statement has aborted the transaction, whose `COMMIT` would store nothing and say
+/// nothing, so the whole batch is answered as not stored (and nothing of it is), whether the
+/// write is the last of its batch (the commit finds out) or not (the next write's savepoint
+/// does); SQLite undoes the failed statement alone and the batch commits. The writer goes on
 /// either way.
-async fn a_write_hiding_a_failed_statement_is_never_answered_as_stored(db: TestDb) {
+async fn hiding_a_failed_statement(db: TestDb, followed: bool) {
     let database = db.open();
     let postgres = db.url.starts_with("postgres");
     let (first, release) = hold_the_writer(&database).await;
@@ -153,12 +154,23 @@ async fn a_write_hiding_a_failed_statement_is_never_answered_as_stored(db: TestD
         })
     };
     queued(&database, 2).await;
+    let after = followed.then(|| {
+        let database = database.clone();
+        tokio::spawn(async move {
+            database
+                .write(|conn| remember_token(conn, "after", 1))
+                .await
+        })
+    });
+    if followed {
+        queued(&database, 3).await;
+    }
     release
         .send(())
         .unwrap_or_else(|e| panic!("the first write waits: {e}"));
     assert!(matches!(first.await, Ok(Ok(true))));
     let mut results = Vec::new();
-    for write in [before, hiding] {
+    for write in [Some(before), Some(hiding), after].into_iter().flatten() {
         results.push(write.await.unwrap_or_else(|e| panic!("task: {e}")));
     }
     let mut expected = vec!["first".to_string()];
@@ -174,6 +186,9 @@ async fn a_write_hiding_a_failed_statement_is_never_answered_as_stored(db: TestD
             assert!(matches!(answer, Ok(true)), "write {i}: {answer:?}");
         }
         expected.extend(["before", "hiding"].map(String::from));
+        if followed {
+            expected.push("after".to_string());
+        }
         expected.sort();
     }
     assert_eq!(stored(&database), expected);
@@ -184,7 +199,20 @@ async fn a_write_hiding_a_failed_statement_is_never_answered_as_stored(db: TestD
     assert!(later);
 }
 
+async fn a_write_hiding_a_failed_statement_last_in_its_batch_is_never_answered_as_stored(
+    db: TestDb,
+) {
+    hiding_a_failed_statement(db, false).await;
+}
+
+async fn a_write_hiding_a_failed_statement_inside_its_batch_is_never_answered_as_stored(
+    db: TestDb,
+) {
+    hiding_a_failed_statement(db, true).await;
+}
+
 async_on_both_backends!(
     a_refused_or_failed_write_undoes_itself_alone,
-    a_write_hiding_a_failed_statement_is_never_answered_as_stored,
+    a_write_hiding_a_failed_statement_last_in_its_batch_is_never_answered_as_stored,
+    a_write_hiding_a_failed_statement_inside_its_batch_is_never_answered_as_stored,
 );
