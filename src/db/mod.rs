@@ -13,6 +13,7 @@ pub mod sessions;
 mod writer;
 
 pub use error::{DbError, StoreError};
+pub use writer::MAX_QUEUE;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -211,7 +211,229 @@ async fn a_write_hiding_a_failed_statement_inside_its_batch_is_never_answered_as
     hiding_a_failed_statement(db, true).await;
 }
 
+/// Many writers at once share commits; each keeps its own all-or-nothing meaning.
+async fn concurrent_writes_commit_together_and_a_refused_one_leaves_nothing(test_db: TestDb) {
+    let db = test_db.open();
+    let writes = (0..40).map(|i| {
+        let db = db.clone();
+        tokio::spawn(async move {
+            db.write(move |conn| {
+                remember_token(conn, &format!("t{i:02}"), 1).map_err(|_| Refused::Refused)?;
+                remember_token(conn, &format!("t{i:02}-second"), 1)
+                    .map_err(|_| Refused::Refused)?;
+                if i % 4 == 0 {
+                    return Err(Refused::Refused);
+                }
+                Ok(i)
+            })
+            .await
+        })
+    });
+    let mut answered = Vec::new();
+    for write in writes {
+        answered.push(write.await.expect("task"));
+    }
+    for (i, answer) in answered.iter().enumerate() {
+        match answer {
+            Ok(n) => assert_eq!(*n, i),
+            Err(Refused::Refused) => assert_eq!(i % 4, 0, "write {i}"),
+            Err(other) => panic!("write {i}: {other}"),
+        }
+    }
+    let mut expected: Vec<String> = (0..40)
+        .filter(|i| i % 4 != 0)
+        .flat_map(|i| [format!("t{i:02}"), format!("t{i:02}-second")])
+        .collect();
+    expected.sort();
+    assert_eq!(stored(&db), expected);
+}
+
+/// Writes that queue while a commit is in progress are committed together, in one
+/// transaction.
+async fn writes_queued_during_a_commit_share_the_next_one(test_db: TestDb) {
+    let db = test_db.open();
+    let counters = db.writer_counters();
+    // The writer holds the first write until the others are queued behind it.
+    let (first, release) = hold_the_writer(&db).await;
+    let rest: Vec<_> = (0..39)
+        .map(|i| {
+            let db = db.clone();
+            tokio::spawn(async move {
+                db.write(move |conn| remember_token(conn, &format!("t{i:02}"), 1))
+                    .await
+            })
+        })
+        .collect();
+    while counters.queued.get() < 39 {
+        tokio::task::yield_now().await;
+    }
+    release.send(()).expect("the first write waits");
+    assert!(first.await.expect("task").expect("first write"));
+    for write in rest {
+        assert!(write.await.expect("task").expect("write"));
+    }
+    assert_eq!(counters.writes.get(), 40);
+    assert_eq!(
+        counters.commits.get(),
+        2,
+        "the first write, then the 39 others"
+    );
+    assert_eq!(stored(&db).len(), 40);
+}
+
+/// A write after which the database has ended the batch's transaction (as SQLite does on a
+/// full disk) fails its whole batch: no write of it is stored or answered as a success, and
+/// none runs outside the batch.
+async fn a_batch_whose_transaction_the_database_ended_stores_nothing(test_db: TestDb) {
+    let db = test_db.open();
+    let counters = db.writer_counters();
+    let (first, release) = hold_the_writer(&db).await;
+    let before = {
+        let db = db.clone();
+        tokio::spawn(async move { db.write(|conn| remember_token(conn, "before", 1)).await })
+    };
+    while counters.queued.get() < 1 {
+        tokio::task::yield_now().await;
+    }
+    let ending = {
+        let db = db.clone();
+        tokio::spawn(async move {
+            db.write(|conn| {
+                diesel::connection::SimpleConnection::batch_execute(conn, "ROLLBACK")
+                    .map_err(DbError::Query)?;
+                Ok::<_, StoreError>(true)
+            })
+            .await
+        })
+    };
+    while counters.queued.get() < 2 {
+        tokio::task::yield_now().await;
+    }
+    let after = {
+        let db = db.clone();
+        tokio::spawn(async move { db.write(|conn| remember_token(conn, "after", 1)).await })
+    };
+    while counters.queued.get() < 3 {
+        tokio::task::yield_now().await;
+    }
+    release.send(()).expect("the first write waits");
+    assert!(first.await.expect("task").expect("first write"));
+    for write in [before, ending, after] {
+        let answer = write.await.expect("task");
+        assert!(
+            matches!(answer, Err(StoreError::Db(DbError::Unavailable(_)))),
+            "{answer:?}"
+        );
+    }
+    assert_eq!(stored(&db), vec!["first".to_string()]);
+    let later = db
+        .write(|conn| remember_token(conn, "later", 1))
+        .await
+        .expect("the writer goes on");
+    assert!(later);
+}
+
+/// What a write stored is there for every other connection once it has answered.
+async fn an_answered_write_is_committed(test_db: TestDb) {
+    let db = test_db.open();
+    let first = db
+        .write(|conn| remember_token(conn, "once", 1))
+        .await
+        .expect("write");
+    let again = db
+        .write(|conn| remember_token(conn, "once", 1))
+        .await
+        .expect("write");
+    assert!(first);
+    assert!(!again, "the unique row is refused the second time");
+    assert_eq!(stored(&db), vec!["once".to_string()]);
+}
+
+/// Writes beyond the queue's bound are refused at once (503), never queued without bound;
+/// those queued before are all done.
+async fn a_full_queue_refuses_writes_at_once(test_db: TestDb) {
+    let db = test_db.open();
+    let (first, release) = hold_the_writer(&db).await;
+    let extra = 5;
+    let writes: Vec<_> = (0..idgate::db::MAX_QUEUE + extra)
+        .map(|i| {
+            let db = db.clone();
+            tokio::spawn(async move {
+                db.write(move |conn| remember_token(conn, &format!("q{i}"), 1))
+                    .await
+            })
+        })
+        .collect();
+    let counters = db.writer_counters();
+    // Every write has either queued or been refused.
+    let mut refused = 0;
+    let mut pending = Vec::new();
+    for write in writes {
+        if write.is_finished() {
+            let answer = write.await.expect("task");
+            assert!(
+                matches!(answer, Err(StoreError::Db(DbError::Unavailable(_)))),
+                "{answer:?}"
+            );
+            refused += 1;
+        } else {
+            pending.push(write);
+        }
+    }
+    while counters.queued.get() + refused < idgate::db::MAX_QUEUE + extra - 1 {
+        tokio::task::yield_now().await;
+        let (done, waiting): (Vec<_>, Vec<_>) = pending.into_iter().partition(|w| w.is_finished());
+        pending = waiting;
+        for write in done {
+            let answer = write.await.expect("task");
+            assert!(answer.is_err(), "refused while the writer is held");
+            refused += 1;
+        }
+    }
+    assert!(counters.queued.get() <= idgate::db::MAX_QUEUE, "bounded");
+    release.send(()).expect("the first write waits");
+    assert!(first.await.expect("task").expect("first write"));
+    let mut stored = 0;
+    for write in pending {
+        match write.await.expect("task") {
+            Ok(true) => stored += 1,
+            Ok(false) => {}
+            Err(_) => refused += 1,
+        }
+    }
+    assert!(refused >= extra, "{refused} refused");
+    assert_eq!(stored + refused, idgate::db::MAX_QUEUE + extra);
+}
+
+/// A job that panics (a bug) fails its batch (here itself alone): its caller is answered
+/// with an error, nothing is stored, and later writes still work.
+async fn a_panicking_write_fails_its_batch_and_the_writer_goes_on(test_db: TestDb) {
+    let db = test_db.open();
+    let panicked = db
+        .write::<bool, StoreError, _>(|conn| {
+            let _ = remember_token(conn, "before-panic", 1);
+            panic!("a bug in a job");
+        })
+        .await;
+    assert!(
+        matches!(panicked, Err(StoreError::Db(DbError::Unavailable(_)))),
+        "{panicked:?}"
+    );
+    let later = db
+        .write(|conn| remember_token(conn, "after", 1))
+        .await
+        .expect("a later write");
+    assert!(later);
+    assert_eq!(stored(&db), vec!["after".to_string()]);
+}
+
 async_on_both_backends!(
+    concurrent_writes_commit_together_and_a_refused_one_leaves_nothing,
+    writes_queued_during_a_commit_share_the_next_one,
+    a_batch_whose_transaction_the_database_ended_stores_nothing,
+    an_answered_write_is_committed,
+    a_full_queue_refuses_writes_at_once,
+    a_panicking_write_fails_its_batch_and_the_writer_goes_on,
     a_refused_or_failed_write_undoes_itself_alone,
     a_write_hiding_a_failed_statement_last_in_its_batch_is_never_answered_as_stored,
     a_write_hiding_a_failed_statement_inside_its_batch_is_never_answered_as_stored,
