@@ -298,3 +298,61 @@ async fn a_sign_in_waiting_for_an_unbind_sees_the_binding_gone() {
     assert_eq!(bindings.len(), 1, "{bindings:?}");
     assert_eq!(bindings[0].subject, "new-subject");
 }
+
+/// Two instances signing one token in at once, on the member's first sign-in at the issuer:
+/// the one that waits for the other's batch longer than the writer waits for a lock refuses
+/// the token as `replayed` (not `503`), and stores nothing: a first sign-in claims its token
+/// before it binds the member. The other instance's batch is played by a connection holding
+/// the token's replay-guard row and the member's binding, uncommitted, then rolled back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_sign_in_racing_another_instance_with_its_token_is_refused_as_replayed() {
+    use base64::Engine as _;
+    use diesel::Connection as _;
+    use diesel::connection::SimpleConnection as _;
+    use sha2::Digest as _;
+
+    let Some(db) = TestDb::postgres() else {
+        return;
+    };
+    let app = crate::helpers::spawn_signin_app(db).await;
+    let ana = app.add_member("ana@example.org");
+    let token = app.token_for("ana@example.org");
+    let signed_part = token.rsplit_once('.').map_or("", |(head, _)| head);
+    let claims: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(signed_part.split('.').nth(1).unwrap_or(""))
+            .expect("payload"),
+    )
+    .expect("claims");
+    let exp = claims["exp"].as_i64().expect("exp");
+    // The replay guard's key: the expiry, then the SHA-256 of the signed part.
+    let key = format!(
+        "{:016x}{}",
+        exp,
+        idgate::ids::hex(&sha2::Sha256::digest(signed_part.as_bytes()))
+    );
+    let mut other = diesel::pg::PgConnection::establish(&app.db.url).expect("connection");
+    other
+        .batch_execute(&format!(
+            "BEGIN; \
+             INSERT INTO used_tokens (token_hash, expires_at) VALUES ('{key}', {exp}); \
+             INSERT INTO identity_bindings (member_id, issuer, subject, provider, created_at) \
+             VALUES ({id}, '{issuer}', '{subject}', 'mock', 1)",
+            id = ana.id,
+            issuer = claims["iss"].as_str().expect("iss").trim_end_matches('/'),
+            subject = claims["sub"].as_str().expect("sub"),
+        ))
+        .expect("the other instance's batch");
+    crate::helpers::assert_refused(app.login(&token).await, 401, "replayed").await;
+    other.batch_execute("ROLLBACK").expect("rollback");
+    let mut conn = app.database.conn().expect("conn");
+    assert!(
+        idgate::db::members::bindings_of(&mut conn, ana.id)
+            .expect("bindings")
+            .is_empty(),
+        "the refused sign-in stored no binding"
+    );
+    drop(conn);
+    // Neither kept the token: it signs in now.
+    assert_eq!(app.login(&token).await.status(), 200);
+}
