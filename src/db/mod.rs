@@ -403,10 +403,13 @@ where
         AnyConnection::transaction_manager_status_mut(conn).transaction_depth(),
         Ok(None)
     );
-    if !outermost || matches!(conn, AnyConnection::Postgresql(_)) {
+    if !outermost {
         return transaction(conn, work);
     }
-    writer::begin_immediate(conn).map_err(StoreError::from)?;
+    let AnyConnection::Sqlite(c) = conn else {
+        return transaction(conn, work);
+    };
+    writer::begin_immediate(c).map_err(StoreError::from)?;
     match work(conn) {
         Ok(value) => match AnyConnection::commit_transaction(conn) {
             Ok(()) => Ok(value),

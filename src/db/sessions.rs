@@ -62,7 +62,7 @@ pub fn claim_token_for_session(
     event: &SecurityEvent,
 ) -> Result<TokenUse, StoreError> {
     let AnyConnection::Postgresql(c) = conn else {
-        let token_use = claim_token(conn, token.fingerprint, token.usable_until)?;
+        let token_use = claim_token(conn, token)?;
         if token_use == TokenUse::First {
             insert_session(conn, new)?;
             super::audit::insert_event(conn, event, new.now)?;
@@ -360,13 +360,12 @@ pub enum TokenUse {
     InUse,
 }
 
-/// Claims an ID token for one sign-in, until `expires_at` (see [`TokenUse`]).
+/// Claims an ID token for one sign-in, until it is no longer usable (see [`TokenUse`]).
 pub fn claim_token(
     conn: &mut AnyConnection,
-    fingerprint: &str,
-    expires_at: i64,
+    token: ClaimedToken<'_>,
 ) -> Result<TokenUse, StoreError> {
-    token_use(remember_token(conn, fingerprint, expires_at))
+    token_use(remember_token(conn, token.fingerprint, token.usable_until))
 }
 
 /// What storing a token's row says of its use: stored, there already, or waited for too long

@@ -266,8 +266,9 @@ fn is_in_batch(conn: &mut AnyConnection) -> bool {
 /// The savepoint of each job of a PostgreSQL batch, set by the writer rather than by diesel's
 /// nested transactions, in as few round trips as the statements allow: the batch's `BEGIN`
 /// sets the first job's savepoint; a job rolled back to its savepoint leaves it for the next;
-/// setting the next job's savepoint releases the previous one in the same round trip (`RELEASE SAVEPOINT …; SAVEPOINT …`); the commit releases the last one in its
-/// round trip. A job that fails is rolled back to its savepoint. Releasing also proves that the
+/// setting the next job's savepoint releases the previous one in the same round trip
+/// (`RELEASE SAVEPOINT …; SAVEPOINT …`); the commit releases the last one in its round trip.
+/// A job that fails is rolled back to its savepoint. Releasing also proves that the
 /// transaction is not in PostgreSQL's aborted state (a statement in it failed and was not
 /// rolled back), where a `COMMIT` would end it without committing anything and without an
 /// error: any failure here loses the batch instead. On SQLite every job runs in a diesel
@@ -296,8 +297,8 @@ impl JobSavepoint {
     /// savepoint on PostgreSQL.
     fn begin(conn: &mut AnyConnection) -> diesel::QueryResult<Self> {
         match conn {
-            AnyConnection::Sqlite(_) => {
-                begin_immediate(conn)?;
+            AnyConnection::Sqlite(c) => {
+                begin_immediate(c)?;
                 Ok(JobSavepoint {
                     state: Savepoint::NotUsed,
                 })
@@ -352,15 +353,10 @@ impl JobSavepoint {
     }
 }
 
-/// `BEGIN IMMEDIATE`: the write lock is taken at once (waiting up to `busy_timeout` for another
-/// process), so no job can fail later for want of it.
-pub(super) fn begin_immediate(conn: &mut AnyConnection) -> diesel::QueryResult<()> {
-    match conn {
-        AnyConnection::Sqlite(c) => {
-            AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")
-        }
-        AnyConnection::Postgresql(_) => AnyConnection::begin_transaction(conn),
-    }
+/// SQLite's `BEGIN IMMEDIATE`: the write lock is taken at once (waiting up to `busy_timeout`
+/// for another process), so no job can fail later for want of it.
+pub(super) fn begin_immediate(conn: &mut diesel::SqliteConnection) -> diesel::QueryResult<()> {
+    AnsiTransactionManager::begin_transaction_sql(conn, "BEGIN IMMEDIATE")
 }
 
 /// The writer on both backends is tested in `tests/api/writer.rs`; what is SQLite's alone, here.

@@ -452,7 +452,7 @@ fn complete(conn: &mut AnyConnection, work: Completion) -> Result<(Member, Strin
     // in table order; a claim that could not wait (`InUse`) ends here, since on PostgreSQL its
     // failed statement has aborted the transaction.
     let claimed = if found.bound_subject.is_none() || work.replaces.is_some() {
-        match claim_token(conn, token.fingerprint, token.usable_until)? {
+        match claim_token(conn, token)? {
             TokenUse::InUse => return Err(TxError::Refused(Reason::Replayed, Some(member.id))),
             token_use => Some(token_use),
         }
@@ -468,9 +468,11 @@ fn complete(conn: &mut AnyConnection, work: Completion) -> Result<(Member, Strin
         work.now,
     )?;
     check_api_account(member, work.client_ip, &work.config)?;
-    if claimed.is_some_and(|token_use| token_use != TokenUse::First) {
-        return Err(TxError::Refused(Reason::Replayed, Some(member.id)));
-    }
+    let claimed_early = match claimed {
+        Some(TokenUse::First) => true,
+        Some(_) => return Err(TxError::Refused(Reason::Replayed, Some(member.id))),
+        None => false,
+    };
     if let Some(old) = &work.replaces {
         delete_session(conn, old)?;
     }
@@ -492,19 +494,19 @@ fn complete(conn: &mut AnyConnection, work: Completion) -> Result<(Member, Strin
                     id_token: work.id_token.as_deref(),
                 }),
             };
-            match claimed {
-                Some(token_use) => {
-                    insert_session(conn, &new)?;
-                    db::audit::insert_event(conn, &event, work.now)?;
-                    token_use
-                }
-                None => claim_token_for_session(conn, token, &new, &event)?,
+            if claimed_early {
+                insert_session(conn, &new)?;
+                db::audit::insert_event(conn, &event, work.now)?;
+                TokenUse::First
+            } else {
+                claim_token_for_session(conn, token, &new, &event)?
             }
         }
         Grant::Code { client_id } => {
-            let token_use = match claimed {
-                Some(token_use) => token_use,
-                None => claim_token(conn, token.fingerprint, token.usable_until)?,
+            let token_use = if claimed_early {
+                TokenUse::First
+            } else {
+                claim_token(conn, token)?
             };
             if token_use == TokenUse::First {
                 insert_code(
