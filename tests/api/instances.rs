@@ -306,10 +306,8 @@ async fn a_sign_in_waiting_for_an_unbind_sees_the_binding_gone() {
 /// the token's replay-guard row and the member's binding, uncommitted, then rolled back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_first_sign_in_racing_another_instance_with_its_token_is_refused_as_replayed() {
-    use base64::Engine as _;
     use diesel::Connection as _;
     use diesel::connection::SimpleConnection as _;
-    use sha2::Digest as _;
 
     let Some(db) = TestDb::postgres() else {
         return;
@@ -317,20 +315,10 @@ async fn a_first_sign_in_racing_another_instance_with_its_token_is_refused_as_re
     let app = crate::helpers::spawn_signin_app(db).await;
     let ana = app.add_member("ana@example.org");
     let token = app.token_for("ana@example.org");
-    let signed_part = token.rsplit_once('.').map_or("", |(head, _)| head);
-    let claims: serde_json::Value = serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(signed_part.split('.').nth(1).unwrap_or(""))
-            .expect("payload"),
-    )
-    .expect("claims");
+    let (claims, hash) = crate::helpers::token_parts(&token);
     let exp = claims["exp"].as_i64().expect("exp");
     // The replay guard's key: the expiry, then the SHA-256 of the signed part.
-    let key = format!(
-        "{:016x}{}",
-        exp,
-        idgate::ids::hex(&sha2::Sha256::digest(signed_part.as_bytes()))
-    );
+    let key = format!("{exp:016x}{hash}");
     let mut other = diesel::pg::PgConnection::establish(&app.db.url).expect("connection");
     other
         .batch_execute(&format!(

@@ -1,10 +1,10 @@
 //! Upgrades: rows an earlier version stored keep their meaning after the migrations.
 
-use base64::Engine as _;
 use diesel::connection::SimpleConnection as _;
-use sha2::{Digest as _, Sha256};
 
-use crate::helpers::{TestDb, assert_refused, async_on_both_backends, spawn_signin_app};
+use crate::helpers::{
+    TestDb, assert_refused, async_on_both_backends, spawn_signin_app, token_parts,
+};
 
 /// A token used to sign in before the replay guard's key began with `exp` (where the key was
 /// the hash alone) is still refused as `replayed` once the migration has rewritten its row.
@@ -12,16 +12,8 @@ async fn a_token_used_before_the_replay_guard_was_reordered_is_still_refused(db:
     let app = spawn_signin_app(db).await;
     app.add_member("ana@example.org");
     let token = app.token_for("ana@example.org");
-    let signed_part = token.rsplit_once('.').map_or("", |(head, _)| head);
-    let payload = signed_part.split('.').nth(1).unwrap_or("");
-    let claims: serde_json::Value = serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(payload)
-            .unwrap_or_else(|e| panic!("{e}")),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let (claims, old_key) = token_parts(&token);
     let exp = claims["exp"].as_i64().unwrap_or_else(|| panic!("no exp"));
-    let old_key = idgate::ids::hex(&Sha256::digest(signed_part.as_bytes()));
 
     // The row as the earlier version wrote it, then the migration as `serve` runs it.
     let mut conn = app.database.conn().unwrap_or_else(|e| panic!("{e}"));

@@ -305,6 +305,23 @@ pub async fn assert_one_of_them_wins(
     );
 }
 
+/// A JWT's claims, and the hex SHA-256 of its signed part (header and payload, as the replay
+/// guard hashes it).
+pub fn token_parts(token: &str) -> (serde_json::Value, String) {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let signed_part = token.rsplit_once('.').map_or("", |(head, _)| head);
+    let payload = signed_part.split('.').nth(1).unwrap_or("");
+    let claims = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap_or_else(|e| panic!("{e}")),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let hash = idgate::ids::hex(&sha2::Sha256::digest(signed_part.as_bytes()));
+    (claims, hash)
+}
+
 /// Asserts a refusal: its status, its reason code, and that no session cookie was set.
 pub async fn assert_refused(response: reqwest::Response, status: u16, reason: &str) {
     assert_eq!(response.status().as_u16(), status, "status for {reason}");
