@@ -28,6 +28,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use idgate_test_support::provider::{self, MockProvider, TestKey};
+use idgate_test_support::tls::{self, OPENSSL};
 
 struct Args {
     /// One database instead of a fresh SQLite file (and no second backend).
@@ -168,7 +169,6 @@ fn start_idgate(binary: &Path, dir: &Path, database: &str, durability: &str) -> 
 const APACHE: &str = "/usr/sbin/apache2";
 const APACHE_MODULES: &str = "/usr/lib/apache2/modules";
 const NGINX: &str = "/usr/sbin/nginx";
-const OPENSSL: &str = "/usr/bin/openssl";
 
 /// Whether Apache and mod_auth_openidc are installed (Debian's `apache2` and
 /// `libapache2-mod-auth-openidc`), with nginx and openssl, which serve it the provider's keys
@@ -224,24 +224,7 @@ async fn serve_jwks_over_https(root: &Path, provider: &MockProvider) -> (Helper,
         .await
         .expect("JWKS");
     std::fs::write(root.join("jwks.json"), jwks).expect("jwks.json");
-    let made = Command::new(OPENSSL)
-        .args([
-            "req",
-            "-x509",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=127.0.0.1",
-        ])
-        .args(["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"])
-        .arg("-keyout")
-        .arg(root.join("tls.key"))
-        .arg("-out")
-        .arg(root.join("tls.crt"))
-        .output()
-        .expect("openssl");
-    assert!(made.status.success(), "{made:?}");
+    tls::self_signed_certificate(&root.join("tls.crt"), &root.join("tls.key"));
     let port = free_port();
     let r = root.display();
     let conf = format!(

@@ -14,11 +14,11 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use idgate_test_support::tls::OPENSSL;
 
 use crate::helpers::{SignInApp, TestDb, session_cookie, spawn_signin_app};
 
 const NGINX: &str = "/usr/sbin/nginx";
-const OPENSSL: &str = "/usr/bin/openssl";
 
 /// The nginx recipe the documentation shows (`docs/recipes/nginx.conf`), as the file is.
 fn nginx_recipe() -> String {
@@ -188,24 +188,7 @@ async fn nginx_auth_request_lets_only_signed_in_people_through() {
     let port = free_port();
     let dir = crate::helpers::temp_dir();
     let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    let made = Command::new(OPENSSL)
-        .args([
-            "req",
-            "-x509",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=127.0.0.1",
-        ])
-        .args(["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl");
-    assert!(made.status.success(), "{made:?}");
+    idgate_test_support::tls::self_signed_certificate(&cert, &key);
     let mut site = nginx_recipe();
     for (from, to) in [
         ("listen 443 ssl;", format!("listen 127.0.0.1:{port} ssl;")),

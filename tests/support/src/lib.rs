@@ -9,3 +9,4 @@
 )]
 
 pub mod provider;
+pub mod tls;
