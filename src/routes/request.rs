@@ -151,16 +151,16 @@ pub fn is_same_origin(req: &HttpRequest, state: &AppState) -> bool {
     }
 }
 
-/// Whether an origin may ask idgate to sign someone in or out: idgate's own (worked out once)
-/// or a registered client's website.
+/// Whether an origin may ask idgate to sign someone in or out: idgate's own (worked out once,
+/// and only when a request names an origin at all) or a registered client's website.
 fn trusted_origins(req: &HttpRequest, state: &AppState) -> impl Fn(&str) -> bool {
-    let config = state.config.load_full();
-    let own = own_origin(req, state);
+    let own = std::cell::OnceCell::new();
     move |origin: &str| {
-        config.is_client_website(origin)
+        state.config.load().is_client_website(origin)
             || own
+                .get_or_init(|| own_origin(req, state))
                 .as_deref()
-                .is_some_and(|own| own.eq_ignore_ascii_case(origin))
+                .is_some_and(|own: &str| own.eq_ignore_ascii_case(origin))
     }
 }
 
