@@ -5,6 +5,12 @@ use std::process::ExitCode;
 use clap::Parser as _;
 use idgate::cli::{Cli, Command};
 
+/// mimalloc rather than the C library's allocator: a sign-in or session check allocates and
+/// frees many small buffers on the HTTP worker and the database writer, where glibc's `malloc`
+/// and `free` were a tenth of the CPU (see docs/performance.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let level = match cli.command {
