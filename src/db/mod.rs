@@ -565,6 +565,29 @@ mod tests {
         assert!(!message.contains("Invalid connection url"), "{message}");
     }
 
+    /// `.cargo/config.toml` builds the bundled SQLite without the locks idgate does not need
+    /// (see docs/performance.md): multi-thread mode, no memory statistics.
+    #[test]
+    #[expect(clippy::expect_used, reason = "a test stops at its first failure")]
+    fn the_bundled_sqlite_is_built_without_needless_locks() {
+        use diesel::{Connection as _, RunQueryDsl as _};
+        #[derive(diesel::QueryableByName)]
+        struct Options {
+            #[diesel(sql_type = diesel::sql_types::Integer)]
+            threadsafe: i32,
+            #[diesel(sql_type = diesel::sql_types::Integer)]
+            memstatus: i32,
+        }
+        let mut conn = diesel::SqliteConnection::establish(":memory:").expect("in-memory SQLite");
+        let options: Options = diesel::sql_query(
+            "SELECT sqlite_compileoption_used('THREADSAFE=2') AS threadsafe, \
+                    sqlite_compileoption_used('DEFAULT_MEMSTATUS=0') AS memstatus",
+        )
+        .get_result(&mut conn)
+        .expect("compile options");
+        assert_eq!((options.threadsafe, options.memstatus), (1, 1));
+    }
+
     #[test]
     fn a_missing_sqlite_directory_is_an_error_not_a_new_file_elsewhere() {
         let err = Database::open("sqlite:///nonexistent-dir-for-idgate/x.db").err();
