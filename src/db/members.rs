@@ -86,35 +86,27 @@ pub struct SignInIdentity<'a> {
     pub providers: &'a [String],
 }
 
-/// The member with this email for a sign-in, with its bindings, read under a lock that keeps a
-/// concurrent lock, unbind or removal (which update the row) until the sign-in's transaction
-/// ends, while other sign-ins of the same member go on: `FOR SHARE` on PostgreSQL, where the
-/// member and its bindings are read in one query (one round trip). On SQLite the writer's
-/// `BEGIN IMMEDIATE` holds the whole database already, and the reads are separate queries.
+/// The member with this email for a sign-in, with its bindings, in one query: read under a lock
+/// that keeps a concurrent lock, unbind or removal (which update the row) until the sign-in's
+/// transaction ends, while other sign-ins of the same member go on (`FOR SHARE` on PostgreSQL;
+/// on SQLite the writer's `BEGIN IMMEDIATE` holds the whole database already). On SQLite an
+/// issuer with several provider entries (rare) is read in separate queries.
 pub fn find_member_for_sign_in(
     conn: &mut AnyConnection,
     who: SignInIdentity<'_>,
 ) -> Result<Option<SignInMember>, StoreError> {
-    let AnyConnection::Postgresql(c) = conn else {
-        let Some(member) = find_member_by_email(conn, who.email)? else {
-            return Ok(None);
-        };
-        let bound_subject = bound_subject(conn, member.id, who.issuer)?;
-        let legacy_conflict = match who.subject {
-            Some(subject) => legacy_conflict(conn, member.id, subject, who.providers)?,
-            None => false,
-        };
-        return Ok(Some(SignInMember {
-            member,
-            bound_subject,
-            legacy_conflict,
-        }));
+    let row: Option<(MemberRow, Option<String>, bool)> = match conn {
+        AnyConnection::Postgresql(c) => SignInLookup(who).get_result(c).optional()?,
+        AnyConnection::Sqlite(c) => match who.providers {
+            [provider] => SqliteSignInLookup { who, provider }
+                .get_result(c)
+                .optional()?,
+            _ => return find_member_for_sign_in_step_by_step(conn, who),
+        },
     };
-    let (member, bound_subject, legacy_conflict): (MemberRow, Option<String>, bool) =
-        match SignInLookup(who).get_result(c).optional()? {
-            Some(row) => row,
-            None => return Ok(None),
-        };
+    let Some((member, bound_subject, legacy_conflict)) = row else {
+        return Ok(None);
+    };
     Ok(Some(SignInMember {
         member: Member::try_from(member)?,
         bound_subject,
@@ -190,6 +182,72 @@ impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for SignInLookup<'_> {
 }
 
 impl RunQueryDsl<diesel::pg::PgConnection> for SignInLookup<'_> {}
+
+/// [`find_member_for_sign_in`] on SQLite for an issuer with several provider entries (or none):
+/// the member, then its binding, then each entry's bindings not carried over, one query each
+/// (SQLite prepares a query with a list of values again on every run).
+fn find_member_for_sign_in_step_by_step(
+    conn: &mut AnyConnection,
+    who: SignInIdentity<'_>,
+) -> Result<Option<SignInMember>, StoreError> {
+    let Some(member) = find_member_by_email(conn, who.email)? else {
+        return Ok(None);
+    };
+    let bound_subject = bound_subject(conn, member.id, who.issuer)?;
+    let legacy_conflict = match who.subject {
+        Some(subject) => legacy_conflict(conn, member.id, subject, who.providers)?,
+        None => false,
+    };
+    Ok(Some(SignInMember {
+        member,
+        bound_subject,
+        legacy_conflict,
+    }))
+}
+
+/// [`find_member_for_sign_in`]'s one query on SQLite, for an issuer with one provider entry (the
+/// rule): the same columns and predicates as [`SignInLookup`], without the locking clauses. A
+/// query type of its own, prepared once per connection; its text never varies.
+struct SqliteSignInLookup<'a> {
+    who: SignInIdentity<'a>,
+    provider: &'a String,
+}
+
+impl diesel::query_builder::QueryId for SqliteSignInLookup<'_> {
+    type QueryId = SqliteSignInLookup<'static>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl diesel::query_builder::Query for SqliteSignInLookup<'_> {
+    type SqlType = <SignInLookup<'static> as diesel::query_builder::Query>::SqlType;
+}
+
+impl diesel::query_builder::QueryFragment<diesel::sqlite::Sqlite> for SqliteSignInLookup<'_> {
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::sqlite::Sqlite>,
+    ) -> QueryResult<()> {
+        let who = &self.who;
+        out.push_sql(
+            "SELECT m.id, m.email, m.username, m.firstname, m.surname, m.status, m.locked, \
+                    m.admin, m.created_at, m.updated_at, \
+                    (SELECT b.subject FROM identity_bindings b \
+                      WHERE b.member_id = m.id AND b.issuer = ",
+        );
+        out.push_bind_param::<Text, _>(who.issuer)?;
+        out.push_sql("), EXISTS (SELECT 1 FROM member_bindings l WHERE l.provider = ");
+        out.push_bind_param::<Text, _>(self.provider)?;
+        out.push_sql(" AND ((l.member_id = m.id AND l.subject <> ");
+        out.push_bind_param::<Nullable<Text>, _>(&who.subject)?;
+        out.push_sql(") OR (l.subject = ");
+        out.push_bind_param::<Nullable<Text>, _>(&who.subject)?;
+        out.push_sql(" AND l.member_id <> m.id))) FROM members m WHERE m.email_normalized = ");
+        out.push_bind_param::<Text, _>(who.email.normalized())?;
+        Ok(())
+    }
+}
+
+impl RunQueryDsl<diesel::sqlite::SqliteConnection> for SqliteSignInLookup<'_> {}
 
 pub fn find_member_by_id(conn: &mut AnyConnection, id: i64) -> Result<Option<Member>, StoreError> {
     members::table

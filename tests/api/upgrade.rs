@@ -3,7 +3,8 @@
 use diesel::connection::SimpleConnection as _;
 
 use crate::helpers::{
-    TestDb, assert_refused, async_on_both_backends, spawn_signin_app, token_parts,
+    TestDb, assert_refused, async_on_both_backends, spawn_signin_app, spawn_signin_app_configured,
+    token_parts,
 };
 
 /// A token used to sign in before the replay guard's key began with `exp` (where the key was
@@ -139,8 +140,78 @@ async fn a_binding_not_carried_over_still_binds_both_ways(db: TestDb) {
     );
 }
 
+/// The same with one provider entry on the issuer (the rule), where a sign-in reads the member
+/// and its bindings in one query on SQLite too: a first sign-in binds, the bound subject signs
+/// in again, and both ways of contradicting a binding (current or not carried over) are refused.
+async fn bindings_bind_both_ways_on_an_issuer_with_one_provider_entry(db: TestDb) {
+    let one_entry = |authority: &str| {
+        format!(
+            "defaultAuthentication: internal\nproviders:\n  - id: mock\n    title: Mock\n    \
+             authorityUrl: {authority}\n    clientId: {}\ndomains:\n  - name: example.org\n    \
+             authentication: external\n",
+            idgate_test_support::provider::CLIENT_ID
+        )
+    };
+    let app = spawn_signin_app_configured(db, one_entry, |_| {}).await;
+    let ana = app.add_member("ana@example.org");
+    let bob = app.add_member("bob@example.org");
+    app.add_member("eve@example.org");
+    let mut conn = app.database.conn().unwrap_or_else(|e| panic!("{e}"));
+    conn.batch_execute(&format!(
+        "INSERT INTO member_bindings (member_id, provider, subject, created_at) \
+         VALUES ({}, 'mock', 'ana-old', 1), ({}, 'mock', 'bob-old', 1)",
+        ana.id, bob.id
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    drop(conn);
+    let token = |email: &str, sub: &str| {
+        let mut claims = app.provider.claims(email, app.now());
+        claims["sub"] = sub.into();
+        app.provider.token(&app.key, &claims)
+    };
+    let mismatch = [
+        ("ana@example.org", "ana-new"),
+        ("ana@example.org", "bob-old"),
+    ];
+    for (email, sub) in mismatch {
+        assert_refused(
+            app.login(&token(email, sub)).await,
+            403,
+            "identity_mismatch",
+        )
+        .await;
+    }
+    assert_eq!(
+        app.login(&token("ana@example.org", "ana-old"))
+            .await
+            .status(),
+        200
+    );
+    // Eve, bound by her first sign-in.
+    assert_eq!(
+        app.login(&token("eve@example.org", "eve-1")).await.status(),
+        200
+    );
+    assert_eq!(
+        app.login(&token("eve@example.org", "eve-1")).await.status(),
+        200
+    );
+    for sub in ["eve-2", "bob-old"] {
+        let eve = token("eve@example.org", sub);
+        assert_refused(app.login(&eve).await, 403, "identity_mismatch").await;
+    }
+    // An unknown email is still `no_member`.
+    assert_refused(
+        app.login(&token("zoe@example.org", "zoe")).await,
+        403,
+        "no_member",
+    )
+    .await;
+}
+
 async_on_both_backends!(
     a_token_used_before_the_replay_guard_was_reordered_is_still_refused,
     a_binding_not_carried_over_still_binds_both_ways,
+    bindings_bind_both_ways_on_an_issuer_with_one_provider_entry,
     a_binding_stored_by_provider_id_is_kept_for_its_issuer,
 );
