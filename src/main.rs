@@ -7,7 +7,8 @@ use idgate::cli::{Cli, Command};
 
 /// mimalloc rather than the C library's allocator: a sign-in or session check allocates and
 /// frees many small buffers on the HTTP worker and the database writer, where glibc's `malloc`
-/// and `free` were a tenth of the CPU (see docs/performance.md).
+/// and `free` were a tenth of the CPU (see docs/performance.md). Built without transparent huge
+/// pages (`no_thp`), which doubled the resident memory.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
