@@ -3,8 +3,8 @@
 use diesel::connection::SimpleConnection as _;
 
 use crate::helpers::{
-    TestDb, assert_refused, async_on_both_backends, spawn_signin_app, spawn_signin_app_configured,
-    token_parts,
+    SignInApp, TestDb, assert_refused, async_on_both_backends, spawn_signin_app,
+    spawn_signin_app_configured, token_parts,
 };
 
 /// A token used to sign in before the replay guard's key began with `exp` (where the key was
@@ -103,46 +103,13 @@ async fn a_binding_stored_by_provider_id_is_kept_for_its_issuer(db: TestDb) {
 /// still binds, both ways: the rule fails closed.
 async fn a_binding_not_carried_over_still_binds_both_ways(db: TestDb) {
     let app = spawn_signin_app(db).await;
-    let ana = app.add_member("ana@example.org");
-    let bob = app.add_member("bob@example.org");
-    let mut conn = app.database.conn().unwrap_or_else(|e| panic!("{e}"));
-    conn.batch_execute(&format!(
-        "INSERT INTO member_bindings (member_id, provider, subject, created_at) \
-         VALUES ({}, 'strict', 'ana-old', 1), ({}, 'mock', 'bob-old', 1)",
-        ana.id, bob.id
-    ))
-    .unwrap_or_else(|e| panic!("{e}"));
-    drop(conn);
-    let token = |email: &str, sub: &str| {
-        let mut claims = app.provider.claims(email, app.now());
-        claims["sub"] = sub.into();
-        app.provider.token(&app.key, &claims)
-    };
-    // Ana is bound (through `strict`, on the same issuer) to another subject.
-    assert_refused(
-        app.login(&token("ana@example.org", "ana-new")).await,
-        403,
-        "identity_mismatch",
-    )
-    .await;
-    // Bob's old subject cannot sign in as Ana.
-    assert_refused(
-        app.login(&token("ana@example.org", "bob-old")).await,
-        403,
-        "identity_mismatch",
-    )
-    .await;
-    assert_eq!(
-        app.login(&token("ana@example.org", "ana-old"))
-            .await
-            .status(),
-        200
-    );
+    // Ana is bound through `strict`, another entry on the same issuer.
+    refuses_all_but_the_bound_subjects(&app, "strict").await;
 }
 
 /// The same with one provider entry on the issuer (the rule), where a sign-in reads the member
-/// and its bindings in one query on SQLite too: a first sign-in binds, the bound subject signs
-/// in again, and both ways of contradicting a binding (current or not carried over) are refused.
+/// and its bindings in one query on SQLite too; and a first sign-in binds, the bound subject signs
+/// in again, and another subject or one bound not carried over to someone else is refused.
 async fn bindings_bind_both_ways_on_an_issuer_with_one_provider_entry(db: TestDb) {
     let one_entry = |authority: &str| {
         format!(
@@ -153,60 +120,45 @@ async fn bindings_bind_both_ways_on_an_issuer_with_one_provider_entry(db: TestDb
         )
     };
     let app = spawn_signin_app_configured(db, one_entry, |_| {}).await;
+    refuses_all_but_the_bound_subjects(&app, "mock").await;
+    app.add_member("eve@example.org");
+    let eve = |sub: &str| token_with_subject(&app, "eve@example.org", sub);
+    assert_eq!(app.login(&eve("eve-1")).await.status(), 200);
+    assert_eq!(app.login(&eve("eve-1")).await.status(), 200);
+    for sub in ["eve-2", "bob-old"] {
+        assert_refused(app.login(&eve(sub)).await, 403, "identity_mismatch").await;
+    }
+    let zoe = token_with_subject(&app, "zoe@example.org", "zoe");
+    assert_refused(app.login(&zoe).await, 403, "no_member").await;
+}
+
+/// Ana bound by a binding not carried over (under the provider entry `ana_entry`) to `ana-old`,
+/// Bob (under `mock`) to `bob-old`: Ana signs in with her old subject only, not with a new one
+/// nor with Bob's.
+async fn refuses_all_but_the_bound_subjects(app: &SignInApp, ana_entry: &str) {
     let ana = app.add_member("ana@example.org");
     let bob = app.add_member("bob@example.org");
-    app.add_member("eve@example.org");
     let mut conn = app.database.conn().unwrap_or_else(|e| panic!("{e}"));
     conn.batch_execute(&format!(
         "INSERT INTO member_bindings (member_id, provider, subject, created_at) \
-         VALUES ({}, 'mock', 'ana-old', 1), ({}, 'mock', 'bob-old', 1)",
+         VALUES ({}, '{ana_entry}', 'ana-old', 1), ({}, 'mock', 'bob-old', 1)",
         ana.id, bob.id
     ))
     .unwrap_or_else(|e| panic!("{e}"));
     drop(conn);
-    let token = |email: &str, sub: &str| {
-        let mut claims = app.provider.claims(email, app.now());
-        claims["sub"] = sub.into();
-        app.provider.token(&app.key, &claims)
-    };
-    let mismatch = [
-        ("ana@example.org", "ana-new"),
-        ("ana@example.org", "bob-old"),
-    ];
-    for (email, sub) in mismatch {
-        assert_refused(
-            app.login(&token(email, sub)).await,
-            403,
-            "identity_mismatch",
-        )
-        .await;
+    for sub in ["ana-new", "bob-old"] {
+        let token = token_with_subject(app, "ana@example.org", sub);
+        assert_refused(app.login(&token).await, 403, "identity_mismatch").await;
     }
-    assert_eq!(
-        app.login(&token("ana@example.org", "ana-old"))
-            .await
-            .status(),
-        200
-    );
-    // Eve, bound by her first sign-in.
-    assert_eq!(
-        app.login(&token("eve@example.org", "eve-1")).await.status(),
-        200
-    );
-    assert_eq!(
-        app.login(&token("eve@example.org", "eve-1")).await.status(),
-        200
-    );
-    for sub in ["eve-2", "bob-old"] {
-        let eve = token("eve@example.org", sub);
-        assert_refused(app.login(&eve).await, 403, "identity_mismatch").await;
-    }
-    // An unknown email is still `no_member`.
-    assert_refused(
-        app.login(&token("zoe@example.org", "zoe")).await,
-        403,
-        "no_member",
-    )
-    .await;
+    let token = token_with_subject(app, "ana@example.org", "ana-old");
+    assert_eq!(app.login(&token).await.status(), 200);
+}
+
+/// The mock's ID token for `email` with the subject `sub`.
+fn token_with_subject(app: &SignInApp, email: &str, sub: &str) -> String {
+    let mut claims = app.provider.claims(email, app.now());
+    claims["sub"] = sub.into();
+    app.provider.token(&app.key, &claims)
 }
 
 async_on_both_backends!(
