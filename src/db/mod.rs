@@ -13,7 +13,7 @@ pub mod sessions;
 mod writer;
 
 pub use error::{DbError, StoreError};
-pub use writer::MAX_QUEUE;
+pub use writer::{MAX_QUEUE, Unguarded};
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -353,6 +353,20 @@ impl Database {
         E: From<StoreError> + Send + 'static,
     {
         self.writer.write(work).await
+    }
+
+    /// As [`Database::write`], for work whose writes all come after its last refusal: a refusal
+    /// ([`Unguarded::Refused`]) must leave nothing written. On SQLite it runs without a
+    /// savepoint of its own (cheaper: no copy of the pages it changes), so a database failure
+    /// ([`Unguarded::Store`]) fails every write of its batch; work that writes before a refusal
+    /// wraps those writes in [`transaction`]. On PostgreSQL this is [`Database::write`].
+    pub async fn write_unguarded<T, E, F>(&self, work: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut AnyConnection) -> Result<T, Unguarded<E>> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        self.writer.write_unguarded(work).await
     }
 
     /// Whether the database answers a trivial query, asked on the blocking pool.

@@ -32,11 +32,33 @@ const MAX_BATCH: usize = 128;
 /// than queued without bound.
 pub const MAX_QUEUE: i64 = 10_000;
 
-/// A job's work, run inside its savepoint; it gives back what answers the caller once the batch's
-/// fate is known.
-/// The flag says whether the work succeeded (on PostgreSQL the writer then keeps its savepoint,
-/// else rolls back to it).
-type Job = Box<dyn FnOnce(&mut AnyConnection) -> (bool, Reply) + Send>;
+/// A job's work, run inside its savepoint (or, on SQLite, without one when its caller asked for
+/// none, see [`Writer::write_unguarded`]); it gives back what became of it and what answers the
+/// caller once the batch's fate is known.
+type Job = Box<dyn FnOnce(&mut AnyConnection) -> (JobOutcome, Reply) + Send>;
+
+/// What became of a job's work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum JobOutcome {
+    /// Done, or refused having written nothing: its savepoint (if any) is kept.
+    Kept,
+    /// Failed: rolled back to its savepoint (PostgreSQL; on SQLite diesel's savepoint has been
+    /// rolled back already).
+    Undone,
+    /// The database failed in a job without a savepoint of its own, maybe after it wrote
+    /// something: the whole batch fails.
+    BatchLost,
+}
+
+/// How a job without a savepoint of its own ([`Writer::write_unguarded`]) failed.
+#[derive(Debug)]
+pub enum Unguarded<E> {
+    /// Refused, having written nothing: the batch goes on.
+    Refused(E),
+    /// The database failed, maybe after the job wrote something: on SQLite the whole batch
+    /// fails with it (on PostgreSQL the job's savepoint undoes it alone).
+    Store(StoreError),
+}
 
 /// Answers a caller: with the job's own result when the batch committed, else with the commit's
 /// failure.
@@ -70,18 +92,70 @@ impl Writer {
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
+        self.submit(move |conn| match conn {
+            // The writer has set the job's savepoint (see `JobSavepoint`).
+            AnyConnection::Postgresql(_) => {
+                let result = work(conn);
+                let outcome = if result.is_ok() {
+                    JobOutcome::Kept
+                } else {
+                    JobOutcome::Undone
+                };
+                (outcome, result)
+            }
+            AnyConnection::Sqlite(_) => {
+                let result = super::transaction(conn, work);
+                let outcome = if result.is_ok() {
+                    JobOutcome::Kept
+                } else {
+                    JobOutcome::Undone
+                };
+                (outcome, result)
+            }
+        })
+        .await
+    }
+
+    /// As [`Writer::write`], for work that writes nothing before its last refusal: on SQLite
+    /// it runs without a savepoint of its own, which spares SQLite a copy of every page the job
+    /// is the first to change (its sub-journal) and two statements. A refusal must therefore
+    /// leave nothing written; a database failure, which may come after a write, fails the whole
+    /// batch on SQLite. On PostgreSQL this is [`Writer::write`].
+    pub(super) async fn write_unguarded<T, E, F>(&self, work: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut AnyConnection) -> Result<T, Unguarded<E>> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        self.submit(move |conn| {
+            let sqlite = matches!(conn, AnyConnection::Sqlite(_));
+            match work(conn) {
+                Ok(value) => (JobOutcome::Kept, Ok(value)),
+                Err(Unguarded::Refused(error)) if sqlite => (JobOutcome::Kept, Err(error)),
+                Err(Unguarded::Store(error)) if sqlite => {
+                    (JobOutcome::BatchLost, Err(E::from(error)))
+                }
+                Err(Unguarded::Refused(error)) => (JobOutcome::Undone, Err(error)),
+                Err(Unguarded::Store(error)) => (JobOutcome::Undone, Err(E::from(error))),
+            }
+        })
+        .await
+    }
+
+    /// Queues a job and waits for its answer.
+    async fn submit<T, E, F>(&self, work: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut AnyConnection) -> (JobOutcome, Result<T, E>) + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
         let (answer, answered) = tokio::sync::oneshot::channel::<Result<T, E>>();
         let span = tracing::Span::current();
         let job: Job = Box::new(move |conn| {
-            let result = {
+            let (outcome, result) = {
                 let _entered = span.enter();
-                match conn {
-                    // The writer has set the job's savepoint (see `JobSavepoint`).
-                    AnyConnection::Postgresql(_) => work(conn),
-                    AnyConnection::Sqlite(_) => super::transaction(conn, work),
-                }
+                work(conn)
             };
-            let succeeded = result.is_ok();
             let reply: Reply = Box::new(move |committed: Result<(), &str>| {
                 let answer_now = match committed {
                     Ok(()) => result,
@@ -89,7 +163,7 @@ impl Writer {
                 };
                 let _ = answer.send(answer_now);
             });
-            (succeeded, reply)
+            (outcome, reply)
         });
         if self.counters.queued.inc() >= MAX_QUEUE {
             self.counters.queued.dec();
@@ -194,16 +268,23 @@ fn run_batch(conn: &mut AnyConnection, batch: &mut Vec<Job>, counters: &WriterCo
     };
     let mut replies: Vec<Reply> = Vec::with_capacity(batch.len());
     let mut jobs = batch.drain(..);
-    let mut lost = false;
+    let mut lost: Option<&str> = None;
+    const ENDED: &str = "the database ended the transaction";
     for job in jobs.by_ref() {
         if savepoint.set(conn).is_err() {
-            lost = true;
+            lost = Some(ENDED);
             break;
         }
-        let (succeeded, reply) = job(conn);
+        let (outcome, reply) = job(conn);
         replies.push(reply);
-        if !succeeded && savepoint.roll_back(conn).is_err() {
-            lost = true;
+        if outcome == JobOutcome::BatchLost {
+            // What it wrote before the failure cannot be undone alone. The jobs not run yet
+            // are answered by their dropped channels.
+            lost = Some("a write without a savepoint of its own failed");
+            break;
+        }
+        if outcome == JobOutcome::Undone && savepoint.roll_back(conn).is_err() {
+            lost = Some(ENDED);
             break;
         }
         if !is_in_batch(conn) {
@@ -211,13 +292,13 @@ fn run_batch(conn: &mut AnyConnection, batch: &mut Vec<Job>, counters: &WriterCo
             // error): what the earlier jobs wrote is gone, and a later job would run outside
             // the batch and commit on its own. The jobs not run yet are answered by their
             // dropped channels.
-            lost = true;
+            lost = Some(ENDED);
             break;
         }
     }
     drop(jobs);
-    let committed = if lost {
-        Err("the database ended the transaction".to_string())
+    let committed = if let Some(why) = lost {
+        Err(why.to_string())
     } else {
         savepoint.commit(conn).map_err(|e| e.to_string())
     };
@@ -234,7 +315,7 @@ fn run_batch(conn: &mut AnyConnection, batch: &mut Vec<Job>, counters: &WriterCo
             // A full disk (or a transaction SQLite ended, as it does on one): give the WAL's
             // space back at once, so that writes succeed again as soon as some space is free,
             // not only after the next automatic checkpoint.
-            if lost || failure.contains("full") {
+            if lost.is_some() || failure.contains("full") {
                 truncate_wal(conn);
             }
         }

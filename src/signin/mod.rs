@@ -221,7 +221,8 @@ async fn grant(
         replaces,
         event: event.clone(),
     };
-    match state.db.write(move |conn| complete(conn, work)).await {
+    let work = move |conn: &mut AnyConnection| complete(conn, work).map_err(TxError::unguarded);
+    match state.db.write_unguarded(work).await {
         Ok((member, provider)) => {
             event.outcome = Outcome::Success;
             event.member_id = Some(member.id);
@@ -412,9 +413,20 @@ impl From<StoreError> for TxError {
     }
 }
 
+impl TxError {
+    /// For [`db::Database::write_unguarded`]: a refusal, or a failure of the database.
+    fn unguarded(self) -> db::Unguarded<TxError> {
+        match self {
+            TxError::Store(error) => db::Unguarded::Store(error),
+            refused => db::Unguarded::Refused(refused),
+        }
+    }
+}
+
 /// The member rules from `no_member` to `replayed`, then the grant and the success event, run as
-/// one transaction ([`crate::db::Database::write`]): a refusal stores nothing (no binding, no
-/// used token).
+/// one transaction ([`crate::db::Database::write_unguarded`]): a refusal stores nothing (no
+/// binding, no used token). The rules before the replay guard write nothing; a sign-in that
+/// writes before it does so in a savepoint of its own on SQLite.
 ///
 /// The member is read first, under a lock for the rest of the transaction
 /// ([`db::members::find_member_for_sign_in`]), so that a concurrent lock, unbind or removal
@@ -441,17 +453,36 @@ fn complete(conn: &mut AnyConnection, work: Completion) -> Result<(Member, Strin
         return Err(TxError::Refused(Reason::DomainNotAllowed, Some(member.id)));
     }
     check_state(member)?;
+    // A sign-in that writes before its session (the member's first binding at this issuer, or
+    // the end of the browser's previous session) claims its token first: two instances signing
+    // one token in at once then wait for each other on the replay guard's row, and the second
+    // is refused as `replayed`, rather than on those other rows. Its writes come before its last
+    // rules, so on SQLite, where the writer gives this work no savepoint of its own
+    // ([`db::Database::write_unguarded`]), they are made in one of their own.
+    let writes_first = found.bound_subject.is_none() || work.replaces.is_some();
+    if writes_first && matches!(conn, AnyConnection::Sqlite(_)) {
+        return db::transaction(conn, |conn| finish(conn, found, work, true));
+    }
+    finish(conn, found, work, writes_first)
+}
+
+/// [`complete`] from the replay guard on: the binding rule and the API-account rule, then the
+/// grant. `claim_first`: the token is claimed before anything else is written.
+fn finish(
+    conn: &mut AnyConnection,
+    found: SignInMember,
+    work: Completion,
+    claim_first: bool,
+) -> Result<(Member, String), TxError> {
+    let v = &work.verified;
+    let member = &found.member;
     let token = ClaimedToken {
         fingerprint: &v.fingerprint,
         usable_until: v.usable_until,
     };
-    // A sign-in that writes before its session (the member's first binding at this issuer, or
-    // the end of the browser's previous session) claims its token first: two instances signing
-    // one token in at once then wait for each other on the replay guard's row, and the second
-    // is refused as `replayed`, rather than on those other rows. The answer still counts last,
-    // in table order; a claim that could not wait (`InUse`) ends here, since on PostgreSQL its
-    // failed statement has aborted the transaction.
-    let claimed = if found.bound_subject.is_none() || work.replaces.is_some() {
+    // The answer still counts last, in table order; a claim that could not wait (`InUse`) ends
+    // here, since on PostgreSQL its failed statement has aborted the transaction.
+    let claimed = if claim_first {
         match claim_token(conn, token)? {
             TokenUse::InUse => return Err(TxError::Refused(Reason::Replayed, Some(member.id))),
             token_use => Some(token_use),

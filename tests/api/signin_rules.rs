@@ -447,6 +447,16 @@ async fn a_member_stays_bound_to_the_first_subject_of_a_provider(db: TestDb) {
             .expect("bindings")
             .is_empty()
     );
+    // Nor did they use up their tokens, Bob's included, which were claimed before his binding
+    // was tried: only the first sign-in's token is in the replay guard.
+    {
+        use diesel::prelude::*;
+        let used: i64 = idgate::db::schema::used_tokens::table
+            .count()
+            .get_result(&mut *conn)
+            .expect("count");
+        assert_eq!(used, 1);
+    }
     let ana = idgate::members::Email::parse("ana@example.org").expect("email");
     assert_eq!(
         idgate::db::members::unbind(

@@ -37,6 +37,17 @@ async fn hold_the_writer(
     JoinHandle<Result<bool, StoreError>>,
     std::sync::mpsc::Sender<()>,
 ) {
+    hold_the_writer_named(database, "first").await
+}
+
+/// [`hold_the_writer`] with the held write storing `name`.
+async fn hold_the_writer_named(
+    database: &Database,
+    name: &'static str,
+) -> (
+    JoinHandle<Result<bool, StoreError>>,
+    std::sync::mpsc::Sender<()>,
+) {
     let (release, released) = std::sync::mpsc::channel::<()>();
     let (started, has_started) = tokio::sync::oneshot::channel::<()>();
     let db = database.clone();
@@ -44,7 +55,7 @@ async fn hold_the_writer(
         db.write(move |conn| {
             let _ = started.send(());
             let _ = released.recv();
-            remember_token(conn, "first", 1)
+            remember_token(conn, name, 1)
         })
         .await
     });
@@ -392,7 +403,117 @@ async fn a_panicking_write_fails_its_batch_and_the_writer_goes_on(test_db: TestD
     assert_eq!(stored(&db), vec!["after".to_string()]);
 }
 
+/// Writes without a savepoint of their own (`write_unguarded`) in one batch with ordinary ones:
+/// a refusal (which wrote nothing) leaves the others stored, in one commit; a database failure
+/// after a write fails the whole batch on SQLite, where it cannot be undone alone, and nothing
+/// of the batch is stored, while on PostgreSQL the write's savepoint undoes it alone. The writer
+/// goes on either way.
+async fn unguarded_writes_share_a_batch_and_a_failure_fails_it_on_sqlite(db: TestDb) {
+    use idgate::db::Unguarded;
+    let database = db.open();
+    let postgres = db.url.starts_with("postgres");
+    let counters = database.writer_counters();
+    let unguarded = |name: &'static str, outcome: u8| {
+        let database = database.clone();
+        tokio::spawn(async move {
+            database
+                .write_unguarded(move |conn| match outcome {
+                    // Refused before writing anything.
+                    0 => Err(Unguarded::Refused(Refused::Refused)),
+                    // Wrote, then the database refused a statement (a duplicate key).
+                    1 => {
+                        remember_token(conn, name, 1).map_err(Unguarded::Store)?;
+                        remember_token(conn, name, 1).map_err(Unguarded::Store)?;
+                        conn.batch_execute(&format!(
+                            "INSERT INTO used_tokens (token_hash, expires_at) VALUES ('{name}', 1)"
+                        ))
+                        .map_err(|e| Unguarded::Store(StoreError::from(DbError::Query(e))))?;
+                        Ok(false)
+                    }
+                    _ => remember_token(conn, name, 1).map_err(Unguarded::Store),
+                })
+                .await
+        })
+    };
+    let guarded = |name: &'static str| {
+        let database = database.clone();
+        tokio::spawn(async move {
+            database
+                .write(move |conn| remember_token(conn, name, 1))
+                .await
+                .map_err(Refused::Db)
+        })
+    };
+
+    // A refusal among successes.
+    let (first, release) = hold_the_writer(&database).await;
+    let batch = [
+        unguarded("u1", 2),
+        unguarded("refused", 0),
+        guarded("g1"),
+        unguarded("u2", 2),
+    ];
+    queued(&database, 4).await;
+    release
+        .send(())
+        .unwrap_or_else(|e| panic!("the first write waits: {e}"));
+    assert!(matches!(first.await, Ok(Ok(true))));
+    let mut answers = Vec::new();
+    for write in batch {
+        answers.push(write.await.unwrap_or_else(|e| panic!("task: {e}")));
+    }
+    assert!(
+        matches!(
+            answers.as_slice(),
+            [Ok(true), Err(Refused::Refused), Ok(true), Ok(true)]
+        ),
+        "{answers:?}"
+    );
+    assert_eq!(stored(&database), ["first", "g1", "u1", "u2"]);
+    assert_eq!(counters.commits.get(), 2, "the first write, then the four");
+
+    // A database failure after a write.
+    let (second, release) = hold_the_writer_named(&database, "second").await;
+    let batch = [guarded("g2"), unguarded("failing", 1), guarded("g3")];
+    queued(&database, 3).await;
+    release
+        .send(())
+        .unwrap_or_else(|e| panic!("the first write waits: {e}"));
+    assert!(matches!(second.await, Ok(Ok(true))));
+    let mut answers = Vec::new();
+    for write in batch {
+        answers.push(write.await.unwrap_or_else(|e| panic!("task: {e}")));
+    }
+    if postgres {
+        assert!(
+            matches!(
+                answers.as_slice(),
+                [Ok(true), Err(Refused::Db(_)), Ok(true)]
+            ),
+            "{answers:?}"
+        );
+        assert_eq!(
+            stored(&database),
+            ["first", "g1", "g2", "g3", "second", "u1", "u2"]
+        );
+    } else {
+        assert!(
+            answers.iter().all(|a| matches!(a, Err(Refused::Db(_)))),
+            "{answers:?}"
+        );
+        assert_eq!(stored(&database), ["first", "g1", "second", "u1", "u2"]);
+    }
+    let later = database
+        .write_unguarded(|conn| {
+            remember_token(conn, "later", 1).map_err(Unguarded::<StoreError>::Store)
+        })
+        .await
+        .unwrap_or_else(|e| panic!("the writer goes on: {e}"));
+    assert!(later);
+}
+
 async_on_both_backends!(
+    unguarded_writes_share_a_batch_and_a_failure_fails_it_on_sqlite,
     writes_queued_during_a_commit_share_the_next_one,
     a_batch_whose_transaction_the_database_ended_stores_nothing,
     an_answered_write_is_committed,
