@@ -8,9 +8,11 @@
 //! (`BEGIN IMMEDIATE` on SQLite), commits once, and only then answers the callers. Each job
 //! keeps its own all-or-nothing meaning: a job that returns an error (a refusal, or a statement
 //! PostgreSQL refused, such as the loser of a deadlock with another instance's batch) has its
-//! savepoint rolled back and the others are kept. A commit that fails answers every job of the
-//! batch with that failure, so no caller is ever told that something was stored when it was
-//! not.
+//! savepoint rolled back and the others are kept. On SQLite a job may run without a savepoint
+//! ([`Writer::write_unguarded`]: a sign-in whose writes all come after its last rule): its
+//! refusals write nothing, and a database failure in it loses the whole batch. A commit that
+//! fails answers every job of the batch with that failure, so no caller is ever told that
+//! something was stored when it was not.
 //!
 //! Several instances on one PostgreSQL database each have their writer; what one batch writes
 //! is seen by the others when it commits, and the unique keys (the replay guard's above all)
@@ -133,6 +135,8 @@ impl Writer {
                 Ok(value) => (JobOutcome::Kept, Ok(value)),
                 Err(Unguarded::Refused(error)) if sqlite => (JobOutcome::Kept, Err(error)),
                 Err(Unguarded::Store(error)) if sqlite => {
+                    // The callers hear only that the batch was lost: the cause is logged here.
+                    tracing::error!(%error, "database writer: a write without a savepoint of its own failed");
                     (JobOutcome::BatchLost, Err(E::from(error)))
                 }
                 Err(Unguarded::Refused(error)) => (JobOutcome::Undone, Err(error)),
@@ -352,8 +356,9 @@ fn is_in_batch(conn: &mut AnyConnection) -> bool {
 /// A job that fails is rolled back to its savepoint. Releasing also proves that the
 /// transaction is not in PostgreSQL's aborted state (a statement in it failed and was not
 /// rolled back), where a `COMMIT` would end it without committing anything and without an
-/// error: any failure here loses the batch instead. On SQLite every job runs in a diesel
-/// savepoint of its own (no round trips there), and this only begins and commits.
+/// error: any failure here loses the batch instead. On SQLite a job runs in a diesel savepoint
+/// of its own (no round trips there), or in none ([`Writer::write_unguarded`]), and this only
+/// begins and commits.
 struct JobSavepoint {
     state: Savepoint,
 }

@@ -221,8 +221,11 @@ async fn grant(
         replaces,
         event: event.clone(),
     };
-    let work = move |conn: &mut AnyConnection| complete(conn, work).map_err(TxError::unguarded);
-    match state.db.write_unguarded(work).await {
+    match state
+        .db
+        .write_unguarded(move |conn| complete(conn, work))
+        .await
+    {
         Ok((member, provider)) => {
             event.outcome = Outcome::Success;
             event.member_id = Some(member.id);
@@ -414,11 +417,13 @@ impl From<StoreError> for TxError {
 }
 
 impl TxError {
-    /// For [`db::Database::write_unguarded`]: a refusal, or a failure of the database.
+    /// For [`db::Database::write_unguarded`], when this sign-in may have written something
+    /// without a savepoint of its own: a failure of the database fails its batch; a refusal,
+    /// or a row that cannot be read (before any write), answers this sign-in alone.
     fn unguarded(self) -> db::Unguarded<TxError> {
         match self {
-            TxError::Store(error) => db::Unguarded::Store(error),
-            refused => db::Unguarded::Refused(refused),
+            TxError::Store(error @ StoreError::Db(_)) => db::Unguarded::Store(error),
+            other => db::Unguarded::Refused(other),
         }
     }
 }
@@ -437,7 +442,10 @@ impl TxError {
 /// Of two concurrent uses of one token at most one finds the row absent: the other waits for
 /// its transaction's fate, and a token another instance is signing in at this very moment is
 /// refused at once, as replayed.
-fn complete(conn: &mut AnyConnection, work: Completion) -> Result<(Member, String), TxError> {
+fn complete(
+    conn: &mut AnyConnection,
+    work: Completion,
+) -> Result<(Member, String), db::Unguarded<TxError>> {
     let v = &work.verified;
     let legacy = work.config.providers_of_issuer(&v.issuer);
     let who = SignInIdentity {
@@ -446,13 +454,16 @@ fn complete(conn: &mut AnyConnection, work: Completion) -> Result<(Member, Strin
         subject: v.subject.as_deref(),
         providers: &legacy,
     };
-    let found = db::members::find_member_for_sign_in(conn, who)?
-        .ok_or(TxError::Refused(Reason::NoMember, None))?;
+    let found = db::members::find_member_for_sign_in(conn, who)
+        .map_err(TxError::from)
+        .and_then(|found| found.ok_or(TxError::Refused(Reason::NoMember, None)))
+        .map_err(TxError::unguarded)?;
     let member = &found.member;
     if !work.running.load().allows(&v.provider, &member.email) {
-        return Err(TxError::Refused(Reason::DomainNotAllowed, Some(member.id)));
+        let refused = TxError::Refused(Reason::DomainNotAllowed, Some(member.id));
+        return Err(db::Unguarded::Refused(refused));
     }
-    check_state(member)?;
+    check_state(member).map_err(db::Unguarded::Refused)?;
     // A sign-in that writes before its session (the member's first binding at this issuer, or
     // the end of the browser's previous session) claims its token first: two instances signing
     // one token in at once then wait for each other on the replay guard's row, and the second
@@ -461,9 +472,11 @@ fn complete(conn: &mut AnyConnection, work: Completion) -> Result<(Member, Strin
     // ([`db::Database::write_unguarded`]), they are made in one of their own.
     let writes_first = found.bound_subject.is_none() || work.replaces.is_some();
     if writes_first && matches!(conn, AnyConnection::Sqlite(_)) {
-        return db::transaction(conn, |conn| finish(conn, found, work, true));
+        // Whatever failed, the savepoint has undone it: this sign-in alone fails.
+        return db::transaction(conn, |conn| finish(conn, found, work, true))
+            .map_err(db::Unguarded::Refused);
     }
-    finish(conn, found, work, writes_first)
+    finish(conn, found, work, writes_first).map_err(TxError::unguarded)
 }
 
 /// [`complete`] from the replay guard on: the binding rule and the API-account rule, then the

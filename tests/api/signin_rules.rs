@@ -475,6 +475,22 @@ async fn a_member_stays_bound_to_the_first_subject_of_a_provider(db: TestDb) {
     assert_eq!(app.login(&again).await.status(), 200);
 }
 
+/// A sign-in from a browser that holds a session ends that session only when it succeeds: a
+/// refused one (here its token used before) leaves the browser's session as it was (its first
+/// check, after the refusal, reads the database).
+async fn a_refused_sign_in_leaves_the_browsers_session(db: TestDb) {
+    let app = spawn_signin_app(db).await;
+    app.add_member("ana@example.org");
+    let token = app.token_for("ana@example.org");
+    let response = app.login(&token).await;
+    assert_eq!(response.status(), 200);
+    let (session, _) = session_cookie(&response).expect("a session cookie");
+    let cookie = format!("idgate_session={session}");
+    let again = app.login_with(&token, &[("Cookie", &cookie)]).await;
+    assert_refused(again, 401, "replayed").await;
+    assert_eq!(app.get_with_session("/auth", &session).await.status(), 200);
+}
+
 async fn api_accounts_sign_in_only_from_their_addresses(db: TestDb) {
     let app = spawn_signin_app(db).await;
     app.add_member_with("bot@example.org", Some("API-Bot"), MemberStatus::Activated);
@@ -643,6 +659,7 @@ async fn concurrent_first_sign_ins_bind_one_subject(db: TestDb) {
 }
 
 async_on_both_backends!(
+    a_refused_sign_in_leaves_the_browsers_session,
     the_first_failing_rule_decides_across_stages,
     concurrent_first_sign_ins_bind_one_subject,
     signs_in_with_rsa_pss_ec_and_ed25519_keys,

@@ -1,6 +1,8 @@
 //! The database writer on both backends: the writes waiting together share one transaction,
 //! each keeps its own all-or-nothing meaning (a refused write or a statement the database
-//! refuses undoes that write alone), and no write is answered as stored when it was not.
+//! refuses undoes that write alone; on SQLite a write without a savepoint of its own writes
+//! nothing when refused, and a database failure in it loses its batch), and no write is
+//! answered as stored when it was not.
 
 use diesel::connection::SimpleConnection as _;
 use diesel::prelude::*;
@@ -510,6 +512,7 @@ async fn unguarded_writes_share_a_batch_and_a_failure_fails_it_on_sqlite(db: Tes
         .await
         .unwrap_or_else(|e| panic!("the writer goes on: {e}"));
     assert!(later);
+    assert!(stored(&database).contains(&"later".to_string()));
 }
 
 async_on_both_backends!(
