@@ -67,6 +67,24 @@ async fn hold_the_writer_named(
     (first, release)
 }
 
+/// Lets the held write (see [`hold_the_writer`]) finish, then the batch queued behind it: the
+/// batch's answers, in its order.
+async fn release_then_answers<T>(
+    held: JoinHandle<Result<bool, StoreError>>,
+    release: std::sync::mpsc::Sender<()>,
+    batch: impl IntoIterator<Item = JoinHandle<T>>,
+) -> Vec<T> {
+    release
+        .send(())
+        .unwrap_or_else(|e| panic!("the held write waits: {e}"));
+    assert!(matches!(held.await, Ok(Ok(true))));
+    let mut answers = Vec::new();
+    for write in batch {
+        answers.push(write.await.unwrap_or_else(|e| panic!("task: {e}")));
+    }
+    answers
+}
+
 /// Waits until `n` writes are queued behind the held one.
 async fn queued(database: &Database, n: i64) {
     let counters = database.writer_counters();
@@ -456,14 +474,7 @@ async fn unguarded_writes_share_a_batch_and_a_failure_fails_it_on_sqlite(db: Tes
         unguarded("u2", 2),
     ];
     queued(&database, 4).await;
-    release
-        .send(())
-        .unwrap_or_else(|e| panic!("the first write waits: {e}"));
-    assert!(matches!(first.await, Ok(Ok(true))));
-    let mut answers = Vec::new();
-    for write in batch {
-        answers.push(write.await.unwrap_or_else(|e| panic!("task: {e}")));
-    }
+    let answers = release_then_answers(first, release, batch).await;
     assert!(
         matches!(
             answers.as_slice(),
@@ -478,14 +489,7 @@ async fn unguarded_writes_share_a_batch_and_a_failure_fails_it_on_sqlite(db: Tes
     let (second, release) = hold_the_writer_named(&database, "second").await;
     let batch = [guarded("g2"), unguarded("failing", 1), guarded("g3")];
     queued(&database, 3).await;
-    release
-        .send(())
-        .unwrap_or_else(|e| panic!("the first write waits: {e}"));
-    assert!(matches!(second.await, Ok(Ok(true))));
-    let mut answers = Vec::new();
-    for write in batch {
-        answers.push(write.await.unwrap_or_else(|e| panic!("task: {e}")));
-    }
+    let answers = release_then_answers(second, release, batch).await;
     if postgres {
         assert!(
             matches!(
