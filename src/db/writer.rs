@@ -94,26 +94,18 @@ impl Writer {
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
-        self.submit(move |conn| match conn {
-            // The writer has set the job's savepoint (see `JobSavepoint`).
-            AnyConnection::Postgresql(_) => {
-                let result = work(conn);
-                let outcome = if result.is_ok() {
-                    JobOutcome::Kept
-                } else {
-                    JobOutcome::Undone
-                };
-                (outcome, result)
-            }
-            AnyConnection::Sqlite(_) => {
-                let result = super::transaction(conn, work);
-                let outcome = if result.is_ok() {
-                    JobOutcome::Kept
-                } else {
-                    JobOutcome::Undone
-                };
-                (outcome, result)
-            }
+        self.submit(move |conn| {
+            let result = match conn {
+                // The writer has set the job's savepoint (see `JobSavepoint`).
+                AnyConnection::Postgresql(_) => work(conn),
+                AnyConnection::Sqlite(_) => super::transaction(conn, work),
+            };
+            let outcome = if result.is_ok() {
+                JobOutcome::Kept
+            } else {
+                JobOutcome::Undone
+            };
+            (outcome, result)
         })
         .await
     }
