@@ -127,12 +127,8 @@ async fn a_refused_or_failed_write_undoes_itself_alone(db: TestDb) {
         })
         .collect();
     queued(&database, 30).await;
-    release
-        .send(())
-        .unwrap_or_else(|e| panic!("the first write waits: {e}"));
-    assert!(matches!(first.await, Ok(Ok(true))));
-    for (i, write) in writes.into_iter().enumerate() {
-        let answer = write.await.unwrap_or_else(|e| panic!("task: {e}"));
+    let answers = release_then_answers(first, release, writes).await;
+    for (i, answer) in answers.into_iter().enumerate() {
         match (i % 3, answer) {
             (0, Err(Refused::Refused)) | (1, Err(Refused::Db(_))) => {}
             (2, Ok(n)) => assert_eq!(n, i),
@@ -198,14 +194,8 @@ async fn hiding_a_failed_statement(db: TestDb, followed: bool) {
     if followed {
         queued(&database, 3).await;
     }
-    release
-        .send(())
-        .unwrap_or_else(|e| panic!("the first write waits: {e}"));
-    assert!(matches!(first.await, Ok(Ok(true))));
-    let mut results = Vec::new();
-    for write in [Some(before), Some(hiding), after].into_iter().flatten() {
-        results.push(write.await.unwrap_or_else(|e| panic!("task: {e}")));
-    }
+    let writes = [Some(before), Some(hiding), after].into_iter().flatten();
+    let results = release_then_answers(first, release, writes).await;
     let mut expected = vec!["first".to_string()];
     if postgres {
         for (i, answer) in results.iter().enumerate() {
@@ -260,13 +250,9 @@ async fn writes_queued_during_a_commit_share_the_next_one(test_db: TestDb) {
             })
         })
         .collect();
-    while counters.queued.get() < 39 {
-        tokio::task::yield_now().await;
-    }
-    release.send(()).expect("the first write waits");
-    assert!(first.await.expect("task").expect("first write"));
-    for write in rest {
-        assert!(write.await.expect("task").expect("write"));
+    queued(&db, 39).await;
+    for answer in release_then_answers(first, release, rest).await {
+        assert!(answer.expect("write"));
     }
     assert_eq!(counters.writes.get(), 40);
     assert_eq!(
@@ -282,15 +268,12 @@ async fn writes_queued_during_a_commit_share_the_next_one(test_db: TestDb) {
 /// none runs outside the batch.
 async fn a_batch_whose_transaction_the_database_ended_stores_nothing(test_db: TestDb) {
     let db = test_db.open();
-    let counters = db.writer_counters();
     let (first, release) = hold_the_writer(&db).await;
     let before = {
         let db = db.clone();
         tokio::spawn(async move { db.write(|conn| remember_token(conn, "before", 1)).await })
     };
-    while counters.queued.get() < 1 {
-        tokio::task::yield_now().await;
-    }
+    queued(&db, 1).await;
     let ending = {
         let db = db.clone();
         tokio::spawn(async move {
@@ -302,20 +285,13 @@ async fn a_batch_whose_transaction_the_database_ended_stores_nothing(test_db: Te
             .await
         })
     };
-    while counters.queued.get() < 2 {
-        tokio::task::yield_now().await;
-    }
+    queued(&db, 2).await;
     let after = {
         let db = db.clone();
         tokio::spawn(async move { db.write(|conn| remember_token(conn, "after", 1)).await })
     };
-    while counters.queued.get() < 3 {
-        tokio::task::yield_now().await;
-    }
-    release.send(()).expect("the first write waits");
-    assert!(first.await.expect("task").expect("first write"));
-    for write in [before, ending, after] {
-        let answer = write.await.expect("task");
+    queued(&db, 3).await;
+    for answer in release_then_answers(first, release, [before, ending, after]).await {
         assert!(
             matches!(answer, Err(StoreError::Db(DbError::Unavailable(_)))),
             "{answer:?}"
@@ -387,11 +363,9 @@ async fn a_full_queue_refuses_writes_at_once(test_db: TestDb) {
         }
     }
     assert!(counters.queued.get() <= idgate::db::MAX_QUEUE, "bounded");
-    release.send(()).expect("the first write waits");
-    assert!(first.await.expect("task").expect("first write"));
     let mut stored = 0;
-    for write in pending {
-        match write.await.expect("task") {
+    for answer in release_then_answers(first, release, pending).await {
+        match answer {
             Ok(true) => stored += 1,
             Ok(false) => {}
             Err(_) => refused += 1,
