@@ -446,24 +446,7 @@ fn complete(
     conn: &mut AnyConnection,
     work: Completion,
 ) -> Result<(Member, String), db::Unguarded<TxError>> {
-    let v = &work.verified;
-    let legacy = work.config.providers_of_issuer(&v.issuer);
-    let who = SignInIdentity {
-        email: &v.email,
-        issuer: &v.issuer,
-        subject: v.subject.as_deref(),
-        providers: &legacy,
-    };
-    let found = db::members::find_member_for_sign_in(conn, who)
-        .map_err(TxError::from)
-        .and_then(|found| found.ok_or(TxError::Refused(Reason::NoMember, None)))
-        .map_err(TxError::unguarded)?;
-    let member = &found.member;
-    if !work.running.load().allows(&v.provider, &member.email) {
-        let refused = TxError::Refused(Reason::DomainNotAllowed, Some(member.id));
-        return Err(db::Unguarded::Refused(refused));
-    }
-    check_state(member).map_err(db::Unguarded::Refused)?;
+    let found = signing_in_member(conn, &work).map_err(TxError::unguarded)?;
     // A sign-in that writes before its session (the member's first binding at this issuer, or
     // the end of the browser's previous session) claims its token first: two instances signing
     // one token in at once then wait for each other on the replay guard's row, and the second
@@ -477,6 +460,27 @@ fn complete(
             .map_err(db::Unguarded::Refused);
     }
     finish(conn, found, work, writes_first).map_err(TxError::unguarded)
+}
+
+/// [`complete`]'s rules before any write: the member (`no_member`), its domain's providers
+/// as they stand now, its state.
+fn signing_in_member(conn: &mut AnyConnection, work: &Completion) -> Result<SignInMember, TxError> {
+    let v = &work.verified;
+    let legacy = work.config.providers_of_issuer(&v.issuer);
+    let who = SignInIdentity {
+        email: &v.email,
+        issuer: &v.issuer,
+        subject: v.subject.as_deref(),
+        providers: &legacy,
+    };
+    let found = db::members::find_member_for_sign_in(conn, who)?
+        .ok_or(TxError::Refused(Reason::NoMember, None))?;
+    let member = &found.member;
+    if !work.running.load().allows(&v.provider, &member.email) {
+        return Err(TxError::Refused(Reason::DomainNotAllowed, Some(member.id)));
+    }
+    check_state(member)?;
+    Ok(found)
 }
 
 /// [`complete`] from the replay guard on: the binding rule and the API-account rule, then the
