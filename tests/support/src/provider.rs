@@ -3,8 +3,8 @@
 //! rotate its keys, go down, or answer slowly.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix_web::{App, HttpResponse, HttpServer, web};
@@ -23,9 +23,23 @@ pub struct TestKey {
 enum KeyKind {
     /// A shared secret (HS256): published as an `oct` JWK only to show that it is never used.
     Hmac(Vec<u8>),
-    Rsa(rsa::RsaPrivateKey),
-    Ec(p256::ecdsa::SigningKey),
+    /// The `rsa` crate's key publishes the JWK; `ring`'s signs, about four times faster, so that
+    /// minting tokens never holds back a load benchmark's reference (see benches/README.md).
+    Rsa(rsa::RsaPrivateKey, Arc<ring::signature::RsaKeyPair>),
+    /// As for RSA: `p256` publishes, `ring` signs.
+    Ec(p256::ecdsa::SigningKey, Arc<ring::signature::EcdsaKeyPair>),
     Ed(ed25519_dalek::SigningKey),
+}
+
+/// The DER document inside a fixture's PEM.
+fn pem_der(name: &str) -> Vec<u8> {
+    let body: String = pem(name)
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .unwrap_or_else(|e| panic!("key {name} is not PEM: {e}"))
 }
 
 fn pem(name: &str) -> String {
@@ -57,18 +71,25 @@ impl TestKey {
     pub fn rsa(file: &str, kid: &str) -> TestKey {
         use rsa::pkcs8::DecodePrivateKey as _;
         let key = rsa::RsaPrivateKey::from_pkcs8_pem(&pem(file)).expect("RSA key");
+        let signer = ring::signature::RsaKeyPair::from_pkcs8(&pem_der(file)).expect("RSA key");
         TestKey {
             kid: kid.into(),
-            kind: KeyKind::Rsa(key),
+            kind: KeyKind::Rsa(key, Arc::new(signer)),
         }
     }
 
     pub fn ec(file: &str, kid: &str) -> TestKey {
         use p256::pkcs8::DecodePrivateKey as _;
         let key = p256::ecdsa::SigningKey::from_pkcs8_pem(&pem(file)).expect("EC key");
+        let signer = ring::signature::EcdsaKeyPair::from_pkcs8(
+            &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+            &pem_der(file),
+            &ring::rand::SystemRandom::new(),
+        )
+        .expect("EC key");
         TestKey {
             kid: kid.into(),
-            kind: KeyKind::Ec(key),
+            kind: KeyKind::Ec(key, Arc::new(signer)),
         }
     }
 
@@ -85,12 +106,12 @@ impl TestKey {
     pub fn jwk(&self) -> Value {
         match &self.kind {
             KeyKind::Hmac(secret) => json!({"kty": "oct", "kid": self.kid, "k": b64(secret)}),
-            KeyKind::Rsa(key) => {
+            KeyKind::Rsa(key, _) => {
                 use rsa::traits::PublicKeyParts as _;
                 json!({"kty": "RSA", "kid": self.kid, "use": "sig",
                        "n": b64(&key.n().to_bytes_be()), "e": b64(&key.e().to_bytes_be())})
             }
-            KeyKind::Ec(key) => {
+            KeyKind::Ec(key, _) => {
                 let point = key.verifying_key().to_sec1_point(false);
                 json!({"kty": "EC", "kid": self.kid, "crv": "P-256", "use": "sig",
                        "x": b64(point.x().expect("x")), "y": b64(point.y().expect("y"))})
@@ -104,8 +125,8 @@ impl TestKey {
     pub fn alg(&self) -> &'static str {
         match self.kind {
             KeyKind::Hmac(_) => "HS256",
-            KeyKind::Rsa(_) => "RS256",
-            KeyKind::Ec(_) => "ES256",
+            KeyKind::Rsa(..) => "RS256",
+            KeyKind::Ec(..) => "ES256",
             KeyKind::Ed(_) => "EdDSA",
         }
     }
@@ -120,31 +141,30 @@ impl TestKey {
                 mac.update(input);
                 mac.finalize().into_bytes().to_vec()
             }
-            KeyKind::Rsa(key) => {
-                use rsa::signature::{RandomizedSigner as _, SignatureEncoding as _, Signer as _};
-                let key = key.clone();
-                let mut rng = rsa::rand_core::OsRng;
-                match alg {
-                    "RS256" => rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(key)
-                        .sign(input)
-                        .to_vec(),
-                    "RS384" => rsa::pkcs1v15::SigningKey::<sha2::Sha384>::new(key)
-                        .sign(input)
-                        .to_vec(),
-                    "RS512" => rsa::pkcs1v15::SigningKey::<sha2::Sha512>::new(key)
-                        .sign(input)
-                        .to_vec(),
-                    "PS256" => rsa::pss::SigningKey::<sha2::Sha256>::new(key)
-                        .sign_with_rng(&mut rng, input)
-                        .to_vec(),
+            KeyKind::Rsa(_, key) => {
+                use ring::signature as sig;
+                let padding: &'static dyn sig::RsaEncoding = match alg {
+                    "RS256" => &sig::RSA_PKCS1_SHA256,
+                    "RS384" => &sig::RSA_PKCS1_SHA384,
+                    "RS512" => &sig::RSA_PKCS1_SHA512,
+                    "PS256" => &sig::RSA_PSS_SHA256,
                     other => panic!("an RSA key does not sign {other}"),
-                }
+                };
+                let mut signature = vec![0; key.public().modulus_len()];
+                key.sign(
+                    padding,
+                    &ring::rand::SystemRandom::new(),
+                    input,
+                    &mut signature,
+                )
+                .expect("RSA signature");
+                signature
             }
-            KeyKind::Ec(key) => {
-                use p256::ecdsa::signature::Signer as _;
-                let signature: p256::ecdsa::Signature = key.sign(input);
-                signature.to_bytes().to_vec()
-            }
+            KeyKind::Ec(_, key) => key
+                .sign(&ring::rand::SystemRandom::new(), input)
+                .expect("ECDSA signature")
+                .as_ref()
+                .to_vec(),
             KeyKind::Ed(key) => {
                 use ed25519_dalek::Signer as _;
                 key.sign(input).to_bytes().to_vec()
