@@ -1,7 +1,10 @@
 //! A JWKS key as idgate uses it: the members that select it (`kid`, `kty`, `crv`, `alg`,
-//! `use`) and its public key material, decoded once when the JWKS is fetched, verified with
-//! `ring`.
+//! `use`) and its public key material, decoded once when the JWKS is fetched and parsed, for
+//! each algorithm it verifies, at its first verification; verified with `aws-lc-rs`.
 
+use std::sync::{Arc, OnceLock};
+
+use aws_lc_rs::signature::{self as sig, ParsedPublicKey, VerificationAlgorithm};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use openidconnect::core::CoreJsonWebKey;
@@ -9,7 +12,10 @@ use serde::Deserialize;
 use serde_json::Value;
 
 /// One key of a JWKS: its selectors and its public key material, decoded once when the JWKS
-/// is fetched, so that a verification does no parsing.
+/// is fetched, so that a verification does no decoding, and parsed once per algorithm, so
+/// that it does no parsing either: for an RSA key that includes the Montgomery constants of
+/// its modulus, a third of what an RS256 verification costs when they are computed each time
+/// (see docs/performance.md).
 #[derive(Debug, Clone)]
 pub struct SigningKey {
     kid: Option<String>,
@@ -18,17 +24,85 @@ pub struct SigningKey {
     alg: Option<String>,
     key_use: Option<String>,
     material: Material,
+    /// The parsed key for each algorithm of [`Material::algorithm`], made at its first use;
+    /// `None` when the key material does not parse for that algorithm (an RSA modulus shorter
+    /// than 2048 bits, a point not on the curve), which every verification then reports.
+    parsed: Arc<[OnceLock<Option<ParsedPublicKey>>; SLOTS]>,
 }
 
-/// Public key material in the form the verifier takes.
+/// The most algorithms one key type verifies (RSA: RS256, RS384, RS512, PS256, PS384, PS512).
+const SLOTS: usize = 6;
+
+/// Public key material in the form the verifier parses.
 #[derive(Debug, Clone)]
 enum Material {
-    /// RSA modulus and exponent, big-endian.
-    Rsa { n: Vec<u8>, e: Vec<u8> },
+    /// The DER `RSAPublicKey` (modulus and exponent) of RFC 8017.
+    Rsa(Vec<u8>),
     /// An uncompressed SEC1 point (`04 ‖ x ‖ y`).
     Ec(Vec<u8>),
     /// An Ed25519 public key.
     Okp(Vec<u8>),
+}
+
+impl Material {
+    /// The verification algorithm for `alg` on this type of key, with its slot among the key's
+    /// parsed forms; `None` when this type of key does not verify `alg`.
+    fn algorithm(&self, alg: &str) -> Option<(usize, &'static dyn VerificationAlgorithm)> {
+        let found: (usize, &'static dyn VerificationAlgorithm) = match (self, alg) {
+            (Material::Rsa(_), "RS256") => (0, &sig::RSA_PKCS1_2048_8192_SHA256),
+            (Material::Rsa(_), "RS384") => (1, &sig::RSA_PKCS1_2048_8192_SHA384),
+            (Material::Rsa(_), "RS512") => (2, &sig::RSA_PKCS1_2048_8192_SHA512),
+            (Material::Rsa(_), "PS256") => (3, &sig::RSA_PSS_2048_8192_SHA256),
+            (Material::Rsa(_), "PS384") => (4, &sig::RSA_PSS_2048_8192_SHA384),
+            (Material::Rsa(_), "PS512") => (5, &sig::RSA_PSS_2048_8192_SHA512),
+            (Material::Ec(_), "ES256") => (0, &sig::ECDSA_P256_SHA256_FIXED),
+            (Material::Ec(_), "ES384") => (1, &sig::ECDSA_P384_SHA384_FIXED),
+            (Material::Okp(_), "EdDSA") => (0, &sig::ED25519),
+            _ => return None,
+        };
+        Some(found)
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Material::Rsa(der) => der,
+            Material::Ec(point) => point,
+            Material::Okp(x) => x,
+        }
+    }
+}
+
+/// The DER `RSAPublicKey` of a modulus and an exponent (unsigned, big-endian):
+/// `SEQUENCE { INTEGER n, INTEGER e }`.
+fn rsa_public_key_der(n: &[u8], e: &[u8]) -> Vec<u8> {
+    fn push_len(out: &mut Vec<u8>, len: usize) {
+        if len < 0x80 {
+            out.push(len as u8);
+        } else {
+            let bytes = len.to_be_bytes();
+            let skip = bytes.iter().take_while(|b| **b == 0).count();
+            out.push(0x80 | (bytes.len() - skip) as u8);
+            out.extend_from_slice(&bytes[skip..]);
+        }
+    }
+    fn integer(unsigned: &[u8]) -> Vec<u8> {
+        let skip = unsigned.iter().take_while(|b| **b == 0).count();
+        let digits = &unsigned[skip.min(unsigned.len().saturating_sub(1))..];
+        let pad = digits.first().is_some_and(|b| b & 0x80 != 0);
+        let mut out = vec![0x02];
+        push_len(&mut out, digits.len() + usize::from(pad));
+        if pad {
+            out.push(0);
+        }
+        out.extend_from_slice(digits);
+        out
+    }
+    let (n, e) = (integer(n), integer(e));
+    let mut out = vec![0x30];
+    push_len(&mut out, n.len() + e.len());
+    out.extend(n);
+    out.extend(e);
+    out
 }
 
 #[derive(Deserialize)]
@@ -65,10 +139,7 @@ impl SigningKey {
                 .filter(|b| !b.is_empty())
         };
         let material = match members.kty.as_str() {
-            "RSA" => Material::Rsa {
-                n: bytes(&members.n)?,
-                e: bytes(&members.e)?,
-            },
+            "RSA" => Material::Rsa(rsa_public_key_der(&bytes(&members.n)?, &bytes(&members.e)?)),
             "EC" => {
                 let mut point = vec![0x04];
                 point.extend(bytes(&members.x)?);
@@ -85,6 +156,7 @@ impl SigningKey {
             alg: members.alg,
             key_use: members.key_use,
             material,
+            parsed: Arc::default(),
         })
     }
 
@@ -116,46 +188,104 @@ impl SigningKey {
     /// [`SigningKey::fits`] has matched to this key). RSA keys must have 2048 to 8192 bits;
     /// ECDSA signatures are the fixed `r ‖ s` form JWS uses.
     ///
-    /// The work is done by `ring` (already in the build for TLS): the RustCrypto `rsa` crate
-    /// behind openidconnect's `verify_signature` made RS256 verification the largest single
-    /// cost of a sign-in (see `docs/performance.md`).
+    /// The work is done by `aws-lc-rs` on the key parsed at its first use for `alg`: `ring`,
+    /// which idgate used before, parses an RSA key again for every signature and has no way to
+    /// keep it parsed, which made RS256 verification a third dearer (see docs/performance.md).
     pub fn verify(&self, alg: &str, message: &[u8], signature: &[u8]) -> Result<(), String> {
-        use ring::signature as sig;
-        let bad = |_| {
-            format!(
-                "the {alg} signature does not verify with key {:?}",
-                self.kid
-            )
+        let Some((slot, algorithm)) = self.material.algorithm(alg) else {
+            return Err(format!("a {} key does not verify {alg}", self.kty));
         };
-        match (&self.material, alg) {
-            (Material::Rsa { n, e }, _) => {
-                let params: &sig::RsaParameters = match alg {
-                    "RS256" => &sig::RSA_PKCS1_2048_8192_SHA256,
-                    "RS384" => &sig::RSA_PKCS1_2048_8192_SHA384,
-                    "RS512" => &sig::RSA_PKCS1_2048_8192_SHA512,
-                    "PS256" => &sig::RSA_PSS_2048_8192_SHA256,
-                    "PS384" => &sig::RSA_PSS_2048_8192_SHA384,
-                    "PS512" => &sig::RSA_PSS_2048_8192_SHA512,
-                    _ => return Err(format!("{alg} is not an RSA algorithm")),
-                };
-                sig::RsaPublicKeyComponents { n, e }
-                    .verify(params, message, signature)
-                    .map_err(bad)
-            }
-            (Material::Ec(point), "ES256") => {
-                sig::UnparsedPublicKey::new(&sig::ECDSA_P256_SHA256_FIXED, point)
-                    .verify(message, signature)
-                    .map_err(bad)
-            }
-            (Material::Ec(point), "ES384") => {
-                sig::UnparsedPublicKey::new(&sig::ECDSA_P384_SHA384_FIXED, point)
-                    .verify(message, signature)
-                    .map_err(bad)
-            }
-            (Material::Okp(x), "EdDSA") => sig::UnparsedPublicKey::new(&sig::ED25519, x)
-                .verify(message, signature)
-                .map_err(bad),
-            _ => Err(format!("a {} key does not verify {alg}", self.kty)),
+        let parsed = self.parsed[slot]
+            .get_or_init(|| ParsedPublicKey::new(algorithm, self.material.bytes()).ok());
+        parsed
+            .as_ref()
+            .ok_or_else(|| format!("key {:?} is not a usable {alg} key", self.kid))?
+            .verify_sig(message, signature)
+            .map_err(|_| {
+                format!(
+                    "the {alg} signature does not verify with key {:?}",
+                    self.kid
+                )
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_rsa_public_key_is_encoded_as_der_integers_in_a_sequence() {
+        // Leading zeros go; a high bit gets a zero byte, so that the integer stays positive.
+        assert_eq!(
+            rsa_public_key_der(&[0, 0, 0x80, 0x01], &[0x01, 0x00, 0x01]),
+            [
+                0x30, 0x0a, 0x02, 0x03, 0x00, 0x80, 0x01, 0x02, 0x03, 0x01, 0x00, 0x01
+            ]
+        );
+        assert_eq!(
+            rsa_public_key_der(&[0], &[0x03]),
+            [0x30, 0x06, 0x02, 0x01, 0x00, 0x02, 0x01, 0x03]
+        );
+        // A 2048-bit modulus needs the long form of DER lengths.
+        let der = rsa_public_key_der(&[0xff; 256], &[0x01, 0x00, 0x01]);
+        assert_eq!(&der[..4], [0x30, 0x82, 0x01, 0x0a]);
+        assert_eq!(&der[4..9], [0x02, 0x82, 0x01, 0x01, 0x00]);
+        assert_eq!(der.len(), 4 + 0x010a);
+    }
+
+    /// A key whose material does not parse for an algorithm fails every verification with it,
+    /// with the reason, and the next call gives the same answer from the remembered parse.
+    #[test]
+    fn an_unusable_key_fails_each_verification_alike() {
+        let off_curve = serde_json::json!(
+            {"kty": "EC", "kid": "e1", "crv": "P-256", "x": "AQ", "y": "AQ"});
+        let key = SigningKey::from_json(off_curve).unwrap_or_else(|| unreachable!("a JWK"));
+        for _ in 0..2 {
+            let error = key.verify("ES256", b"message", &[1; 64]).err();
+            assert_eq!(
+                error.as_deref(),
+                Some("key Some(\"e1\") is not a usable ES256 key")
+            );
+        }
+        assert_eq!(
+            key.verify("RS256", b"m", b"s").err().as_deref(),
+            Some("a EC key does not verify RS256")
+        );
+    }
+
+    /// RSA keys shorter than 2048 bits are refused even when the signature is right, and the
+    /// same signature scheme with a 2048-bit key verifies (so that the refusal is the size).
+    #[test]
+    fn an_rsa_signature_verifies_only_with_a_modulus_of_2048_bits_or_more() {
+        use rsa::signature::{SignatureEncoding as _, Signer as _};
+        use rsa::traits::PublicKeyParts as _;
+        let jwk = |key: &rsa::RsaPrivateKey| {
+            let b64 = |bytes: Vec<u8>| URL_SAFE_NO_PAD.encode(bytes);
+            let jwk = serde_json::json!({"kty": "RSA", "kid": "r1",
+                "n": b64(key.n().to_bytes_be()), "e": b64(key.e().to_bytes_be())});
+            SigningKey::from_json(jwk).unwrap_or_else(|| unreachable!("a JWK"))
+        };
+        use rsa::pkcs8::DecodePrivateKey as _;
+        let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/keys/rsa1.pem");
+        let pem = std::fs::read_to_string(fixture).unwrap_or_default();
+        let long = rsa::RsaPrivateKey::from_pkcs8_pem(&pem)
+            .unwrap_or_else(|e| unreachable!("the 2048-bit test key: {e}"));
+        let short = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 1024)
+            .unwrap_or_else(|e| unreachable!("an RSA key: {e}"));
+        for (private, verifies) in [(short, false), (long, true)] {
+            let bits = private.n().bits();
+            let signature = rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(private.clone())
+                .sign(b"header.claims")
+                .to_vec();
+            let key = jwk(&private);
+            assert_eq!(
+                key.verify("RS256", b"header.claims", &signature).is_ok(),
+                verifies,
+                "{bits} bits"
+            );
+            assert!(key.verify("RS256", b"header.claimz", &signature).is_err());
+            assert!(key.verify("RS384", b"header.claims", &signature).is_err());
         }
     }
 }

@@ -520,7 +520,7 @@ async fn check_signature(
 /// anything a JWKS holds. Only providers that list the algorithm get here, and those have a
 /// secret (the configuration refuses HMAC without one).
 fn check_hmac(provider: &Provider, token: &UnverifiedToken<'_>) -> Result<(), VerifyError> {
-    use ring::hmac;
+    use aws_lc_rs::hmac;
     let algorithm = match token.alg {
         "HS256" => hmac::HMAC_SHA256,
         "HS384" => hmac::HMAC_SHA384,
