@@ -25,8 +25,9 @@ pub struct SigningKey {
     key_use: Option<String>,
     material: Material,
     /// The parsed key for each algorithm of [`Material::algorithm`], made at its first use;
-    /// `None` when the key material does not parse for that algorithm (an RSA modulus shorter
-    /// than 2048 bits, a point not on the curve), which every verification then reports.
+    /// `None` when the key material does not parse for that algorithm (a point not on the
+    /// curve, an even RSA exponent), which every verification then reports. An RSA modulus
+    /// outside 2048 to 8192 bits parses, and then fails every verification.
     parsed: Arc<[OnceLock<Option<ParsedPublicKey>>; SLOTS]>,
 }
 
@@ -141,12 +142,30 @@ impl SigningKey {
         let material = match members.kty.as_str() {
             "RSA" => Material::Rsa(rsa_public_key_der(&bytes(&members.n)?, &bytes(&members.e)?)),
             "EC" => {
+                // Each coordinate is exactly the curve's size (RFC 7518, 6.2.1.2): two of other
+                // lengths would join into some other point.
+                let (x, y) = (bytes(&members.x)?, bytes(&members.y)?);
+                let size = match members.crv.as_deref() {
+                    Some("P-256") => Some(32),
+                    Some("P-384") => Some(48),
+                    _ => None,
+                };
+                if x.len() != y.len() || size.is_some_and(|size| x.len() != size) {
+                    return None;
+                }
                 let mut point = vec![0x04];
-                point.extend(bytes(&members.x)?);
-                point.extend(bytes(&members.y)?);
+                point.extend(x);
+                point.extend(y);
                 Material::Ec(point)
             }
-            "OKP" => Material::Okp(bytes(&members.x)?),
+            // An Ed25519 key is its 32 bytes (RFC 8037, 2).
+            "OKP" => {
+                let x = bytes(&members.x)?;
+                if members.crv.as_deref() == Some("Ed25519") && x.len() != 32 {
+                    return None;
+                }
+                Material::Okp(x)
+            }
             _ => return None,
         };
         Some(SigningKey {
@@ -238,8 +257,9 @@ mod tests {
     /// with the reason, and the next call gives the same answer from the remembered parse.
     #[test]
     fn an_unusable_key_fails_each_verification_alike() {
+        let coordinate = URL_SAFE_NO_PAD.encode([1; 32]);
         let off_curve = serde_json::json!(
-            {"kty": "EC", "kid": "e1", "crv": "P-256", "x": "AQ", "y": "AQ"});
+            {"kty": "EC", "kid": "e1", "crv": "P-256", "x": coordinate, "y": coordinate});
         let key = SigningKey::from_json(off_curve).unwrap_or_else(|| unreachable!("a JWK"));
         for _ in 0..2 {
             let error = key.verify("ES256", b"message", &[1; 64]).err();
@@ -286,6 +306,121 @@ mod tests {
             );
             assert!(key.verify("RS256", b"header.claimz", &signature).is_err());
             assert!(key.verify("RS384", b"header.claims", &signature).is_err());
+        }
+    }
+
+    /// Coordinates and Ed25519 keys of the wrong size make a JWK idgate skips, as RFC 7517
+    /// asks of keys with values out of the supported ranges.
+    #[test]
+    fn keys_of_the_wrong_size_are_skipped() {
+        let b64 = |len: usize| URL_SAFE_NO_PAD.encode(vec![1; len]);
+        let ec = |crv: &str, x: usize, y: usize| {
+            SigningKey::from_json(serde_json::json!(
+                {"kty": "EC", "crv": crv, "x": b64(x), "y": b64(y)}))
+            .is_some()
+        };
+        assert!(ec("P-256", 32, 32) && ec("P-384", 48, 48));
+        assert!(!ec("P-256", 31, 33) && !ec("P-256", 48, 48) && !ec("P-384", 32, 32));
+        let ed = |x: usize| {
+            SigningKey::from_json(serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": b64(x)}))
+                .is_some()
+        };
+        assert!(ed(32) && !ed(31) && !ed(33));
+    }
+
+    /// Every algorithm of the allow-list verifies its own signatures, and no other algorithm
+    /// verifies them with the same key: each algorithm has a parsed key of its own, whatever
+    /// was verified with the key before.
+    #[test]
+    fn each_algorithm_verifies_only_its_own_signatures() {
+        use aws_lc_rs::rand::SystemRandom;
+        use aws_lc_rs::signature::{self as s, KeyPair as _};
+        use rsa::pkcs8::DecodePrivateKey as _;
+        use rsa::traits::PublicKeyParts as _;
+        const ALL: [&str; 9] = [
+            "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA",
+        ];
+        let rng = SystemRandom::new();
+        let b64 = |bytes: &[u8]| URL_SAFE_NO_PAD.encode(bytes);
+        let message = b"header.claims";
+        let fixture = |name: &str| {
+            let path = format!(
+                "{}/tests/fixtures/keys/{name}.pem",
+                env!("CARGO_MANIFEST_DIR")
+            );
+            std::fs::read_to_string(path).unwrap_or_default()
+        };
+        let der = |pem: &str| -> Vec<u8> {
+            let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+            base64::engine::general_purpose::STANDARD
+                .decode(body)
+                .unwrap_or_default()
+        };
+        let pem = fixture("rsa1");
+        let public = rsa::RsaPrivateKey::from_pkcs8_pem(&pem)
+            .unwrap_or_else(|e| unreachable!("the RSA test key: {e}"));
+        let rsa_key = SigningKey::from_json(serde_json::json!({"kty": "RSA",
+            "n": b64(&public.n().to_bytes_be()), "e": b64(&public.e().to_bytes_be())}))
+        .unwrap_or_else(|| unreachable!("an RSA JWK"));
+        let signer = s::RsaKeyPair::from_pkcs8(&der(&pem))
+            .unwrap_or_else(|e| unreachable!("the RSA test key: {e}"));
+        let mut signed: Vec<(&str, &SigningKey, Vec<u8>)> = Vec::new();
+        let paddings: [(&str, &'static dyn s::RsaEncoding); 6] = [
+            ("RS256", &s::RSA_PKCS1_SHA256),
+            ("RS384", &s::RSA_PKCS1_SHA384),
+            ("RS512", &s::RSA_PKCS1_SHA512),
+            ("PS256", &s::RSA_PSS_SHA256),
+            ("PS384", &s::RSA_PSS_SHA384),
+            ("PS512", &s::RSA_PSS_SHA512),
+        ];
+        for (alg, padding) in paddings {
+            let mut signature = vec![0; signer.public_modulus_len()];
+            signer
+                .sign(padding, &rng, message, &mut signature)
+                .unwrap_or_else(|e| unreachable!("{alg}: {e}"));
+            signed.push((alg, &rsa_key, signature));
+        }
+        let ec_jwk = |crv: &str, pair: &s::EcdsaKeyPair| {
+            let point = pair.public_key().as_ref();
+            let half = (point.len() - 1) / 2;
+            SigningKey::from_json(serde_json::json!({"kty": "EC", "crv": crv,
+                "x": b64(&point[1..=half]), "y": b64(&point[half + 1..])}))
+            .unwrap_or_else(|| unreachable!("an EC JWK"))
+        };
+        let ec_pair = |algorithm: &'static s::EcdsaSigningAlgorithm| {
+            let document = s::EcdsaKeyPair::generate_pkcs8(algorithm, &rng)
+                .unwrap_or_else(|e| unreachable!("an EC key: {e}"));
+            s::EcdsaKeyPair::from_pkcs8(algorithm, document.as_ref())
+                .unwrap_or_else(|e| unreachable!("an EC key: {e}"))
+        };
+        let p256 = ec_pair(&s::ECDSA_P256_SHA256_FIXED_SIGNING);
+        let p384 = ec_pair(&s::ECDSA_P384_SHA384_FIXED_SIGNING);
+        let (p256_key, p384_key) = (ec_jwk("P-256", &p256), ec_jwk("P-384", &p384));
+        let ec_signature = |pair: &s::EcdsaKeyPair| {
+            pair.sign(&rng, message)
+                .unwrap_or_else(|e| unreachable!("an ECDSA signature: {e}"))
+                .as_ref()
+                .to_vec()
+        };
+        signed.push(("ES256", &p256_key, ec_signature(&p256)));
+        signed.push(("ES384", &p384_key, ec_signature(&p384)));
+        let ed = s::Ed25519KeyPair::generate().unwrap_or_else(|e| unreachable!("{e}"));
+        let ed_key = SigningKey::from_json(serde_json::json!(
+            {"kty": "OKP", "crv": "Ed25519", "x": b64(ed.public_key().as_ref())}))
+        .unwrap_or_else(|| unreachable!("an Ed25519 JWK"));
+        signed.push(("EdDSA", &ed_key, ed.sign(message).as_ref().to_vec()));
+        for (alg, key, signature) in &signed {
+            assert_eq!(key.verify(alg, message, signature), Ok(()), "{alg}");
+            assert!(
+                key.verify(alg, b"header.claimz", signature).is_err(),
+                "{alg}"
+            );
+            for other in ALL.iter().filter(|other| *other != alg) {
+                assert!(
+                    key.verify(other, message, signature).is_err(),
+                    "a {alg} signature verified as {other}"
+                );
+            }
         }
     }
 }

@@ -8,9 +8,20 @@ fn key(json: &str) -> SigningKey {
 }
 
 const RSA: &str = r#"{"kty":"RSA","kid":"r1","n":"AQAB","e":"AQAB"}"#;
-const P256: &str = r#"{"kty":"EC","kid":"e1","crv":"P-256","x":"AA","y":"AA"}"#;
-const P384: &str = r#"{"kty":"EC","kid":"e2","crv":"P-384","x":"AA","y":"AA"}"#;
-const ED: &str = r#"{"kty":"OKP","kid":"d1","crv":"Ed25519","x":"AA"}"#;
+const P256: &str = concat!(
+    r#"{"kty":"EC","kid":"e1","crv":"P-256","#,
+    r#""x":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA","#,
+    r#""y":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}"#
+);
+const P384: &str = concat!(
+    r#"{"kty":"EC","kid":"e2","crv":"P-384","#,
+    r#""x":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA","#,
+    r#""y":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}"#
+);
+const ED: &str = concat!(
+    r#"{"kty":"OKP","kid":"d1","crv":"Ed25519","#,
+    r#""x":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}"#
+);
 
 #[test]
 fn keys_fit_only_the_algorithms_of_their_type_and_curve() {
