@@ -194,3 +194,47 @@ fn the_first_failing_rule_is_reported() {
     let late_and_bad_email = json!({"exp": NOW - 3600, "email": "x"});
     assert_eq!(check(late_and_bad_email).err(), Some(Reason::Expired));
 }
+
+/// HS256, HS384 and HS512 each verify a MAC made with their own hash and the client secret, and
+/// refuse one made with another hash or another key, or over other bytes.
+#[test]
+fn hmac_signatures_verify_with_their_own_hash_and_the_client_secret() {
+    use aws_lc_rs::hmac;
+    let secret = "a client secret of at least 32 bytes";
+    let mut provider = provider();
+    provider.client_secret = Some(crate::identity::Secret::new(secret.into()));
+    let input = "header.claims";
+    let algorithms = [
+        ("HS256", hmac::HMAC_SHA256),
+        ("HS384", hmac::HMAC_SHA384),
+        ("HS512", hmac::HMAC_SHA512),
+    ];
+    let mac = |algorithm, key: &str, bytes: &str| {
+        hmac::sign(&hmac::Key::new(algorithm, key.as_bytes()), bytes.as_bytes())
+            .as_ref()
+            .to_vec()
+    };
+    let token =
+        |alg: &'static str, signing_input: &'static str, signature: Vec<u8>| UnverifiedToken {
+            signing_input,
+            signature,
+            alg,
+            kid: None,
+            claims: Map::new(),
+        };
+    let bad = |result: Result<(), VerifyError>| {
+        matches!(result, Err(VerifyError::Refused(Reason::BadSignature, _)))
+    };
+    for (alg, algorithm) in algorithms {
+        let good = token(alg, input, mac(algorithm, secret, input));
+        assert!(check_hmac(&provider, &good).is_ok(), "{alg}");
+        let other_key = token(alg, input, mac(algorithm, "another secret", input));
+        assert!(bad(check_hmac(&provider, &other_key)), "{alg}");
+        let other_bytes = token(alg, "header.claimz", mac(algorithm, secret, input));
+        assert!(bad(check_hmac(&provider, &other_bytes)), "{alg}");
+        for (other, _) in algorithms.iter().filter(|(other, _)| *other != alg) {
+            let crossed = token(other, input, mac(algorithm, secret, input));
+            assert!(bad(check_hmac(&provider, &crossed)), "{alg} as {other}");
+        }
+    }
+}
