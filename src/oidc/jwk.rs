@@ -26,8 +26,8 @@ pub struct SigningKey {
     material: Material,
     /// The parsed key for each algorithm of [`Material::algorithm`], made at its first use;
     /// `None` when the key material does not parse for that algorithm (a point not on the
-    /// curve, an even RSA exponent), which every verification then reports. An RSA modulus
-    /// outside 2048 to 8192 bits parses, and then fails every verification.
+    /// curve), which every verification then reports. An RSA modulus outside 2048 to 8192 bits
+    /// may parse, and then fails every verification.
     parsed: Arc<[OnceLock<Option<ParsedPublicKey>>; SLOTS]>,
 }
 
