@@ -24,7 +24,7 @@ pub struct SigningKey {
     alg: Option<String>,
     key_use: Option<String>,
     material: Material,
-    /// The parsed key for each algorithm of [`Material::algorithm`], made at its first use;
+    /// The parsed key for each algorithm of [`SigningKey::algorithm`], made at its first use;
     /// `None` when the key material does not parse for that algorithm (a point not on the
     /// curve), which every verification then reports. An RSA modulus outside 2048 to 8192 bits
     /// may parse, and then fails every verification.
@@ -46,24 +46,6 @@ enum Material {
 }
 
 impl Material {
-    /// The verification algorithm for `alg` on this type of key, with its slot among the key's
-    /// parsed forms; `None` when this type of key does not verify `alg`.
-    fn algorithm(&self, alg: &str) -> Option<(usize, &'static dyn VerificationAlgorithm)> {
-        let found: (usize, &'static dyn VerificationAlgorithm) = match (self, alg) {
-            (Material::Rsa(_), "RS256") => (0, &sig::RSA_PKCS1_2048_8192_SHA256),
-            (Material::Rsa(_), "RS384") => (1, &sig::RSA_PKCS1_2048_8192_SHA384),
-            (Material::Rsa(_), "RS512") => (2, &sig::RSA_PKCS1_2048_8192_SHA512),
-            (Material::Rsa(_), "PS256") => (3, &sig::RSA_PSS_2048_8192_SHA256),
-            (Material::Rsa(_), "PS384") => (4, &sig::RSA_PSS_2048_8192_SHA384),
-            (Material::Rsa(_), "PS512") => (5, &sig::RSA_PSS_2048_8192_SHA512),
-            (Material::Ec(_), "ES256") => (0, &sig::ECDSA_P256_SHA256_FIXED),
-            (Material::Ec(_), "ES384") => (1, &sig::ECDSA_P384_SHA384_FIXED),
-            (Material::Okp(_), "EdDSA") => (0, &sig::ED25519),
-            _ => return None,
-        };
-        Some(found)
-    }
-
     fn bytes(&self) -> &[u8] {
         match self {
             Material::Rsa(der) => der,
@@ -193,14 +175,27 @@ impl SigningKey {
         if self.alg.as_deref().is_some_and(|a| a != alg) {
             return false;
         }
-        let crv = self.crv.as_deref();
-        match alg {
-            "RS256" | "RS384" | "RS512" | "PS256" | "PS384" | "PS512" => self.kty == "RSA",
-            "ES256" => self.kty == "EC" && crv == Some("P-256"),
-            "ES384" => self.kty == "EC" && crv == Some("P-384"),
-            "EdDSA" => self.kty == "OKP" && crv == Some("Ed25519"),
-            _ => false,
-        }
+        self.algorithm(alg).is_some()
+    }
+
+    /// The verification algorithm for `alg` on this key's type and curve, with its slot among
+    /// the key's parsed forms; `None` when this key does not verify `alg`. The one table of
+    /// which key verifies which algorithm, for [`SigningKey::fits`] and [`SigningKey::verify`].
+    fn algorithm(&self, alg: &str) -> Option<(usize, &'static dyn VerificationAlgorithm)> {
+        let found: (usize, &'static dyn VerificationAlgorithm) =
+            match (&self.material, alg, self.crv.as_deref()) {
+                (Material::Rsa(_), "RS256", _) => (0, &sig::RSA_PKCS1_2048_8192_SHA256),
+                (Material::Rsa(_), "RS384", _) => (1, &sig::RSA_PKCS1_2048_8192_SHA384),
+                (Material::Rsa(_), "RS512", _) => (2, &sig::RSA_PKCS1_2048_8192_SHA512),
+                (Material::Rsa(_), "PS256", _) => (3, &sig::RSA_PSS_2048_8192_SHA256),
+                (Material::Rsa(_), "PS384", _) => (4, &sig::RSA_PSS_2048_8192_SHA384),
+                (Material::Rsa(_), "PS512", _) => (5, &sig::RSA_PSS_2048_8192_SHA512),
+                (Material::Ec(_), "ES256", Some("P-256")) => (0, &sig::ECDSA_P256_SHA256_FIXED),
+                (Material::Ec(_), "ES384", Some("P-384")) => (1, &sig::ECDSA_P384_SHA384_FIXED),
+                (Material::Okp(_), "EdDSA", Some("Ed25519")) => (0, &sig::ED25519),
+                _ => return None,
+            };
+        Some(found)
     }
 
     /// Verifies `signature` over `message` made with `alg` (one of the allow-list, which
@@ -211,7 +206,7 @@ impl SigningKey {
     /// which idgate used before, parses an RSA key again for every signature and has no way to
     /// keep it parsed, which made RS256 verification a third dearer (see docs/performance.md).
     pub fn verify(&self, alg: &str, message: &[u8], signature: &[u8]) -> Result<(), String> {
-        let Some((slot, algorithm)) = self.material.algorithm(alg) else {
+        let Some((slot, algorithm)) = self.algorithm(alg) else {
             return Err(format!("a {} key does not verify {alg}", self.kty));
         };
         let parsed = self.parsed[slot]
@@ -231,6 +226,8 @@ impl SigningKey {
 
 #[cfg(test)]
 mod tests {
+    use idgate_test_support::provider::TestKey;
+
     use super::*;
 
     #[test]
@@ -280,29 +277,25 @@ mod tests {
     fn an_rsa_signature_verifies_only_with_a_modulus_of_2048_bits_or_more() {
         use rsa::signature::{SignatureEncoding as _, Signer as _};
         use rsa::traits::PublicKeyParts as _;
-        let jwk = |key: &rsa::RsaPrivateKey| {
-            let b64 = |bytes: Vec<u8>| URL_SAFE_NO_PAD.encode(bytes);
-            let jwk = serde_json::json!({"kty": "RSA", "kid": "r1",
-                "n": b64(key.n().to_bytes_be()), "e": b64(key.e().to_bytes_be())});
-            SigningKey::from_json(jwk).unwrap_or_else(|| unreachable!("a JWK"))
-        };
-        use rsa::pkcs8::DecodePrivateKey as _;
-        let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/keys/rsa1.pem");
-        let pem = std::fs::read_to_string(fixture).unwrap_or_default();
-        let long = rsa::RsaPrivateKey::from_pkcs8_pem(&pem)
-            .unwrap_or_else(|e| unreachable!("the 2048-bit test key: {e}"));
         let short = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 1024)
             .unwrap_or_else(|e| unreachable!("an RSA key: {e}"));
-        for (private, verifies) in [(short, false), (long, true)] {
-            let bits = private.n().bits();
-            let signature = rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(private.clone())
-                .sign(b"header.claims")
-                .to_vec();
-            let key = jwk(&private);
+        let b64 = |bytes: Vec<u8>| URL_SAFE_NO_PAD.encode(bytes);
+        let short_key = SigningKey::from_json(serde_json::json!({"kty": "RSA",
+            "n": b64(short.n().to_bytes_be()), "e": b64(short.e().to_bytes_be())}))
+        .unwrap_or_else(|| unreachable!("a JWK"));
+        let short_signature = rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(short)
+            .sign(b"header.claims")
+            .to_vec();
+        let long = TestKey::rsa("rsa1", "r1");
+        let long_key = SigningKey::from_json(long.jwk()).unwrap_or_else(|| unreachable!("a JWK"));
+        for (key, signature, verifies) in [
+            (short_key, short_signature, false),
+            (long_key, long.sign("RS256", b"header.claims"), true),
+        ] {
             assert_eq!(
                 key.verify("RS256", b"header.claims", &signature).is_ok(),
                 verifies,
-                "{bits} bits"
+                "{verifies}"
             );
             assert!(key.verify("RS256", b"header.claimz", &signature).is_err());
             assert!(key.verify("RS384", b"header.claims", &signature).is_err());
@@ -335,80 +328,41 @@ mod tests {
     fn each_algorithm_verifies_only_its_own_signatures() {
         use aws_lc_rs::rand::SystemRandom;
         use aws_lc_rs::signature::{self as s, KeyPair as _};
-        use rsa::pkcs8::DecodePrivateKey as _;
-        use rsa::traits::PublicKeyParts as _;
         const ALL: [&str; 9] = [
             "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA",
         ];
-        let rng = SystemRandom::new();
-        let b64 = |bytes: &[u8]| URL_SAFE_NO_PAD.encode(bytes);
         let message = b"header.claims";
-        let fixture = |name: &str| {
-            let path = format!(
-                "{}/tests/fixtures/keys/{name}.pem",
-                env!("CARGO_MANIFEST_DIR")
-            );
-            std::fs::read_to_string(path).unwrap_or_default()
+        let key = |test_key: &TestKey| {
+            SigningKey::from_json(test_key.jwk()).unwrap_or_else(|| unreachable!("a JWK"))
         };
-        let der = |pem: &str| -> Vec<u8> {
-            let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
-            base64::engine::general_purpose::STANDARD
-                .decode(body)
-                .unwrap_or_default()
-        };
-        let pem = fixture("rsa1");
-        let public = rsa::RsaPrivateKey::from_pkcs8_pem(&pem)
-            .unwrap_or_else(|e| unreachable!("the RSA test key: {e}"));
-        let rsa_key = SigningKey::from_json(serde_json::json!({"kty": "RSA",
-            "n": b64(&public.n().to_bytes_be()), "e": b64(&public.e().to_bytes_be())}))
-        .unwrap_or_else(|| unreachable!("an RSA JWK"));
-        let signer = s::RsaKeyPair::from_pkcs8(&der(&pem))
-            .unwrap_or_else(|e| unreachable!("the RSA test key: {e}"));
-        let mut signed: Vec<(&str, &SigningKey, Vec<u8>)> = Vec::new();
-        let paddings: [(&str, &'static dyn s::RsaEncoding); 6] = [
-            ("RS256", &s::RSA_PKCS1_SHA256),
-            ("RS384", &s::RSA_PKCS1_SHA384),
-            ("RS512", &s::RSA_PKCS1_SHA512),
-            ("PS256", &s::RSA_PSS_SHA256),
-            ("PS384", &s::RSA_PSS_SHA384),
-            ("PS512", &s::RSA_PSS_SHA512),
-        ];
-        for (alg, padding) in paddings {
-            let mut signature = vec![0; signer.public_modulus_len()];
-            signer
-                .sign(padding, &rng, message, &mut signature)
-                .unwrap_or_else(|e| unreachable!("{alg}: {e}"));
-            signed.push((alg, &rsa_key, signature));
-        }
-        let ec_jwk = |crv: &str, pair: &s::EcdsaKeyPair| {
-            let point = pair.public_key().as_ref();
-            let half = (point.len() - 1) / 2;
-            SigningKey::from_json(serde_json::json!({"kty": "EC", "crv": crv,
-                "x": b64(&point[1..=half]), "y": b64(&point[half + 1..])}))
-            .unwrap_or_else(|| unreachable!("an EC JWK"))
-        };
-        let ec_pair = |algorithm: &'static s::EcdsaSigningAlgorithm| {
-            let document = s::EcdsaKeyPair::generate_pkcs8(algorithm, &rng)
-                .unwrap_or_else(|e| unreachable!("an EC key: {e}"));
-            s::EcdsaKeyPair::from_pkcs8(algorithm, document.as_ref())
-                .unwrap_or_else(|e| unreachable!("an EC key: {e}"))
-        };
-        let p256 = ec_pair(&s::ECDSA_P256_SHA256_FIXED_SIGNING);
-        let p384 = ec_pair(&s::ECDSA_P384_SHA384_FIXED_SIGNING);
-        let (p256_key, p384_key) = (ec_jwk("P-256", &p256), ec_jwk("P-384", &p384));
-        let ec_signature = |pair: &s::EcdsaKeyPair| {
-            pair.sign(&rng, message)
-                .unwrap_or_else(|e| unreachable!("an ECDSA signature: {e}"))
-                .as_ref()
-                .to_vec()
-        };
-        signed.push(("ES256", &p256_key, ec_signature(&p256)));
-        signed.push(("ES384", &p384_key, ec_signature(&p384)));
-        let ed = s::Ed25519KeyPair::generate().unwrap_or_else(|e| unreachable!("{e}"));
-        let ed_key = SigningKey::from_json(serde_json::json!(
-            {"kty": "OKP", "crv": "Ed25519", "x": b64(ed.public_key().as_ref())}))
-        .unwrap_or_else(|| unreachable!("an Ed25519 JWK"));
-        signed.push(("EdDSA", &ed_key, ed.sign(message).as_ref().to_vec()));
+        let (rsa, p256, ed) = (
+            TestKey::rsa("rsa1", "r1"),
+            TestKey::ec("ec1", "e1"),
+            TestKey::ed("ed1", "d1"),
+        );
+        let (rsa_key, p256_key, ed_key) = (key(&rsa), key(&p256), key(&ed));
+        let mut signed: Vec<(&str, &SigningKey, Vec<u8>)> =
+            ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512"]
+                .into_iter()
+                .map(|alg| (alg, &rsa_key, rsa.sign(alg, message)))
+                .collect();
+        signed.push(("ES256", &p256_key, p256.sign("ES256", message)));
+        signed.push(("EdDSA", &ed_key, ed.sign("EdDSA", message)));
+        // The test provider has no P-384 key.
+        let rng = SystemRandom::new();
+        let algorithm = &s::ECDSA_P384_SHA384_FIXED_SIGNING;
+        let document = s::EcdsaKeyPair::generate_pkcs8(algorithm, &rng)
+            .unwrap_or_else(|e| unreachable!("an EC key: {e}"));
+        let p384 = s::EcdsaKeyPair::from_pkcs8(algorithm, document.as_ref())
+            .unwrap_or_else(|e| unreachable!("an EC key: {e}"));
+        let point = p384.public_key().as_ref();
+        let p384_key = SigningKey::from_json(serde_json::json!({"kty": "EC", "crv": "P-384",
+            "x": URL_SAFE_NO_PAD.encode(&point[1..49]), "y": URL_SAFE_NO_PAD.encode(&point[49..])}))
+        .unwrap_or_else(|| unreachable!("an EC JWK"));
+        let p384_signature = p384
+            .sign(&rng, message)
+            .unwrap_or_else(|e| unreachable!("an ECDSA signature: {e}"));
+        signed.push(("ES384", &p384_key, p384_signature.as_ref().to_vec()));
         for (alg, key, signature) in &signed {
             assert_eq!(key.verify(alg, message, signature), Ok(()), "{alg}");
             assert!(

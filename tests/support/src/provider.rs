@@ -148,6 +148,8 @@ impl TestKey {
                     "RS384" => &sig::RSA_PKCS1_SHA384,
                     "RS512" => &sig::RSA_PKCS1_SHA512,
                     "PS256" => &sig::RSA_PSS_SHA256,
+                    "PS384" => &sig::RSA_PSS_SHA384,
+                    "PS512" => &sig::RSA_PSS_SHA512,
                     other => panic!("an RSA key does not sign {other}"),
                 };
                 let mut signature = vec![0; key.public().modulus_len()];
