@@ -20,6 +20,9 @@ pub struct WriterCounters {
     pub writes: Counter,
     /// Writes waiting for the writer.
     pub queued: Gauge,
+    /// Batches run again with a savepoint for every write, after a database failure in a write
+    /// without one (PostgreSQL).
+    pub retries: Counter,
 }
 
 /// Latency buckets: 50 µs to about 1.6 s, doubling.
@@ -107,6 +110,11 @@ impl Metrics {
                 "db_write_queue",
                 "Writes waiting for the database writer",
                 writer.queued,
+            );
+            registry.register(
+                "db_batch_retries",
+                "Batches the database writer ran again, each write in a savepoint of its own, after a database failure in a write without one (PostgreSQL)",
+                writer.retries,
             );
         }
         let sign_ins = Family::<SignInLabels, Counter>::default();

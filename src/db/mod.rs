@@ -346,9 +346,12 @@ impl Database {
 
     /// Runs `work` as one all-or-nothing transaction (an error rolls it back) and answers once it
     /// is durably committed. Transactions arriving together share one commit (see [`writer`]).
+    /// `work` may run more than once: on PostgreSQL a batch in which a write without a
+    /// savepoint of its own failed is rolled back and run again (see
+    /// [`Database::write_unguarded`]); only the last run's writes are committed.
     pub async fn write<T, E, F>(&self, work: F) -> Result<T, E>
     where
-        F: FnOnce(&mut AnyConnection) -> Result<T, E> + Send + 'static,
+        F: FnMut(&mut AnyConnection) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
@@ -356,13 +359,15 @@ impl Database {
     }
 
     /// As [`Database::write`], for work whose writes all come after its last refusal: a refusal
-    /// ([`Unguarded::Refused`]) must leave nothing written. On SQLite it runs without a
-    /// savepoint of its own (cheaper: no copy of the pages it changes), so a database failure
-    /// ([`Unguarded::Store`]) fails every write of its batch; work that writes before a refusal
-    /// wraps those writes in [`transaction`]. On PostgreSQL this is [`Database::write`].
+    /// ([`Unguarded::Refused`]) must leave nothing written; work that writes before a refusal
+    /// wraps those writes in [`transaction`]. It runs without a savepoint of its own, which
+    /// spares SQLite a copy of the pages it changes and PostgreSQL a round trip. On SQLite a
+    /// database failure in it ([`Unguarded::Store`]) fails every write of its batch; on
+    /// PostgreSQL the batch is rolled back and run again with a savepoint for every write, so
+    /// that the failure fails this write alone.
     pub async fn write_unguarded<T, E, F>(&self, work: F) -> Result<T, E>
     where
-        F: FnOnce(&mut AnyConnection) -> Result<T, Unguarded<E>> + Send + 'static,
+        F: FnMut(&mut AnyConnection) -> Result<T, Unguarded<E>> + Send + 'static,
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {

@@ -8,11 +8,12 @@
 //! (`BEGIN IMMEDIATE` on SQLite), commits once, and only then answers the callers. Each job
 //! keeps its own all-or-nothing meaning: a job that returns an error (a refusal, or a statement
 //! PostgreSQL refused, such as the loser of a deadlock with another instance's batch) has its
-//! savepoint rolled back and the others are kept. On SQLite a job may run without a savepoint
+//! savepoint rolled back and the others are kept. A job may run without a savepoint
 //! ([`Writer::write_unguarded`]: a sign-in whose writes all come after its last rule): its
-//! refusals write nothing, and a database failure in it loses the whole batch. A commit that
-//! fails answers every job of the batch with that failure, so no caller is ever told that
-//! something was stored when it was not.
+//! refusals write nothing; a database failure in it loses the whole batch on SQLite, while on
+//! PostgreSQL the batch is rolled back and run again with a savepoint for every job, so that
+//! the failure undoes that job alone. A commit that fails answers every job of the batch with
+//! that failure, so no caller is ever told that something was stored when it was not.
 //!
 //! Several instances on one PostgreSQL database each have their writer; what one batch writes
 //! is seen by the others when it commits, and the unique keys (the replay guard's above all)
@@ -34,10 +35,19 @@ const MAX_BATCH: usize = 128;
 /// than queued without bound.
 pub const MAX_QUEUE: i64 = 10_000;
 
-/// A job's work, run inside its savepoint (or, on SQLite, without one when its caller asked for
-/// none, see [`Writer::write_unguarded`]); it gives back what became of it and what answers the
-/// caller once the batch's fate is known.
-type Job = Box<dyn FnOnce(&mut AnyConnection) -> (JobOutcome, Reply) + Send>;
+/// A queued write: run by the writer (run again when its batch is run again, see
+/// [`run_batch`]), then answered once the batch's fate is known.
+trait Job: Send {
+    /// Whether the work must have a savepoint of its own ([`Writer::write`]) or may run without
+    /// one ([`Writer::write_unguarded`]).
+    fn needs_savepoint(&self) -> bool;
+    /// Runs the work, which has a savepoint of its own set by the writer when `guarded`
+    /// (PostgreSQL only), and keeps its result for [`Job::answer`].
+    fn run(&mut self, conn: &mut AnyConnection, guarded: bool) -> JobOutcome;
+    /// Answers the caller: with the work's result when the batch committed, else with the
+    /// batch's failure.
+    fn answer(self: Box<Self>, committed: Result<(), &str>);
+}
 
 /// What became of a job's work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,8 +58,9 @@ enum JobOutcome {
     /// rolled back already).
     Undone,
     /// The database failed in a job without a savepoint of its own, maybe after it wrote
-    /// something: the whole batch fails.
-    BatchLost,
+    /// something: on SQLite the whole batch fails; on PostgreSQL it is run again, each job in a
+    /// savepoint of its own.
+    Unsettled,
 }
 
 /// How a job without a savepoint of its own ([`Writer::write_unguarded`]) failed.
@@ -58,18 +69,52 @@ pub enum Unguarded<E> {
     /// Refused, having written nothing: the batch goes on.
     Refused(E),
     /// The database failed, maybe after the job wrote something: on SQLite the whole batch
-    /// fails with it (on PostgreSQL the job's savepoint undoes it alone).
+    /// fails with it; on PostgreSQL the batch is run again with a savepoint for each job, which
+    /// undoes this job alone.
     Store(StoreError),
 }
 
-/// Answers a caller: with the job's own result when the batch committed, else with the commit's
-/// failure.
-type Reply = Box<dyn FnOnce(Result<(), &str>) + Send>;
+/// A job of [`Writer::submit`]: the work, and where its answer goes.
+struct Queued<T, E, F> {
+    work: F,
+    needs_savepoint: bool,
+    result: Option<Result<T, E>>,
+    answer: tokio::sync::oneshot::Sender<Result<T, E>>,
+    span: tracing::Span,
+}
+
+impl<T, E, F> Job for Queued<T, E, F>
+where
+    F: FnMut(&mut AnyConnection, bool) -> (JobOutcome, Result<T, E>) + Send,
+    T: Send,
+    E: From<StoreError> + Send,
+{
+    fn needs_savepoint(&self) -> bool {
+        self.needs_savepoint
+    }
+
+    fn run(&mut self, conn: &mut AnyConnection, guarded: bool) -> JobOutcome {
+        let _entered = self.span.enter();
+        let (outcome, result) = (self.work)(conn, guarded);
+        self.result = Some(result);
+        outcome
+    }
+
+    fn answer(self: Box<Self>, committed: Result<(), &str>) {
+        let Queued { result, answer, .. } = *self;
+        let answer_now = match (committed, result) {
+            (Ok(()), Some(result)) => result,
+            (Err(failure), _) => Err(unavailable(failure)),
+            (Ok(()), None) => Err(unavailable("the database writer did not run the work")),
+        };
+        let _ = answer.send(answer_now);
+    }
+}
 
 /// The queue to the writer thread; the thread ends when the last handle is dropped.
 #[derive(Clone)]
 pub(super) struct Writer {
-    queue: mpsc::Sender<Job>,
+    queue: mpsc::Sender<Box<dyn Job>>,
     pub(super) counters: WriterCounters,
 }
 
@@ -77,7 +122,7 @@ impl Writer {
     /// Starts the writer thread, which opens its own connection (and opens it again after a
     /// failure).
     pub(super) fn start(manager: Manager) -> std::io::Result<Self> {
-        let (queue, jobs) = mpsc::channel::<Job>();
+        let (queue, jobs) = mpsc::channel::<Box<dyn Job>>();
         let counters = WriterCounters::default();
         let thread_counters = counters.clone();
         std::thread::Builder::new()
@@ -87,18 +132,19 @@ impl Writer {
     }
 
     /// Runs `work` in its own savepoint of the next batch and answers once that batch is
-    /// committed (or has failed).
-    pub(super) async fn write<T, E, F>(&self, work: F) -> Result<T, E>
+    /// committed (or has failed). `work` may run more than once (on PostgreSQL, when its batch
+    /// is run again; what an earlier run wrote is then rolled back).
+    pub(super) async fn write<T, E, F>(&self, mut work: F) -> Result<T, E>
     where
-        F: FnOnce(&mut AnyConnection) -> Result<T, E> + Send + 'static,
+        F: FnMut(&mut AnyConnection) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
-        self.submit(move |conn| {
+        self.submit(true, move |conn, _guarded| {
             let result = match conn {
                 // The writer has set the job's savepoint (see `JobSavepoint`).
                 AnyConnection::Postgresql(_) => work(conn),
-                AnyConnection::Sqlite(_) => super::transaction(conn, work),
+                AnyConnection::Sqlite(_) => super::transaction(conn, &mut work),
             };
             let outcome = if result.is_ok() {
                 JobOutcome::Kept
@@ -110,56 +156,46 @@ impl Writer {
         .await
     }
 
-    /// As [`Writer::write`], for work that writes nothing before its last refusal: on SQLite
-    /// it runs without a savepoint of its own, which spares SQLite a copy of every page the job
-    /// is the first to change (its sub-journal) and two statements. A refusal must therefore
-    /// leave nothing written; a database failure, which may come after a write, fails the whole
-    /// batch on SQLite. On PostgreSQL this is [`Writer::write`].
-    pub(super) async fn write_unguarded<T, E, F>(&self, work: F) -> Result<T, E>
+    /// As [`Writer::write`], for work that writes nothing before its last refusal: it runs
+    /// without a savepoint of its own, which spares SQLite a copy of every page the job is the
+    /// first to change (its sub-journal) and two statements, and PostgreSQL a round trip. A
+    /// refusal must therefore leave nothing written. A database failure, which may come after a
+    /// write, fails the whole batch on SQLite; on PostgreSQL the batch is rolled back and run
+    /// again with a savepoint for every job, so that the failure undoes this job alone.
+    pub(super) async fn write_unguarded<T, E, F>(&self, mut work: F) -> Result<T, E>
     where
-        F: FnOnce(&mut AnyConnection) -> Result<T, Unguarded<E>> + Send + 'static,
+        F: FnMut(&mut AnyConnection) -> Result<T, Unguarded<E>> + Send + 'static,
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
-        self.submit(move |conn| {
-            let sqlite = matches!(conn, AnyConnection::Sqlite(_));
-            match work(conn) {
-                Ok(value) => (JobOutcome::Kept, Ok(value)),
-                Err(Unguarded::Refused(error)) if sqlite => (JobOutcome::Kept, Err(error)),
-                Err(Unguarded::Store(error)) if sqlite => {
-                    // The callers hear only that the batch was lost: the cause is logged here.
-                    tracing::error!(%error, "database writer: a write without a savepoint of its own failed");
-                    (JobOutcome::BatchLost, Err(E::from(error)))
-                }
-                Err(Unguarded::Refused(error)) => (JobOutcome::Undone, Err(error)),
-                Err(Unguarded::Store(error)) => (JobOutcome::Undone, Err(E::from(error))),
+        self.submit(false, move |conn, guarded| match work(conn) {
+            Ok(value) => (JobOutcome::Kept, Ok(value)),
+            Err(Unguarded::Refused(error)) if !guarded => (JobOutcome::Kept, Err(error)),
+            Err(Unguarded::Store(error)) if !guarded => {
+                // The callers hear only of the batch's fate: the cause is logged here.
+                tracing::warn!(%error, "database writer: a write without a savepoint of its own failed");
+                (JobOutcome::Unsettled, Err(E::from(error)))
             }
+            Err(Unguarded::Refused(error)) => (JobOutcome::Undone, Err(error)),
+            Err(Unguarded::Store(error)) => (JobOutcome::Undone, Err(E::from(error))),
         })
         .await
     }
 
     /// Queues a job and waits for its answer.
-    async fn submit<T, E, F>(&self, work: F) -> Result<T, E>
+    async fn submit<T, E, F>(&self, needs_savepoint: bool, work: F) -> Result<T, E>
     where
-        F: FnOnce(&mut AnyConnection) -> (JobOutcome, Result<T, E>) + Send + 'static,
+        F: FnMut(&mut AnyConnection, bool) -> (JobOutcome, Result<T, E>) + Send + 'static,
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
         let (answer, answered) = tokio::sync::oneshot::channel::<Result<T, E>>();
-        let span = tracing::Span::current();
-        let job: Job = Box::new(move |conn| {
-            let (outcome, result) = {
-                let _entered = span.enter();
-                work(conn)
-            };
-            let reply: Reply = Box::new(move |committed: Result<(), &str>| {
-                let answer_now = match committed {
-                    Ok(()) => result,
-                    Err(failure) => Err(unavailable(failure)),
-                };
-                let _ = answer.send(answer_now);
-            });
-            (outcome, reply)
+        let job: Box<dyn Job> = Box::new(Queued {
+            work,
+            needs_savepoint,
+            result: None,
+            answer,
+            span: tracing::Span::current(),
         });
         if self.counters.queued.inc() >= MAX_QUEUE {
             self.counters.queued.dec();
@@ -183,9 +219,9 @@ fn unavailable<E: From<StoreError>>(why: &str) -> E {
     StoreError::from(DbError::Unavailable(why.to_string())).into()
 }
 
-fn writer_loop(manager: &Manager, jobs: &mpsc::Receiver<Job>, counters: &WriterCounters) {
+fn writer_loop(manager: &Manager, jobs: &mpsc::Receiver<Box<dyn Job>>, counters: &WriterCounters) {
     let mut conn: Option<AnyConnection> = None;
-    let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
+    let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
     while let Ok(first) = jobs.recv() {
         batch.push(first);
         // Let request handlers that are ready to run queue their writes too before the batch is
@@ -207,7 +243,7 @@ fn writer_loop(manager: &Manager, jobs: &mpsc::Receiver<Job>, counters: &WriterC
                 Err(error) => {
                     let failure = format!("cannot open the database for writing: {error}");
                     tracing::error!(%failure, "database writer");
-                    batch.clear();
+                    answer_all(&mut batch, Err(&failure));
                     continue;
                 }
             }
@@ -229,6 +265,13 @@ fn writer_loop(manager: &Manager, jobs: &mpsc::Receiver<Job>, counters: &WriterC
     }
 }
 
+/// Answers every job of `batch` with the batch's fate, emptying it.
+fn answer_all(batch: &mut Vec<Box<dyn Job>>, committed: Result<(), &str>) {
+    for job in batch.drain(..) {
+        job.answer(committed);
+    }
+}
+
 /// How long a statement of the writer waits for a row another PostgreSQL transaction holds (in
 /// practice: another instance's batch) before it fails, in milliseconds. Below PostgreSQL's
 /// `deadlock_timeout` (1 s by default), so that two instances' batches waiting on each other
@@ -247,35 +290,107 @@ fn limit_lock_waits(mut conn: AnyConnection) -> Result<AnyConnection, diesel::Co
     Ok(conn)
 }
 
-/// Runs one batch in one transaction and answers its jobs. False when the connection should be
-/// opened again (its transaction state is broken).
-fn run_batch(conn: &mut AnyConnection, batch: &mut Vec<Job>, counters: &WriterCounters) -> bool {
+/// Runs one batch in one transaction and answers its jobs. On PostgreSQL the jobs without a
+/// savepoint of their own ([`Writer::write_unguarded`]) run first without one; when the
+/// database fails in one of them, or the transaction turns out aborted (a failed statement
+/// that a job did not report), the batch is rolled back and run again with a savepoint for
+/// every job, so that a failure undoes its own job alone, as if each had had one from the
+/// start. False when the connection should be opened again (its transaction state is
+/// broken).
+fn run_batch(
+    conn: &mut AnyConnection,
+    batch: &mut Vec<Box<dyn Job>>,
+    counters: &WriterCounters,
+) -> bool {
+    let mut fate = run_once(conn, batch, false);
+    if let Err(Failure {
+        retry: true,
+        why: first,
+        ..
+    }) = &fate
+        && is_idle(conn)
+    {
+        tracing::info!(failure = %first, "database writer: the batch runs again, each write in a savepoint of its own");
+        counters.retries.inc();
+        fate = run_once(conn, batch, true);
+    }
+    let reopen = matches!(&fate, Err(Failure { reopen: true, .. }));
+    match &fate {
+        Ok(ran) => {
+            counters.commits.inc();
+            counters
+                .writes
+                .inc_by(u64::try_from(*ran).unwrap_or(u64::MAX));
+            answer_all(batch, Ok(()));
+        }
+        Err(failure) => {
+            tracing::error!(failure = %failure.why, jobs = batch.len(), "database writer: batch not committed");
+            answer_all(batch, Err(&failure.why));
+        }
+    }
+    !reopen && !AnyConnection::is_broken_transaction_manager(conn)
+}
+
+/// Why a run of a batch did not commit.
+struct Failure {
+    why: String,
+    /// It may commit when run again with a savepoint for every job.
+    retry: bool,
+    /// The connection's state is unknown: it is opened again.
+    reopen: bool,
+}
+
+/// Whether the connection is outside any transaction, in a known state.
+fn is_idle(conn: &mut AnyConnection) -> bool {
+    !AnyConnection::is_broken_transaction_manager(conn)
+        && matches!(
+            AnyConnection::transaction_manager_status_mut(conn).transaction_depth(),
+            Ok(None)
+        )
+}
+
+/// Runs every job of `batch` in one transaction and commits it: the number of jobs run, or why
+/// not (the transaction is then rolled back). `guard_all`: every job gets a savepoint of its
+/// own on PostgreSQL, those of [`Writer::write_unguarded`] too.
+fn run_once(
+    conn: &mut AnyConnection,
+    batch: &mut [Box<dyn Job>],
+    guard_all: bool,
+) -> Result<usize, Failure> {
     let mut savepoint = match JobSavepoint::begin(conn) {
         Ok(savepoint) => savepoint,
         Err(error) => {
-            let failure = error.to_string();
-            tracing::error!(%failure, "database writer: cannot begin");
-            batch.clear();
             // On PostgreSQL the `BEGIN` may have run without the savepoint: a new connection
             // starts from a known state.
-            return matches!(conn, AnyConnection::Sqlite(_))
-                && !AnyConnection::is_broken_transaction_manager(conn);
+            return Err(Failure {
+                why: format!("cannot begin: {error}"),
+                retry: false,
+                reopen: matches!(conn, AnyConnection::Postgresql(_)),
+            });
         }
     };
-    let mut replies: Vec<Reply> = Vec::with_capacity(batch.len());
-    let mut jobs = batch.drain(..);
     let mut lost: Option<&str> = None;
+    let mut unguarded = false;
+    let mut ran = 0;
     const ENDED: &str = "the database ended the transaction";
-    for job in jobs.by_ref() {
-        if savepoint.set(conn).is_err() {
+    for job in batch.iter_mut() {
+        let guarded = guard_all || job.needs_savepoint();
+        let set = if guarded {
+            savepoint.set(conn)
+        } else {
+            unguarded = true;
+            savepoint.share();
+            Ok(())
+        };
+        if set.is_err() {
             lost = Some(ENDED);
             break;
         }
-        let (outcome, reply) = job(conn);
-        replies.push(reply);
-        if outcome == JobOutcome::BatchLost {
+        let outcome = job.run(conn, guarded && savepoint.guards());
+        ran += 1;
+        if outcome == JobOutcome::Unsettled {
             // What it wrote before the failure cannot be undone alone. The jobs not run yet
-            // are answered by their dropped channels.
+            // are answered with the batch's failure.
             lost = Some("a write without a savepoint of its own failed");
             break;
         }
@@ -286,41 +401,37 @@ fn run_batch(conn: &mut AnyConnection, batch: &mut Vec<Job>, counters: &WriterCo
         if !is_in_batch(conn) {
             // The database ended the whole transaction (SQLite does on a full disk or an I/O
             // error): what the earlier jobs wrote is gone, and a later job would run outside
-            // the batch and commit on its own. The jobs not run yet are answered by their
-            // dropped channels.
+            // the batch and commit on its own.
             lost = Some(ENDED);
             break;
         }
     }
-    drop(jobs);
     let committed = if let Some(why) = lost {
         Err(why.to_string())
     } else {
         savepoint.commit(conn).map_err(|e| e.to_string())
     };
-    match &committed {
-        Ok(()) => {
-            counters.commits.inc();
-            counters
-                .writes
-                .inc_by(u64::try_from(replies.len()).unwrap_or(u64::MAX));
-        }
-        Err(failure) => {
-            tracing::error!(%failure, jobs = replies.len(), "database writer: batch not committed");
+    match committed {
+        Ok(()) => Ok(ran),
+        Err(why) => {
             let _ = AnyConnection::rollback_transaction(conn);
             // A full disk (or a transaction SQLite ended, as it does on one): give the WAL's
             // space back at once, so that writes succeed again as soon as some space is free,
             // not only after the next automatic checkpoint.
-            if lost.is_some() || failure.contains("full") {
+            if matches!(conn, AnyConnection::Sqlite(_)) && (lost.is_some() || why.contains("full"))
+            {
                 truncate_wal(conn);
             }
+            // On PostgreSQL a failure after a job without a savepoint of its own may be that
+            // job's: run again with savepoints, it undoes that job alone.
+            let retry = unguarded && !guard_all && matches!(conn, AnyConnection::Postgresql(_));
+            Err(Failure {
+                why,
+                retry,
+                reopen: false,
+            })
         }
     }
-    let committed = committed.as_ref().map(|_| ()).map_err(String::as_str);
-    for reply in replies {
-        reply(committed);
-    }
-    !AnyConnection::is_broken_transaction_manager(conn)
 }
 
 /// Checkpoints the WAL into the database file and truncates it to nothing.
@@ -400,6 +511,19 @@ impl JobSavepoint {
             }
             Savepoint::Used => Self::execute(conn, NEXT_SAVEPOINT),
         }
+    }
+
+    /// Lets a job without a savepoint of its own write under the previous one (or the
+    /// batch's first): that one is no longer fresh, so that a later job gets one of its own.
+    fn share(&mut self) {
+        if self.state == Savepoint::Fresh {
+            self.state = Savepoint::Used;
+        }
+    }
+
+    /// Whether the writer sets savepoints (PostgreSQL).
+    fn guards(&self) -> bool {
+        self.state != Savepoint::NotUsed
     }
 
     /// Undoes what the job wrote; the savepoint stays, fresh, for the next job.

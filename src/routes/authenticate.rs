@@ -332,7 +332,7 @@ async fn sign_out(
                 return Ok::<_, StoreError>(None);
             };
             let id_token = db::sessions::take_session_id_token(conn, &id_hash)?;
-            let mut logged = logged;
+            let mut logged = logged.clone();
             logged.member_id = Some(session.member.id);
             logged.provider = Some(session.provider.clone());
             logged.email = Some(session.member.email.clone());

@@ -223,7 +223,7 @@ async fn grant(
     };
     match state
         .db
-        .write_unguarded(move |conn| complete(conn, work))
+        .write_unguarded(move |conn| complete(conn, &work))
         .await
     {
         Ok((member, provider)) => {
@@ -431,7 +431,8 @@ impl TxError {
 /// The member rules from `no_member` to `replayed`, then the grant and the success event, run as
 /// one transaction ([`crate::db::Database::write_unguarded`]): a refusal stores nothing (no
 /// binding, no used token). The rules before the replay guard write nothing; a sign-in that
-/// writes before it does so in a savepoint of its own on SQLite.
+/// writes before it does so in a savepoint of its own. It may run twice (see
+/// [`crate::db::Database::write`]): it depends on nothing but `work` and the database.
 ///
 /// The member is read first, under a lock for the rest of the transaction
 /// ([`db::members::find_member_for_sign_in`]), so that a concurrent lock, unbind or removal
@@ -444,17 +445,17 @@ impl TxError {
 /// refused at once, as replayed.
 fn complete(
     conn: &mut AnyConnection,
-    work: Completion,
+    work: &Completion,
 ) -> Result<(Member, String), db::Unguarded<TxError>> {
-    let found = signing_in_member(conn, &work).map_err(TxError::unguarded)?;
+    let found = signing_in_member(conn, work).map_err(TxError::unguarded)?;
     // A sign-in that writes before its session (the member's first binding at this issuer, or
     // the end of the browser's previous session) claims its token first: two instances signing
     // one token in at once then wait for each other on the replay guard's row, and the second
     // is refused as `replayed`, rather than on those other rows. Its writes come before its last
-    // rules, so on SQLite, where the writer gives this work no savepoint of its own
+    // rules, so, as the writer gives this work no savepoint of its own
     // ([`db::Database::write_unguarded`]), they are made in one of their own.
     let writes_first = found.bound_subject.is_none() || work.replaces.is_some();
-    if writes_first && matches!(conn, AnyConnection::Sqlite(_)) {
+    if writes_first {
         // Whatever failed, the savepoint has undone it: this sign-in alone fails.
         return db::transaction(conn, |conn| finish(conn, found, work, true))
             .map_err(db::Unguarded::Refused);
@@ -488,7 +489,7 @@ fn signing_in_member(conn: &mut AnyConnection, work: &Completion) -> Result<Sign
 fn finish(
     conn: &mut AnyConnection,
     found: SignInMember,
-    work: Completion,
+    work: &Completion,
     claim_first: bool,
 ) -> Result<(Member, String), TxError> {
     let v = &work.verified;
@@ -524,7 +525,7 @@ fn finish(
     if let Some(old) = &work.replaces {
         delete_session(conn, old)?;
     }
-    let mut event = work.event;
+    let mut event = work.event.clone();
     event.outcome = Outcome::Success;
     event.member_id = Some(member.id);
     let token_use = match &work.grant {

@@ -65,7 +65,7 @@ pub async fn redeem_code(
                         }),
                     },
                 )?;
-                let mut logged = logged;
+                let mut logged = logged.clone();
                 logged.outcome = Outcome::Success;
                 logged.member_id = Some(member.id);
                 logged.provider = Some(code.provider.clone());

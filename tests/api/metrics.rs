@@ -46,6 +46,7 @@ async fn metrics_count_sign_ins_fetches_cache_hits_and_session_checks() {
         r#"idgate_session_checks_total{via="cookie",result="live"} 1"#,
         r#"idgate_session_checks_total{via="cookie",result="none"} 1"#,
         "idgate_db_write_queue 0",
+        "idgate_db_batch_retries_total 0",
     ] {
         assert!(text.contains(line), "{line} missing from:\n{text}");
     }

@@ -52,10 +52,13 @@ async fn hold_the_writer_named(
 ) {
     let (release, released) = std::sync::mpsc::channel::<()>();
     let (started, has_started) = tokio::sync::oneshot::channel::<()>();
+    let mut started = Some(started);
     let db = database.clone();
     let first = tokio::spawn(async move {
         db.write(move |conn| {
-            let _ = started.send(());
+            if let Some(started) = started.take() {
+                let _ = started.send(());
+            }
             let _ = released.recv();
             remember_token(conn, name, 1)
         })
@@ -153,9 +156,10 @@ async fn a_refused_or_failed_write_undoes_itself_alone(db: TestDb) {
 /// failed statement has aborted the transaction, whose `COMMIT` would store nothing and say
 /// nothing, so the whole batch is answered as not stored (and nothing of it is), whether the
 /// write is the last of its batch (the commit finds out) or not (the next write's savepoint
-/// does); SQLite undoes the failed statement alone and the batch commits. The writer goes on
-/// either way.
-async fn hiding_a_failed_statement(db: TestDb, followed: bool) {
+/// does), and whether it has a savepoint of its own or not (`unguarded`: the batch is then run
+/// again with one for every write, and fails the same way); SQLite undoes the failed statement
+/// alone and the batch commits. The writer goes on either way.
+async fn hiding_a_failed_statement(db: TestDb, followed: bool, unguarded: bool) {
     let database = db.open();
     let postgres = db.url.starts_with("postgres");
     let (first, release) = hold_the_writer(&database).await;
@@ -170,16 +174,23 @@ async fn hiding_a_failed_statement(db: TestDb, followed: bool) {
     queued(&database, 1).await;
     let hiding = {
         let database = database.clone();
+        let hide = |conn: &mut idgate::db::AnyConnection| {
+            remember_token(conn, "hiding", 1)?;
+            let _ = conn.batch_execute(
+                "INSERT INTO used_tokens (token_hash, expires_at) VALUES ('first', 1)",
+            );
+            Ok::<_, StoreError>(true)
+        };
         tokio::spawn(async move {
-            database
-                .write(|conn| {
-                    remember_token(conn, "hiding", 1)?;
-                    let _ = conn.batch_execute(
-                        "INSERT INTO used_tokens (token_hash, expires_at) VALUES ('first', 1)",
-                    );
-                    Ok::<_, StoreError>(true)
-                })
-                .await
+            if unguarded {
+                database
+                    .write_unguarded(move |conn| {
+                        hide(conn).map_err(idgate::db::Unguarded::<StoreError>::Store)
+                    })
+                    .await
+            } else {
+                database.write(hide).await
+            }
         })
     };
     queued(&database, 2).await;
@@ -196,6 +207,11 @@ async fn hiding_a_failed_statement(db: TestDb, followed: bool) {
     }
     let writes = [Some(before), Some(hiding), after].into_iter().flatten();
     let results = release_then_answers(first, release, writes).await;
+    assert_eq!(
+        database.writer_counters().retries.get(),
+        u64::from(postgres && unguarded),
+        "run again only on PostgreSQL, and only with a write without a savepoint of its own"
+    );
     let mut expected = vec!["first".to_string()];
     if postgres {
         for (i, answer) in results.iter().enumerate() {
@@ -225,13 +241,25 @@ async fn hiding_a_failed_statement(db: TestDb, followed: bool) {
 async fn a_write_hiding_a_failed_statement_last_in_its_batch_is_never_answered_as_stored(
     db: TestDb,
 ) {
-    hiding_a_failed_statement(db, false).await;
+    hiding_a_failed_statement(db, false, false).await;
 }
 
 async fn a_write_hiding_a_failed_statement_inside_its_batch_is_never_answered_as_stored(
     db: TestDb,
 ) {
-    hiding_a_failed_statement(db, true).await;
+    hiding_a_failed_statement(db, true, false).await;
+}
+
+async fn an_unguarded_write_hiding_a_failed_statement_last_in_its_batch_is_never_answered_as_stored(
+    db: TestDb,
+) {
+    hiding_a_failed_statement(db, false, true).await;
+}
+
+async fn an_unguarded_write_hiding_a_failed_statement_inside_its_batch_is_never_answered_as_stored(
+    db: TestDb,
+) {
+    hiding_a_failed_statement(db, true, true).await;
 }
 
 /// Writes that queue while a commit is in progress are committed together, in one
@@ -400,31 +428,39 @@ async fn a_panicking_write_fails_its_batch_and_the_writer_goes_on(test_db: TestD
 /// Writes without a savepoint of their own (`write_unguarded`) in one batch with ordinary ones:
 /// a refusal (which wrote nothing) leaves the others stored, in one commit; a database failure
 /// after a write fails the whole batch on SQLite, where it cannot be undone alone, and nothing
-/// of the batch is stored, while on PostgreSQL the write's savepoint undoes it alone. The writer
-/// goes on either way.
+/// of the batch is stored, while on PostgreSQL the batch is rolled back and run again with a
+/// savepoint for every write (each write runs twice), which undoes the failing one alone. The
+/// writer goes on either way.
 async fn unguarded_writes_share_a_batch_and_a_failure_fails_it_on_sqlite(db: TestDb) {
     use idgate::db::Unguarded;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
     let database = db.open();
     let postgres = db.url.starts_with("postgres");
     let counters = database.writer_counters();
+    let runs = Arc::new(AtomicUsize::new(0));
     let unguarded = |name: &'static str, outcome: u8| {
         let database = database.clone();
+        let runs = runs.clone();
         tokio::spawn(async move {
             database
-                .write_unguarded(move |conn| match outcome {
-                    // Refused before writing anything.
-                    0 => Err(Unguarded::Refused(Refused::Refused)),
-                    // Wrote, then the database refused a statement (a duplicate key).
-                    1 => {
-                        remember_token(conn, name, 1).map_err(Unguarded::Store)?;
-                        remember_token(conn, name, 1).map_err(Unguarded::Store)?;
-                        conn.batch_execute(&format!(
+                .write_unguarded(move |conn| {
+                    runs.fetch_add(1, Ordering::SeqCst);
+                    match outcome {
+                        // Refused before writing anything.
+                        0 => Err(Unguarded::Refused(Refused::Refused)),
+                        // Wrote, then the database refused a statement (a duplicate key).
+                        1 => {
+                            remember_token(conn, name, 1).map_err(Unguarded::Store)?;
+                            remember_token(conn, name, 1).map_err(Unguarded::Store)?;
+                            conn.batch_execute(&format!(
                             "INSERT INTO used_tokens (token_hash, expires_at) VALUES ('{name}', 1)"
                         ))
                         .map_err(|e| Unguarded::Store(StoreError::from(DbError::Query(e))))?;
-                        Ok(false)
+                            Ok(false)
+                        }
+                        _ => remember_token(conn, name, 1).map_err(Unguarded::Store),
                     }
-                    _ => remember_token(conn, name, 1).map_err(Unguarded::Store),
                 })
                 .await
         })
@@ -458,23 +494,40 @@ async fn unguarded_writes_share_a_batch_and_a_failure_fails_it_on_sqlite(db: Tes
     );
     assert_eq!(stored(&database), ["first", "g1", "u1", "u2"]);
     assert_eq!(counters.commits.get(), 2, "the first write, then the four");
+    assert_eq!(runs.load(Ordering::SeqCst), 3, "each write ran once");
+    assert_eq!(counters.retries.get(), 0);
 
     // A database failure after a write.
+    runs.store(0, Ordering::SeqCst);
     let (second, release) = hold_the_writer_named(&database, "second").await;
-    let batch = [guarded("g2"), unguarded("failing", 1), guarded("g3")];
-    queued(&database, 3).await;
+    let batch = [
+        guarded("g2"),
+        unguarded("failing", 1),
+        unguarded("u3", 2),
+        guarded("g3"),
+    ];
+    queued(&database, 4).await;
     let answers = release_then_answers(second, release, batch).await;
     if postgres {
         assert!(
             matches!(
                 answers.as_slice(),
-                [Ok(true), Err(Refused::Db(_)), Ok(true)]
+                [Ok(true), Err(Refused::Db(_)), Ok(true), Ok(true)]
             ),
             "{answers:?}"
         );
         assert_eq!(
             stored(&database),
-            ["first", "g1", "g2", "g3", "second", "u1", "u2"]
+            ["first", "g1", "g2", "g3", "second", "u1", "u2", "u3"]
+        );
+        // The failing write ran without a savepoint (u3 did not, the batch ended there), then
+        // the batch again, each write in a savepoint of its own.
+        assert_eq!(runs.load(Ordering::SeqCst), 3);
+        assert_eq!(counters.retries.get(), 1);
+        assert_eq!(
+            counters.commits.get(),
+            4,
+            "the held write, then this batch once"
         );
     } else {
         assert!(
@@ -482,6 +535,12 @@ async fn unguarded_writes_share_a_batch_and_a_failure_fails_it_on_sqlite(db: Tes
             "{answers:?}"
         );
         assert_eq!(stored(&database), ["first", "g1", "second", "u1", "u2"]);
+        assert_eq!(
+            runs.load(Ordering::SeqCst),
+            1,
+            "the batch ended at the failure"
+        );
+        assert_eq!(counters.retries.get(), 0);
     }
     let later = database
         .write_unguarded(|conn| {
@@ -503,4 +562,6 @@ async_on_both_backends!(
     a_refused_or_failed_write_undoes_itself_alone,
     a_write_hiding_a_failed_statement_last_in_its_batch_is_never_answered_as_stored,
     a_write_hiding_a_failed_statement_inside_its_batch_is_never_answered_as_stored,
+    an_unguarded_write_hiding_a_failed_statement_last_in_its_batch_is_never_answered_as_stored,
+    an_unguarded_write_hiding_a_failed_statement_inside_its_batch_is_never_answered_as_stored,
 );
