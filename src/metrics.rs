@@ -20,8 +20,8 @@ pub struct WriterCounters {
     pub writes: Counter,
     /// Writes waiting for the writer.
     pub queued: Gauge,
-    /// Batches run again with a savepoint for every write, after a database failure in a write
-    /// without one (PostgreSQL).
+    /// Batches run again with a savepoint for every write, after a failure of a run in which
+    /// some writes had none (PostgreSQL).
     pub retries: Counter,
 }
 
@@ -113,7 +113,7 @@ impl Metrics {
             );
             registry.register(
                 "db_batch_retries",
-                "Batches the database writer ran again, each write in a savepoint of its own, after a database failure in a write without one (PostgreSQL)",
+                "Batches the database writer ran again, each write in a savepoint of its own, after a failure of a run in which some writes had none (PostgreSQL)",
                 writer.retries,
             );
         }

@@ -377,7 +377,12 @@ fn token_use(stored: Result<bool, StoreError>) -> Result<TokenUse, StoreError> {
         Err(StoreError::Db(super::DbError::Query(diesel::result::Error::DatabaseError(
             _,
             info,
-        )))) if info.message().contains("lock timeout") => Ok(TokenUse::InUse),
+        )))) if info.message().contains("lock timeout") => {
+            tracing::info!(
+                "the replay guard's row of a token is held by another transaction (another instance signing it in): refused as replayed"
+            );
+            Ok(TokenUse::InUse)
+        }
         Err(error) => Err(error),
     }
 }

@@ -47,6 +47,9 @@ trait Job: Send {
     /// Answers the caller: with the work's result when the batch committed, else with the
     /// batch's failure.
     fn answer(self: Box<Self>, committed: Result<(), &str>);
+    /// Whether the caller has stopped waiting (it answered its client that the database did
+    /// not answer in time).
+    fn abandoned(&self) -> bool;
 }
 
 /// What became of a job's work.
@@ -108,6 +111,10 @@ where
             (Ok(()), None) => Err(unavailable("the database writer did not run the work")),
         };
         let _ = answer.send(answer_now);
+    }
+
+    fn abandoned(&self) -> bool {
+        self.answer.is_closed()
     }
 }
 
@@ -291,24 +298,26 @@ fn limit_lock_waits(mut conn: AnyConnection) -> Result<AnyConnection, diesel::Co
 }
 
 /// Runs one batch in one transaction and answers its jobs. On PostgreSQL the jobs without a
-/// savepoint of their own ([`Writer::write_unguarded`]) run first without one; when the
-/// database fails in one of them, or the transaction turns out aborted (a failed statement
-/// that a job did not report), the batch is rolled back and run again with a savepoint for
+/// savepoint of their own ([`Writer::write_unguarded`]) run first without one; when that run
+/// fails (the database failed in one of them, or any later statement or the commit found the
+/// transaction aborted), the batch is rolled back and run again once with a savepoint for
 /// every job, so that a failure undoes its own job alone, as if each had had one from the
-/// start. False when the connection should be opened again (its transaction state is
-/// broken).
+/// start; not when a caller has stopped waiting. False when the connection should be opened
+/// again (its transaction state is broken).
 fn run_batch(
     conn: &mut AnyConnection,
     batch: &mut Vec<Box<dyn Job>>,
     counters: &WriterCounters,
 ) -> bool {
     let mut fate = run_once(conn, batch, false);
+    // Not when a caller has given up already: it told its client that nothing was stored.
     if let Err(Failure {
         retry: true,
         why: first,
         ..
     }) = &fate
         && is_idle(conn)
+        && !batch.iter().any(|job| job.abandoned())
     {
         tracing::info!(failure = %first, "database writer: the batch runs again, each write in a savepoint of its own");
         counters.retries.inc();

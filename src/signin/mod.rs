@@ -432,7 +432,8 @@ impl TxError {
 /// one transaction ([`crate::db::Database::write_unguarded`]): a refusal stores nothing (no
 /// binding, no used token). The rules before the replay guard write nothing; a sign-in that
 /// writes before it does so in a savepoint of its own. It may run twice (see
-/// [`crate::db::Database::write`]): it depends on nothing but `work` and the database.
+/// [`crate::db::Database::write`]): it depends on `work`, the database and the configuration
+/// in force, which it reads again each time.
 ///
 /// The member is read first, under a lock for the rest of the transaction
 /// ([`db::members::find_member_for_sign_in`]), so that a concurrent lock, unbind or removal
