@@ -21,7 +21,6 @@
     reason = "a benchmark stops on the first failure"
 )]
 
-use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -131,6 +130,12 @@ fn pinned(program: &Path) -> Command {
 const DEFAULT_DURABILITY: &str = "power-loss";
 
 fn start_idgate(binary: &Path, dir: &Path, database: &str, durability: &str) -> Server {
+    // idgate's log goes to a file, as the peer's logs do: through a pipe read by this process
+    // (on the other core), every line would also cost idgate a wake-up of that core.
+    static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let log_path = dir.join(format!("idgate-{n}.log"));
+    let log = std::fs::File::create(&log_path).expect("idgate's log file");
     let mut child = pinned(binary)
         .current_dir(dir)
         .env("IDGATE_LOG_FORMAT", "json")
@@ -143,21 +148,23 @@ fn start_idgate(binary: &Path, dir: &Path, database: &str, durability: &str) -> 
                 .into_iter()
                 .flatten(),
         )
-        .stderr(Stdio::piped())
+        .stderr(Stdio::from(log))
         .spawn()
         .expect("start idgate");
-    let stderr = child.stderr.take().expect("stderr");
-    let mut lines = BufReader::new(stderr).lines();
     let port = loop {
-        let line = lines.next().expect("idgate stopped").expect("log line");
-        if let Ok(event) = serde_json::from_str::<serde_json::Value>(&line)
-            && event["message"] == "idgate is serving"
-        {
-            break event["port"].as_u64().expect("port");
+        let text = std::fs::read_to_string(&log_path).expect("idgate's log");
+        let serving = text.lines().find_map(|line| {
+            let event = serde_json::from_str::<serde_json::Value>(line).ok()?;
+            (event["message"] == "idgate is serving").then(|| event["port"].as_u64())?
+        });
+        if let Some(port) = serving {
+            break port;
         }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("idgate stopped ({status}):\n{text}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
     };
-    // Keep reading the log so that idgate never blocks on a full pipe.
-    std::thread::spawn(move || lines.for_each(drop));
     Server {
         address: format!("http://127.0.0.1:{port}"),
         child,
@@ -271,7 +278,10 @@ http {{
 /// connections when its threads run short), pinned like idgate: `/api/`
 /// admits a request with a valid JWT as Bearer token (the signature checked against the
 /// provider's JWKS), `/app/` a browser with a session (signed in by an implicit-flow ID token
-/// posted to `/app/redirect_uri`), sessions in its shared-memory cache.
+/// posted to `/app/redirect_uri`), sessions in its shared-memory cache. Its logs go to files:
+/// the error log, and an access log in Debian's default format (`combined`) of every request
+/// but the session checks (answered `200`), which idgate leaves to the proxy's log too; a
+/// sign-in is two lines there, as it is in idgate's log.
 async fn start_peer(dir: &Path, provider: &MockProvider) -> (Server, Helper) {
     let port = free_port();
     let root = dir.join("apache");
@@ -289,6 +299,8 @@ PidFile {root_s}/apache.pid
 DefaultRuntimeDir {root_s}
 ErrorLog {root_s}/error.log
 LogLevel warn
+LogFormat "%h %l %u %t \"%r\" %>s %O \"%{{Referer}}i\" \"%{{User-Agent}}i\"" combined
+CustomLog {root_s}/access.log combined "expr=%{{REQUEST_STATUS}} != 200"
 LoadModule mpm_event_module {modules}/mod_mpm_event.so
 LoadModule authn_core_module {modules}/mod_authn_core.so
 LoadModule authz_core_module {modules}/mod_authz_core.so
