@@ -1,6 +1,7 @@
 //! The platform's access policy as pure functions: which sign-in an email domain allows, and
 //! through which providers. No I/O here, so every rule is unit-tested directly.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
@@ -103,7 +104,41 @@ impl fmt::Display for DomainPattern {
 /// Normalises a domain for comparison: IDNA to ASCII (punycode), lowercase, no trailing dot.
 /// Returns `None` for anything that is not a valid domain name with at least one label.
 pub fn normalize_domain(domain: &str) -> Option<String> {
+    normalized_domain(domain).map(Cow::into_owned)
+}
+
+/// [`normalize_domain`], borrowing the domain when it is already in that form.
+fn normalized_domain(domain: &str) -> Option<Cow<'_, str>> {
     let domain = domain.strip_suffix('.').unwrap_or(domain);
+    if is_plain_ascii_domain(domain) {
+        return Some(Cow::Borrowed(domain));
+    }
+    idna_domain(domain).map(Cow::Owned)
+}
+
+/// Whether `domain` is one that IDNA (UTS-46, strict) gives back unchanged and that
+/// [`normalize_domain`] accepts: at most 253 bytes of lowercase ASCII letters, digits, hyphens
+/// and dots, in labels of 1 to 63 bytes that neither begin nor end with a hyphen nor have hyphens
+/// as their third and fourth characters (punycode's `xn--` among them, which IDNA checks). The
+/// email domains of members are stored in this form, so that checking one costs no IDNA pass.
+fn is_plain_ascii_domain(domain: &str) -> bool {
+    !domain.is_empty()
+        && domain.len() <= 253
+        && domain.split('.').all(|label| {
+            let bytes = label.as_bytes();
+            !bytes.is_empty()
+                && bytes.len() <= 63
+                && bytes
+                    .iter()
+                    .all(|&b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && bytes.first() != Some(&b'-')
+                && bytes.last() != Some(&b'-')
+                && bytes.get(2..4) != Some(b"--".as_slice())
+        })
+}
+
+/// [`normalize_domain`] through IDNA.
+fn idna_domain(domain: &str) -> Option<String> {
     if domain.is_empty() || domain.contains('*') {
         return None;
     }
@@ -231,13 +266,13 @@ impl DomainPolicy {
     /// The rule that applies to an email domain (as it appears in the email; it is normalised
     /// here). A domain that cannot be normalised gets no sign-in at all.
     pub fn decide(&self, domain: &str) -> DomainDecision<'_> {
-        let Some(domain) = normalize_domain(domain) else {
+        let Some(domain) = normalized_domain(domain) else {
             return DomainDecision {
                 authentication: Authentication::None,
                 providers: Some(&[]),
             };
         };
-        let rule = self.exact.get(&domain).copied().or_else(|| {
+        let rule = self.exact.get(domain.as_ref()).copied().or_else(|| {
             self.wildcards
                 .iter()
                 .copied()
@@ -288,6 +323,45 @@ mod tests {
                 rule("closed.example.net", Authentication::None, None),
             ],
         )
+    }
+
+    proptest::proptest! {
+        /// Domains taken as they are, without IDNA, are those IDNA gives back unchanged, and
+        /// every domain normalises as IDNA alone would normalise it.
+        #[test]
+        fn plain_ascii_domains_normalise_as_idna_does(
+            domain in "[a-z0-9.-]{0,24}|([a-z0-9-]{1,64}\\.){1,5}[a-z]{2,6}\\.?|(xn--|[a-z0-9]{2}--)[a-z0-9-]{0,10}\\.[a-z]{2,3}|[a-zA-Z0-9._*-]{1,20}"
+        ) {
+            let stripped = domain.strip_suffix('.').unwrap_or(&domain);
+            if is_plain_ascii_domain(stripped) {
+                proptest::prop_assert_eq!(idna_domain(stripped), Some(stripped.to_string()));
+            }
+            proptest::prop_assert_eq!(normalize_domain(&domain), idna_domain(stripped));
+        }
+    }
+
+    #[test]
+    fn plain_ascii_domains_skip_idna_only_when_it_would_change_nothing() {
+        for (domain, plain, normalised) in [
+            ("example.org", true, Some("example.org")),
+            ("example.org.", true, Some("example.org")),
+            ("Example.ORG", false, Some("example.org")),
+            (
+                "xn--bcher-kva.example",
+                false,
+                Some("xn--bcher-kva.example"),
+            ),
+            ("xn--zz.example", false, None),
+            ("ab--cd.example", false, None),
+            ("a--b.example", true, Some("a--b.example")),
+            ("-a.example", false, None),
+            ("a..example", false, None),
+            ("bücher.example", false, Some("xn--bcher-kva.example")),
+        ] {
+            let stripped = domain.strip_suffix('.').unwrap_or(domain);
+            assert_eq!(is_plain_ascii_domain(stripped), plain, "{domain}");
+            assert_eq!(normalize_domain(domain).as_deref(), normalised, "{domain}");
+        }
     }
 
     #[test]
