@@ -117,24 +117,30 @@ fn normalized_domain(domain: &str) -> Option<Cow<'_, str>> {
 }
 
 /// Whether `domain` is one that IDNA (UTS-46, strict) gives back unchanged and that
-/// [`normalize_domain`] accepts: at most 253 bytes of lowercase ASCII letters, digits, hyphens
-/// and dots, in labels of 1 to 63 bytes that neither begin nor end with a hyphen nor have hyphens
-/// as their third and fourth characters (punycode's `xn--` among them, which IDNA checks). The
-/// email domains of members are stored in this form, so that checking one costs no IDNA pass.
+/// [`normalize_domain`] accepts: at most 253 bytes of DNS labels ([`is_dns_label`]) in lowercase
+/// that do not have hyphens as their third and fourth characters (punycode's `xn--` among them,
+/// which IDNA checks). The email domains of members are stored in this form, so that checking
+/// one costs no IDNA pass.
 fn is_plain_ascii_domain(domain: &str) -> bool {
     !domain.is_empty()
         && domain.len() <= 253
         && domain.split('.').all(|label| {
-            let bytes = label.as_bytes();
-            !bytes.is_empty()
-                && bytes.len() <= 63
-                && bytes
-                    .iter()
-                    .all(|&b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-                && bytes.first() != Some(&b'-')
-                && bytes.last() != Some(&b'-')
-                && bytes.get(2..4) != Some(b"--".as_slice())
+            is_dns_label(label)
+                && !label.bytes().any(|b| b.is_ascii_uppercase())
+                && label.get(2..4) != Some("--")
         })
+}
+
+/// A label of a domain name as [`normalize_domain`] gives it: 1 to 63 ASCII letters, digits
+/// and hyphens, neither first nor last a hyphen.
+fn is_dns_label(label: &str) -> bool {
+    !label.is_empty()
+        && label.len() <= 63
+        && !label.starts_with('-')
+        && !label.ends_with('-')
+        && label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
 /// [`normalize_domain`] through IDNA.
@@ -143,16 +149,7 @@ fn idna_domain(domain: &str) -> Option<String> {
         return None;
     }
     let ascii = idna::domain_to_ascii_strict(domain).ok()?;
-    let valid = !ascii.is_empty()
-        && ascii.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        });
+    let valid = !ascii.is_empty() && ascii.split('.').all(is_dns_label);
     valid.then_some(ascii)
 }
 
