@@ -56,36 +56,15 @@ impl Material {
 }
 
 /// The DER `RSAPublicKey` of a modulus and an exponent (unsigned, big-endian):
-/// `SEQUENCE { INTEGER n, INTEGER e }`.
-fn rsa_public_key_der(n: &[u8], e: &[u8]) -> Vec<u8> {
-    fn push_len(out: &mut Vec<u8>, len: usize) {
-        if len < 0x80 {
-            out.push(len as u8);
-        } else {
-            let bytes = len.to_be_bytes();
-            let skip = bytes.iter().take_while(|b| **b == 0).count();
-            out.push(0x80 | (bytes.len() - skip) as u8);
-            out.extend_from_slice(&bytes[skip..]);
-        }
+/// `SEQUENCE { INTEGER n, INTEGER e }` (RFC 8017, A.1.1).
+fn rsa_public_key_der(n: &[u8], e: &[u8]) -> Option<Vec<u8>> {
+    use pkcs1::der::Encode as _;
+    pkcs1::RsaPublicKey {
+        modulus: pkcs1::UintRef::new(n).ok()?,
+        public_exponent: pkcs1::UintRef::new(e).ok()?,
     }
-    fn integer(unsigned: &[u8]) -> Vec<u8> {
-        let skip = unsigned.iter().take_while(|b| **b == 0).count();
-        let digits = &unsigned[skip.min(unsigned.len().saturating_sub(1))..];
-        let pad = digits.first().is_some_and(|b| b & 0x80 != 0);
-        let mut out = vec![0x02];
-        push_len(&mut out, digits.len() + usize::from(pad));
-        if pad {
-            out.push(0);
-        }
-        out.extend_from_slice(digits);
-        out
-    }
-    let (n, e) = (integer(n), integer(e));
-    let mut out = vec![0x30];
-    push_len(&mut out, n.len() + e.len());
-    out.extend(n);
-    out.extend(e);
-    out
+    .to_der()
+    .ok()
 }
 
 #[derive(Deserialize)]
@@ -122,7 +101,10 @@ impl SigningKey {
                 .filter(|b| !b.is_empty())
         };
         let material = match members.kty.as_str() {
-            "RSA" => Material::Rsa(rsa_public_key_der(&bytes(&members.n)?, &bytes(&members.e)?)),
+            "RSA" => Material::Rsa(rsa_public_key_der(
+                &bytes(&members.n)?,
+                &bytes(&members.e)?,
+            )?),
             "EC" => {
                 // Each coordinate is exactly the curve's size (RFC 7518, 6.2.1.2): two of other
                 // lengths would join into some other point.
@@ -234,17 +216,20 @@ mod tests {
     fn an_rsa_public_key_is_encoded_as_der_integers_in_a_sequence() {
         // Leading zeros go; a high bit gets a zero byte, so that the integer stays positive.
         assert_eq!(
-            rsa_public_key_der(&[0, 0, 0x80, 0x01], &[0x01, 0x00, 0x01]),
-            [
-                0x30, 0x0a, 0x02, 0x03, 0x00, 0x80, 0x01, 0x02, 0x03, 0x01, 0x00, 0x01
-            ]
+            rsa_public_key_der(&[0, 0, 0x80, 0x01], &[0x01, 0x00, 0x01]).as_deref(),
+            Some(
+                [
+                    0x30, 0x0a, 0x02, 0x03, 0x00, 0x80, 0x01, 0x02, 0x03, 0x01, 0x00, 0x01
+                ]
+                .as_slice()
+            )
         );
         assert_eq!(
-            rsa_public_key_der(&[0], &[0x03]),
-            [0x30, 0x06, 0x02, 0x01, 0x00, 0x02, 0x01, 0x03]
+            rsa_public_key_der(&[0], &[0x03]).as_deref(),
+            Some([0x30, 0x06, 0x02, 0x01, 0x00, 0x02, 0x01, 0x03].as_slice())
         );
         // A 2048-bit modulus needs the long form of DER lengths.
-        let der = rsa_public_key_der(&[0xff; 256], &[0x01, 0x00, 0x01]);
+        let der = rsa_public_key_der(&[0xff; 256], &[0x01, 0x00, 0x01]).unwrap_or_default();
         assert_eq!(&der[..4], [0x30, 0x82, 0x01, 0x0a]);
         assert_eq!(&der[4..9], [0x02, 0x82, 0x01, 0x01, 0x00]);
         assert_eq!(der.len(), 4 + 0x010a);
