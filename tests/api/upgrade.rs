@@ -161,7 +161,72 @@ fn token_with_subject(app: &SignInApp, email: &str, sub: &str) -> String {
     app.provider.token(&app.key, &claims)
 }
 
+/// The migration that lays the replay guard, the security log and the index of provider
+/// sessions out for fewer pages per sign-in keeps every row's meaning, both ways: a used token
+/// stays used, a session stays signed in, the security log keeps its events in order and adds
+/// new ones after them.
+async fn the_tables_laid_out_for_fewer_pages_keep_their_rows(db: TestDb) {
+    let app = spawn_signin_app(db).await;
+    app.add_member("ana@example.org");
+    let used = app.token_for("ana@example.org");
+    let signed_in = app.login(&used).await;
+    assert_eq!(signed_in.status(), 200);
+    let session = crate::helpers::session_cookie(&signed_in)
+        .unwrap_or_else(|| panic!("a session cookie"))
+        .0;
+    assert_refused(app.login(&used).await, 401, "replayed").await;
+    let events = |app: &SignInApp| {
+        let mut conn = app.database.conn().unwrap_or_else(|e| panic!("{e}"));
+        idgate::db::audit::list_events(&mut conn, 0)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .into_iter()
+            .map(|e| (e.event, e.outcome, e.reason, e.incident))
+            .collect::<Vec<_>>()
+    };
+    let mut before = events(&app);
+    assert_eq!(before.len(), 2, "{before:?}");
+
+    let backend = if app.db.url.starts_with("sqlite") {
+        "sqlite"
+    } else {
+        "postgres"
+    };
+    let dir = format!(
+        "{}/migrations/{backend}/2026-12-02-000001_fewer_pages_per_sign_in",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    for step in ["down", "up"] {
+        let sql =
+            std::fs::read_to_string(format!("{dir}/{step}.sql")).unwrap_or_else(|e| panic!("{e}"));
+        let mut conn = app.database.conn().unwrap_or_else(|e| panic!("{e}"));
+        conn.batch_execute(&sql)
+            .unwrap_or_else(|e| panic!("{step}: {e}"));
+        drop(conn);
+        assert_eq!(events(&app), before, "after {step}");
+        assert_refused(app.login(&used).await, 401, "replayed").await;
+        app.clock.advance(3);
+        assert_eq!(app.get_with_session("/auth", &session).await.status(), 200);
+        let now = events(&app);
+        assert_eq!(now[..before.len()], before[..]);
+        assert_eq!(now.len(), before.len() + 1, "the refusal, last: {now:?}");
+        before = now;
+    }
+    if backend == "sqlite" {
+        let mut conn = app.database.conn().unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            conn.batch_execute("SELECT rowid FROM used_tokens").is_err(),
+            "the replay guard has no rowid"
+        );
+    }
+    let fresh = app.token_for("ana@example.org");
+    assert_eq!(app.login(&fresh).await.status(), 200);
+    let after = events(&app);
+    assert_eq!(after[..before.len()], before[..]);
+    assert_eq!(after.len(), before.len() + 1, "{after:?}");
+}
+
 async_on_both_backends!(
+    the_tables_laid_out_for_fewer_pages_keep_their_rows,
     a_token_used_before_the_replay_guard_was_reordered_is_still_refused,
     a_binding_not_carried_over_still_binds_both_ways,
     bindings_bind_both_ways_on_an_issuer_with_one_provider_entry,
