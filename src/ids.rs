@@ -14,6 +14,58 @@ pub fn random_token() -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// A new session id: the time it was made (milliseconds since 1970, 8 bytes, big-endian), then
+/// 256 random bits, base64url (54 characters). The time is not secret; it puts the session's
+/// key ([`session_key`]) after those of older sessions, so that a new session's entry goes at
+/// the end of the database's index of keys (one page written) rather than on a random page of
+/// it. Ids of 43 characters (256 random bits alone) were made before and stay valid.
+pub fn new_session_id() -> String {
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| {
+            u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+        });
+    let mut bytes = [0u8; SESSION_ID_BYTES];
+    bytes[..8].copy_from_slice(&millis.to_be_bytes());
+    rand::rng().fill(&mut bytes[8..]);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The bytes of a [`new_session_id`]: the time (8), the random part (32).
+const SESSION_ID_BYTES: usize = 40;
+/// The length of a [`new_session_id`] in base64url.
+const SESSION_ID_LEN: usize = 54;
+
+/// What the database keeps and looks up instead of a session id: for a [`new_session_id`], its
+/// time (16 hex digits) then the SHA-256 (hex) of the whole id, 80 characters; for an id of 43
+/// characters, the SHA-256 alone ([`hash_id`]), 64 characters.
+pub fn session_key(id: &str) -> String {
+    let time = (id.len() == SESSION_ID_LEN)
+        .then(|| URL_SAFE_NO_PAD.decode(id).ok())
+        .flatten()
+        .filter(|bytes| bytes.len() == SESSION_ID_BYTES);
+    match time {
+        Some(bytes) => hex(&bytes[..8]) + &hash_id(id),
+        None => hash_id(id),
+    }
+}
+
+/// The part of a [`session_key`] that is the SHA-256 of the id (its last 64 characters).
+pub fn session_key_hash(key: &str) -> &str {
+    key.get(key.len().saturating_sub(64)..).unwrap_or(key)
+}
+
+/// Whether a string has the shape of a session id (a [`new_session_id`], or a [`random_token`]
+/// as sessions had before); anything else is never looked up.
+pub fn is_plausible_session_id(id: &str) -> bool {
+    (id.len() == SESSION_ID_LEN || id.len() == 43) && is_base64url(id)
+}
+
+fn is_base64url(text: &str) -> bool {
+    text.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 /// The SHA-256 of a secret (hex): what the database keeps and looks up instead of it.
 pub fn hash_id(id: &str) -> String {
     hex(&Sha256::digest(id.as_bytes()))
@@ -32,10 +84,7 @@ pub fn hex(bytes: &[u8]) -> String {
 
 /// Whether a string has the shape of a [`random_token`]; anything else is never looked up.
 pub fn is_plausible_id(id: &str) -> bool {
-    id.len() == 43
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    id.len() == 43 && is_base64url(id)
 }
 
 /// A short random id that ties what a person sees to the detail in the security log.
@@ -68,6 +117,56 @@ mod tests {
         assert_ne!(hash_id(&a), a);
         assert!(!is_plausible_id("short"));
         assert!(!is_plausible_id(&format!("{}!", &a[..42])));
+    }
+
+    #[test]
+    fn session_ids_are_ordered_by_time_and_keyed_by_their_time_and_hash() {
+        let id = new_session_id();
+        assert!(is_plausible_session_id(&id), "{id}");
+        let bytes = URL_SAFE_NO_PAD.decode(&id).unwrap_or_default();
+        assert_eq!(bytes.len(), 40);
+        let mut time = [0u8; 8];
+        time.copy_from_slice(&bytes[..8]);
+        let millis = u64::from_be_bytes(time);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|since| since.as_millis())
+            .unwrap_or_default();
+        assert!(u128::from(millis) <= now && now - u128::from(millis) < 60_000);
+        let key = session_key(&id);
+        assert_eq!(key, format!("{millis:016x}{}", hash_id(&id)));
+        assert_eq!(session_key_hash(&key), hash_id(&id));
+        assert_ne!(new_session_id()[11..], id[11..], "256 random bits");
+
+        // Keys sort as their times do, whatever the random parts.
+        let at = |millis: u64, fill: u8| {
+            let mut bytes = [fill; 40];
+            bytes[..8].copy_from_slice(&millis.to_be_bytes());
+            session_key(&URL_SAFE_NO_PAD.encode(bytes))
+        };
+        assert!(at(1_000, 0xff) < at(1_001, 0x00));
+        assert!(at(0x00ff, 0x00) < at(0x0100, 0x00));
+    }
+
+    #[test]
+    fn ids_of_43_characters_keep_their_key() {
+        let old = random_token();
+        assert!(is_plausible_session_id(&old));
+        assert_eq!(session_key(&old), hash_id(&old));
+        assert_eq!(session_key_hash(&hash_id(&old)), hash_id(&old));
+        for odd in [
+            "",
+            "short",
+            &format!("{old}!"),
+            &"A".repeat(53),
+            &"A".repeat(55),
+        ] {
+            assert!(!is_plausible_session_id(odd), "{odd}");
+        }
+        assert!(!is_plausible_session_id(&format!(
+            "{}.",
+            &new_session_id()[..53]
+        )));
     }
 
     #[test]

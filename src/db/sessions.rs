@@ -442,8 +442,8 @@ pub fn purge_expired(
     })
 }
 
-/// A session as an administrator sees it: the first 16 hex characters of its id's hash (a
-/// handle that reveals nothing of the id), its member and its times.
+/// A session as an administrator sees it: the first 16 hex characters of the SHA-256 of its id
+/// (a handle that reveals nothing of the id), its member and its times.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SessionSummary {
@@ -486,7 +486,10 @@ pub fn list_sessions(
         .map(
             |(hash, member_id, email, provider, created_at, last_seen_at, expires_at)| {
                 SessionSummary {
-                    handle: hash.chars().take(HANDLE_LEN).collect(),
+                    handle: crate::ids::session_key_hash(&hash)
+                        .chars()
+                        .take(HANDLE_LEN)
+                        .collect(),
                     member_id,
                     email,
                     provider,
@@ -504,12 +507,18 @@ pub fn revoke_by_handle(conn: &mut AnyConnection, handle: &str) -> Result<bool, 
     if handle.len() != HANDLE_LEN || !handle.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Ok(false);
     }
-    // The hashes that start with the handle: from `handle` up to, not including, `handle` + "g"
-    // (after every hexadecimal digit), which an index answers.
-    let low = handle.to_ascii_lowercase();
-    let high = format!("{low}g");
+    // The keys whose SHA-256 part starts with the handle: a key of 64 characters is that hash
+    // alone, one of 80 has the session's time (16 characters) before it (see
+    // `ids::session_key`). An administrator's command, so a scan of the table is fine.
+    let handle = handle.to_ascii_lowercase();
+    let rest = "_".repeat(64 - HANDLE_LEN);
+    let time = "_".repeat(16);
     Ok(diesel::delete(
-        sessions::table.filter(sessions::id_hash.ge(&low).and(sessions::id_hash.lt(&high))),
+        sessions::table.filter(
+            sessions::id_hash
+                .like(format!("{handle}{rest}"))
+                .or(sessions::id_hash.like(format!("{time}{handle}{rest}"))),
+        ),
     )
     .execute(conn)?
         > 0)

@@ -13,7 +13,7 @@ use super::request::{self, Params};
 use crate::audit::{Event, Outcome};
 use crate::db::{self, StoreError};
 use crate::flows;
-use crate::ids::hash_id;
+use crate::ids::session_key;
 use crate::reason::Reason;
 use crate::signin::{self, Expected, SignedIn};
 use crate::state::AppState;
@@ -321,7 +321,7 @@ async fn sign_out(
             state.settings.base_path(),
         ));
     };
-    let id_hash = hash_id(&id);
+    let id_hash = session_key(&id);
     state.session_cache.forget(&id_hash);
     let now = state.clock.now();
     let logged = event.clone();

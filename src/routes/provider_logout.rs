@@ -10,7 +10,7 @@ use serde_json::json;
 use super::request::{self, Params};
 use crate::audit::{Event, Outcome};
 use crate::db::{self, StoreError};
-use crate::ids::hash_id;
+use crate::ids::{hash_id, session_key};
 use crate::oidc::verify::{VerifiedLogout, VerifyError, verify_logout_token};
 use crate::state::AppState;
 
@@ -203,7 +203,7 @@ async fn frontchannel(req: HttpRequest, state: web::Data<AppState>) -> HttpRespo
         {
             match request::session_id(&req, &state) {
                 Some(id) => {
-                    let id_hash = hash_id(&id);
+                    let id_hash = session_key(&id);
                     let ended = id_hash.clone();
                     state
                         .db

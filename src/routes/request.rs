@@ -69,7 +69,7 @@ pub fn attempt(req: &HttpRequest, state: &AppState) -> Attempt {
     Attempt {
         client_ip: client_ip(req, state),
         user_agent,
-        previous_session: session_id(req, state).map(|id| crate::ids::hash_id(&id)),
+        previous_session: session_id(req, state).map(|id| crate::ids::session_key(&id)),
     }
 }
 
@@ -247,7 +247,7 @@ fn header_values(
 pub fn session_id(req: &HttpRequest, state: &AppState) -> Option<String> {
     req.cookie(&state.settings.cookie.name)
         .map(|c| c.value().to_string())
-        .filter(|id| crate::ids::is_plausible_id(id))
+        .filter(|id| crate::ids::is_plausible_session_id(id))
 }
 
 #[cfg(test)]

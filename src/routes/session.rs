@@ -8,7 +8,7 @@ use super::failure::{Failure, Refusal};
 use super::render::{self, Format};
 use super::{cors, request};
 use crate::db::{self, StoreError};
-use crate::ids::hash_id;
+use crate::ids::session_key;
 use crate::metrics::CheckLabels;
 use crate::reason::Reason;
 use crate::sessions::{Session, SessionView};
@@ -34,7 +34,7 @@ pub async fn current_session(
     let Some(id) = request::session_id(req, state) else {
         return Ok(None);
     };
-    let id_hash = hash_id(&id);
+    let id_hash = session_key(&id);
     let now = state.clock.now();
     let idle_secs = state.config.load().properties.idle_secs();
     // From memory while the entry is young, the session live and its last-seen time recent.

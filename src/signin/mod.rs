@@ -17,7 +17,7 @@ use crate::db::sessions::{
 use crate::db::{self, AnyConnection, StoreError};
 use crate::flows::CODE_LIFETIME_SECS;
 use crate::identity::IdentityConfig;
-use crate::ids::{hash_id, new_incident_id, random_token};
+use crate::ids::{hash_id, new_incident_id, new_session_id, random_token, session_key};
 use crate::members::Member;
 use crate::metrics::SignInLabels;
 use crate::oidc::token;
@@ -197,7 +197,19 @@ async fn grant(
         return Err(refuse(state, event, Reason::DomainNotAllowed.into()).await);
     }
 
-    let secret = random_token();
+    // A session id, or an authentication code (256 random bits), and the key kept of it.
+    let (secret, secret_hash) = match grant {
+        Grant::Session => {
+            let id = new_session_id();
+            let key = session_key(&id);
+            (id, key)
+        }
+        Grant::Code { .. } => {
+            let code = random_token();
+            let hash = hash_id(&code);
+            (code, hash)
+        }
+    };
     let now = state.clock.now();
     let idle_secs = config.properties.idle_secs();
     let expires_at = match grant {
@@ -212,7 +224,7 @@ async fn grant(
         verified,
         id_token: matches!(grant, Grant::Session).then(|| raw_token.to_string()),
         grant,
-        secret_hash: hash_id(&secret),
+        secret_hash,
         client_ip: attempt.client_ip,
         now,
         expires_at,

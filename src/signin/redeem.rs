@@ -15,12 +15,12 @@ pub async fn redeem_code(
     let config = state.config.load_full();
     let running = state.config.clone();
     let mut event = attempt.event(Event::CodeRedeemed);
-    let session_id = random_token();
+    let session_id = new_session_id();
     let now = state.clock.now();
     let idle_secs = config.properties.idle_secs();
     let expires_at = now.saturating_add(state.settings.cookie.lifetime_secs);
     let code_hash = hash_id(code);
-    let id_hash = hash_id(&session_id);
+    let id_hash = session_key(&session_id);
     let client_id = client_id.map(str::to_ascii_lowercase);
     let client_ip = attempt.client_ip;
     let replaces = attempt.previous_session.clone();

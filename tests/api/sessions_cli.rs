@@ -138,7 +138,70 @@ async fn sessions_are_listed_and_revoked(db: TestDb) {
     );
 }
 
+/// A session id is its time then 256 random bits; the database keeps the time and the id's
+/// hash, in that order. Sessions of ids of 43 characters (256 random bits alone, kept as their
+/// hash), made before, still let their member in, are listed by the same kind of handle and
+/// can be revoked.
+async fn session_ids_of_both_shapes_are_honoured(db: TestDb) {
+    let app = spawn_signin_app(db).await;
+    let ana = app.add_member("ana@example.org");
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_millis();
+    let new = sign_in(&app, "ana@example.org").await;
+    assert_eq!(new.len(), 54, "{new}");
+    let key = idgate::ids::session_key(&new);
+    let millis = u128::from_str_radix(&key[..16], 16).expect("hex time");
+    assert!(millis >= before && millis - before < 60_000, "{key}");
+    let old = idgate::ids::random_token();
+    {
+        let mut conn = app.database.conn().expect("conn");
+        let now = idgate::clock::Clock::now(&app.clock);
+        idgate::db::sessions::insert_session(
+            &mut conn,
+            &idgate::db::sessions::NewSession {
+                id_hash: &idgate::ids::hash_id(&old),
+                member_id: ana.id,
+                provider: "mock",
+                now,
+                expires_at: now + 3_600,
+                from_token: None,
+            },
+        )
+        .expect("an old session");
+    }
+    assert_eq!(app.get_with_session("/auth", &old).await.status(), 200);
+    assert_eq!(app.get_with_session("/auth", &new).await.status(), 200);
+    // The time part of a key is not a handle.
+    let time = idgate(
+        app.db.dir.path(),
+        &app.db.url,
+        &["sessions", "revoke", &key[..16]],
+    );
+    assert_eq!(time.status.code(), Some(1));
+    let handles: Vec<String> = list(&app, &[])
+        .iter()
+        .map(|s| s["handle"].as_str().expect("handle").to_string())
+        .collect();
+    for id in [&old, &new] {
+        let handle = idgate::ids::hash_id(id)[..16].to_string();
+        assert!(handles.contains(&handle), "{handles:?}");
+        let revoked = idgate(
+            app.db.dir.path(),
+            &app.db.url,
+            &["sessions", "revoke", &handle],
+        );
+        assert!(revoked.status.success(), "{}", stderr(&revoked));
+    }
+    assert!(list(&app, &[]).is_empty());
+    app.clock.advance(3);
+    assert_eq!(app.get_with_session("/auth", &old).await.status(), 401);
+    assert_eq!(app.get_with_session("/auth", &new).await.status(), 401);
+}
+
 async_on_both_backends!(
     a_providers_sessions_are_revoked_together,
-    sessions_are_listed_and_revoked
+    sessions_are_listed_and_revoked,
+    session_ids_of_both_shapes_are_honoured
 );

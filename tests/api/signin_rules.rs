@@ -38,7 +38,7 @@ async fn signs_in_with_rsa_pss_ec_and_ed25519_keys(db: TestDb) {
         let response = app.login(&token).await;
         assert_eq!(response.status(), 200);
         let (value, attributes) = session_cookie(&response).expect("a session cookie");
-        assert_eq!(value.len(), 43, "{attributes}");
+        assert_eq!(value.len(), 54, "{attributes}");
         for part in ["HttpOnly", "SameSite=Lax", "Path=/"] {
             assert!(attributes.contains(part), "{attributes} lacks {part}");
         }
