@@ -55,6 +55,25 @@ pub struct Metadata {
     pub end_session_endpoint: Option<String>,
 }
 
+impl Metadata {
+    /// The end-session endpoint (RP-Initiated Logout 1.0), when the document names a valid URL.
+    pub fn end_session_url(&self) -> Option<url::Url> {
+        url::Url::parse(self.end_session_endpoint.as_deref()?).ok()
+    }
+}
+
+/// Whether an ID token may travel to `url` (as `id_token_hint`): only over https, or to a
+/// provider on this very machine.
+pub fn may_receive_id_token(url: &url::Url) -> bool {
+    url.scheme() == "https"
+        || url.host_str().is_some_and(|host| {
+            host == "localhost"
+                || host
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        })
+}
+
 /// A provider's metadata and keys as fetched together at one time.
 #[derive(Debug)]
 pub struct KeySet {

@@ -34,6 +34,10 @@ pub struct VerifiedToken {
     pub email: Email,
     /// Whether the email came from the provider's userinfo endpoint rather than the token.
     pub email_from_userinfo: bool,
+    /// Whether signing out at the provider would send this token back (`id_token_hint`):
+    /// `providerLogout` is on and the provider has an end-session endpoint the token may travel
+    /// to. Only then does a session keep the token.
+    pub wanted_at_sign_out: bool,
     /// The provider's session id (`sid`), when the token names one.
     pub sid: Option<String>,
     /// Until when the token is accepted (`exp` plus the leeway), Unix seconds.
@@ -157,6 +161,11 @@ pub async fn verify_id_token(
         },
         usable_until: expires.saturating_add(LEEWAY_SECS),
         fingerprint,
+        wanted_at_sign_out: provider.provider_logout
+            && set
+                .metadata
+                .end_session_url()
+                .is_some_and(|url| super::keys::may_receive_id_token(&url)),
     })
 }
 

@@ -260,7 +260,7 @@ pub(super) async fn end_session_endpoint(
         return None;
     }
     let keys = state.keys.keys(provider).await.ok()?;
-    url::Url::parse(keys.metadata.end_session_endpoint.as_deref()?).ok()
+    keys.metadata.end_session_url()
 }
 
 /// The provider's end-session endpoint (RP-Initiated Logout 1.0) for a session of `provider`,
@@ -275,14 +275,7 @@ async fn provider_logout_url(
     let config = state.config.load_full();
     let provider = config.provider(provider)?;
     let mut url = end_session_endpoint(state, provider).await?;
-    // The ID token travels only over https (or to the provider on this very machine).
-    let private = url.scheme() == "https"
-        || url.host_str().is_some_and(|h| {
-            h == "localhost"
-                || h.parse::<std::net::IpAddr>()
-                    .is_ok_and(|ip| ip.is_loopback())
-        });
-    let id_token = id_token.filter(|_| private);
+    let id_token = id_token.filter(|_| crate::oidc::keys::may_receive_id_token(&url));
     let base = request::public_base(req, state)?;
     {
         let mut query = url.query_pairs_mut();

@@ -221,8 +221,9 @@ async fn grant(
         Grant::Code { .. } => None,
     };
     let work = Completion {
+        id_token: (matches!(grant, Grant::Session) && verified.wanted_at_sign_out)
+            .then(|| raw_token.to_string()),
         verified,
-        id_token: matches!(grant, Grant::Session).then(|| raw_token.to_string()),
         grant,
         secret_hash,
         client_ip: attempt.client_ip,

@@ -437,7 +437,67 @@ async fn a_reload_that_closes_a_domain_ends_its_sessions(db: TestDb) {
     assert!(!live(&app, &session).await);
 }
 
+/// The ID token a session was made from, as the database keeps it.
+fn kept_id_token(app: &SignInApp, session: &str) -> Option<String> {
+    use diesel::prelude::*;
+    use idgate::db::schema::sessions;
+    let mut conn = app.database.conn().expect("conn");
+    sessions::table
+        .filter(sessions::id_hash.eq(idgate::ids::session_key(session)))
+        .select(sessions::id_token)
+        .first::<Option<String>>(&mut *conn)
+        .expect("the session")
+}
+
+/// A session keeps its ID token only where signing out would send it back to the provider:
+/// `providerLogout` on and an end-session endpoint.
+async fn a_session_keeps_its_id_token_only_to_sign_out_at_the_provider(db: TestDb) {
+    let app = crate::helpers::spawn_signin_app_configured(
+        db,
+        |authority| {
+            signin_config(authority).replace(
+                "    clientId: strict-client\n",
+                "    clientId: strict-client\n    providerLogout: false\n",
+            )
+        },
+        |_| {},
+    )
+    .await;
+    app.add_member("ana@example.org");
+    app.provider.set_end_session(true);
+    let token = app.token_for("ana@example.org");
+    let response = app.login(&token).await;
+    assert_eq!(response.status(), 200);
+    let session = session_cookie(&response).expect("cookie").0;
+    assert_eq!(kept_id_token(&app, &session), Some(token));
+
+    // The same provider, through an entry that does not sign people out there.
+    let mut claims = app.provider.claims("ana@example.org", app.now());
+    claims["aud"] = json!("strict-client");
+    claims["email_verified"] = json!(true);
+    let response = app.login(&app.provider.token(&app.key, &claims)).await;
+    assert_eq!(response.status(), 200);
+    let strict = session_cookie(&response).expect("cookie").0;
+    assert_eq!(kept_id_token(&app, &strict), None);
+}
+
+/// A provider without an end-session endpoint is never sent the token: no session keeps it.
+async fn without_an_end_session_endpoint_no_session_keeps_its_id_token(db: TestDb) {
+    let app = spawn_signin_app(db).await;
+    app.add_member("ana@example.org");
+    let session = signed_in(&app, "sid-1").await;
+    assert_eq!(kept_id_token(&app, &session), None);
+    // What the session remembers for a logout from the provider is still there.
+    let mut conn = app.database.conn().expect("conn");
+    let ended =
+        idgate::db::sessions::delete_provider_session(&mut conn, &app.provider.url, "sid-1")
+            .expect("delete");
+    assert_eq!(ended, vec![idgate::ids::session_key(&session)]);
+}
+
 crate::helpers::async_on_both_backends!(
+    a_session_keeps_its_id_token_only_to_sign_out_at_the_provider,
+    without_an_end_session_endpoint_no_session_keeps_its_id_token,
     a_logout_token_ends_sessions_made_from_codes,
     a_logout_token_is_no_id_token,
     a_reload_that_closes_a_domain_ends_its_sessions,
