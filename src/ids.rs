@@ -20,6 +20,8 @@ pub fn random_token() -> String {
 /// the end of the database's index of keys (one page written) rather than on a random page of
 /// it. Ids of 43 characters (256 random bits alone) were made before and stay valid.
 pub fn new_session_id() -> String {
+    // The system's clock rather than the service's: the time only orders keys, and a clock set
+    // back costs nothing but some of that order.
     let millis = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |since| {
@@ -55,10 +57,16 @@ pub fn session_key_hash(key: &str) -> &str {
     key.get(key.len().saturating_sub(64)..).unwrap_or(key)
 }
 
-/// Whether a string has the shape of a session id (a [`new_session_id`], or a [`random_token`]
-/// as sessions had before); anything else is never looked up.
+/// Whether a string has the shape of a session id (a [`new_session_id`]: 40 bytes in canonical
+/// base64url; or a [`random_token`], as sessions had before); anything else is never looked up.
 pub fn is_plausible_session_id(id: &str) -> bool {
-    (id.len() == SESSION_ID_LEN || id.len() == 43) && is_base64url(id)
+    match id.len() {
+        SESSION_ID_LEN => URL_SAFE_NO_PAD
+            .decode(id)
+            .is_ok_and(|bytes| bytes.len() == SESSION_ID_BYTES),
+        43 => is_base64url(id),
+        _ => false,
+    }
 }
 
 fn is_base64url(text: &str) -> bool {
@@ -146,6 +154,19 @@ mod tests {
         };
         assert!(at(1_000, 0xff) < at(1_001, 0x00));
         assert!(at(0x00ff, 0x00) < at(0x0100, 0x00));
+    }
+
+    #[test]
+    fn only_the_canonical_encoding_of_a_session_id_is_looked_up() {
+        // The last of 54 characters carries the id's last 2 bits and 4 bits that must be zero:
+        // `A`, `Q`, `g` or `w`; with any other it is not the encoding of an id.
+        let id = new_session_id();
+        for last in ["A", "Q", "g", "w"] {
+            assert!(is_plausible_session_id(&format!("{}{last}", &id[..53])));
+        }
+        for last in ["B", "P", "R", "f", "h", "v", "x", "-", "_", "9"] {
+            assert!(!is_plausible_session_id(&format!("{}{last}", &id[..53])));
+        }
     }
 
     #[test]

@@ -169,6 +169,17 @@ pub fn is_tenant_id(tid: &str) -> bool {
     !tid.is_empty() && tid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
+/// Whether `url` names this very machine: `localhost` or a loopback address (IPv4 or IPv6),
+/// where plain http is allowed for a provider.
+pub fn is_on_this_machine(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
 impl Provider {
     /// Whether `tid` is a tenant this provider accepts.
     pub fn accepts_tenant(&self, tid: &str) -> bool {

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use url::{Host, Url};
+use url::Url;
 
 use super::yaml::{self, Node, NodeKind, Pos};
 use super::{
@@ -657,13 +657,7 @@ impl Ctx<'_> {
 
     fn authority(&mut self, node: &Node) -> Option<Url> {
         let url = self.url(node, "authorityUrl")?;
-        let loopback = match url.host() {
-            Some(Host::Ipv4(ip)) => ip.is_loopback(),
-            Some(Host::Ipv6(ip)) => ip.is_loopback(),
-            Some(Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
-            None => false,
-        };
-        if url.scheme() != "https" && !loopback {
+        if url.scheme() != "https" && !super::is_on_this_machine(&url) {
             self.report(node.pos, ConfigError::InsecureAuthority(url.to_string()));
             return None;
         }

@@ -65,13 +65,7 @@ impl Metadata {
 /// Whether an ID token may travel to `url` (as `id_token_hint`): only over https, or to a
 /// provider on this very machine.
 pub fn may_receive_id_token(url: &url::Url) -> bool {
-    url.scheme() == "https"
-        || url.host_str().is_some_and(|host| {
-            host == "localhost"
-                || host
-                    .parse::<std::net::IpAddr>()
-                    .is_ok_and(|ip| ip.is_loopback())
-        })
+    url.scheme() == "https" || crate::identity::is_on_this_machine(url)
 }
 
 /// A provider's metadata and keys as fetched together at one time.

@@ -173,6 +173,18 @@ async fn session_ids_of_both_shapes_are_honoured(db: TestDb) {
     }
     assert_eq!(app.get_with_session("/auth", &old).await.status(), 200);
     assert_eq!(app.get_with_session("/auth", &new).await.status(), 200);
+    // Another time before the same random bits is another id; so is another encoding of it.
+    for forged in [
+        format!("AAAAAAAA{}", &new[8..]),
+        format!("{}B", &new[..53]),
+        new[..43].to_string(),
+    ] {
+        assert_eq!(
+            app.get_with_session("/auth", &forged).await.status(),
+            401,
+            "{forged}"
+        );
+    }
     // The time part of a key is not a handle.
     let time = idgate(
         app.db.dir.path(),

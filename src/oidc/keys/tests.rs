@@ -69,3 +69,26 @@ fn unreadable_keys_are_skipped() {
     assert_eq!(parse_jwks(body).map(|k| k.len()), Ok(1));
     assert!(parse_jwks(b"[]").is_err());
 }
+
+#[test]
+fn an_id_token_travels_only_over_https_or_to_this_machine() {
+    let allowed = |url: &str| url::Url::parse(url).is_ok_and(|u| may_receive_id_token(&u));
+    for url in [
+        "https://login.example.org/logout",
+        "http://localhost:8080/logout",
+        "http://LOCALHOST/logout",
+        "http://127.0.0.1/logout",
+        "http://127.8.9.10/logout",
+        "http://[::1]:9000/logout",
+    ] {
+        assert!(allowed(url), "{url}");
+    }
+    for url in [
+        "http://login.example.org/logout",
+        "http://10.0.0.1/logout",
+        "http://[::2]/logout",
+        "http://localhost.example.org/logout",
+    ] {
+        assert!(!allowed(url), "{url}");
+    }
+}
