@@ -93,8 +93,7 @@ fn session_check(c: &mut Criterion) {
         unix_now(),
     )
     .expect("member");
-    let id = idgate::ids::new_session_id();
-    let hash = idgate::ids::session_key(&id);
+    let (id, hash) = idgate::ids::new_session_id();
     let now = unix_now();
     idgate::db::sessions::insert_session(
         &mut conn,
@@ -110,7 +109,7 @@ fn session_check(c: &mut Criterion) {
     .expect("session");
     c.bench_function("session_check_sqlite", |b| {
         b.iter(|| {
-            let hash = idgate::ids::session_key(black_box(&id));
+            let hash = idgate::ids::session_key(black_box(&id)).expect("a session id");
             let session = idgate::db::sessions::find_session(&mut conn, &hash)
                 .expect("query")
                 .expect("session");

@@ -14,12 +14,13 @@ pub fn random_token() -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// A new session id: the time it was made (milliseconds since 1970, 8 bytes, big-endian), then
-/// 256 random bits, base64url (54 characters). The time is not secret; it puts the session's
-/// key ([`session_key`]) after those of older sessions, so that a new session's entry goes at
-/// the end of the database's index of keys (one page written) rather than on a random page of
-/// it. Ids of 43 characters (256 random bits alone) were made before and stay valid.
-pub fn new_session_id() -> String {
+/// A new session id and its [`session_key`]. The id is the time it was made (milliseconds since
+/// 1970, 8 bytes, big-endian), then 256 random bits, base64url (54 characters). The time is not
+/// secret; it puts the session's key after those of older sessions, so that a new session's
+/// entry goes at the end of the database's index of keys (one page written) rather than on a
+/// random page of it. Ids of 43 characters (256 random bits alone) were made before and stay
+/// valid.
+pub fn new_session_id() -> (String, String) {
     // The system's clock rather than the service's: the time only orders keys, and a clock set
     // back costs nothing but some of that order.
     let millis = std::time::SystemTime::now()
@@ -28,45 +29,48 @@ pub fn new_session_id() -> String {
             u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
         });
     let mut bytes = [0u8; SESSION_ID_BYTES];
-    bytes[..8].copy_from_slice(&millis.to_be_bytes());
-    rand::rng().fill(&mut bytes[8..]);
-    URL_SAFE_NO_PAD.encode(bytes)
+    bytes[..TIME_BYTES].copy_from_slice(&millis.to_be_bytes());
+    rand::rng().fill(&mut bytes[TIME_BYTES..]);
+    let id = URL_SAFE_NO_PAD.encode(bytes);
+    let key = timed_key(&bytes, &id);
+    (id, key)
 }
 
-/// The bytes of a [`new_session_id`]: the time (8), the random part (32).
-const SESSION_ID_BYTES: usize = 40;
+/// The bytes of a [`new_session_id`]: the time, then the random part (32).
+const SESSION_ID_BYTES: usize = TIME_BYTES + 32;
+/// The time's bytes at the start of a [`new_session_id`].
+const TIME_BYTES: usize = 8;
 /// The length of a [`new_session_id`] in base64url.
 const SESSION_ID_LEN: usize = 54;
+/// The length of a SHA-256 in hex ([`hash_id`]).
+pub const HASH_LEN: usize = 64;
+/// The length of the time at the start of a [`session_key`] of a [`new_session_id`] (hex).
+pub const SESSION_KEY_TIME_LEN: usize = 2 * TIME_BYTES;
 
-/// What the database keeps and looks up instead of a session id: for a [`new_session_id`], its
-/// time (16 hex digits) then the SHA-256 (hex) of the whole id, 80 characters; for an id of 43
-/// characters, the SHA-256 alone ([`hash_id`]), 64 characters.
-pub fn session_key(id: &str) -> String {
-    let time = (id.len() == SESSION_ID_LEN)
-        .then(|| URL_SAFE_NO_PAD.decode(id).ok())
-        .flatten()
-        .filter(|bytes| bytes.len() == SESSION_ID_BYTES);
-    match time {
-        Some(bytes) => hex(&bytes[..8]) + &hash_id(id),
-        None => hash_id(id),
+/// What the database keeps and looks up instead of a session id, when `id` has the shape of
+/// one (anything else is never looked up): for a [`new_session_id`] (40 bytes in canonical
+/// base64url), its time (16 hex digits) then the SHA-256 (hex) of the whole id, 80 characters;
+/// for an id of 43 characters (a [`random_token`], as sessions had before), the SHA-256 alone
+/// ([`hash_id`]), 64 characters.
+pub fn session_key(id: &str) -> Option<String> {
+    match id.len() {
+        SESSION_ID_LEN => {
+            let bytes = URL_SAFE_NO_PAD.decode(id).ok()?;
+            (bytes.len() == SESSION_ID_BYTES).then(|| timed_key(&bytes, id))
+        }
+        43 => is_base64url(id).then(|| hash_id(id)),
+        _ => None,
     }
+}
+
+/// The [`session_key`] of a [`new_session_id`] made of `bytes`.
+fn timed_key(bytes: &[u8], id: &str) -> String {
+    hex(&bytes[..TIME_BYTES]) + &hash_id(id)
 }
 
 /// The part of a [`session_key`] that is the SHA-256 of the id (its last 64 characters).
 pub fn session_key_hash(key: &str) -> &str {
-    key.get(key.len().saturating_sub(64)..).unwrap_or(key)
-}
-
-/// Whether a string has the shape of a session id (a [`new_session_id`]: 40 bytes in canonical
-/// base64url; or a [`random_token`], as sessions had before); anything else is never looked up.
-pub fn is_plausible_session_id(id: &str) -> bool {
-    match id.len() {
-        SESSION_ID_LEN => URL_SAFE_NO_PAD
-            .decode(id)
-            .is_ok_and(|bytes| bytes.len() == SESSION_ID_BYTES),
-        43 => is_base64url(id),
-        _ => false,
-    }
+    key.get(key.len().saturating_sub(HASH_LEN)..).unwrap_or(key)
 }
 
 fn is_base64url(text: &str) -> bool {
@@ -129,8 +133,8 @@ mod tests {
 
     #[test]
     fn session_ids_are_ordered_by_time_and_keyed_by_their_time_and_hash() {
-        let id = new_session_id();
-        assert!(is_plausible_session_id(&id), "{id}");
+        let (id, key) = new_session_id();
+        assert_eq!(session_key(&id).as_ref(), Some(&key), "{id}");
         let bytes = URL_SAFE_NO_PAD.decode(&id).unwrap_or_default();
         assert_eq!(bytes.len(), 40);
         let mut time = [0u8; 8];
@@ -141,10 +145,9 @@ mod tests {
             .map(|since| since.as_millis())
             .unwrap_or_default();
         assert!(u128::from(millis) <= now && now - u128::from(millis) < 60_000);
-        let key = session_key(&id);
         assert_eq!(key, format!("{millis:016x}{}", hash_id(&id)));
         assert_eq!(session_key_hash(&key), hash_id(&id));
-        assert_ne!(new_session_id()[11..], id[11..], "256 random bits");
+        assert_ne!(new_session_id().0[11..], id[11..], "256 random bits");
 
         // Keys sort as their times do, whatever the random parts.
         let at = |millis: u64, fill: u8| {
@@ -152,28 +155,34 @@ mod tests {
             bytes[..8].copy_from_slice(&millis.to_be_bytes());
             session_key(&URL_SAFE_NO_PAD.encode(bytes))
         };
-        assert!(at(1_000, 0xff) < at(1_001, 0x00));
-        assert!(at(0x00ff, 0x00) < at(0x0100, 0x00));
+        for (earlier, later) in [
+            (at(1_000, 0xff), at(1_001, 0x00)),
+            (at(0x00ff, 0), at(0x0100, 0)),
+        ] {
+            assert!(
+                matches!((&earlier, &later), (Some(a), Some(b)) if a < b),
+                "{earlier:?}"
+            );
+        }
     }
 
     #[test]
     fn only_the_canonical_encoding_of_a_session_id_is_looked_up() {
         // The last of 54 characters carries the id's last 2 bits and 4 bits that must be zero:
         // `A`, `Q`, `g` or `w`; with any other it is not the encoding of an id.
-        let id = new_session_id();
+        let (id, _) = new_session_id();
         for last in ["A", "Q", "g", "w"] {
-            assert!(is_plausible_session_id(&format!("{}{last}", &id[..53])));
+            assert!(session_key(&format!("{}{last}", &id[..53])).is_some());
         }
         for last in ["B", "P", "R", "f", "h", "v", "x", "-", "_", "9"] {
-            assert!(!is_plausible_session_id(&format!("{}{last}", &id[..53])));
+            assert_eq!(session_key(&format!("{}{last}", &id[..53])), None);
         }
     }
 
     #[test]
     fn ids_of_43_characters_keep_their_key() {
         let old = random_token();
-        assert!(is_plausible_session_id(&old));
-        assert_eq!(session_key(&old), hash_id(&old));
+        assert_eq!(session_key(&old), Some(hash_id(&old)));
         assert_eq!(session_key_hash(&hash_id(&old)), hash_id(&old));
         for odd in [
             "",
@@ -182,12 +191,12 @@ mod tests {
             &"A".repeat(53),
             &"A".repeat(55),
         ] {
-            assert!(!is_plausible_session_id(odd), "{odd}");
+            assert_eq!(session_key(odd), None, "{odd}");
         }
-        assert!(!is_plausible_session_id(&format!(
-            "{}.",
-            &new_session_id()[..53]
-        )));
+        assert_eq!(
+            session_key(&format!("{}.", &new_session_id().0[..53])),
+            None
+        );
     }
 
     #[test]

@@ -512,8 +512,8 @@ pub fn revoke_by_handle(conn: &mut AnyConnection, handle: &str) -> Result<bool, 
     // alone, one of 80 has the session's time (16 characters) before it (see
     // `ids::session_key`). An administrator's command, so a scan of the table is fine.
     let handle = handle.to_ascii_lowercase();
-    let rest = "_".repeat(64 - HANDLE_LEN);
-    let time = "_".repeat(16);
+    let rest = "_".repeat(crate::ids::HASH_LEN - HANDLE_LEN);
+    let time = "_".repeat(crate::ids::SESSION_KEY_TIME_LEN);
     Ok(diesel::delete(
         sessions::table.filter(
             sessions::id_hash

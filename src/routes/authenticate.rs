@@ -13,7 +13,6 @@ use super::request::{self, Params};
 use crate::audit::{Event, Outcome};
 use crate::db::{self, StoreError};
 use crate::flows;
-use crate::ids::session_key;
 use crate::reason::Reason;
 use crate::signin::{self, Expected, SignedIn};
 use crate::state::AppState;
@@ -307,14 +306,13 @@ async fn sign_out(
     event.outcome = Outcome::Success;
     let mut builder = HttpResponse::Ok();
     builder.cookie(removal.clone());
-    let Some(id) = request::session_id(req, state) else {
+    let Some(id_hash) = request::session_key(req, state) else {
         return Ok(render::signed_out(
             format,
             builder,
             state.settings.base_path(),
         ));
     };
-    let id_hash = session_key(&id);
     state.session_cache.forget(&id_hash);
     let now = state.clock.now();
     let logged = event.clone();

@@ -10,7 +10,7 @@ use serde_json::json;
 use super::request::{self, Params};
 use crate::audit::{Event, Outcome};
 use crate::db::{self, StoreError};
-use crate::ids::{hash_id, session_key};
+use crate::ids::hash_id;
 use crate::oidc::verify::{VerifiedLogout, VerifyError, verify_logout_token};
 use crate::state::AppState;
 
@@ -201,9 +201,8 @@ async fn frontchannel(req: HttpRequest, state: web::Data<AppState>) -> HttpRespo
                     .get("sec-fetch-site")
                     .is_some_and(|site| site.as_bytes() == b"same-origin") =>
         {
-            match request::session_id(&req, &state) {
-                Some(id) => {
-                    let id_hash = session_key(&id);
+            match request::session_key(&req, &state) {
+                Some(id_hash) => {
                     let ended = id_hash.clone();
                     state
                         .db

@@ -69,7 +69,7 @@ pub fn attempt(req: &HttpRequest, state: &AppState) -> Attempt {
     Attempt {
         client_ip: client_ip(req, state),
         user_agent,
-        previous_session: session_id(req, state).map(|id| crate::ids::session_key(&id)),
+        previous_session: session_key(req, state),
     }
 }
 
@@ -243,11 +243,10 @@ fn header_values(
     (!values.is_empty()).then_some(values)
 }
 
-/// The session id the browser sent, if it has the shape of one.
-pub fn session_id(req: &HttpRequest, state: &AppState) -> Option<String> {
-    req.cookie(&state.settings.cookie.name)
-        .map(|c| c.value().to_string())
-        .filter(|id| crate::ids::is_plausible_session_id(id))
+/// The database's key of the session id the browser sent, if it has the shape of one (see
+/// [`crate::ids::session_key`]).
+pub fn session_key(req: &HttpRequest, state: &AppState) -> Option<String> {
+    crate::ids::session_key(req.cookie(&state.settings.cookie.name)?.value())
 }
 
 #[cfg(test)]

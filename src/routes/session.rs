@@ -8,7 +8,6 @@ use super::failure::{Failure, Refusal};
 use super::render::{self, Format};
 use super::{cors, request};
 use crate::db::{self, StoreError};
-use crate::ids::session_key;
 use crate::metrics::CheckLabels;
 use crate::reason::Reason;
 use crate::sessions::{Session, SessionView};
@@ -31,10 +30,9 @@ pub async fn current_session(
     req: &HttpRequest,
     state: &AppState,
 ) -> Result<Option<(Session, i64)>, StoreError> {
-    let Some(id) = request::session_id(req, state) else {
+    let Some(id_hash) = request::session_key(req, state) else {
         return Ok(None);
     };
-    let id_hash = session_key(&id);
     let now = state.clock.now();
     let idle_secs = state.config.load().properties.idle_secs();
     // From memory while the entry is young, the session live and its last-seen time recent.

@@ -17,7 +17,7 @@ use crate::db::sessions::{
 use crate::db::{self, AnyConnection, StoreError};
 use crate::flows::CODE_LIFETIME_SECS;
 use crate::identity::IdentityConfig;
-use crate::ids::{hash_id, new_incident_id, new_session_id, random_token, session_key};
+use crate::ids::{hash_id, new_incident_id, new_session_id, random_token};
 use crate::members::Member;
 use crate::metrics::SignInLabels;
 use crate::oidc::token;
@@ -199,11 +199,7 @@ async fn grant(
 
     // A session id, or an authentication code (256 random bits), and the key kept of it.
     let (secret, secret_hash) = match grant {
-        Grant::Session => {
-            let id = new_session_id();
-            let key = session_key(&id);
-            (id, key)
-        }
+        Grant::Session => new_session_id(),
         Grant::Code { .. } => {
             let code = random_token();
             let hash = hash_id(&code);

@@ -15,12 +15,11 @@ pub async fn redeem_code(
     let config = state.config.load_full();
     let running = state.config.clone();
     let mut event = attempt.event(Event::CodeRedeemed);
-    let session_id = new_session_id();
+    let (session_id, id_hash) = new_session_id();
     let now = state.clock.now();
     let idle_secs = config.properties.idle_secs();
     let expires_at = now.saturating_add(state.settings.cookie.lifetime_secs);
     let code_hash = hash_id(code);
-    let id_hash = session_key(&session_id);
     let client_id = client_id.map(str::to_ascii_lowercase);
     let client_ip = attempt.client_ip;
     let replaces = attempt.previous_session.clone();
