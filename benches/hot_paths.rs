@@ -97,9 +97,9 @@ fn session_check(c: &mut Criterion) {
     let now = unix_now();
     idgate::db::sessions::insert_session(
         &mut conn,
+        member.id,
         &idgate::db::sessions::NewSession {
             id_hash: &hash,
-            member_id: member.id,
             provider: "mock",
             now,
             expires_at: now + 3600,

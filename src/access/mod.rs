@@ -10,7 +10,7 @@ use serde::Serialize;
 
 mod network;
 pub mod rate;
-pub use network::{api_account_allowed, client_ip, is_trusted_proxy};
+pub use network::{api_account_allowed, client_ip, is_api_account_address, is_trusted_proxy};
 
 /// How people of a domain may sign in (`authentication` in `identity.yaml`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -54,7 +54,12 @@ pub fn api_account_allowed(
     {
         return true;
     }
-    ip().is_some_and(|ip| is_in(canonical(ip), api_account_ips))
+    is_api_account_address(ip(), api_account_ips)
+}
+
+/// Whether API accounts may sign in from the client address `ip` (one of `apiAccountIPs`).
+pub fn is_api_account_address(ip: Option<IpAddr>, api_account_ips: &[IpNet]) -> bool {
+    ip.is_some_and(|ip| is_in(canonical(ip), api_account_ips))
 }
 
 fn is_in(ip: IpAddr, networks: &[IpNet]) -> bool {

@@ -95,7 +95,7 @@ pub fn find_member_for_sign_in(
     conn: &mut AnyConnection,
     who: SignInIdentity<'_>,
 ) -> Result<Option<SignInMember>, StoreError> {
-    let row: Option<(MemberRow, Option<String>, bool)> = match conn {
+    let row: Option<SignInRow> = match conn {
         AnyConnection::Postgresql(c) => SignInLookup(who).get_result(c).optional()?,
         AnyConnection::Sqlite(c) => match who.providers {
             [provider] => SqliteSignInLookup { who, provider }
@@ -104,14 +104,40 @@ pub fn find_member_for_sign_in(
             _ => return find_member_for_sign_in_step_by_step(conn, who),
         },
     };
-    let Some((member, bound_subject, legacy_conflict)) = row else {
-        return Ok(None);
-    };
-    Ok(Some(SignInMember {
-        member: Member::try_from(member)?,
-        bound_subject,
-        legacy_conflict,
-    }))
+    row.map(SignInMember::try_from).transpose()
+}
+
+/// A row of [`SignInLookup`]: the member's columns, its bound subject, the legacy conflict.
+pub(super) type SignInRow = (MemberRow, Option<String>, bool);
+
+/// [`SignInLookup`]'s columns, in the order of [`SignInRow`].
+pub(super) type SignInSqlType = (
+    (
+        BigInt,
+        Text,
+        Text,
+        Text,
+        Text,
+        Text,
+        Bool,
+        Bool,
+        BigInt,
+        BigInt,
+    ),
+    Nullable<Text>,
+    Bool,
+);
+
+impl TryFrom<SignInRow> for SignInMember {
+    type Error = StoreError;
+
+    fn try_from((member, bound_subject, legacy_conflict): SignInRow) -> Result<Self, StoreError> {
+        Ok(SignInMember {
+            member: Member::try_from(member)?,
+            bound_subject,
+            legacy_conflict,
+        })
+    }
 }
 
 /// [`find_member_for_sign_in`]'s one query on PostgreSQL. A query type of its own rather than
@@ -125,60 +151,53 @@ impl diesel::query_builder::QueryId for SignInLookup<'_> {
 }
 
 impl diesel::query_builder::Query for SignInLookup<'_> {
-    type SqlType = (
-        (
-            BigInt,
-            Text,
-            Text,
-            Text,
-            Text,
-            Text,
-            Bool,
-            Bool,
-            BigInt,
-            BigInt,
-        ),
-        Nullable<Text>,
-        Bool,
-    );
+    type SqlType = SignInSqlType;
 }
 
 impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for SignInLookup<'_> {
     fn walk_ast<'b>(
         &'b self,
-        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
+        out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
     ) -> QueryResult<()> {
-        use diesel::sql_types::Array;
-        let who = &self.0;
-        // The member's row is locked first (the `WITH` query, which a locking clause keeps from
-        // being merged into the rest), then its bindings are read, locked too: a binding that a
-        // concurrent unbind (which holds the member's row meanwhile) deleted is then skipped,
-        // where the statement's snapshot, taken before the wait, would still show it.
-        out.push_sql(
-            "WITH m AS (SELECT id, email, username, firstname, surname, status, locked, admin, \
-                    created_at, updated_at FROM members WHERE email_normalized = ",
-        );
-        out.push_bind_param::<Text, _>(who.email.normalized())?;
-        out.push_sql(
-            " FOR SHARE) \
-             SELECT m.id, m.email, m.username, m.firstname, m.surname, m.status, m.locked, \
-                    m.admin, m.created_at, m.updated_at, \
-                    (SELECT b.subject FROM identity_bindings b \
-                      WHERE b.member_id = m.id AND b.issuer = ",
-        );
-        out.push_bind_param::<Text, _>(who.issuer)?;
-        out.push_sql(
-            " FOR SHARE), EXISTS (SELECT 1 FROM member_bindings l \
-                 WHERE l.provider = ANY(",
-        );
-        out.push_bind_param::<Array<Text>, _>(who.providers)?;
-        out.push_sql(") AND ((l.member_id = m.id AND l.subject <> ");
-        out.push_bind_param::<Nullable<Text>, _>(&who.subject)?;
-        out.push_sql(") OR (l.subject = ");
-        out.push_bind_param::<Nullable<Text>, _>(&who.subject)?;
-        out.push_sql(" AND l.member_id <> m.id)) FOR SHARE) FROM m");
-        Ok(())
+        push_sign_in_lookup(out, &self.0)
     }
+}
+
+/// [`SignInLookup`]'s text, which [`super::sessions::SignInClaim`] nests: its last two columns
+/// are named `bound` (the subject bound at the issuer) and `legacy` (the legacy conflict).
+pub(super) fn push_sign_in_lookup<'b>(
+    mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
+    who: &'b SignInIdentity<'_>,
+) -> QueryResult<()> {
+    use diesel::sql_types::Array;
+    // The member's row is locked first (the `WITH` query, which a locking clause keeps from
+    // being merged into the rest), then its bindings are read, locked too: a binding that a
+    // concurrent unbind (which holds the member's row meanwhile) deleted is then skipped,
+    // where the statement's snapshot, taken before the wait, would still show it.
+    out.push_sql(
+        "WITH m AS (SELECT id, email, username, firstname, surname, status, locked, admin, \
+                created_at, updated_at FROM members WHERE email_normalized = ",
+    );
+    out.push_bind_param::<Text, _>(who.email.normalized())?;
+    out.push_sql(
+        " FOR SHARE) \
+         SELECT m.id, m.email, m.username, m.firstname, m.surname, m.status, m.locked, \
+                m.admin, m.created_at, m.updated_at, \
+                (SELECT b.subject FROM identity_bindings b \
+                  WHERE b.member_id = m.id AND b.issuer = ",
+    );
+    out.push_bind_param::<Text, _>(who.issuer)?;
+    out.push_sql(
+        " FOR SHARE) AS bound, EXISTS (SELECT 1 FROM member_bindings l \
+             WHERE l.provider = ANY(",
+    );
+    out.push_bind_param::<Array<Text>, _>(who.providers)?;
+    out.push_sql(") AND ((l.member_id = m.id AND l.subject <> ");
+    out.push_bind_param::<Nullable<Text>, _>(&who.subject)?;
+    out.push_sql(") OR (l.subject = ");
+    out.push_bind_param::<Nullable<Text>, _>(&who.subject)?;
+    out.push_sql(" AND l.member_id <> m.id)) FOR SHARE) AS legacy FROM m");
+    Ok(())
 }
 
 impl RunQueryDsl<diesel::pg::PgConnection> for SignInLookup<'_> {}

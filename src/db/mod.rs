@@ -364,10 +364,11 @@ impl Database {
     /// spares SQLite a copy of the pages it changes and PostgreSQL a round trip. On SQLite a
     /// database failure in it ([`Unguarded::Store`]) fails every write of its batch; on
     /// PostgreSQL the batch is rolled back and run again with a savepoint for every write, so
-    /// that the failure fails this write alone.
+    /// that the failure fails this write alone; `work` is then told so (its second argument,
+    /// `guarded`, is true).
     pub async fn write_unguarded<T, E, F>(&self, work: F) -> Result<T, E>
     where
-        F: FnMut(&mut AnyConnection) -> Result<T, Unguarded<E>> + Send + 'static,
+        F: FnMut(&mut AnyConnection, bool) -> Result<T, Unguarded<E>> + Send + 'static,
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {

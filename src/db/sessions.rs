@@ -2,18 +2,19 @@
 
 use diesel::prelude::*;
 
-use super::members::MemberRow;
+use super::members::{
+    MemberRow, SignInIdentity, SignInMember, SignInRow, SignInSqlType, push_sign_in_lookup,
+};
 use super::schema::{members, sessions, used_tokens};
 use super::{AnyConnection, StoreError, on_backend};
 use crate::audit::SecurityEvent;
 use crate::members::Member;
 use crate::sessions::Session;
 
-/// A session to store.
+/// A session to store (for a member given beside it).
 #[derive(Debug, Clone)]
 pub struct NewSession<'a> {
     pub id_hash: &'a str,
-    pub member_id: i64,
     pub provider: &'a str,
     pub now: i64,
     pub expires_at: i64,
@@ -33,10 +34,14 @@ pub struct FromToken<'a> {
     pub id_token: Option<&'a str>,
 }
 
-pub fn insert_session(conn: &mut AnyConnection, new: &NewSession<'_>) -> Result<(), StoreError> {
+pub fn insert_session(
+    conn: &mut AnyConnection,
+    member_id: i64,
+    new: &NewSession<'_>,
+) -> Result<(), StoreError> {
     let insert = diesel::insert_into(sessions::table).values((
         sessions::id_hash.eq(new.id_hash),
-        sessions::member_id.eq(new.member_id),
+        sessions::member_id.eq(member_id),
         sessions::provider.eq(new.provider),
         sessions::created_at.eq(new.now),
         sessions::last_seen_at.eq(new.now),
@@ -58,21 +63,27 @@ pub fn insert_session(conn: &mut AnyConnection, new: &NewSession<'_>) -> Result<
 pub fn claim_token_for_session(
     conn: &mut AnyConnection,
     token: ClaimedToken<'_>,
+    member_id: i64,
     new: &NewSession<'_>,
     event: &SecurityEvent,
 ) -> Result<TokenUse, StoreError> {
     let AnyConnection::Postgresql(c) = conn else {
         let token_use = claim_token(conn, token)?;
         if token_use == TokenUse::First {
-            insert_session(conn, new)?;
+            insert_session(conn, member_id, new)?;
             super::audit::insert_event(conn, event, new.now)?;
         }
         return Ok(token_use);
     };
-    let claimed = SessionClaim { token, new, event }
-        .get_result::<i64>(c)
-        .map(|claimed| claimed > 0)
-        .map_err(StoreError::from);
+    let claimed = SessionClaim {
+        token,
+        member_id: &member_id,
+        new,
+        event,
+    }
+    .get_result::<i64>(c)
+    .map(|claimed| claimed > 0)
+    .map_err(StoreError::from);
     token_use(claimed)
 }
 
@@ -82,6 +93,7 @@ pub fn claim_token_for_session(
 /// only executes it (one round trip, no parsing or planning per sign-in).
 struct SessionClaim<'a> {
     token: ClaimedToken<'a>,
+    member_id: &'a i64,
     new: &'a NewSession<'a>,
     event: &'a SecurityEvent,
 }
@@ -100,71 +112,182 @@ impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for SessionClaim<'_> {
         &'b self,
         mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
     ) -> QueryResult<()> {
-        use diesel::sql_types::{BigInt, Nullable, Text};
-        let (new, event) = (self.new, self.event);
-        let from = new.from_token;
+        use diesel::sql_types::{BigInt, Text};
         out.push_sql("WITH claim AS (INSERT INTO used_tokens (token_hash, expires_at) VALUES (");
         out.push_bind_param::<Text, _>(self.token.fingerprint)?;
         out.push_sql(", ");
         out.push_bind_param::<BigInt, _>(&self.token.usable_until)?;
-        out.push_sql(
-            ") ON CONFLICT DO NOTHING RETURNING 1), \
-             session AS (INSERT INTO sessions (id_hash, member_id, provider, created_at, \
-               last_seen_at, expires_at, issuer, subject, sid, id_token) SELECT ",
-        );
-        out.push_bind_param::<Text, _>(new.id_hash)?;
-        out.push_sql(", ");
-        out.push_bind_param::<BigInt, _>(&new.member_id)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Text, _>(new.provider)?;
-        out.push_sql(", ");
-        out.push_bind_param::<BigInt, _>(&new.now)?;
-        out.push_sql(", ");
-        out.push_bind_param::<BigInt, _>(&new.now)?;
-        out.push_sql(", ");
-        out.push_bind_param::<BigInt, _>(&new.expires_at)?;
-        for value in [
-            from.map(|t| t.issuer),
-            from.and_then(|t| t.subject),
-            from.and_then(|t| t.sid),
-            from.and_then(|t| t.id_token),
-        ] {
-            out.push_sql(", ");
-            match value {
-                Some(text) => out.push_bind_param::<Nullable<Text>, _>(text)?,
-                None => out.push_bind_param::<Nullable<Text>, _>(&None::<&str>)?,
-            }
-        }
-        out.push_sql(
-            " FROM claim), \
-             logged AS (INSERT INTO security_log (at, event, outcome, reason, provider, email, \
-               member_id, client_ip, user_agent, incident, email_source) SELECT ",
-        );
-        out.push_bind_param::<BigInt, _>(&new.now)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Text, _>(event.event.as_str())?;
-        out.push_sql(", ");
-        out.push_bind_param::<Text, _>(event.outcome.as_str())?;
-        for value in [&event.reason, &event.provider, &event.email] {
-            out.push_sql(", ");
-            out.push_bind_param::<Nullable<Text>, _>(value)?;
-        }
-        out.push_sql(", ");
-        out.push_bind_param::<Nullable<BigInt>, _>(&event.member_id)?;
-        for value in [&event.client_ip, &event.user_agent] {
-            out.push_sql(", ");
-            out.push_bind_param::<Nullable<Text>, _>(value)?;
-        }
-        out.push_sql(", ");
-        out.push_bind_param::<Text, _>(&event.incident)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Nullable<Text>, _>(&event.email_source)?;
-        out.push_sql(" FROM claim) SELECT count(*) FROM claim");
+        out.push_sql(") ON CONFLICT DO NOTHING RETURNING 1), ");
+        let member = MemberOf::Id(self.member_id, &self.event.member_id);
+        push_session_and_event(out.reborrow(), member, self.new, self.event)?;
+        out.push_sql(" SELECT count(*) FROM claim");
         Ok(())
     }
 }
 
 impl RunQueryDsl<diesel::pg::PgConnection> for SessionClaim<'_> {}
+
+/// Whose session and event [`push_session_and_event`] inserts.
+enum MemberOf<'a> {
+    /// This member's (the session's, then the event's `member_id`).
+    Id(&'a i64, &'a Option<i64>),
+    /// The member that the statement found, its row `f` ([`SignInClaim`]).
+    Found,
+}
+
+/// The `session` and `logged` parts of a `WITH` whose `claim` part returns a row when the
+/// token's row was inserted: they insert the session and the event from that row, so only then.
+fn push_session_and_event<'b>(
+    mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
+    member: MemberOf<'b>,
+    new: &'b NewSession<'b>,
+    event: &'b SecurityEvent,
+) -> QueryResult<()> {
+    use diesel::sql_types::{BigInt, Nullable, Text};
+    let from = new.from_token;
+    out.push_sql(
+        "session AS (INSERT INTO sessions (id_hash, member_id, provider, created_at, \
+           last_seen_at, expires_at, issuer, subject, sid, id_token) SELECT ",
+    );
+    out.push_bind_param::<Text, _>(new.id_hash)?;
+    out.push_sql(", ");
+    match member {
+        MemberOf::Id(id, _) => out.push_bind_param::<BigInt, _>(id)?,
+        MemberOf::Found => out.push_sql("f.id"),
+    }
+    out.push_sql(", ");
+    out.push_bind_param::<Text, _>(new.provider)?;
+    out.push_sql(", ");
+    out.push_bind_param::<BigInt, _>(&new.now)?;
+    out.push_sql(", ");
+    out.push_bind_param::<BigInt, _>(&new.now)?;
+    out.push_sql(", ");
+    out.push_bind_param::<BigInt, _>(&new.expires_at)?;
+    for value in [
+        from.map(|t| t.issuer),
+        from.and_then(|t| t.subject),
+        from.and_then(|t| t.sid),
+        from.and_then(|t| t.id_token),
+    ] {
+        out.push_sql(", ");
+        match value {
+            Some(text) => out.push_bind_param::<Nullable<Text>, _>(text)?,
+            None => out.push_bind_param::<Nullable<Text>, _>(&None::<&str>)?,
+        }
+    }
+    let rows = match member {
+        MemberOf::Id(..) => " FROM claim), ",
+        MemberOf::Found => " FROM claim, f), ",
+    };
+    out.push_sql(rows);
+    out.push_sql(
+        "logged AS (INSERT INTO security_log (at, event, outcome, reason, provider, email, \
+           member_id, client_ip, user_agent, incident, email_source) SELECT ",
+    );
+    out.push_bind_param::<BigInt, _>(&new.now)?;
+    out.push_sql(", ");
+    out.push_bind_param::<Text, _>(event.event.as_str())?;
+    out.push_sql(", ");
+    out.push_bind_param::<Text, _>(event.outcome.as_str())?;
+    for value in [&event.reason, &event.provider, &event.email] {
+        out.push_sql(", ");
+        out.push_bind_param::<Nullable<Text>, _>(value)?;
+    }
+    out.push_sql(", ");
+    match member {
+        MemberOf::Id(_, logged) => out.push_bind_param::<Nullable<BigInt>, _>(logged)?,
+        MemberOf::Found => out.push_sql("f.id"),
+    }
+    for value in [&event.client_ip, &event.user_agent] {
+        out.push_sql(", ");
+        out.push_bind_param::<Nullable<Text>, _>(value)?;
+    }
+    out.push_sql(", ");
+    out.push_bind_param::<Text, _>(&event.incident)?;
+    out.push_sql(", ");
+    out.push_bind_param::<Nullable<Text>, _>(&event.email_source)?;
+    out.push_sql(&rows[..rows.len() - 2]);
+    Ok(())
+}
+
+/// A sign-in in one statement on PostgreSQL ([`find_member_and_sign_in`]).
+pub struct SignInClaim<'a> {
+    pub who: SignInIdentity<'a>,
+    /// The states that let a member sign in (`member_inactive`).
+    pub statuses: &'a [&'static str],
+    /// The normalised usernames that may not sign in from the client's address: the API
+    /// accounts when the address is not one of theirs, else none (`api_account_ip`).
+    pub barred_usernames: &'a [String],
+    pub token: ClaimedToken<'a>,
+    pub new: &'a NewSession<'a>,
+    /// The success event; its `member_id` is the member found.
+    pub event: &'a SecurityEvent,
+}
+
+/// A sign-in's member lookup ([`find_member_for_sign_in`]) and, when the member's row passes
+/// every rule that it decides, the claim of the token with the session and the success event
+/// ([`claim_token_for_session`]): one statement, one round trip where those two take two (on
+/// PostgreSQL; SQLite has no inserts in a `WITH`). The rules the row decides: the state
+/// (`member_inactive`, `member_locked`), the binding (bound to the token's subject at its
+/// issuer, no binding not carried over that contradicts it: `identity_mismatch`) and the
+/// API-account rule (`barred_usernames`); the caller checks the domain rule first.
+///
+/// `None`: no member has that email. Else the member as found, locked as the lookup locks it,
+/// and whether the session was stored. When it was not (a rule refused, a first binding at the
+/// issuer, the token used before), nothing was written, and the caller goes on as after the
+/// lookup. When it was, the caller still checks every rule on what was found, and fails the
+/// transaction if one refuses.
+///
+/// [`find_member_for_sign_in`]: super::members::find_member_for_sign_in
+pub fn find_member_and_sign_in(
+    conn: &mut diesel::PgConnection,
+    claim: SignInClaim<'_>,
+) -> Result<Option<(SignInMember, bool)>, StoreError> {
+    let row: Option<(SignInRow, bool)> = claim.get_result(conn).optional()?;
+    row.map(|(found, stored)| Ok((SignInMember::try_from(found)?, stored)))
+        .transpose()
+}
+
+impl diesel::query_builder::QueryId for SignInClaim<'_> {
+    type QueryId = SignInClaim<'static>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl diesel::query_builder::Query for SignInClaim<'_> {
+    type SqlType = (SignInSqlType, diesel::sql_types::Bool);
+}
+
+impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for SignInClaim<'_> {
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
+    ) -> QueryResult<()> {
+        use diesel::sql_types::{Array, BigInt, Nullable, Text};
+        // `f` is the lookup as it stands, locks and all; a `WITH` part that is referred to more
+        // than once, or locks rows, is run once.
+        out.push_sql("WITH f AS (");
+        push_sign_in_lookup(out.reborrow(), &self.who)?;
+        out.push_sql("), claim AS (INSERT INTO used_tokens (token_hash, expires_at) SELECT ");
+        out.push_bind_param::<Text, _>(self.token.fingerprint)?;
+        out.push_sql(", ");
+        out.push_bind_param::<BigInt, _>(&self.token.usable_until)?;
+        out.push_sql(" FROM f WHERE f.bound = ");
+        out.push_bind_param::<Nullable<Text>, _>(&self.who.subject)?;
+        out.push_sql(" AND NOT f.legacy AND NOT f.locked AND f.status = ANY(");
+        out.push_bind_param::<Array<Text>, _>(self.statuses)?;
+        out.push_sql(
+            ") AND NOT EXISTS (SELECT 1 FROM members u WHERE u.id = f.id \
+               AND u.username_normalized = ANY(",
+        );
+        out.push_bind_param::<Array<Text>, _>(self.barred_usernames)?;
+        out.push_sql(")) ON CONFLICT DO NOTHING RETURNING 1), ");
+        push_session_and_event(out.reborrow(), MemberOf::Found, self.new, self.event)?;
+        out.push_sql(" SELECT f.*, EXISTS (SELECT 1 FROM claim) FROM f");
+        Ok(())
+    }
+}
+
+impl RunQueryDsl<diesel::pg::PgConnection> for SignInClaim<'_> {}
 
 /// The replay guard's key of an ID token and how long it is kept.
 #[derive(Debug, Clone, Copy)]

@@ -168,14 +168,15 @@ impl Writer {
     /// first to change (its sub-journal) and two statements, and PostgreSQL a round trip. A
     /// refusal must therefore leave nothing written. A database failure, which may come after a
     /// write, fails the whole batch on SQLite; on PostgreSQL the batch is rolled back and run
-    /// again with a savepoint for every job, so that the failure undoes this job alone.
+    /// again with a savepoint for every job, so that the failure undoes this job alone. `work`
+    /// is told whether it runs in such a savepoint (`guarded`: the second run of a batch).
     pub(super) async fn write_unguarded<T, E, F>(&self, mut work: F) -> Result<T, E>
     where
-        F: FnMut(&mut AnyConnection) -> Result<T, Unguarded<E>> + Send + 'static,
+        F: FnMut(&mut AnyConnection, bool) -> Result<T, Unguarded<E>> + Send + 'static,
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
-        self.submit(false, move |conn, guarded| match work(conn) {
+        self.submit(false, move |conn, guarded| match work(conn, guarded) {
             Ok(value) => (JobOutcome::Kept, Ok(value)),
             Err(Unguarded::Refused(error)) if !guarded => (JobOutcome::Kept, Err(error)),
             Err(Unguarded::Store(error)) if !guarded => {

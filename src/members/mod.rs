@@ -29,9 +29,12 @@ impl MemberStatus {
         }
     }
 
+    /// The states that let a member sign in.
+    pub const MAY_SIGN_IN: [MemberStatus; 2] = [MemberStatus::Activated, MemberStatus::SetPassword];
+
     /// Whether the state lets the member sign in (`activated` or `set-password`).
     pub fn may_sign_in(self) -> bool {
-        matches!(self, MemberStatus::Activated | MemberStatus::SetPassword)
+        Self::MAY_SIGN_IN.contains(&self)
     }
 }
 

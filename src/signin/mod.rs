@@ -34,7 +34,9 @@ mod rules;
 
 pub use bearer::authorize_bearer;
 pub use redeem::redeem_code;
-use rules::{check_api_account, check_binding, check_existing_binding, check_state};
+use rules::{
+    check_api_account, check_binding, check_binding_as_found, check_existing_binding, check_state,
+};
 
 /// Where an attempt comes from, for the rules and the security log.
 #[derive(Debug, Clone, Default)]
@@ -232,7 +234,7 @@ async fn grant(
     };
     match state
         .db
-        .write_unguarded(move |conn| complete(conn, &work))
+        .write_unguarded(move |conn, guarded| complete(conn, &work, guarded))
         .await
     {
         Ok((member, provider)) => {
@@ -453,11 +455,22 @@ impl TxError {
 /// Of two concurrent uses of one token at most one finds the row absent: the other waits for
 /// its transaction's fate, and a token another instance is signing in at this very moment is
 /// refused at once, as replayed.
+///
+/// On PostgreSQL the common sign-in runs in one statement ([`sign_in_at_once`]).
 fn complete(
     conn: &mut AnyConnection,
     work: &Completion,
+    guarded: bool,
 ) -> Result<(Member, String), db::Unguarded<TxError>> {
-    let found = signing_in_member(conn, work).map_err(TxError::unguarded)?;
+    let found = match sign_in_at_once(conn, work, guarded).map_err(TxError::unguarded)? {
+        AtOnce::SignedIn(member) => return Ok((member, work.verified.provider.clone())),
+        AtOnce::Looked(found) => found,
+        AtOnce::NotTried => find_member(conn, work).map_err(TxError::unguarded)?,
+    };
+    let found = found
+        .ok_or(TxError::Refused(Reason::NoMember, None))
+        .map_err(db::Unguarded::Refused)?;
+    check_member(&found, work).map_err(db::Unguarded::Refused)?;
     // A sign-in that writes before its session (the member's first binding at this issuer, or
     // the end of the browser's previous session) claims its token first: two instances signing
     // one token in at once then wait for each other on the replay guard's row, and the second
@@ -473,25 +486,144 @@ fn complete(
     finish(conn, found, work, writes_first).map_err(TxError::unguarded)
 }
 
-/// [`complete`]'s rules before any write: the member (`no_member`), its domain's providers
-/// as they stand now, its state.
-fn signing_in_member(conn: &mut AnyConnection, work: &Completion) -> Result<SignInMember, TxError> {
+/// What [`sign_in_at_once`] did.
+enum AtOnce {
+    /// Every rule passed and the session is stored.
+    SignedIn(Member),
+    /// Nothing was written: the rules go on from the member as found (`None`: no member).
+    Looked(Option<SignInMember>),
+    /// Not tried: the rules go on from the member's lookup.
+    NotTried,
+}
+
+/// The common sign-in on PostgreSQL in one statement, one round trip where it takes two
+/// ([`db::sessions::find_member_and_sign_in`]): a session for a member already bound at the
+/// issuer, ending no previous session, in the first run of its batch. The statement stores the
+/// session only when the member's row passes the rules it decides; the domain rule is checked
+/// before, with the token's email (the member's, normalised), and every rule is checked again
+/// on what was found. Should that check refuse what the statement stored (a bug), nothing is
+/// granted: a database failure, which runs the batch again (see [`db::Database::write`]), where
+/// this sign-in goes step by step as on SQLite.
+fn sign_in_at_once(
+    conn: &mut AnyConnection,
+    work: &Completion,
+    guarded: bool,
+) -> Result<AtOnce, TxError> {
+    let AnyConnection::Postgresql(c) = conn else {
+        return Ok(AtOnce::NotTried);
+    };
     let v = &work.verified;
+    let common = !guarded && work.replaces.is_none() && work.grant == Grant::Session;
+    if !common
+        || !work
+            .running
+            .load()
+            .allows(&v.provider, v.email.normalized())
+    {
+        return Ok(AtOnce::NotTried);
+    }
+    let properties = &work.config.properties;
+    let barred: &[String] =
+        if access::is_api_account_address(work.client_ip, &properties.api_account_ips) {
+            &[]
+        } else {
+            &properties.api_account_usernames
+        };
     let legacy = work.config.providers_of_issuer(&v.issuer);
-    let who = SignInIdentity {
+    let mut event = work.event.clone();
+    event.outcome = Outcome::Success;
+    let claim = db::sessions::SignInClaim {
+        who: sign_in_identity(work, &legacy),
+        statuses: &crate::members::MemberStatus::MAY_SIGN_IN.map(|s| s.as_str()),
+        barred_usernames: barred,
+        token: claimed_token(v),
+        new: &new_session(work),
+        event: &event,
+    };
+    let (found, stored) = match db::sessions::find_member_and_sign_in(c, claim)? {
+        Some((found, stored)) => (found, stored),
+        None => return Ok(AtOnce::Looked(None)),
+    };
+    if !stored {
+        return Ok(AtOnce::Looked(Some(found)));
+    }
+    let holds = check_member(&found, work)
+        .and_then(|()| check_binding_as_found(&found, v.subject.as_deref()))
+        .and_then(|()| check_api_account(&found.member, work.client_ip, &work.config));
+    match holds {
+        Ok(()) => Ok(AtOnce::SignedIn(found.member)),
+        Err(refused) => {
+            tracing::error!(
+                ?refused,
+                "a sign-in's one statement stored a session that a rule refuses"
+            );
+            Err(TxError::Store(StoreError::Db(db::DbError::Unavailable(
+                "a sign-in's one statement disagreed with its rules".into(),
+            ))))
+        }
+    }
+}
+
+/// What the member's lookup asks for.
+fn sign_in_identity<'a>(work: &'a Completion, legacy: &'a [String]) -> SignInIdentity<'a> {
+    let v = &work.verified;
+    SignInIdentity {
         email: &v.email,
         issuer: &v.issuer,
         subject: v.subject.as_deref(),
-        providers: &legacy,
-    };
-    let found = db::members::find_member_for_sign_in(conn, who)?
-        .ok_or(TxError::Refused(Reason::NoMember, None))?;
+        providers: legacy,
+    }
+}
+
+/// [`complete`]'s lookup of the member, which it locks for the rest of the transaction.
+fn find_member(
+    conn: &mut AnyConnection,
+    work: &Completion,
+) -> Result<Option<SignInMember>, TxError> {
+    let legacy = work.config.providers_of_issuer(&work.verified.issuer);
+    Ok(db::members::find_member_for_sign_in(
+        conn,
+        sign_in_identity(work, &legacy),
+    )?)
+}
+
+/// [`complete`]'s rules before any write, once the member is found: its domain's providers as
+/// they stand now, its state.
+fn check_member(found: &SignInMember, work: &Completion) -> Result<(), TxError> {
     let member = &found.member;
-    if !work.running.load().allows(&v.provider, &member.email) {
+    if !work
+        .running
+        .load()
+        .allows(&work.verified.provider, &member.email)
+    {
         return Err(TxError::Refused(Reason::DomainNotAllowed, Some(member.id)));
     }
-    check_state(member)?;
-    Ok(found)
+    check_state(member)
+}
+
+/// The replay guard's key of the token.
+fn claimed_token(v: &VerifiedToken) -> ClaimedToken<'_> {
+    ClaimedToken {
+        fingerprint: &v.fingerprint,
+        usable_until: v.usable_until,
+    }
+}
+
+/// The session a sign-in stores.
+fn new_session(work: &Completion) -> NewSession<'_> {
+    let v = &work.verified;
+    NewSession {
+        id_hash: &work.secret_hash,
+        provider: &v.provider,
+        now: work.now,
+        expires_at: work.expires_at,
+        from_token: Some(FromToken {
+            issuer: &v.issuer,
+            subject: v.subject.as_deref(),
+            sid: v.sid.as_deref(),
+            id_token: work.id_token.as_deref(),
+        }),
+    }
 }
 
 /// [`complete`] from the replay guard on: the binding rule and the API-account rule, then the
@@ -504,10 +636,7 @@ fn finish(
 ) -> Result<(Member, String), TxError> {
     let v = &work.verified;
     let member = &found.member;
-    let token = ClaimedToken {
-        fingerprint: &v.fingerprint,
-        usable_until: v.usable_until,
-    };
+    let token = claimed_token(v);
     // The answer still counts last, in table order; a claim that could not wait (`InUse`) ends
     // here, since on PostgreSQL its failed statement has aborted the transaction.
     let claimed = if claim_first {
@@ -540,25 +669,13 @@ fn finish(
     event.member_id = Some(member.id);
     let token_use = match &work.grant {
         Grant::Session => {
-            let new = NewSession {
-                id_hash: &work.secret_hash,
-                member_id: member.id,
-                provider: &v.provider,
-                now: work.now,
-                expires_at: work.expires_at,
-                from_token: Some(FromToken {
-                    issuer: &v.issuer,
-                    subject: v.subject.as_deref(),
-                    sid: v.sid.as_deref(),
-                    id_token: work.id_token.as_deref(),
-                }),
-            };
+            let new = new_session(work);
             if claimed_early {
-                insert_session(conn, &new)?;
+                insert_session(conn, member.id, &new)?;
                 db::audit::insert_event(conn, &event, work.now)?;
                 TokenUse::First
             } else {
-                claim_token_for_session(conn, token, &new, &event)?
+                claim_token_for_session(conn, token, member.id, &new, &event)?
             }
         }
         Grant::Code { client_id } => {

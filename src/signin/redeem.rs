@@ -49,9 +49,9 @@ pub async fn redeem_code(
                 }
                 insert_session(
                     conn,
+                    member.id,
                     &NewSession {
                         id_hash: &id_hash,
-                        member_id: member.id,
                         provider: &code.provider,
                         now,
                         expires_at,

@@ -63,6 +63,22 @@ pub(super) fn check_binding(
     if matches { Ok(()) } else { Err(refuse()) }
 }
 
+/// The binding rule on what the member's lookup read, without a write: passes only when the
+/// member is bound at the issuer to this subject ([`check_binding`] would store a first
+/// binding, which this refuses).
+pub(super) fn check_binding_as_found(
+    found: &SignInMember,
+    subject: Option<&str>,
+) -> Result<(), TxError> {
+    match (subject, found.bound_subject.as_deref()) {
+        (Some(subject), Some(stored)) if !found.legacy_conflict && stored == subject => Ok(()),
+        _ => Err(TxError::Refused(
+            Reason::IdentityMismatch,
+            Some(found.member.id),
+        )),
+    }
+}
+
 /// The binding rule for Bearer tokens, which never make a binding: refused when the member is
 /// bound to another subject of the issuer, or the subject to another member.
 pub(super) fn check_existing_binding(

@@ -35,6 +35,7 @@ mod serve;
 mod sessions;
 mod sessions_cli;
 mod signin_rules;
+mod signin_statement;
 mod state;
 mod upgrade;
 mod writer;

@@ -160,9 +160,9 @@ async fn session_ids_of_both_shapes_are_honoured(db: TestDb) {
         let now = idgate::clock::Clock::now(&app.clock);
         idgate::db::sessions::insert_session(
             &mut conn,
+            ana.id,
             &idgate::db::sessions::NewSession {
                 id_hash: &idgate::ids::hash_id(&old),
-                member_id: ana.id,
                 provider: "mock",
                 now,
                 expires_at: now + 3_600,
