@@ -159,15 +159,18 @@ impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for SignInLookup<'_> {
         &'b self,
         out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
     ) -> QueryResult<()> {
-        push_sign_in_lookup(out, &self.0)
+        push_sign_in_lookup(out, &self.0, false)
     }
 }
 
-/// [`SignInLookup`]'s text, which [`super::sessions::SignInClaim`] nests: its last two columns
-/// are named `bound` (the subject bound at the issuer) and `legacy` (the legacy conflict).
+/// [`SignInLookup`]'s text, which [`super::sessions::SignInClaim`] nests: its two columns after
+/// the member's are named `bound` (the subject bound at the issuer) and `legacy` (the legacy
+/// conflict); `with_username` adds a last one, the member's `username_normalized`, read from
+/// the locked row.
 pub(super) fn push_sign_in_lookup<'b>(
     mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
     who: &'b SignInIdentity<'_>,
+    with_username: bool,
 ) -> QueryResult<()> {
     use diesel::sql_types::Array;
     // The member's row is locked first (the `WITH` query, which a locking clause keeps from
@@ -175,8 +178,8 @@ pub(super) fn push_sign_in_lookup<'b>(
     // concurrent unbind (which holds the member's row meanwhile) deleted is then skipped,
     // where the statement's snapshot, taken before the wait, would still show it.
     out.push_sql(
-        "WITH m AS (SELECT id, email, username, firstname, surname, status, locked, admin, \
-                created_at, updated_at FROM members WHERE email_normalized = ",
+        "WITH m AS (SELECT id, email, username, username_normalized, firstname, surname, status, \
+                locked, admin, created_at, updated_at FROM members WHERE email_normalized = ",
     );
     out.push_bind_param::<Text, _>(who.email.normalized())?;
     out.push_sql(
@@ -196,7 +199,11 @@ pub(super) fn push_sign_in_lookup<'b>(
     out.push_bind_param::<Nullable<Text>, _>(&who.subject)?;
     out.push_sql(") OR (l.subject = ");
     out.push_bind_param::<Nullable<Text>, _>(&who.subject)?;
-    out.push_sql(" AND l.member_id <> m.id)) FOR SHARE) AS legacy FROM m");
+    out.push_sql(" AND l.member_id <> m.id)) FOR SHARE) AS legacy");
+    if with_username {
+        out.push_sql(", m.username_normalized");
+    }
+    out.push_sql(" FROM m");
     Ok(())
 }
 

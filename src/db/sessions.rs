@@ -243,9 +243,18 @@ pub fn find_member_and_sign_in(
     conn: &mut diesel::PgConnection,
     claim: SignInClaim<'_>,
 ) -> Result<Option<(SignInMember, bool)>, StoreError> {
-    let row: Option<(SignInRow, bool)> = claim.get_result(conn).optional()?;
-    row.map(|(found, stored)| Ok((SignInMember::try_from(found)?, stored)))
-        .transpose()
+    let Some((row, stored)) = claim.get_result::<(SignInRow, bool)>(conn).optional()? else {
+        return Ok(None);
+    };
+    match SignInMember::try_from(row) {
+        Ok(found) => Ok(Some((found, stored))),
+        // Rows were written: a failure of the database, so that the caller's transaction is
+        // rolled back rather than committed with the caller's refusal.
+        Err(error) if stored => Err(StoreError::Db(super::DbError::Unavailable(format!(
+            "a sign-in stored its session, then could not read its member: {error}"
+        )))),
+        Err(error) => Err(error),
+    }
 }
 
 impl diesel::query_builder::QueryId for SignInClaim<'_> {
@@ -266,7 +275,7 @@ impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for SignInClaim<'_> {
         // `f` is the lookup as it stands, locks and all; a `WITH` part that is referred to more
         // than once, or locks rows, is run once.
         out.push_sql("WITH f AS (");
-        push_sign_in_lookup(out.reborrow(), &self.who)?;
+        push_sign_in_lookup(out.reborrow(), &self.who, true)?;
         out.push_sql("), claim AS (INSERT INTO used_tokens (token_hash, expires_at) SELECT ");
         out.push_bind_param::<Text, _>(self.token.fingerprint)?;
         out.push_sql(", ");
@@ -275,14 +284,16 @@ impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for SignInClaim<'_> {
         out.push_bind_param::<Nullable<Text>, _>(&self.who.subject)?;
         out.push_sql(" AND NOT f.legacy AND NOT f.locked AND f.status = ANY(");
         out.push_bind_param::<Array<Text>, _>(self.statuses)?;
-        out.push_sql(
-            ") AND NOT EXISTS (SELECT 1 FROM members u WHERE u.id = f.id \
-               AND u.username_normalized = ANY(",
-        );
+        // The username as the locked row has it (a rename committed meanwhile is seen).
+        out.push_sql(") AND f.username_normalized <> ALL(");
         out.push_bind_param::<Array<Text>, _>(self.barred_usernames)?;
-        out.push_sql(")) ON CONFLICT DO NOTHING RETURNING 1), ");
+        out.push_sql(") ON CONFLICT DO NOTHING RETURNING 1), ");
         push_session_and_event(out.reborrow(), MemberOf::Found, self.new, self.event)?;
-        out.push_sql(" SELECT f.*, EXISTS (SELECT 1 FROM claim) FROM f");
+        out.push_sql(
+            " SELECT f.id, f.email, f.username, f.firstname, f.surname, f.status, f.locked, \
+               f.admin, f.created_at, f.updated_at, f.bound, f.legacy, \
+               EXISTS (SELECT 1 FROM claim) FROM f",
+        );
         Ok(())
     }
 }

@@ -430,7 +430,9 @@ impl From<StoreError> for TxError {
 impl TxError {
     /// For [`db::Database::write_unguarded`], when this sign-in may have written something
     /// without a savepoint of its own: a failure of the database fails its batch; a refusal,
-    /// or a row that cannot be read (before any write), answers this sign-in alone.
+    /// or a row that cannot be read, answers this sign-in alone. Rows are read before any write
+    /// (a row read after one, by [`db::sessions::find_member_and_sign_in`], that cannot be read
+    /// is reported as a failure of the database instead).
     fn unguarded(self) -> db::Unguarded<TxError> {
         match self {
             TxError::Store(error @ StoreError::Db(_)) => db::Unguarded::Store(error),

@@ -90,155 +90,238 @@ fn a_sign_in_in_one_statement_stores_only_what_every_rule_allows() {
     let database = db.open();
     let mut pooled = database.conn().unwrap_or_else(|e| panic!("{e}"));
     let conn: &mut AnyConnection = &mut pooled;
-    let ana = member(conn, "ana@example.org", "ana", MemberStatus::Activated);
-    let set = member(conn, "set@example.org", "set", MemberStatus::SetPassword);
-    let off = member(conn, "off@example.org", "off", MemberStatus::Disabled);
-    let new = member(conn, "new@example.org", "new", MemberStatus::Unactivated);
-    let locked = member(
-        conn,
-        "locked@example.org",
-        "locked",
-        MemberStatus::Activated,
-    );
-    let robot = member(conn, "robot@example.org", "Robot", MemberStatus::Activated);
-    let unbound = member(
-        conn,
-        "unbound@example.org",
-        "unbound",
-        MemberStatus::Activated,
-    );
-    let legacy = member(
-        conn,
-        "legacy@example.org",
-        "legacy",
-        MemberStatus::Activated,
-    );
-    for (id, subject) in [
-        (ana, "sub-ana"),
-        (set, "sub-set"),
-        (off, "sub-off"),
-        (new, "sub-new"),
-        (locked, "sub-locked"),
-        (robot, "sub-robot"),
-        (legacy, "sub-legacy"),
-    ] {
-        assert!(
-            members::bind_subject(conn, id, ISSUER, "mock", subject, 1)
-                .unwrap_or_else(|e| panic!("{e}"))
-        );
-    }
-    let email = |text: &str| Email::parse(text).unwrap_or_else(|e| panic!("{e}"));
-    members::set_locked(conn, &email("locked@example.org"), true, 1)
-        .unwrap_or_else(|e| panic!("{e}"));
+    let mut add = |name: &str, username: &str, status, subject: Option<&str>| {
+        let id = member(conn, &format!("{name}@example.org"), username, status);
+        if let Some(subject) = subject {
+            let bound = members::bind_subject(conn, id, ISSUER, "mock", subject, 1);
+            assert!(bound.unwrap_or_else(|e| panic!("{e}")));
+        }
+        id
+    };
+    use MemberStatus::{Activated, Disabled, SetPassword, Unactivated};
+    let ana = add("ana", "ana", Activated, Some("sub-ana"));
+    let set = add("set", "set", SetPassword, Some("sub-set"));
+    let off = add("off", "off", Disabled, Some("sub-off"));
+    let new = add("new", "new", Unactivated, Some("sub-new"));
+    let locked = add("locked", "locked", Activated, Some("sub-locked"));
+    let robot = add("robot", "Robot", Activated, Some("sub-robot"));
+    let unbound = add("unbound", "unbound", Activated, None);
+    let legacy = add("legacy", "legacy", Activated, Some("sub-legacy"));
+    let twin = add("twin", "twin", Activated, Some("sub-twin"));
+    let other = add("other", "other", Activated, None);
+    let email = Email::parse("locked@example.org").unwrap_or_else(|e| panic!("{e}"));
+    members::set_locked(conn, &email, true, 1).unwrap_or_else(|e| panic!("{e}"));
     let AnyConnection::Postgresql(c) = conn else {
         panic!("a PostgreSQL connection")
     };
-    // A binding stored by provider and not carried over to its issuer, to another subject.
+    // Bindings stored by provider and not carried over to their issuer: the member's to
+    // another subject; another member's to the twin's subject.
     c.batch_execute(&format!(
         "INSERT INTO member_bindings (member_id, provider, subject, created_at) \
-         VALUES ({legacy}, 'mock', 'sub-elsewhere', 1)"
+         VALUES ({legacy}, 'mock', 'sub-elsewhere', 1), ({other}, 'mock', 'sub-twin', 1)"
     ))
     .unwrap_or_else(|e| panic!("{e}"));
     let none: Vec<String> = Vec::new();
     let robots = vec!["robot".to_string()];
 
     // Every rule passes: the token's row, the session and the event, all of the member found.
-    assert_eq!(
-        sign_in(c, "Ana@Example.org", Some("sub-ana"), "t1", &none),
-        Some((ana, true))
-    );
-    assert_eq!(
-        sign_in(c, "set@example.org", Some("sub-set"), "t2", &robots),
-        Some((set, true))
-    );
-    assert_eq!(
-        count(
-            c,
-            &format!(
-                "SELECT count(*) FROM sessions WHERE id_hash = 'session of t1' AND member_id = {ana} AND subject = 'sub-ana'"
-            )
+    let ana_t1 = sign_in(c, "Ana@Example.org", Some("sub-ana"), "t1", &none);
+    assert_eq!(ana_t1, Some((ana, true)));
+    let set_t2 = sign_in(c, "set@example.org", Some("sub-set"), "t2", &robots);
+    assert_eq!(set_t2, Some((set, true)));
+    let stored = [
+        format!(
+            "SELECT count(*) FROM sessions WHERE id_hash = 'session of t1' AND member_id = {ana} AND subject = 'sub-ana'"
         ),
-        1
-    );
-    assert_eq!(
-        count(
-            c,
-            &format!(
-                "SELECT count(*) FROM security_log WHERE incident = 'incident t1' AND member_id = {ana} AND outcome = 'success'"
-            )
+        format!(
+            "SELECT count(*) FROM security_log WHERE incident = 'incident t1' AND member_id = {ana} AND outcome = 'success'"
         ),
-        1
-    );
-    assert_eq!(
-        count(
-            c,
-            "SELECT count(*) FROM used_tokens WHERE token_hash = 't1'"
-        ),
-        1
-    );
+        "SELECT count(*) FROM used_tokens WHERE token_hash = 't1'".to_string(),
+    ];
+    for query in stored {
+        assert_eq!(count(c, &query), 1, "{query}");
+    }
 
     // Each rule the row decides, alone: the member is found, nothing is written.
     let refused = [
         (
-            sign_in(c, "ana@example.org", Some("sub-ana"), "t1", &none),
+            "ana",
+            Some("sub-ana"),
+            "t1",
+            &none,
             ana,
             "the token used before",
         ),
         (
-            sign_in(c, "ana@example.org", Some("sub-other"), "t3", &none),
+            "ana",
+            Some("sub-other"),
+            "t3",
+            &none,
             ana,
             "another subject",
         ),
+        ("ana", None, "t4", &none, ana, "no subject"),
+        ("off", Some("sub-off"), "t5", &none, off, "disabled"),
+        ("new", Some("sub-new"), "t6", &none, new, "unactivated"),
+        ("locked", Some("sub-locked"), "t7", &none, locked, "locked"),
         (
-            sign_in(c, "ana@example.org", None, "t4", &none),
-            ana,
-            "no subject",
-        ),
-        (
-            sign_in(c, "off@example.org", Some("sub-off"), "t5", &none),
-            off,
-            "disabled",
-        ),
-        (
-            sign_in(c, "new@example.org", Some("sub-new"), "t6", &none),
-            new,
-            "unactivated",
-        ),
-        (
-            sign_in(c, "locked@example.org", Some("sub-locked"), "t7", &none),
-            locked,
-            "locked",
-        ),
-        (
-            sign_in(c, "robot@example.org", Some("sub-robot"), "t8", &robots),
+            "robot",
+            Some("sub-robot"),
+            "t8",
+            &robots,
             robot,
             "an API account",
         ),
         (
-            sign_in(c, "unbound@example.org", Some("sub-unbound"), "t9", &none),
+            "unbound",
+            Some("sub-unbound"),
+            "t9",
+            &none,
             unbound,
             "a first binding",
         ),
         (
-            sign_in(c, "legacy@example.org", Some("sub-legacy"), "t10", &none),
+            "legacy",
+            Some("sub-legacy"),
+            "t10",
+            &none,
             legacy,
             "a binding not carried over",
         ),
+        (
+            "twin",
+            Some("sub-twin"),
+            "t11",
+            &none,
+            twin,
+            "the subject another member's",
+        ),
     ];
-    for (answer, id, case) in refused {
+    for (name, subject, token, barred, id, case) in refused {
+        let answer = sign_in(c, &format!("{name}@example.org"), subject, token, barred);
         assert_eq!(answer, Some((id, false)), "{case}");
     }
-    assert_eq!(
-        sign_in(c, "nobody@example.org", Some("sub"), "t11", &none),
-        None
-    );
-    assert_eq!(count(c, "SELECT count(*) FROM sessions"), 2);
-    assert_eq!(count(c, "SELECT count(*) FROM security_log"), 2);
-    assert_eq!(count(c, "SELECT count(*) FROM used_tokens"), 2);
+    let nobody = sign_in(c, "nobody@example.org", Some("sub"), "t12", &none);
+    assert_eq!(nobody, None);
+    for table in ["sessions", "security_log", "used_tokens"] {
+        assert_eq!(
+            count(c, &format!("SELECT count(*) FROM {table}")),
+            2,
+            "{table}"
+        );
+    }
 
     // The API account from one of its addresses (nobody barred) signs in.
+    let robot_t8 = sign_in(c, "robot@example.org", Some("sub-robot"), "t8", &none);
+    assert_eq!(robot_t8, Some((robot, true)));
+}
+
+/// Signs ana in (on a connection of its own) with `token` while `hold`, run in a transaction on
+/// another connection, keeps rows the sign-in needs; then ends that transaction with `end`.
+fn sign_in_while(
+    url: &str,
+    hold: &str,
+    end: &str,
+    token: &str,
+    barred: &[String],
+) -> Option<(i64, bool)> {
+    let connect = || diesel::PgConnection::establish(url).unwrap_or_else(|e| panic!("{e}"));
+    let mut holder = connect();
+    holder
+        .batch_execute(&format!("BEGIN; {hold}"))
+        .unwrap_or_else(|e| panic!("{hold}: {e}"));
+    let (token, barred) = (token.to_string(), barred.to_vec());
+    let mut signer = connect();
+    let signing = std::thread::spawn(move || {
+        sign_in(
+            &mut signer,
+            "ana@example.org",
+            Some("sub-ana"),
+            &token,
+            &barred,
+        )
+    });
+    // Once the sign-in waits for the held rows (a wait the server reports), `end` lets it go.
+    let mut watcher = connect();
+    let waiting = "SELECT count(*) FROM pg_stat_activity \
+                   WHERE datname = current_database() AND wait_event_type = 'Lock'";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while count(&mut watcher, waiting) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the sign-in never waited for {hold}"
+        );
+        std::thread::yield_now();
+    }
+    holder
+        .batch_execute(end)
+        .unwrap_or_else(|e| panic!("{end}: {e}"));
+    signing
+        .join()
+        .unwrap_or_else(|_| panic!("the sign-in panicked"))
+}
+
+#[test]
+fn a_sign_in_in_one_statement_sees_what_a_concurrent_change_commits() {
+    let Some(db) = TestDb::postgres() else { return };
+    let database = db.open();
+    let mut pooled = database.conn().unwrap_or_else(|e| panic!("{e}"));
+    let conn: &mut AnyConnection = &mut pooled;
+    let ana = member(conn, "ana@example.org", "ana", MemberStatus::Activated);
+    let bound = members::bind_subject(conn, ana, ISSUER, "mock", "sub-ana", 1);
+    assert!(bound.unwrap_or_else(|e| panic!("{e}")));
+    let none: Vec<String> = Vec::new();
+    let robots = vec!["robot".to_string()];
+    let url = &db.url;
+    let set = |what: &str| format!("UPDATE members SET {what} WHERE id = {ana}");
+    let (lock, unlock) = (set("locked = true"), set("locked = false"));
+    let rename = set("username = 'Robot', username_normalized = 'robot'");
+    let unbind = format!("DELETE FROM identity_bindings WHERE member_id = {ana}");
+    let claim = |token: &str| {
+        format!("INSERT INTO used_tokens (token_hash, expires_at) VALUES ('{token}', 5000)")
+    };
+
+    // A change rolled back: the member as it was.
     assert_eq!(
-        sign_in(c, "robot@example.org", Some("sub-robot"), "t8", &none),
-        Some((robot, true))
+        sign_in_while(url, &lock, "ROLLBACK", "c1", &none),
+        Some((ana, true))
     );
+    // Committed meanwhile: a lock, an unlock, a rename into an API account, an unbind are seen.
+    assert_eq!(
+        sign_in_while(url, &lock, "COMMIT", "c2", &none),
+        Some((ana, false))
+    );
+    assert_eq!(
+        sign_in_while(url, &unlock, "COMMIT", "c3", &none),
+        Some((ana, true))
+    );
+    assert_eq!(
+        sign_in_while(url, &rename, "COMMIT", "c4", &robots),
+        Some((ana, false))
+    );
+    assert_eq!(
+        sign_in_while(url, &unbind, "COMMIT", "c5", &none),
+        Some((ana, false))
+    );
+    let rebound = members::bind_subject(conn, ana, ISSUER, "mock", "sub-ana", 1);
+    assert!(rebound.unwrap_or_else(|e| panic!("{e}")));
+    // The token's row stored by another transaction: free if it rolls back, used if it commits.
+    assert_eq!(
+        sign_in_while(url, &claim("c6"), "ROLLBACK", "c6", &none),
+        Some((ana, true))
+    );
+    assert_eq!(
+        sign_in_while(url, &claim("c7"), "COMMIT", "c7", &none),
+        Some((ana, false))
+    );
+    let AnyConnection::Postgresql(c) = conn else {
+        panic!("a PostgreSQL connection")
+    };
+    for table in ["sessions", "security_log"] {
+        assert_eq!(
+            count(c, &format!("SELECT count(*) FROM {table}")),
+            3,
+            "{table}"
+        );
+    }
 }
