@@ -157,54 +157,39 @@ impl diesel::query_builder::Query for SignInLookup<'_> {
 impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for SignInLookup<'_> {
     fn walk_ast<'b>(
         &'b self,
-        out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
     ) -> QueryResult<()> {
-        push_sign_in_lookup(out, &self.0, false)
+        use diesel::sql_types::Array;
+        let who = &self.0;
+        // The member's row is locked first (the `WITH` query, which a locking clause keeps from
+        // being merged into the rest), then its bindings are read, locked too: a binding that a
+        // concurrent unbind (which holds the member's row meanwhile) deleted is then skipped,
+        // where the statement's snapshot, taken before the wait, would still show it.
+        out.push_sql(
+            "WITH m AS (SELECT id, email, username, firstname, surname, status, locked, admin, \
+                    created_at, updated_at FROM members WHERE email_normalized = ",
+        );
+        out.push_bind_param::<Text, _>(who.email.normalized())?;
+        out.push_sql(
+            " FOR SHARE) \
+             SELECT m.id, m.email, m.username, m.firstname, m.surname, m.status, m.locked, \
+                    m.admin, m.created_at, m.updated_at, \
+                    (SELECT b.subject FROM identity_bindings b \
+                      WHERE b.member_id = m.id AND b.issuer = ",
+        );
+        out.push_bind_param::<Text, _>(who.issuer)?;
+        out.push_sql(
+            " FOR SHARE), EXISTS (SELECT 1 FROM member_bindings l \
+                 WHERE l.provider = ANY(",
+        );
+        out.push_bind_param::<Array<Text>, _>(who.providers)?;
+        out.push_sql(") AND ((l.member_id = m.id AND l.subject <> ");
+        out.push_bind_param::<Nullable<Text>, _>(&who.subject)?;
+        out.push_sql(") OR (l.subject = ");
+        out.push_bind_param::<Nullable<Text>, _>(&who.subject)?;
+        out.push_sql(" AND l.member_id <> m.id)) FOR SHARE) FROM m");
+        Ok(())
     }
-}
-
-/// [`SignInLookup`]'s text, which [`super::sessions::SignInClaim`] nests: its two columns after
-/// the member's are named `bound` (the subject bound at the issuer) and `legacy` (the legacy
-/// conflict); `with_username` adds a last one, the member's `username_normalized`, read from
-/// the locked row.
-pub(super) fn push_sign_in_lookup<'b>(
-    mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
-    who: &'b SignInIdentity<'_>,
-    with_username: bool,
-) -> QueryResult<()> {
-    use diesel::sql_types::Array;
-    // The member's row is locked first (the `WITH` query, which a locking clause keeps from
-    // being merged into the rest), then its bindings are read, locked too: a binding that a
-    // concurrent unbind (which holds the member's row meanwhile) deleted is then skipped,
-    // where the statement's snapshot, taken before the wait, would still show it.
-    out.push_sql(
-        "WITH m AS (SELECT id, email, username, username_normalized, firstname, surname, status, \
-                locked, admin, created_at, updated_at FROM members WHERE email_normalized = ",
-    );
-    out.push_bind_param::<Text, _>(who.email.normalized())?;
-    out.push_sql(
-        " FOR SHARE) \
-         SELECT m.id, m.email, m.username, m.firstname, m.surname, m.status, m.locked, \
-                m.admin, m.created_at, m.updated_at, \
-                (SELECT b.subject FROM identity_bindings b \
-                  WHERE b.member_id = m.id AND b.issuer = ",
-    );
-    out.push_bind_param::<Text, _>(who.issuer)?;
-    out.push_sql(
-        " FOR SHARE) AS bound, EXISTS (SELECT 1 FROM member_bindings l \
-             WHERE l.provider = ANY(",
-    );
-    out.push_bind_param::<Array<Text>, _>(who.providers)?;
-    out.push_sql(") AND ((l.member_id = m.id AND l.subject <> ");
-    out.push_bind_param::<Nullable<Text>, _>(&who.subject)?;
-    out.push_sql(") OR (l.subject = ");
-    out.push_bind_param::<Nullable<Text>, _>(&who.subject)?;
-    out.push_sql(" AND l.member_id <> m.id)) FOR SHARE) AS legacy");
-    if with_username {
-        out.push_sql(", m.username_normalized");
-    }
-    out.push_sql(" FROM m");
-    Ok(())
 }
 
 impl RunQueryDsl<diesel::pg::PgConnection> for SignInLookup<'_> {}

@@ -13,7 +13,7 @@ pub mod sessions;
 mod writer;
 
 pub use error::{DbError, StoreError};
-pub use writer::{MAX_QUEUE, Unguarded};
+pub use writer::{MAX_QUEUE, Run, Unguarded};
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -364,15 +364,22 @@ impl Database {
     /// spares SQLite a copy of the pages it changes and PostgreSQL a round trip. On SQLite a
     /// database failure in it ([`Unguarded::Store`]) fails every write of its batch; on
     /// PostgreSQL the batch is rolled back and run again with a savepoint for every write, so
-    /// that the failure fails this write alone; `work` is then told so (its second argument,
-    /// `guarded`, is true).
-    pub async fn write_unguarded<T, E, F>(&self, work: F) -> Result<T, E>
+    /// that the failure fails this write alone; `work` is then told so ([`Run::guarded`]).
+    ///
+    /// A common sign-in (`sign_in`) is made on PostgreSQL in one statement with those queued
+    /// next to it ([`sessions::sign_in_together`]) before its work runs, which is given its part
+    /// ([`Run::joined`]) to go on from.
+    pub async fn write_unguarded<T, E, F>(
+        &self,
+        sign_in: Option<sessions::SignInTogether>,
+        work: F,
+    ) -> Result<T, E>
     where
-        F: FnMut(&mut AnyConnection, bool) -> Result<T, Unguarded<E>> + Send + 'static,
+        F: FnMut(&mut AnyConnection, Run) -> Result<T, Unguarded<E>> + Send + 'static,
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
-        self.writer.write_unguarded(work).await
+        self.writer.write_unguarded(sign_in, work).await
     }
 
     /// Whether the database answers a trivial query, asked on the blocking pool.

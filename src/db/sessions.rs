@@ -2,9 +2,7 @@
 
 use diesel::prelude::*;
 
-use super::members::{
-    MemberRow, SignInIdentity, SignInMember, SignInRow, SignInSqlType, push_sign_in_lookup,
-};
+use super::members::{MemberRow, SignInMember, SignInRow, SignInSqlType};
 use super::schema::{members, sessions, used_tokens};
 use super::{AnyConnection, StoreError, on_backend};
 use crate::audit::SecurityEvent;
@@ -112,193 +110,343 @@ impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for SessionClaim<'_> {
         &'b self,
         mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
     ) -> QueryResult<()> {
-        use diesel::sql_types::{BigInt, Text};
+        use diesel::sql_types::{BigInt, Nullable, Text};
+        let (new, event) = (self.new, self.event);
+        let from = new.from_token;
         out.push_sql("WITH claim AS (INSERT INTO used_tokens (token_hash, expires_at) VALUES (");
         out.push_bind_param::<Text, _>(self.token.fingerprint)?;
         out.push_sql(", ");
         out.push_bind_param::<BigInt, _>(&self.token.usable_until)?;
-        out.push_sql(") ON CONFLICT DO NOTHING RETURNING 1), ");
-        let member = MemberOf::Id(self.member_id, &self.event.member_id);
-        push_session_and_event(out.reborrow(), member, self.new, self.event)?;
-        out.push_sql(" SELECT count(*) FROM claim");
+        out.push_sql(
+            ") ON CONFLICT DO NOTHING RETURNING 1), \
+             session AS (INSERT INTO sessions (id_hash, member_id, provider, created_at, \
+               last_seen_at, expires_at, issuer, subject, sid, id_token) SELECT ",
+        );
+        out.push_bind_param::<Text, _>(new.id_hash)?;
+        out.push_sql(", ");
+        out.push_bind_param::<BigInt, _>(self.member_id)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Text, _>(new.provider)?;
+        out.push_sql(", ");
+        out.push_bind_param::<BigInt, _>(&new.now)?;
+        out.push_sql(", ");
+        out.push_bind_param::<BigInt, _>(&new.now)?;
+        out.push_sql(", ");
+        out.push_bind_param::<BigInt, _>(&new.expires_at)?;
+        for value in [
+            from.map(|t| t.issuer),
+            from.and_then(|t| t.subject),
+            from.and_then(|t| t.sid),
+            from.and_then(|t| t.id_token),
+        ] {
+            out.push_sql(", ");
+            match value {
+                Some(text) => out.push_bind_param::<Nullable<Text>, _>(text)?,
+                None => out.push_bind_param::<Nullable<Text>, _>(&None::<&str>)?,
+            }
+        }
+        out.push_sql(
+            " FROM claim), \
+             logged AS (INSERT INTO security_log (at, event, outcome, reason, provider, email, \
+               member_id, client_ip, user_agent, incident, email_source) SELECT ",
+        );
+        out.push_bind_param::<BigInt, _>(&new.now)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Text, _>(event.event.as_str())?;
+        out.push_sql(", ");
+        out.push_bind_param::<Text, _>(event.outcome.as_str())?;
+        for value in [&event.reason, &event.provider, &event.email] {
+            out.push_sql(", ");
+            out.push_bind_param::<Nullable<Text>, _>(value)?;
+        }
+        out.push_sql(", ");
+        out.push_bind_param::<Nullable<BigInt>, _>(&event.member_id)?;
+        for value in [&event.client_ip, &event.user_agent] {
+            out.push_sql(", ");
+            out.push_bind_param::<Nullable<Text>, _>(value)?;
+        }
+        out.push_sql(", ");
+        out.push_bind_param::<Text, _>(&event.incident)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Nullable<Text>, _>(&event.email_source)?;
+        out.push_sql(" FROM claim) SELECT count(*) FROM claim");
         Ok(())
     }
 }
 
 impl RunQueryDsl<diesel::pg::PgConnection> for SessionClaim<'_> {}
 
-/// Whose session and event [`push_session_and_event`] inserts.
-enum MemberOf<'a> {
-    /// This member's (the session's, then the event's `member_id`).
-    Id(&'a i64, &'a Option<i64>),
-    /// The member that the statement found, its row `f` ([`SignInClaim`]).
-    Found,
-}
-
-/// The `session` and `logged` parts of a `WITH` whose `claim` part returns a row when the
-/// token's row was inserted: they insert the session and the event from that row, so only then.
-fn push_session_and_event<'b>(
-    mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
-    member: MemberOf<'b>,
-    new: &'b NewSession<'b>,
-    event: &'b SecurityEvent,
-) -> QueryResult<()> {
-    use diesel::sql_types::{BigInt, Nullable, Text};
-    let from = new.from_token;
-    out.push_sql(
-        "session AS (INSERT INTO sessions (id_hash, member_id, provider, created_at, \
-           last_seen_at, expires_at, issuer, subject, sid, id_token) SELECT ",
-    );
-    out.push_bind_param::<Text, _>(new.id_hash)?;
-    out.push_sql(", ");
-    match member {
-        MemberOf::Id(id, _) => out.push_bind_param::<BigInt, _>(id)?,
-        MemberOf::Found => out.push_sql("f.id"),
-    }
-    out.push_sql(", ");
-    out.push_bind_param::<Text, _>(new.provider)?;
-    out.push_sql(", ");
-    out.push_bind_param::<BigInt, _>(&new.now)?;
-    out.push_sql(", ");
-    out.push_bind_param::<BigInt, _>(&new.now)?;
-    out.push_sql(", ");
-    out.push_bind_param::<BigInt, _>(&new.expires_at)?;
-    for value in [
-        from.map(|t| t.issuer),
-        from.and_then(|t| t.subject),
-        from.and_then(|t| t.sid),
-        from.and_then(|t| t.id_token),
-    ] {
-        out.push_sql(", ");
-        match value {
-            Some(text) => out.push_bind_param::<Nullable<Text>, _>(text)?,
-            None => out.push_bind_param::<Nullable<Text>, _>(&None::<&str>)?,
-        }
-    }
-    let rows = match member {
-        MemberOf::Id(..) => " FROM claim), ",
-        MemberOf::Found => " FROM claim, f), ",
-    };
-    out.push_sql(rows);
-    out.push_sql(
-        "logged AS (INSERT INTO security_log (at, event, outcome, reason, provider, email, \
-           member_id, client_ip, user_agent, incident, email_source) SELECT ",
-    );
-    out.push_bind_param::<BigInt, _>(&new.now)?;
-    out.push_sql(", ");
-    out.push_bind_param::<Text, _>(event.event.as_str())?;
-    out.push_sql(", ");
-    out.push_bind_param::<Text, _>(event.outcome.as_str())?;
-    for value in [&event.reason, &event.provider, &event.email] {
-        out.push_sql(", ");
-        out.push_bind_param::<Nullable<Text>, _>(value)?;
-    }
-    out.push_sql(", ");
-    match member {
-        MemberOf::Id(_, logged) => out.push_bind_param::<Nullable<BigInt>, _>(logged)?,
-        MemberOf::Found => out.push_sql("f.id"),
-    }
-    for value in [&event.client_ip, &event.user_agent] {
-        out.push_sql(", ");
-        out.push_bind_param::<Nullable<Text>, _>(value)?;
-    }
-    out.push_sql(", ");
-    out.push_bind_param::<Text, _>(&event.incident)?;
-    out.push_sql(", ");
-    out.push_bind_param::<Nullable<Text>, _>(&event.email_source)?;
-    out.push_sql(&rows[..rows.len() - 2]);
-    Ok(())
-}
-
-/// A sign-in in one statement on PostgreSQL ([`find_member_and_sign_in`]).
-pub struct SignInClaim<'a> {
-    pub who: SignInIdentity<'a>,
-    /// The states that let a member sign in (`member_inactive`).
-    pub statuses: &'a [&'static str],
+/// A common sign-in, for [`sign_in_together`]: a session for a member already bound at the
+/// token's issuer, ending no previous session. What the writer needs to make it in one
+/// statement with the sign-ins queued beside it (PostgreSQL).
+#[derive(Debug, Clone)]
+pub struct SignInTogether {
+    /// The token's email, normalised.
+    pub email: String,
+    pub issuer: String,
+    pub subject: Option<String>,
+    /// The provider entries of the issuer, under which bindings not carried over are stored.
+    pub providers: Vec<String>,
     /// The normalised usernames that may not sign in from the client's address: the API
     /// accounts when the address is not one of theirs, else none (`api_account_ip`).
-    pub barred_usernames: &'a [String],
-    pub token: ClaimedToken<'a>,
-    pub new: &'a NewSession<'a>,
+    pub barred_usernames: Vec<String>,
+    /// The replay guard's key of the token, and until when it is kept.
+    pub fingerprint: String,
+    pub usable_until: i64,
+    /// The session: its key, its provider, when it starts and ends, the provider's session
+    /// id and the ID token it keeps.
+    pub id_hash: String,
+    pub provider: String,
+    pub now: i64,
+    pub expires_at: i64,
+    pub sid: Option<String>,
+    pub id_token: Option<String>,
     /// The success event; its `member_id` is the member found.
-    pub event: &'a SecurityEvent,
+    pub event: SecurityEvent,
 }
 
-/// A sign-in's member lookup ([`find_member_for_sign_in`]) and, when the member's row passes
-/// every rule that it decides, the claim of the token with the session and the success event
-/// ([`claim_token_for_session`]): one statement, one round trip where those two take two (on
-/// PostgreSQL; SQLite has no inserts in a `WITH`). The rules the row decides: the state
-/// (`member_inactive`, `member_locked`), the binding (bound to the token's subject at its
-/// issuer, no binding not carried over that contradicts it: `identity_mismatch`) and the
-/// API-account rule (`barred_usernames`); the caller checks the domain rule first.
-///
-/// `None`: no member has that email. Else the member as found, locked as the lookup locks it,
-/// and whether the session was stored. When it was not (a rule refused, a first binding at the
-/// issuer, the token used before), nothing was written, and the caller goes on as after the
-/// lookup. When it was, the caller still checks every rule on what was found, and fails the
-/// transaction if one refuses.
-///
-/// [`find_member_for_sign_in`]: super::members::find_member_for_sign_in
-pub fn find_member_and_sign_in(
-    conn: &mut diesel::PgConnection,
-    claim: SignInClaim<'_>,
-) -> Result<Option<(SignInMember, bool)>, StoreError> {
-    let Some((row, stored)) = claim.get_result::<(SignInRow, bool)>(conn).optional()? else {
-        return Ok(None);
-    };
-    match SignInMember::try_from(row) {
-        Ok(found) => Ok(Some((found, stored))),
-        // Rows were written: a failure of the database, so that the caller's transaction is
-        // rolled back rather than committed with the caller's refusal.
-        Err(error) if stored => Err(StoreError::Db(super::DbError::Unavailable(format!(
-            "a sign-in stored its session, then could not read its member: {error}"
-        )))),
-        Err(error) => Err(error),
+impl SignInTogether {
+    /// Whether the two may be made in one statement, given different tokens: the same legacy
+    /// provider entries and API accounts (the statement takes one list of each).
+    pub fn goes_with(&self, other: &SignInTogether) -> bool {
+        self.providers == other.providers && self.barred_usernames == other.barred_usernames
     }
 }
 
-impl diesel::query_builder::QueryId for SignInClaim<'_> {
-    type QueryId = SignInClaim<'static>;
+/// What [`sign_in_together`] found of one sign-in: the member (locked as
+/// [`super::members::find_member_for_sign_in`] locks it, for the rest of the transaction) and
+/// whether its session was stored; `None` when no member has the email.
+pub type SignedInTogether = Option<(SignInMember, bool)>;
+
+/// Several common sign-ins ([`SignInTogether`]) in one statement, one round trip (PostgreSQL;
+/// SQLite has no inserts in a `WITH`): each member's lookup, as
+/// [`super::members::find_member_for_sign_in`] makes it, and, for each member whose row passes
+/// every rule it decides, the claim of the token with the session and the success event
+/// ([`claim_token_for_session`]). The rules the row decides: the state (`member_inactive`,
+/// `member_locked`), the binding (bound to the token's subject at its issuer, no binding not
+/// carried over that contradicts it: `identity_mismatch`) and the API-account rule; the caller
+/// checks the domain rule first, and every rule again on what was found.
+///
+/// One answer per sign-in, in order. A sign-in whose session was not stored (a rule refused, a
+/// first binding at the issuer, the token used before) has written nothing, and its caller goes
+/// on as after the lookup. The sign-ins must go together ([`SignInTogether::goes_with`]) and
+/// have different tokens (two with one token would both be told that the session was stored):
+/// else the call fails.
+pub fn sign_in_together(
+    conn: &mut diesel::PgConnection,
+    sign_ins: &[&SignInTogether],
+) -> Result<Vec<SignedInTogether>, StoreError> {
+    let Some(first) = sign_ins.first() else {
+        return Ok(Vec::new());
+    };
+    let mut tokens = std::collections::HashSet::new();
+    let together = sign_ins
+        .iter()
+        .all(|s| tokens.insert(s.fingerprint.as_str()) && first.goes_with(s));
+    if !together {
+        return Err(StoreError::Db(super::DbError::Unavailable(
+            "sign-ins that cannot go in one statement were given together".into(),
+        )));
+    }
+    let rows: Vec<(i64, SignInRow, bool)> = SignInsTogether::new(sign_ins).load(conn)?;
+    let mut answers: Vec<SignedInTogether> = sign_ins.iter().map(|_| None).collect();
+    for (n, row, stored) in rows {
+        let answer = usize::try_from(n)
+            .ok()
+            .and_then(|n| answers.get_mut(n))
+            .ok_or_else(|| StoreError::Corrupt(format!("sign-in {n} of {}", sign_ins.len())))?;
+        match SignInMember::try_from(row) {
+            Ok(found) => *answer = Some((found, stored)),
+            // Rows were written: a failure of the database, so that the caller's transaction is
+            // rolled back rather than committed with a refusal.
+            Err(error) => {
+                return Err(StoreError::Db(super::DbError::Unavailable(format!(
+                    "a sign-in could not read its member: {error}"
+                ))));
+            }
+        }
+    }
+    Ok(answers)
+}
+
+/// [`sign_in_together`]'s statement: every sign-in's values in one array per column, so that
+/// the text is the same for any number of sign-ins, prepared once per connection.
+struct SignInsTogether<'a> {
+    n: Vec<i64>,
+    email: Vec<&'a str>,
+    issuer: Vec<&'a str>,
+    subject: Vec<Option<&'a str>>,
+    fingerprint: Vec<&'a str>,
+    usable_until: Vec<i64>,
+    id_hash: Vec<&'a str>,
+    provider: Vec<&'a str>,
+    now: Vec<i64>,
+    expires_at: Vec<i64>,
+    sid: Vec<Option<&'a str>>,
+    id_token: Vec<Option<&'a str>>,
+    event: Vec<&'static str>,
+    outcome: Vec<&'static str>,
+    reason: Vec<Option<&'a str>>,
+    log_provider: Vec<Option<&'a str>>,
+    log_email: Vec<Option<&'a str>>,
+    client_ip: Vec<Option<&'a str>>,
+    user_agent: Vec<Option<&'a str>>,
+    incident: Vec<&'a str>,
+    email_source: Vec<Option<&'static str>>,
+    statuses: Vec<&'static str>,
+    providers: &'a [String],
+    barred_usernames: &'a [String],
+}
+
+impl<'a> SignInsTogether<'a> {
+    fn new(sign_ins: &[&'a SignInTogether]) -> Self {
+        let column = |f: fn(&'a SignInTogether) -> &'a str| sign_ins.iter().map(|s| f(s)).collect();
+        let optional =
+            |f: fn(&'a SignInTogether) -> Option<&'a str>| sign_ins.iter().map(|s| f(s)).collect();
+        let number = |f: fn(&SignInTogether) -> i64| sign_ins.iter().map(|s| f(s)).collect();
+        let first = sign_ins.first().copied();
+        SignInsTogether {
+            n: (0..sign_ins.len())
+                .map(|n| i64::try_from(n).unwrap_or(i64::MAX))
+                .collect(),
+            email: column(|s| &s.email),
+            issuer: column(|s| &s.issuer),
+            subject: optional(|s| s.subject.as_deref()),
+            fingerprint: column(|s| &s.fingerprint),
+            usable_until: number(|s| s.usable_until),
+            id_hash: column(|s| &s.id_hash),
+            provider: column(|s| &s.provider),
+            now: number(|s| s.now),
+            expires_at: number(|s| s.expires_at),
+            sid: optional(|s| s.sid.as_deref()),
+            id_token: optional(|s| s.id_token.as_deref()),
+            event: sign_ins.iter().map(|s| s.event.event.as_str()).collect(),
+            outcome: sign_ins.iter().map(|s| s.event.outcome.as_str()).collect(),
+            reason: optional(|s| s.event.reason.as_deref()),
+            log_provider: optional(|s| s.event.provider.as_deref()),
+            log_email: optional(|s| s.event.email.as_deref()),
+            client_ip: optional(|s| s.event.client_ip.as_deref()),
+            user_agent: optional(|s| s.event.user_agent.as_deref()),
+            incident: column(|s| &s.event.incident),
+            email_source: sign_ins.iter().map(|s| s.event.email_source).collect(),
+            statuses: crate::members::MemberStatus::MAY_SIGN_IN
+                .iter()
+                .map(|s| s.as_str())
+                .collect(),
+            providers: first.map_or(&[], |s| &s.providers),
+            barred_usernames: first.map_or(&[], |s| &s.barred_usernames),
+        }
+    }
+}
+
+impl diesel::query_builder::QueryId for SignInsTogether<'_> {
+    type QueryId = SignInsTogether<'static>;
     const HAS_STATIC_QUERY_ID: bool = true;
 }
 
-impl diesel::query_builder::Query for SignInClaim<'_> {
-    type SqlType = (SignInSqlType, diesel::sql_types::Bool);
+impl diesel::query_builder::Query for SignInsTogether<'_> {
+    type SqlType = (
+        diesel::sql_types::BigInt,
+        SignInSqlType,
+        diesel::sql_types::Bool,
+    );
 }
 
-impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for SignInClaim<'_> {
+impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for SignInsTogether<'_> {
     fn walk_ast<'b>(
         &'b self,
         mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
     ) -> QueryResult<()> {
         use diesel::sql_types::{Array, BigInt, Nullable, Text};
-        // `f` is the lookup as it stands, locks and all; a `WITH` part that is referred to more
-        // than once, or locks rows, is run once.
-        out.push_sql("WITH f AS (");
-        push_sign_in_lookup(out.reborrow(), &self.who, true)?;
-        out.push_sql("), claim AS (INSERT INTO used_tokens (token_hash, expires_at) SELECT ");
-        out.push_bind_param::<Text, _>(self.token.fingerprint)?;
+        out.push_sql("WITH i AS (SELECT * FROM unnest(");
+        out.push_bind_param::<Array<BigInt>, _>(&self.n)?;
+        for texts in [
+            &self.email,
+            &self.issuer,
+            &self.fingerprint,
+            &self.id_hash,
+            &self.provider,
+            &self.incident,
+        ] {
+            out.push_sql(", ");
+            out.push_bind_param::<Array<Text>, _>(texts)?;
+        }
+        for numbers in [&self.usable_until, &self.now, &self.expires_at] {
+            out.push_sql(", ");
+            out.push_bind_param::<Array<BigInt>, _>(numbers)?;
+        }
+        for texts in [&self.event, &self.outcome] {
+            out.push_sql(", ");
+            out.push_bind_param::<Array<Text>, _>(texts)?;
+        }
+        for optional in [
+            &self.subject,
+            &self.sid,
+            &self.id_token,
+            &self.reason,
+            &self.log_provider,
+            &self.log_email,
+            &self.client_ip,
+            &self.user_agent,
+        ] {
+            out.push_sql(", ");
+            out.push_bind_param::<Array<Nullable<Text>>, _>(optional)?;
+        }
         out.push_sql(", ");
-        out.push_bind_param::<BigInt, _>(&self.token.usable_until)?;
-        out.push_sql(" FROM f WHERE f.bound = ");
-        out.push_bind_param::<Nullable<Text>, _>(&self.who.subject)?;
-        out.push_sql(" AND NOT f.legacy AND NOT f.locked AND f.status = ANY(");
-        out.push_bind_param::<Array<Text>, _>(self.statuses)?;
-        // The username as the locked row has it (a rename committed meanwhile is seen).
+        out.push_bind_param::<Array<Nullable<Text>>, _>(&self.email_source)?;
+        // The member's row is locked first (the `WITH` part `m`, which a locking clause keeps
+        // from being merged into the rest), then its bindings are read, locked too: a binding
+        // that a concurrent unbind (which holds the member's row meanwhile) deleted is then
+        // skipped, where the statement's snapshot, taken before the wait, would still show it.
+        // A change of the member committed during the wait is seen: the row locked is the row
+        // as it stands then. The legacy predicate is `members::legacy_conflict`'s.
+        out.push_sql(
+            ") AS i (n, email, issuer, fingerprint, id_hash, provider, incident, usable_until, \
+                     at, expires_at, event, outcome, subject, sid, id_token, reason, \
+                     log_provider, log_email, client_ip, user_agent, email_source)), \
+             m AS (SELECT i.*, x.id, x.email AS member_email, x.username, \
+                          x.username_normalized, x.firstname, x.surname, x.status, x.locked, \
+                          x.admin, x.created_at, x.updated_at \
+                   FROM i JOIN members x ON x.email_normalized = i.email FOR SHARE OF x), \
+             f AS (SELECT m.*, \
+                          (SELECT b.subject FROM identity_bindings b \
+                            WHERE b.member_id = m.id AND b.issuer = m.issuer FOR SHARE) AS bound, \
+                          EXISTS (SELECT 1 FROM member_bindings l WHERE l.provider = ANY(",
+        );
+        out.push_bind_param::<Array<Text>, _>(self.providers)?;
+        out.push_sql(
+            ") AND ((l.member_id = m.id AND l.subject <> m.subject) \
+                 OR (l.subject = m.subject AND l.member_id <> m.id)) FOR SHARE) AS legacy \
+                   FROM m), \
+             claim AS (INSERT INTO used_tokens (token_hash, expires_at) \
+                       SELECT f.fingerprint, f.usable_until FROM f \
+                       WHERE f.bound = f.subject AND NOT f.legacy AND NOT f.locked \
+                         AND f.status = ANY(",
+        );
+        out.push_bind_param::<Array<Text>, _>(&self.statuses)?;
         out.push_sql(") AND f.username_normalized <> ALL(");
         out.push_bind_param::<Array<Text>, _>(self.barred_usernames)?;
-        out.push_sql(") ON CONFLICT DO NOTHING RETURNING 1), ");
-        push_session_and_event(out.reborrow(), MemberOf::Found, self.new, self.event)?;
         out.push_sql(
-            " SELECT f.id, f.email, f.username, f.firstname, f.surname, f.status, f.locked, \
-               f.admin, f.created_at, f.updated_at, f.bound, f.legacy, \
-               EXISTS (SELECT 1 FROM claim) FROM f",
+            ") ON CONFLICT DO NOTHING RETURNING token_hash), \
+             s AS (SELECT f.* FROM f JOIN claim c ON c.token_hash = f.fingerprint), \
+             session AS (INSERT INTO sessions (id_hash, member_id, provider, created_at, \
+                           last_seen_at, expires_at, issuer, subject, sid, id_token) \
+                         SELECT id_hash, id, provider, at, at, expires_at, issuer, subject, \
+                                sid, id_token FROM s), \
+             logged AS (INSERT INTO security_log (at, event, outcome, reason, provider, email, \
+                          member_id, client_ip, user_agent, incident, email_source) \
+                        SELECT at, event, outcome, reason, log_provider, log_email, id, \
+                               client_ip, user_agent, incident, email_source FROM s ORDER BY n) \
+             SELECT f.n, f.id, f.member_email, f.username, f.firstname, f.surname, f.status, \
+                    f.locked, f.admin, f.created_at, f.updated_at, f.bound, f.legacy, \
+                    EXISTS (SELECT 1 FROM claim c WHERE c.token_hash = f.fingerprint) \
+             FROM f ORDER BY f.n",
         );
         Ok(())
     }
 }
 
-impl RunQueryDsl<diesel::pg::PgConnection> for SignInClaim<'_> {}
+impl RunQueryDsl<diesel::pg::PgConnection> for SignInsTogether<'_> {}
 
 /// The replay guard's key of an ID token and how long it is kept.
 #[derive(Debug, Clone, Copy)]

@@ -24,6 +24,7 @@ use std::sync::mpsc;
 
 use diesel::connection::{AnsiTransactionManager, TransactionManager};
 
+use super::sessions::{SignInTogether, SignedInTogether, sign_in_together};
 use super::{AnyConnection, DbError, Manager, StoreError};
 use crate::metrics::WriterCounters;
 
@@ -41,6 +42,11 @@ trait Job: Send {
     /// Whether the work must have a savepoint of its own ([`Writer::write`]) or may run without
     /// one ([`Writer::write_unguarded`]).
     fn needs_savepoint(&self) -> bool;
+    /// The common sign-in that the work makes, which the writer may make in one statement with
+    /// those queued beside it ([`Writer::write_unguarded`]).
+    fn sign_in(&self) -> Option<&SignInTogether>;
+    /// Gives the work what that statement did for its sign-in, for its next run.
+    fn join(&mut self, part: Result<SignedInTogether, String>);
     /// Runs the work, which has a savepoint of its own set by the writer when `guarded`
     /// (PostgreSQL only), and keeps its result for [`Job::answer`].
     fn run(&mut self, conn: &mut AnyConnection, guarded: bool) -> JobOutcome;
@@ -77,10 +83,23 @@ pub enum Unguarded<E> {
     Store(StoreError),
 }
 
+/// How a job's work runs: in a savepoint of its own or not, and, for a common sign-in, what
+/// the statement of the sign-ins queued together did for it ([`Writer::write_unguarded`]).
+#[derive(Debug)]
+pub struct Run {
+    /// In a savepoint of its own that the writer set (PostgreSQL's second run of a batch).
+    pub guarded: bool,
+    /// The sign-in's part of [`sign_in_together`], made for it before it runs (PostgreSQL,
+    /// first run of a batch), or why that statement failed; `None` when it was not made.
+    pub joined: Option<Result<SignedInTogether, String>>,
+}
+
 /// A job of [`Writer::submit`]: the work, and where its answer goes.
 struct Queued<T, E, F> {
     work: F,
     needs_savepoint: bool,
+    sign_in: Option<SignInTogether>,
+    joined: Option<Result<SignedInTogether, String>>,
     result: Option<Result<T, E>>,
     answer: tokio::sync::oneshot::Sender<Result<T, E>>,
     span: tracing::Span,
@@ -88,7 +107,7 @@ struct Queued<T, E, F> {
 
 impl<T, E, F> Job for Queued<T, E, F>
 where
-    F: FnMut(&mut AnyConnection, bool) -> (JobOutcome, Result<T, E>) + Send,
+    F: FnMut(&mut AnyConnection, Run) -> (JobOutcome, Result<T, E>) + Send,
     T: Send,
     E: From<StoreError> + Send,
 {
@@ -96,9 +115,19 @@ where
         self.needs_savepoint
     }
 
+    fn sign_in(&self) -> Option<&SignInTogether> {
+        self.sign_in.as_ref()
+    }
+
+    fn join(&mut self, part: Result<SignedInTogether, String>) {
+        self.joined = Some(part);
+    }
+
     fn run(&mut self, conn: &mut AnyConnection, guarded: bool) -> JobOutcome {
         let _entered = self.span.enter();
-        let (outcome, result) = (self.work)(conn, guarded);
+        // Made for this run only (a part left by a first run that stopped early is stale).
+        let joined = self.joined.take().filter(|_| !guarded);
+        let (outcome, result) = (self.work)(conn, Run { guarded, joined });
         self.result = Some(result);
         outcome
     }
@@ -147,7 +176,7 @@ impl Writer {
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
-        self.submit(true, move |conn, _guarded| {
+        self.submit(true, None, move |conn, _run| {
             let result = match conn {
                 // The writer has set the job's savepoint (see `JobSavepoint`).
                 AnyConnection::Postgresql(_) => work(conn),
@@ -169,14 +198,27 @@ impl Writer {
     /// refusal must therefore leave nothing written. A database failure, which may come after a
     /// write, fails the whole batch on SQLite; on PostgreSQL the batch is rolled back and run
     /// again with a savepoint for every job, so that the failure undoes this job alone. `work`
-    /// is told whether it runs in such a savepoint (`guarded`: the second run of a batch).
-    pub(super) async fn write_unguarded<T, E, F>(&self, mut work: F) -> Result<T, E>
+    /// is told whether it runs in such a savepoint ([`Run::guarded`]: the second run of a batch).
+    ///
+    /// A common sign-in (`sign_in`) is made on PostgreSQL, in the first run of its batch, in one
+    /// statement with the common sign-ins queued next to it ([`sign_in_together`]), before
+    /// the first of them runs: its work is given its part ([`Run::joined`]), and goes on from
+    /// there. Only sign-ins that go together share a statement
+    /// ([`SignInTogether::goes_with`]); a write of another kind between them ends the group, so
+    /// that every write still sees the ones queued before it.
+    pub(super) async fn write_unguarded<T, E, F>(
+        &self,
+        sign_in: Option<SignInTogether>,
+        mut work: F,
+    ) -> Result<T, E>
     where
-        F: FnMut(&mut AnyConnection, bool) -> Result<T, Unguarded<E>> + Send + 'static,
+        F: FnMut(&mut AnyConnection, Run) -> Result<T, Unguarded<E>> + Send + 'static,
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
-        self.submit(false, move |conn, guarded| match work(conn, guarded) {
+        self.submit(false, sign_in, move |conn, run| {
+            let guarded = run.guarded;
+            match work(conn, run) {
             Ok(value) => (JobOutcome::Kept, Ok(value)),
             Err(Unguarded::Refused(error)) if !guarded => (JobOutcome::Kept, Err(error)),
             Err(Unguarded::Store(error)) if !guarded => {
@@ -186,14 +228,20 @@ impl Writer {
             }
             Err(Unguarded::Refused(error)) => (JobOutcome::Undone, Err(error)),
             Err(Unguarded::Store(error)) => (JobOutcome::Undone, Err(E::from(error))),
+            }
         })
         .await
     }
 
     /// Queues a job and waits for its answer.
-    async fn submit<T, E, F>(&self, needs_savepoint: bool, work: F) -> Result<T, E>
+    async fn submit<T, E, F>(
+        &self,
+        needs_savepoint: bool,
+        sign_in: Option<SignInTogether>,
+        work: F,
+    ) -> Result<T, E>
     where
-        F: FnMut(&mut AnyConnection, bool) -> (JobOutcome, Result<T, E>) + Send + 'static,
+        F: FnMut(&mut AnyConnection, Run) -> (JobOutcome, Result<T, E>) + Send + 'static,
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
@@ -201,6 +249,8 @@ impl Writer {
         let job: Box<dyn Job> = Box::new(Queued {
             work,
             needs_savepoint,
+            sign_in,
+            joined: None,
             result: None,
             answer,
             span: tracing::Span::current(),
@@ -246,7 +296,7 @@ fn writer_loop(manager: &Manager, jobs: &mpsc::Receiver<Box<dyn Job>>, counters:
             .queued
             .dec_by(i64::try_from(batch.len()).unwrap_or(i64::MAX));
         if conn.is_none() {
-            match manager.establish().and_then(limit_lock_waits) {
+            match manager.establish().and_then(set_up_writer) {
                 Ok(c) => conn = Some(c),
                 Err(error) => {
                     let failure = format!("cannot open the database for writing: {error}");
@@ -287,13 +337,22 @@ fn answer_all(batch: &mut Vec<Box<dyn Job>>, committed: Result<(), &str>) {
 /// longer than the callers wait for it.
 const LOCK_WAIT_MS: u32 = 250;
 
-/// Sets the writer's own connection to wait at most [`LOCK_WAIT_MS`] for a lock (PostgreSQL;
-/// SQLite's `BEGIN IMMEDIATE` waits for its one lock under `busy_timeout`).
-fn limit_lock_waits(mut conn: AnyConnection) -> Result<AnyConnection, diesel::ConnectionError> {
+/// Sets the writer's own connection (PostgreSQL) to wait at most [`LOCK_WAIT_MS`] for a lock
+/// (SQLite's `BEGIN IMMEDIATE` waits for its one lock under `busy_timeout`), and to plan each
+/// of its statements once. PostgreSQL would plan the statement of sign-ins together
+/// ([`sign_in_together`]) anew on every run, which costs more than running it: it cannot know
+/// how many sign-ins its arrays hold, so the plan for any number looks dearer than the plan for
+/// the number at hand. The writer's other statements are simple ones on keys, which
+/// PostgreSQL plans once anyway. `plan_cache_mode` is PostgreSQL 12's; an older server keeps
+/// planning.
+fn set_up_writer(mut conn: AnyConnection) -> Result<AnyConnection, diesel::ConnectionError> {
     use diesel::connection::SimpleConnection as _;
     if let AnyConnection::Postgresql(c) = &mut conn {
         c.batch_execute(&format!("SET lock_timeout = {LOCK_WAIT_MS}"))
             .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+        if let Err(error) = c.batch_execute("SET plan_cache_mode = force_generic_plan") {
+            tracing::warn!(%error, "database writer: statements are planned on every run");
+        }
     }
     Ok(conn)
 }
@@ -382,8 +441,16 @@ fn run_once(
     let mut lost: Option<&str> = None;
     let mut unguarded = false;
     let mut ran = 0;
+    // The jobs before this one have had their part of a statement of sign-ins together.
+    let mut joined_until = 0;
     const ENDED: &str = "the database ended the transaction";
-    for job in batch.iter_mut() {
+    for index in 0..batch.len() {
+        if !guard_all && index >= joined_until {
+            joined_until = sign_in_together_from(conn, batch, index);
+        }
+        let Some(job) = batch.get_mut(index) else {
+            break;
+        };
         let guarded = guard_all || job.needs_savepoint();
         let set = if guarded {
             savepoint.set(conn)
@@ -451,6 +518,54 @@ fn truncate_wal(conn: &mut AnyConnection) {
         Ok(()) => tracing::info!("database writer: WAL checkpointed and truncated"),
         Err(error) => tracing::warn!(%error, "database writer: cannot truncate the WAL"),
     }
+}
+
+/// Makes the common sign-ins queued together from `batch[start]` on in one statement
+/// ([`sign_in_together`]; PostgreSQL only) and gives each its part ([`Job::join`]): the index
+/// after the last of them, or after `start` when that job is no such sign-in. The group ends
+/// at the first job that is not one, does not go with the first ([`SignInTogether::goes_with`])
+/// or uses a token another of the group uses. When the statement fails (and with it the
+/// transaction), each is given the failure, and the first of them fails the batch.
+fn sign_in_together_from(
+    conn: &mut AnyConnection,
+    batch: &mut [Box<dyn Job>],
+    start: usize,
+) -> usize {
+    let AnyConnection::Postgresql(c) = conn else {
+        return batch.len();
+    };
+    let parts = {
+        let mut tokens = std::collections::HashSet::new();
+        let first = batch.get(start).and_then(|job| job.sign_in());
+        let group: Vec<&SignInTogether> = batch[start..]
+            .iter()
+            .map_while(|job| job.sign_in().filter(|_| !job.needs_savepoint()))
+            .take_while(|s| {
+                first.is_some_and(|first| first.goes_with(s))
+                    && tokens.insert(s.fingerprint.as_str())
+            })
+            .collect();
+        if group.is_empty() {
+            return start + 1;
+        }
+        (group.len(), sign_in_together(c, &group))
+    };
+    let (count, parts) = parts;
+    let end = start + count;
+    match parts {
+        Ok(parts) => {
+            for (job, part) in batch[start..end].iter_mut().zip(parts) {
+                job.join(Ok(part));
+            }
+        }
+        Err(error) => {
+            let why = error.to_string();
+            for job in &mut batch[start..end] {
+                job.join(Err(why.clone()));
+            }
+        }
+    }
+    end
 }
 
 /// Whether the batch's transaction is still open, and no job left a savepoint of its own open.

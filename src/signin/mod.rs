@@ -232,9 +232,10 @@ async fn grant(
         replaces,
         event: event.clone(),
     };
+    let together = common_sign_in(&work);
     match state
         .db
-        .write_unguarded(move |conn, guarded| complete(conn, &work, guarded))
+        .write_unguarded(together, move |conn, run| complete(conn, &work, run))
         .await
     {
         Ok((member, provider)) => {
@@ -431,8 +432,8 @@ impl TxError {
     /// For [`db::Database::write_unguarded`], when this sign-in may have written something
     /// without a savepoint of its own: a failure of the database fails its batch; a refusal,
     /// or a row that cannot be read, answers this sign-in alone. Rows are read before any write
-    /// (a row read after one, by [`db::sessions::find_member_and_sign_in`], that cannot be read
-    /// is reported as a failure of the database instead).
+    /// (a row read after one, by [`db::sessions::sign_in_together`], that cannot be read is
+    /// reported as a failure of the database instead).
     fn unguarded(self) -> db::Unguarded<TxError> {
         match self {
             TxError::Store(error @ StoreError::Db(_)) => db::Unguarded::Store(error),
@@ -458,16 +459,19 @@ impl TxError {
 /// its transaction's fate, and a token another instance is signing in at this very moment is
 /// refused at once, as replayed.
 ///
-/// On PostgreSQL the common sign-in runs in one statement ([`sign_in_at_once`]).
+/// On PostgreSQL the common sign-in has been made in one statement with those queued beside it
+/// ([`common_sign_in`]); it goes on from what that statement did (`run.joined`).
 fn complete(
     conn: &mut AnyConnection,
     work: &Completion,
-    guarded: bool,
+    run: db::Run,
 ) -> Result<(Member, String), db::Unguarded<TxError>> {
-    let found = match sign_in_at_once(conn, work, guarded).map_err(TxError::unguarded)? {
-        AtOnce::SignedIn(member) => return Ok((member, work.verified.provider.clone())),
-        AtOnce::Looked(found) => found,
-        AtOnce::NotTried => find_member(conn, work).map_err(TxError::unguarded)?,
+    let found = match run.joined {
+        Some(part) => match joined(part, work).map_err(TxError::unguarded)? {
+            Joined::SignedIn(member) => return Ok((member, work.verified.provider.clone())),
+            Joined::Looked(found) => found,
+        },
+        None => find_member(conn, work).map_err(TxError::unguarded)?,
     };
     let found = found
         .ok_or(TxError::Refused(Reason::NoMember, None))
@@ -488,80 +492,88 @@ fn complete(
     finish(conn, found, work, writes_first).map_err(TxError::unguarded)
 }
 
-/// What [`sign_in_at_once`] did.
-enum AtOnce {
-    /// Every rule passed and the session is stored.
-    SignedIn(Member),
-    /// Nothing was written: the rules go on from the member as found (`None`: no member).
-    Looked(Option<SignInMember>),
-    /// Not tried: the rules go on from the member's lookup.
-    NotTried,
-}
-
-/// The common sign-in on PostgreSQL in one statement, one round trip where it takes two
-/// ([`db::sessions::find_member_and_sign_in`]): a session for a member already bound at the
-/// issuer, ending no previous session, in the first run of its batch. The statement stores the
-/// session only when the member's row passes the rules it decides; the domain rule is checked
-/// before, with the token's email (the member's, normalised), and every rule is checked again
-/// on what was found. Should that check refuse what the statement stored (a bug), nothing is
-/// granted: a database failure, which runs the batch again (see [`db::Database::write`]), where
-/// this sign-in goes step by step as on SQLite.
-fn sign_in_at_once(
-    conn: &mut AnyConnection,
-    work: &Completion,
-    guarded: bool,
-) -> Result<AtOnce, TxError> {
-    let AnyConnection::Postgresql(c) = conn else {
-        return Ok(AtOnce::NotTried);
-    };
+/// The common sign-in (a session for a member already bound at the issuer, ending no previous
+/// session) that the writer makes on PostgreSQL in one statement with those queued beside it
+/// ([`db::sessions::sign_in_together`]); `None` for any other. The statement stores the session
+/// only when the member's row passes the rules it decides; the domain rule is checked here,
+/// with the token's email (the member's, normalised), and every rule again on what the
+/// statement found ([`joined`]).
+fn common_sign_in(work: &Completion) -> Option<db::sessions::SignInTogether> {
     let v = &work.verified;
-    let common = !guarded && work.replaces.is_none() && work.grant == Grant::Session;
+    let common = work.replaces.is_none() && work.grant == Grant::Session;
     if !common
         || !work
             .running
             .load()
             .allows(&v.provider, v.email.normalized())
     {
-        return Ok(AtOnce::NotTried);
+        return None;
     }
     let properties = &work.config.properties;
-    let barred: &[String] =
+    let barred_usernames =
         if access::is_api_account_address(work.client_ip, &properties.api_account_ips) {
-            &[]
+            Vec::new()
         } else {
-            &properties.api_account_usernames
+            properties.api_account_usernames.clone()
         };
-    let legacy = work.config.providers_of_issuer(&v.issuer);
     let mut event = work.event.clone();
     event.outcome = Outcome::Success;
-    let claim = db::sessions::SignInClaim {
-        who: sign_in_identity(work, &legacy),
-        statuses: &crate::members::MemberStatus::MAY_SIGN_IN.map(|s| s.as_str()),
-        barred_usernames: barred,
-        token: claimed_token(v),
-        new: &new_session(work),
-        event: &event,
-    };
-    let (found, stored) = match db::sessions::find_member_and_sign_in(c, claim)? {
+    Some(db::sessions::SignInTogether {
+        email: v.email.normalized().to_string(),
+        issuer: v.issuer.clone(),
+        subject: v.subject.clone(),
+        providers: work.config.providers_of_issuer(&v.issuer),
+        barred_usernames,
+        fingerprint: v.fingerprint.clone(),
+        usable_until: v.usable_until,
+        id_hash: work.secret_hash.clone(),
+        provider: v.provider.clone(),
+        now: work.now,
+        expires_at: work.expires_at,
+        sid: v.sid.clone(),
+        id_token: work.id_token.clone(),
+        event,
+    })
+}
+
+/// What the statement of sign-ins together did for this one.
+enum Joined {
+    /// Every rule passed and the session is stored.
+    SignedIn(Member),
+    /// Nothing was written: the rules go on from the member as found (`None`: no member).
+    Looked(Option<SignInMember>),
+}
+
+/// [`complete`] from the statement of sign-ins together: its failure, which has aborted the
+/// transaction, is a failure of the database; a stored session is granted only when every rule
+/// holds on what the statement found. Should one refuse it (a bug), nothing is granted: a
+/// failure of the database, which runs the batch again (see [`db::Database::write`]), where
+/// this sign-in goes step by step.
+fn joined(
+    part: Result<db::sessions::SignedInTogether, String>,
+    work: &Completion,
+) -> Result<Joined, TxError> {
+    let unavailable = |why: String| TxError::Store(StoreError::Db(db::DbError::Unavailable(why)));
+    let (found, stored) = match part.map_err(unavailable)? {
         Some((found, stored)) => (found, stored),
-        None => return Ok(AtOnce::Looked(None)),
+        None => return Ok(Joined::Looked(None)),
     };
     if !stored {
-        return Ok(AtOnce::Looked(Some(found)));
+        return Ok(Joined::Looked(Some(found)));
     }
     let holds = check_member(&found, work)
-        .and_then(|()| check_binding_as_found(&found, v.subject.as_deref()))
+        .and_then(|()| check_binding_as_found(&found, work.verified.subject.as_deref()))
         .and_then(|()| check_api_account(&found.member, work.client_ip, &work.config));
     match holds {
-        Ok(()) => Ok(AtOnce::SignedIn(found.member)),
+        Ok(()) => Ok(Joined::SignedIn(found.member)),
         Err(refused) => {
             tracing::error!(
                 ?refused,
-                "a sign-in's one statement stored a session that a rule refuses"
+                "a sign-in's statement stored a session that a rule refuses"
             );
-            Err(TxError::Store(StoreError::Db(db::DbError::Unavailable(
-                "a sign-in's one statement disagreed with its rules".into(),
-            ))))
+            Err(unavailable(
+                "a sign-in's statement disagreed with its rules".into(),
+            ))
         }
     }
 }

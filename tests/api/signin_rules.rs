@@ -552,6 +552,50 @@ async fn concurrent_uses_of_one_token_sign_in_exactly_once(db: TestDb) {
     assert_one_of_them_wins(attempts).await;
 }
 
+/// Members already bound sign in together with several tokens at once, each token sent
+/// several times (on PostgreSQL the writer makes such sign-ins in one statement, each token
+/// once per statement): each token signs in exactly once, the others are refused as replayed.
+async fn concurrent_uses_of_several_tokens_sign_in_once_each(db: TestDb) {
+    let app = spawn_signin_app(db).await;
+    let members = ["ana@example.org", "bob@example.org"];
+    for email in members {
+        app.add_member(email);
+        assert_eq!(app.login(&app.token_for(email)).await.status(), 200);
+    }
+    let tokens: Vec<String> = (0..6).map(|i| app.token_for(members[i % 2])).collect();
+    let attempts: Vec<_> = (0..4)
+        .flat_map(|_| tokens.iter().enumerate())
+        .map(|(i, token)| {
+            let request = app.login_request(token);
+            tokio::spawn(async move {
+                let response = request.send().await.unwrap_or_else(|e| panic!("{e}"));
+                let status = response.status().as_u16();
+                let body: Value = response.json().await.unwrap_or_default();
+                (i, status, body["error"]["id"].as_str().map(str::to_string))
+            })
+        })
+        .collect();
+    let mut answers = vec![Vec::new(); tokens.len()];
+    for attempt in attempts {
+        let (i, status, reason) = attempt.await.unwrap_or_else(|e| panic!("{e}"));
+        answers[i].push((status, reason));
+    }
+    for (i, answer) in answers.iter().enumerate() {
+        let won = answer.iter().filter(|(status, _)| *status == 200).count();
+        assert_eq!(won, 1, "token {i}: {answer:?}");
+        let replayed = (401, Some("replayed".to_string()));
+        assert_eq!(
+            answer.iter().filter(|a| **a == replayed).count(),
+            3,
+            "token {i}: {answer:?}"
+        );
+    }
+    let mut conn = app.database.conn().unwrap_or_else(|e| panic!("{e}"));
+    let sessions =
+        idgate::db::sessions::list_sessions(&mut conn, None).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(sessions.len(), members.len() + tokens.len());
+}
+
 async fn every_attempt_is_in_the_security_log_without_the_token(db: TestDb) {
     let app = spawn_signin_app(db).await;
     app.add_member("ana@example.org");
@@ -682,5 +726,6 @@ async_on_both_backends!(
     api_accounts_sign_in_only_from_their_addresses,
     a_token_signs_in_only_once,
     concurrent_uses_of_one_token_sign_in_exactly_once,
+    concurrent_uses_of_several_tokens_sign_in_once_each,
     every_attempt_is_in_the_security_log_without_the_token,
 );

@@ -1,17 +1,15 @@
-//! The common sign-in in one statement on PostgreSQL (`find_member_and_sign_in`): it stores the
-//! session only when every rule that the member's row decides passes, and else writes nothing.
-//! The sign-in rules' tests (both backends) check the answers; these check the statement's own
-//! conditions, one by one.
+//! Common sign-ins in one statement on PostgreSQL (`sign_in_together`): it stores a session
+//! only when every rule that the member's row decides passes, and else writes nothing. The
+//! sign-in rules' tests (both backends) check the answers; these check the statement's own
+//! conditions, one by one, alone and together.
 
 use diesel::connection::SimpleConnection as _;
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
 use idgate::audit::{Event, Outcome, SecurityEvent};
 use idgate::db::AnyConnection;
-use idgate::db::members::{self, SignInIdentity};
-use idgate::db::sessions::{
-    ClaimedToken, FromToken, NewSession, SignInClaim, find_member_and_sign_in,
-};
+use idgate::db::members;
+use idgate::db::sessions::{SignInTogether, sign_in_together};
 use idgate::members::{Email, MemberStatus, NewMember};
 
 use crate::helpers::TestDb;
@@ -38,8 +36,44 @@ fn count(conn: &mut diesel::PgConnection, query: &str) -> i64 {
         .unwrap_or_else(|e| panic!("{query}: {e}"))
 }
 
-/// A sign-in of `email` with `subject` and token `token`, API accounts `barred`: the member
-/// found (its id) and whether the session was stored.
+/// A sign-in of `email` with `subject` and token `token`, API accounts `barred`.
+fn common(email: &str, subject: Option<&str>, token: &str, barred: &[String]) -> SignInTogether {
+    let email = Email::parse(email).unwrap_or_else(|e| panic!("{e}"));
+    let mut event = SecurityEvent::new(Event::Login, Outcome::Success, format!("incident {token}"));
+    event.provider = Some("mock".into());
+    SignInTogether {
+        email: email.normalized().to_string(),
+        issuer: ISSUER.into(),
+        subject: subject.map(str::to_string),
+        providers: vec!["mock".to_string()],
+        barred_usernames: barred.to_vec(),
+        fingerprint: token.into(),
+        usable_until: 5_000,
+        id_hash: format!("session of {token}"),
+        provider: "mock".into(),
+        now: 1_000,
+        expires_at: 4_600,
+        sid: None,
+        id_token: None,
+        event,
+    }
+}
+
+/// The sign-ins in one statement: for each, the member found (its id) and whether the session
+/// was stored.
+fn together(
+    conn: &mut diesel::PgConnection,
+    sign_ins: &[SignInTogether],
+) -> Vec<Option<(i64, bool)>> {
+    let sign_ins: Vec<&SignInTogether> = sign_ins.iter().collect();
+    sign_in_together(conn, &sign_ins)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_iter()
+        .map(|part| part.map(|(found, stored)| (found.member.id, stored)))
+        .collect()
+}
+
+/// One sign-in alone, as [`together`].
 fn sign_in(
     conn: &mut diesel::PgConnection,
     email: &str,
@@ -47,41 +81,9 @@ fn sign_in(
     token: &str,
     barred: &[String],
 ) -> Option<(i64, bool)> {
-    let email = Email::parse(email).unwrap_or_else(|e| panic!("{e}"));
-    let providers = vec!["mock".to_string()];
-    let session = format!("session of {token}");
-    let mut event = SecurityEvent::new(Event::Login, Outcome::Success, format!("incident {token}"));
-    event.provider = Some("mock".into());
-    let claim = SignInClaim {
-        who: SignInIdentity {
-            email: &email,
-            issuer: ISSUER,
-            subject,
-            providers: &providers,
-        },
-        statuses: &MemberStatus::MAY_SIGN_IN.map(|s| s.as_str()),
-        barred_usernames: barred,
-        token: ClaimedToken {
-            fingerprint: token,
-            usable_until: 5_000,
-        },
-        new: &NewSession {
-            id_hash: &session,
-            provider: "mock",
-            now: 1_000,
-            expires_at: 4_600,
-            from_token: Some(FromToken {
-                issuer: ISSUER,
-                subject,
-                sid: None,
-                id_token: None,
-            }),
-        },
-        event: &event,
-    };
-    find_member_and_sign_in(conn, claim)
-        .unwrap_or_else(|e| panic!("{e}"))
-        .map(|(found, stored)| (found.member.id, stored))
+    let mut answers = together(conn, &[common(email, subject, token, barred)]);
+    assert_eq!(answers.len(), 1);
+    answers.pop().flatten()
 }
 
 #[test]
@@ -324,4 +326,84 @@ fn a_sign_in_in_one_statement_sees_what_a_concurrent_change_commits() {
             "{table}"
         );
     }
+}
+
+#[test]
+fn sign_ins_together_are_each_decided_as_alone_and_logged_in_order() {
+    let Some(db) = TestDb::postgres() else { return };
+    let database = db.open();
+    let mut pooled = database.conn().unwrap_or_else(|e| panic!("{e}"));
+    let conn: &mut AnyConnection = &mut pooled;
+    let mut add = |name: &str, subject: &str| {
+        let id = member(
+            conn,
+            &format!("{name}@example.org"),
+            name,
+            MemberStatus::Activated,
+        );
+        let bound = members::bind_subject(conn, id, ISSUER, "mock", subject, 1);
+        assert!(bound.unwrap_or_else(|e| panic!("{e}")));
+        id
+    };
+    let ana = add("ana", "sub-ana");
+    let bob = add("bob", "sub-bob");
+    let AnyConnection::Postgresql(c) = conn else {
+        panic!("a PostgreSQL connection")
+    };
+    let none: Vec<String> = Vec::new();
+    let used = sign_in(c, "bob@example.org", Some("sub-bob"), "used", &none);
+    assert_eq!(used, Some((bob, true)));
+    let sign_ins = [
+        common("ana@example.org", Some("sub-ana"), "g1", &none),
+        common("nobody@example.org", Some("sub-x"), "g2", &none),
+        common("bob@example.org", Some("sub-bob"), "used", &none),
+        common("ana@example.org", Some("sub-bob"), "g3", &none),
+        common("bob@example.org", Some("sub-bob"), "g4", &none),
+        common("ana@example.org", Some("sub-ana"), "g5", &none),
+    ];
+    let answers = together(c, &sign_ins);
+    let expected = [
+        Some((ana, true)),
+        None,
+        Some((bob, false)),
+        Some((ana, false)),
+        Some((bob, true)),
+        Some((ana, true)),
+    ];
+    assert_eq!(answers, expected);
+    // Sessions for the three that passed; their events in the order of the sign-ins.
+    let logged: Vec<String> = diesel::select(diesel::dsl::sql::<
+        diesel::sql_types::Array<diesel::sql_types::Text>,
+    >(
+        "(SELECT array_agg(incident ORDER BY id) FROM security_log)",
+    ))
+    .get_result(c)
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        logged,
+        ["incident used", "incident g1", "incident g4", "incident g5"]
+    );
+    for (token, member) in [("g1", ana), ("g4", bob), ("g5", ana)] {
+        let query = format!(
+            "SELECT count(*) FROM sessions WHERE id_hash = 'session of {token}' AND member_id = {member}"
+        );
+        assert_eq!(count(c, &query), 1, "{token}");
+    }
+    assert_eq!(count(c, "SELECT count(*) FROM sessions"), 4);
+
+    // Two sign-ins with one token, or that do not go together, are refused as a whole.
+    let twice = [
+        common("ana@example.org", Some("sub-ana"), "g6", &none),
+        common("bob@example.org", Some("sub-bob"), "g6", &none),
+    ];
+    let robots = vec!["robot".to_string()];
+    let apart = [
+        common("ana@example.org", Some("sub-ana"), "g7", &none),
+        common("bob@example.org", Some("sub-bob"), "g8", &robots),
+    ];
+    for refused in [&twice[..], &apart[..]] {
+        let refused: Vec<&SignInTogether> = refused.iter().collect();
+        assert!(sign_in_together(c, &refused).is_err());
+    }
+    assert_eq!(count(c, "SELECT count(*) FROM sessions"), 4);
 }

@@ -184,7 +184,7 @@ async fn hiding_a_failed_statement(db: TestDb, followed: bool, unguarded: bool) 
         tokio::spawn(async move {
             if unguarded {
                 database
-                    .write_unguarded(move |conn, _guarded| {
+                    .write_unguarded(None, move |conn, _run| {
                         hide(conn).map_err(idgate::db::Unguarded::<StoreError>::Store)
                     })
                     .await
@@ -444,7 +444,7 @@ async fn unguarded_writes_share_a_batch_and_a_failure_fails_it_on_sqlite(db: Tes
         let runs = runs.clone();
         tokio::spawn(async move {
             database
-                .write_unguarded(move |conn, _guarded| {
+                .write_unguarded(None, move |conn, _run| {
                     runs.fetch_add(1, Ordering::SeqCst);
                     match outcome {
                         // Refused before writing anything.
@@ -543,7 +543,7 @@ async fn unguarded_writes_share_a_batch_and_a_failure_fails_it_on_sqlite(db: Tes
         assert_eq!(counters.retries.get(), 0);
     }
     let later = database
-        .write_unguarded(|conn, _guarded| {
+        .write_unguarded(None, |conn, _run| {
             remember_token(conn, "later", 1).map_err(Unguarded::<StoreError>::Store)
         })
         .await
