@@ -365,13 +365,23 @@ impl Database {
     /// database failure in it ([`Unguarded::Store`]) fails every write of its batch; on
     /// PostgreSQL the batch is rolled back and run again with a savepoint for every write, so
     /// that the failure fails this write alone; `work` is then told so ([`Run::guarded`]).
-    ///
-    /// A common sign-in (`sign_in`) is made on PostgreSQL in one statement with those queued
-    /// next to it ([`sessions::sign_in_together`]) before its work runs, which is given its part
-    /// ([`Run::joined`]) to go on from.
-    pub async fn write_unguarded<T, E, F>(
+    pub async fn write_unguarded<T, E, F>(&self, work: F) -> Result<T, E>
+    where
+        F: FnMut(&mut AnyConnection, Run) -> Result<T, Unguarded<E>> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        self.writer.write_unguarded(None, work).await
+    }
+
+    /// As [`Database::write_unguarded`], for a common sign-in: on PostgreSQL, in the first run
+    /// of its batch, the writer makes it in one statement with those queued next to it
+    /// ([`sessions::sign_in_together`]) before `work` runs, and gives `work` its part
+    /// ([`Run::joined`]). That statement may have stored the session: `work` must go on from
+    /// its part (and check every rule on what it found), not start afresh.
+    pub async fn write_sign_in<T, E, F>(
         &self,
-        sign_in: Option<sessions::SignInTogether>,
+        sign_in: sessions::SignInTogether,
         work: F,
     ) -> Result<T, E>
     where
@@ -379,7 +389,7 @@ impl Database {
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
-        self.writer.write_unguarded(sign_in, work).await
+        self.writer.write_unguarded(Some(sign_in), work).await
     }
 
     /// Whether the database answers a trivial query, asked on the blocking pool.

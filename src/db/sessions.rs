@@ -213,10 +213,17 @@ impl SignInTogether {
     }
 }
 
-/// What [`sign_in_together`] found of one sign-in: the member (locked as
-/// [`super::members::find_member_for_sign_in`] locks it, for the rest of the transaction) and
-/// whether its session was stored; `None` when no member has the email.
-pub type SignedInTogether = Option<(SignInMember, bool)>;
+/// What [`sign_in_together`] did for one sign-in.
+#[derive(Debug)]
+pub struct SignedInTogether {
+    /// The sign-in's token (the replay guard's key), for its caller to check that this answer
+    /// is its own.
+    pub fingerprint: String,
+    /// The member (locked as [`super::members::find_member_for_sign_in`] locks it, for the rest
+    /// of the transaction) and whether the session was stored; `None` when no member has the
+    /// email.
+    pub found: Option<(SignInMember, bool)>,
+}
 
 /// Several common sign-ins ([`SignInTogether`]) in one statement, one round trip (PostgreSQL;
 /// SQLite has no inserts in a `WITH`): each member's lookup, as
@@ -248,23 +255,31 @@ pub fn sign_in_together(
             "sign-ins that cannot go in one statement were given together".into(),
         )));
     }
+    // Any failure from here on comes after rows were written: a failure of the database, so
+    // that the caller's transaction is rolled back rather than committed with a refusal.
+    let failed = |why: String| StoreError::Db(super::DbError::Unavailable(why));
     let rows: Vec<(i64, SignInRow, bool)> = SignInsTogether::new(sign_ins).load(conn)?;
-    let mut answers: Vec<SignedInTogether> = sign_ins.iter().map(|_| None).collect();
+    let mut answers: Vec<SignedInTogether> = sign_ins
+        .iter()
+        .map(|s| SignedInTogether {
+            fingerprint: s.fingerprint.clone(),
+            found: None,
+        })
+        .collect();
     for (n, row, stored) in rows {
         let answer = usize::try_from(n)
             .ok()
             .and_then(|n| answers.get_mut(n))
-            .ok_or_else(|| StoreError::Corrupt(format!("sign-in {n} of {}", sign_ins.len())))?;
-        match SignInMember::try_from(row) {
-            Ok(found) => *answer = Some((found, stored)),
-            // Rows were written: a failure of the database, so that the caller's transaction is
-            // rolled back rather than committed with a refusal.
-            Err(error) => {
-                return Err(StoreError::Db(super::DbError::Unavailable(format!(
-                    "a sign-in could not read its member: {error}"
-                ))));
-            }
-        }
+            .filter(|answer| answer.found.is_none())
+            .ok_or_else(|| {
+                failed(format!(
+                    "sign-in {n} of {} answered twice or unasked",
+                    sign_ins.len()
+                ))
+            })?;
+        let found = SignInMember::try_from(row)
+            .map_err(|error| failed(format!("a sign-in could not read its member: {error}")))?;
+        answer.found = Some((found, stored));
     }
     Ok(answers)
 }
@@ -407,7 +422,8 @@ impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for SignInsTogether<'_
              m AS (SELECT i.*, x.id, x.email AS member_email, x.username, \
                           x.username_normalized, x.firstname, x.surname, x.status, x.locked, \
                           x.admin, x.created_at, x.updated_at \
-                   FROM i JOIN members x ON x.email_normalized = i.email FOR SHARE OF x), \
+                   FROM i JOIN members x ON x.email_normalized = i.email \
+                   ORDER BY x.id FOR SHARE OF x), \
              f AS (SELECT m.*, \
                           (SELECT b.subject FROM identity_bindings b \
                             WHERE b.member_id = m.id AND b.issuer = m.issuer FOR SHARE) AS bound, \
@@ -426,8 +442,12 @@ impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for SignInsTogether<'_
         out.push_bind_param::<Array<Text>, _>(&self.statuses)?;
         out.push_sql(") AND f.username_normalized <> ALL(");
         out.push_bind_param::<Array<Text>, _>(self.barred_usernames)?;
+        // Rows are locked in one order on every instance (members by id, tokens by key), so
+        // that two instances' statements wait for each other rather than deadlock. Events
+        // take their ids in the sign-ins' order: the sequence is read as the sorted rows are
+        // inserted.
         out.push_sql(
-            ") ON CONFLICT DO NOTHING RETURNING token_hash), \
+            ") ORDER BY f.fingerprint ON CONFLICT DO NOTHING RETURNING token_hash), \
              s AS (SELECT f.* FROM f JOIN claim c ON c.token_hash = f.fingerprint), \
              session AS (INSERT INTO sessions (id_hash, member_id, provider, created_at, \
                            last_seen_at, expires_at, issuer, subject, sid, id_token) \

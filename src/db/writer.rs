@@ -339,12 +339,14 @@ const LOCK_WAIT_MS: u32 = 250;
 
 /// Sets the writer's own connection (PostgreSQL) to wait at most [`LOCK_WAIT_MS`] for a lock
 /// (SQLite's `BEGIN IMMEDIATE` waits for its one lock under `busy_timeout`), and to plan each
-/// of its statements once. PostgreSQL would plan the statement of sign-ins together
-/// ([`sign_in_together`]) anew on every run, which costs more than running it: it cannot know
-/// how many sign-ins its arrays hold, so the plan for any number looks dearer than the plan for
-/// the number at hand. The writer's other statements are simple ones on keys, which
-/// PostgreSQL plans once anyway. `plan_cache_mode` is PostgreSQL 12's; an older server keeps
-/// planning.
+/// of its prepared statements once, for any values. PostgreSQL would plan the statement of
+/// sign-ins together ([`sign_in_together`]) anew on every run, which costs more than running
+/// it: it cannot know how many sign-ins its arrays hold, so the plan for any number looks
+/// dearer than the plan for the number at hand. The writer's other statements find rows by
+/// their keys or by indexed columns (a purge by expiry, a session by provider session), whose
+/// plans do not depend on the values; PostgreSQL would otherwise plan each with the values of
+/// its first five runs, and then settle for one plan too. `plan_cache_mode` is PostgreSQL
+/// 12's; an older server keeps planning.
 fn set_up_writer(mut conn: AnyConnection) -> Result<AnyConnection, diesel::ConnectionError> {
     use diesel::connection::SimpleConnection as _;
     if let AnyConnection::Postgresql(c) = &mut conn {

@@ -232,12 +232,17 @@ async fn grant(
         replaces,
         event: event.clone(),
     };
-    let together = common_sign_in(&work);
-    match state
-        .db
-        .write_unguarded(together, move |conn, run| complete(conn, &work, run))
-        .await
-    {
+    let done = match common_sign_in(&work) {
+        Some(together) => {
+            let run = move |conn: &mut AnyConnection, run| complete(conn, &work, run);
+            state.db.write_sign_in(together, run).await
+        }
+        None => {
+            let run = move |conn: &mut AnyConnection, run| complete(conn, &work, run);
+            state.db.write_unguarded(run).await
+        }
+    };
+    match done {
         Ok((member, provider)) => {
             event.outcome = Outcome::Success;
             event.member_id = Some(member.id);
@@ -554,7 +559,13 @@ fn joined(
     work: &Completion,
 ) -> Result<Joined, TxError> {
     let unavailable = |why: String| TxError::Store(StoreError::Db(db::DbError::Unavailable(why)));
-    let (found, stored) = match part.map_err(unavailable)? {
+    let part = part.map_err(unavailable)?;
+    if part.fingerprint != work.verified.fingerprint {
+        return Err(unavailable(
+            "a sign-in was given another sign-in's part of their statement".into(),
+        ));
+    }
+    let (found, stored) = match part.found {
         Some((found, stored)) => (found, stored),
         None => return Ok(Joined::Looked(None)),
     };

@@ -7,9 +7,9 @@ use diesel::connection::SimpleConnection as _;
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
 use idgate::audit::{Event, Outcome, SecurityEvent};
-use idgate::db::AnyConnection;
 use idgate::db::members;
 use idgate::db::sessions::{SignInTogether, sign_in_together};
+use idgate::db::{AnyConnection, Database, DbError, StoreError, Unguarded};
 use idgate::members::{Email, MemberStatus, NewMember};
 
 use crate::helpers::TestDb;
@@ -66,10 +66,14 @@ fn together(
     sign_ins: &[SignInTogether],
 ) -> Vec<Option<(i64, bool)>> {
     let sign_ins: Vec<&SignInTogether> = sign_ins.iter().collect();
-    sign_in_together(conn, &sign_ins)
-        .unwrap_or_else(|e| panic!("{e}"))
+    let parts = sign_in_together(conn, &sign_ins).unwrap_or_else(|e| panic!("{e}"));
+    parts
         .into_iter()
-        .map(|part| part.map(|(found, stored)| (found.member.id, stored)))
+        .zip(&sign_ins)
+        .map(|(part, sign_in)| {
+            assert_eq!(part.fingerprint, sign_in.fingerprint, "answers in order");
+            part.found.map(|(found, stored)| (found.member.id, stored))
+        })
         .collect()
 }
 
@@ -406,4 +410,154 @@ fn sign_ins_together_are_each_decided_as_alone_and_logged_in_order() {
         assert!(sign_in_together(c, &refused).is_err());
     }
     assert_eq!(count(c, "SELECT count(*) FROM sessions"), 4);
+}
+
+/// What the writer gave a common sign-in's work: its part of the statement of sign-ins together
+/// (the member's id and whether the session was stored), or why that failed; `None` when it
+/// was not made for this run.
+type Part = Option<Result<Option<(i64, bool)>, String>>;
+
+/// Queues a common sign-in whose work answers with its part, after running `then`.
+fn queue_sign_in(
+    database: &Database,
+    sign_in: SignInTogether,
+    mut then: impl FnMut(&mut AnyConnection, bool) -> Result<(), Unguarded<StoreError>> + Send + 'static,
+) -> tokio::task::JoinHandle<Result<(bool, Part), StoreError>> {
+    let database = database.clone();
+    tokio::spawn(async move {
+        database
+            .write_sign_in(sign_in, move |conn, run| {
+                then(conn, run.guarded)?;
+                let part = run.joined.map(|part| {
+                    part.map(|part| part.found.map(|(found, stored)| (found.member.id, stored)))
+                });
+                Ok((run.guarded, part))
+            })
+            .await
+    })
+}
+
+/// Ana, bound at the issuer, on a fresh PostgreSQL database.
+fn with_ana(db: &TestDb) -> (Database, i64) {
+    let database = db.open();
+    let ana = {
+        let mut pooled = database.conn().unwrap_or_else(|e| panic!("{e}"));
+        let conn: &mut AnyConnection = &mut pooled;
+        let ana = member(conn, "ana@example.org", "ana", MemberStatus::Activated);
+        let bound = members::bind_subject(conn, ana, ISSUER, "mock", "sub-ana", 1);
+        assert!(bound.unwrap_or_else(|e| panic!("{e}")));
+        ana
+    };
+    (database, ana)
+}
+
+/// Sign-ins queued on either side of another write are made in two statements, the second
+/// after that write: it sees what the write did (here: ana locked).
+#[tokio::test]
+async fn a_write_between_sign_ins_ends_their_statement() {
+    let Some(db) = TestDb::postgres() else { return };
+    let (database, ana) = with_ana(&db);
+    let none: Vec<String> = Vec::new();
+    let (held, release) = crate::writer::hold_the_writer(&database).await;
+    let before = queue_sign_in(
+        &database,
+        common("ana@example.org", Some("sub-ana"), "w1", &none),
+        |_, _| Ok(()),
+    );
+    crate::writer::queued(&database, 1).await;
+    let lock = {
+        let database = database.clone();
+        tokio::spawn(async move {
+            database
+                .write(move |conn| {
+                    let lock = format!("UPDATE members SET locked = true WHERE id = {ana}");
+                    let AnyConnection::Postgresql(c) = conn else {
+                        panic!("a PostgreSQL connection")
+                    };
+                    c.batch_execute(&lock)
+                        .map_err(|e| StoreError::Db(DbError::Query(e)))
+                })
+                .await
+        })
+    };
+    crate::writer::queued(&database, 2).await;
+    let after = queue_sign_in(
+        &database,
+        common("ana@example.org", Some("sub-ana"), "w2", &none),
+        |_, _| Ok(()),
+    );
+    crate::writer::queued(&database, 3).await;
+    let answers = crate::writer::release_then_answers(held, release, [before, after]).await;
+    lock.await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let answers: Vec<(bool, Part)> = answers
+        .into_iter()
+        .map(|a| a.unwrap_or_else(|e| panic!("{e}")))
+        .collect();
+    assert_eq!(answers[0], (false, Some(Ok(Some((ana, true))))));
+    assert_eq!(
+        answers[1],
+        (false, Some(Ok(Some((ana, false))))),
+        "the lock is seen"
+    );
+    // Nothing was stored for the sign-in after the lock.
+    let mut pooled = database.conn().unwrap_or_else(|e| panic!("{e}"));
+    let AnyConnection::Postgresql(c) = &mut *pooled else {
+        panic!("a PostgreSQL connection")
+    };
+    assert_eq!(count(c, "SELECT count(*) FROM sessions"), 1);
+    assert_eq!(crate::writer::stored(&database), ["first", "w1"]);
+}
+
+/// A batch whose first run fails is run again, each sign-in on its own: a sign-in that had
+/// been given its part of a statement, but had not run when the batch failed, is not told
+/// that its session is stored (the rollback undid it).
+#[tokio::test]
+async fn a_sign_in_run_again_goes_on_its_own() {
+    let Some(db) = TestDb::postgres() else { return };
+    let (database, ana) = with_ana(&db);
+    let none: Vec<String> = Vec::new();
+    let counters = database.writer_counters();
+    let (held, release) = crate::writer::hold_the_writer(&database).await;
+    let failing = queue_sign_in(
+        &database,
+        common("ana@example.org", Some("sub-ana"), "r1", &none),
+        |_, guarded| {
+            if guarded {
+                Ok(())
+            } else {
+                Err(Unguarded::Store(StoreError::Db(DbError::Unavailable(
+                    "failed on purpose".into(),
+                ))))
+            }
+        },
+    );
+    crate::writer::queued(&database, 1).await;
+    let later = queue_sign_in(
+        &database,
+        common("ana@example.org", Some("sub-ana"), "r2", &none),
+        |_, _| Ok(()),
+    );
+    crate::writer::queued(&database, 2).await;
+    let answers = crate::writer::release_then_answers(held, release, [failing, later]).await;
+    let answers: Vec<(bool, Part)> = answers
+        .into_iter()
+        .map(|a| a.unwrap_or_else(|e| panic!("{e}")))
+        .collect();
+    assert_eq!(answers, [(true, None), (true, None)]);
+    assert_eq!(counters.retries.get(), 1);
+    // The statement's sessions were rolled back with the first run.
+    let mut pooled = database.conn().unwrap_or_else(|e| panic!("{e}"));
+    let AnyConnection::Postgresql(c) = &mut *pooled else {
+        panic!("a PostgreSQL connection")
+    };
+    assert_eq!(
+        count(
+            c,
+            &format!("SELECT count(*) FROM sessions WHERE member_id = {ana}")
+        ),
+        0
+    );
+    assert_eq!(crate::writer::stored(&database), ["first"]);
 }

@@ -21,7 +21,7 @@ enum Refused {
     Db(#[from] StoreError),
 }
 
-fn stored(database: &Database) -> Vec<String> {
+pub(crate) fn stored(database: &Database) -> Vec<String> {
     let mut conn = database.conn().unwrap_or_else(|e| panic!("{e}"));
     let mut rows: Vec<String> = used_tokens::table
         .select(used_tokens::token_hash)
@@ -33,7 +33,7 @@ fn stored(database: &Database) -> Vec<String> {
 
 /// A first write ("first") that the writer runs and holds until `release` is sent: writes queued
 /// meanwhile form the next batch.
-async fn hold_the_writer(
+pub(crate) async fn hold_the_writer(
     database: &Database,
 ) -> (
     JoinHandle<Result<bool, StoreError>>,
@@ -72,7 +72,7 @@ async fn hold_the_writer_named(
 
 /// Lets the held write (see [`hold_the_writer`]) finish, then the batch queued behind it: the
 /// batch's answers, in its order.
-async fn release_then_answers<T>(
+pub(crate) async fn release_then_answers<T>(
     held: JoinHandle<Result<bool, StoreError>>,
     release: std::sync::mpsc::Sender<()>,
     batch: impl IntoIterator<Item = JoinHandle<T>>,
@@ -89,7 +89,7 @@ async fn release_then_answers<T>(
 }
 
 /// Waits until `n` writes are queued behind the held one.
-async fn queued(database: &Database, n: i64) {
+pub(crate) async fn queued(database: &Database, n: i64) {
     let counters = database.writer_counters();
     while counters.queued.get() < n {
         tokio::task::yield_now().await;
@@ -184,7 +184,7 @@ async fn hiding_a_failed_statement(db: TestDb, followed: bool, unguarded: bool) 
         tokio::spawn(async move {
             if unguarded {
                 database
-                    .write_unguarded(None, move |conn, _run| {
+                    .write_unguarded(move |conn, _run| {
                         hide(conn).map_err(idgate::db::Unguarded::<StoreError>::Store)
                     })
                     .await
@@ -444,7 +444,7 @@ async fn unguarded_writes_share_a_batch_and_a_failure_fails_it_on_sqlite(db: Tes
         let runs = runs.clone();
         tokio::spawn(async move {
             database
-                .write_unguarded(None, move |conn, _run| {
+                .write_unguarded(move |conn, _run| {
                     runs.fetch_add(1, Ordering::SeqCst);
                     match outcome {
                         // Refused before writing anything.
@@ -543,7 +543,7 @@ async fn unguarded_writes_share_a_batch_and_a_failure_fails_it_on_sqlite(db: Tes
         assert_eq!(counters.retries.get(), 0);
     }
     let later = database
-        .write_unguarded(None, |conn, _run| {
+        .write_unguarded(|conn, _run| {
             remember_token(conn, "later", 1).map_err(Unguarded::<StoreError>::Store)
         })
         .await
