@@ -219,15 +219,18 @@ impl Writer {
         self.submit(false, sign_in, move |conn, run| {
             let guarded = run.guarded;
             match work(conn, run) {
-            Ok(value) => (JobOutcome::Kept, Ok(value)),
-            Err(Unguarded::Refused(error)) if !guarded => (JobOutcome::Kept, Err(error)),
-            Err(Unguarded::Store(error)) if !guarded => {
-                // The callers hear only of the batch's fate: the cause is logged here.
-                tracing::warn!(%error, "database writer: a write without a savepoint of its own failed");
-                (JobOutcome::Unsettled, Err(E::from(error)))
-            }
-            Err(Unguarded::Refused(error)) => (JobOutcome::Undone, Err(error)),
-            Err(Unguarded::Store(error)) => (JobOutcome::Undone, Err(E::from(error))),
+                Ok(value) => (JobOutcome::Kept, Ok(value)),
+                Err(Unguarded::Refused(error)) if !guarded => (JobOutcome::Kept, Err(error)),
+                Err(Unguarded::Store(error)) if !guarded => {
+                    // The callers hear only of the batch's fate: the cause is logged here.
+                    tracing::warn!(
+                        %error,
+                        "database writer: a write without a savepoint of its own failed"
+                    );
+                    (JobOutcome::Unsettled, Err(E::from(error)))
+                }
+                Err(Unguarded::Refused(error)) => (JobOutcome::Undone, Err(error)),
+                Err(Unguarded::Store(error)) => (JobOutcome::Undone, Err(E::from(error))),
             }
         })
         .await

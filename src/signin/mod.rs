@@ -232,7 +232,11 @@ async fn grant(
         replaces,
         event: event.clone(),
     };
-    let done = match common_sign_in(&work) {
+    // Only PostgreSQL makes sign-ins together; SQLite runs each as it comes.
+    let together = (!state.db.url().is_sqlite())
+        .then(|| common_sign_in(&work))
+        .flatten();
+    let done = match together {
         Some(together) => {
             let run = move |conn: &mut AnyConnection, run| complete(conn, &work, run);
             state.db.write_sign_in(together, run).await
