@@ -213,6 +213,20 @@ impl SignInTogether {
     }
 }
 
+/// How many of `sign_ins`, from the first on, may be made in one statement
+/// ([`sign_in_together`]): they go with the first ([`SignInTogether::goes_with`]) and their
+/// tokens differ (two with one token would both be told that the session was stored).
+pub fn how_many_together<'a>(sign_ins: impl IntoIterator<Item = &'a SignInTogether>) -> usize {
+    let mut sign_ins = sign_ins.into_iter();
+    let Some(first) = sign_ins.next() else {
+        return 0;
+    };
+    let mut tokens = std::collections::HashSet::from([first.fingerprint.as_str()]);
+    1 + sign_ins
+        .take_while(|s| first.goes_with(s) && tokens.insert(s.fingerprint.as_str()))
+        .count()
+}
+
 /// What [`sign_in_together`] did for one sign-in.
 #[derive(Debug)]
 pub struct SignedInTogether {
@@ -236,21 +250,16 @@ pub struct SignedInTogether {
 ///
 /// One answer per sign-in, in order. A sign-in whose session was not stored (a rule refused, a
 /// first binding at the issuer, the token used before) has written nothing, and its caller goes
-/// on as after the lookup. The sign-ins must go together ([`SignInTogether::goes_with`]) and
-/// have different tokens (two with one token would both be told that the session was stored):
-/// else the call fails.
+/// on as after the lookup. The sign-ins must all go together ([`how_many_together`]): else the
+/// call fails.
 pub fn sign_in_together(
     conn: &mut diesel::PgConnection,
     sign_ins: &[&SignInTogether],
 ) -> Result<Vec<SignedInTogether>, StoreError> {
-    let Some(first) = sign_ins.first() else {
+    if sign_ins.is_empty() {
         return Ok(Vec::new());
-    };
-    let mut tokens = std::collections::HashSet::new();
-    let together = sign_ins
-        .iter()
-        .all(|s| tokens.insert(s.fingerprint.as_str()) && first.goes_with(s));
-    if !together {
+    }
+    if how_many_together(sign_ins.iter().copied()) != sign_ins.len() {
         return Err(StoreError::Db(super::DbError::Unavailable(
             "sign-ins that cannot go in one statement were given together".into(),
         )));

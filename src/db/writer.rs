@@ -24,7 +24,7 @@ use std::sync::mpsc;
 
 use diesel::connection::{AnsiTransactionManager, TransactionManager};
 
-use super::sessions::{SignInTogether, SignedInTogether, sign_in_together};
+use super::sessions::{SignInTogether, SignedInTogether, how_many_together, sign_in_together};
 use super::{AnyConnection, DbError, Manager, StoreError};
 use crate::metrics::WriterCounters;
 
@@ -203,8 +203,8 @@ impl Writer {
     /// A common sign-in (`sign_in`) is made on PostgreSQL, in the first run of its batch, in one
     /// statement with the common sign-ins queued next to it ([`sign_in_together`]), before
     /// the first of them runs: its work is given its part ([`Run::joined`]), and goes on from
-    /// there. Only sign-ins that go together share a statement
-    /// ([`SignInTogether::goes_with`]); a write of another kind between them ends the group, so
+    /// there. Only sign-ins that go together share a statement ([`how_many_together`]); a
+    /// write of another kind between them ends the group, so
     /// that every write still sees the ones queued before it.
     pub(super) async fn write_unguarded<T, E, F>(
         &self,
@@ -528,9 +528,9 @@ fn truncate_wal(conn: &mut AnyConnection) {
 /// Makes the common sign-ins queued together from `batch[start]` on in one statement
 /// ([`sign_in_together`]; PostgreSQL only) and gives each its part ([`Job::join`]): the index
 /// after the last of them, or after `start` when that job is no such sign-in. The group ends
-/// at the first job that is not one, does not go with the first ([`SignInTogether::goes_with`])
-/// or uses a token another of the group uses. When the statement fails (and with it the
-/// transaction), each is given the failure, and the first of them fails the batch.
+/// at the first job that is not one, or that cannot go in one statement with those before it
+/// ([`how_many_together`]). When the statement fails (and with it the transaction), each is
+/// given the failure, and the first of them fails the batch.
 fn sign_in_together_from(
     conn: &mut AnyConnection,
     batch: &mut [Box<dyn Job>],
@@ -539,23 +539,17 @@ fn sign_in_together_from(
     let AnyConnection::Postgresql(c) = conn else {
         return batch.len();
     };
-    let parts = {
-        let mut tokens = std::collections::HashSet::new();
-        let first = batch.get(start).and_then(|job| job.sign_in());
-        let group: Vec<&SignInTogether> = batch[start..]
+    let (count, parts) = {
+        let mut group: Vec<&SignInTogether> = batch[start..]
             .iter()
             .map_while(|job| job.sign_in().filter(|_| !job.needs_savepoint()))
-            .take_while(|s| {
-                first.is_some_and(|first| first.goes_with(s))
-                    && tokens.insert(s.fingerprint.as_str())
-            })
             .collect();
+        group.truncate(how_many_together(group.iter().copied()));
         if group.is_empty() {
             return start + 1;
         }
         (group.len(), sign_in_together(c, &group))
     };
-    let (count, parts) = parts;
     let end = start + count;
     match parts {
         Ok(parts) => {
