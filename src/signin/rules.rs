@@ -48,24 +48,28 @@ pub(super) fn check_binding(
 ) -> Result<(), TxError> {
     let member = &found.member;
     let refuse = || TxError::Refused(Reason::IdentityMismatch, Some(member.id));
-    let subject = subject.ok_or_else(refuse)?;
-    if found.legacy_conflict {
-        return Err(refuse());
-    }
-    let matches = match found.bound_subject.as_deref() {
-        Some(stored) => stored == subject,
-        None if db::members::bind_subject(conn, member.id, issuer, provider, subject, now)? => {
-            return Ok(());
-        }
-        // Another sign-in bound this member meanwhile, or the subject is another member's.
-        None => db::members::bound_subject(conn, member.id, issuer)?.ok_or_else(refuse)? == subject,
+    // Decided on what the lookup read, unless this is the member's first binding at the issuer.
+    let (Some(subject), None, false) = (
+        subject,
+        found.bound_subject.as_deref(),
+        found.legacy_conflict,
+    ) else {
+        return check_binding_as_found(found, subject);
     };
-    if matches { Ok(()) } else { Err(refuse()) }
+    if db::members::bind_subject(conn, member.id, issuer, provider, subject, now)? {
+        return Ok(());
+    }
+    // Another sign-in bound this member meanwhile, or the subject is another member's.
+    if db::members::bound_subject(conn, member.id, issuer)?.ok_or_else(refuse)? == subject {
+        Ok(())
+    } else {
+        Err(refuse())
+    }
 }
 
 /// The binding rule on what the member's lookup read, without a write: passes only when the
-/// member is bound at the issuer to this subject ([`check_binding`] would store a first
-/// binding, which this refuses).
+/// member is bound at the issuer to this subject, and no binding not carried over contradicts
+/// it ([`check_binding`] would store a first binding, which this refuses).
 pub(super) fn check_binding_as_found(
     found: &SignInMember,
     subject: Option<&str>,
