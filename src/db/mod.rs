@@ -374,14 +374,14 @@ impl Database {
         self.writer.write_unguarded(None, work).await
     }
 
-    /// As [`Database::write_unguarded`], for a common sign-in: on PostgreSQL, in the first run
-    /// of its batch, the writer makes it in one statement with those queued next to it
-    /// ([`sessions::sign_in_together`]) before `work` runs, and gives `work` its part
-    /// ([`Run::joined`]). That statement may have stored the session: `work` must go on from
-    /// its part (and check every rule on what it found), not start afresh.
+    /// As [`Database::write_unguarded`], for a sign-in; when it is a common one (`sign_in`), on
+    /// PostgreSQL, in the first run of its batch, the writer makes it in one statement with
+    /// those queued next to it ([`sessions::sign_in_together`]) before `work` runs, and gives
+    /// `work` its part ([`Run::joined`]). That statement may have stored the session: `work`
+    /// must go on from its part (and check every rule on what it found), not start afresh.
     pub async fn write_sign_in<T, E, F>(
         &self,
-        sign_in: sessions::SignInTogether,
+        sign_in: Option<sessions::SignInTogether>,
         work: F,
     ) -> Result<T, E>
     where
@@ -389,7 +389,7 @@ impl Database {
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
-        self.writer.write_unguarded(Some(sign_in), work).await
+        self.writer.write_unguarded(sign_in, work).await
     }
 
     /// Whether the database answers a trivial query, asked on the blocking pool.

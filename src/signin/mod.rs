@@ -236,17 +236,11 @@ async fn grant(
     let together = (!state.db.url().is_sqlite())
         .then(|| common_sign_in(&work))
         .flatten();
-    let done = match together {
-        Some(together) => {
-            let run = move |conn: &mut AnyConnection, run| complete(conn, &work, run);
-            state.db.write_sign_in(together, run).await
-        }
-        None => {
-            let run = move |conn: &mut AnyConnection, run| complete(conn, &work, run);
-            state.db.write_unguarded(run).await
-        }
-    };
-    match done {
+    match state
+        .db
+        .write_sign_in(together, move |conn, run| complete(conn, &work, run))
+        .await
+    {
         Ok((member, provider)) => {
             event.outcome = Outcome::Success;
             event.member_id = Some(member.id);

@@ -426,7 +426,7 @@ fn queue_sign_in(
     let database = database.clone();
     tokio::spawn(async move {
         database
-            .write_sign_in(sign_in, move |conn, run| {
+            .write_sign_in(Some(sign_in), move |conn, run| {
                 then(conn, run.guarded)?;
                 let part = run.joined.map(|part| {
                     part.map(|part| part.found.map(|(found, stored)| (found.member.id, stored)))
