@@ -11,7 +11,7 @@
 //! requests the measured phases caused; then the peer's CPU per operation over idgate's.
 //!
 //! benches/run.sh [--postgres URL] [--database URL] [--tokens N] [--auth-seconds S] [--no-peer]
-//!                [--perf FILE] [--binary PATH] [--durability MODE]...
+//!                [--perf FILE] [--binary PATH] [--durability MODE]... [--repeat N]
 //! cargo bench --bench loadbench -- [the same options]
 
 #![allow(
@@ -39,12 +39,16 @@ struct Args {
     auth_seconds: u64,
     /// Whether to measure Apache with mod_auth_openidc too, when it is installed.
     peer: bool,
-    /// Where to write a `perf record` profile of idgate during the RS256 16-connection phase.
+    /// Where to write `perf record` profiles of idgate (its RS256 16-connection phase and its
+    /// session checks, in the first run).
     perf: Option<String>,
     /// Another idgate binary to measure (an earlier build, for a before and after in one run).
     binary: Option<PathBuf>,
     /// idgate's `--durability` settings to measure, each on every database (fresh each time).
     durabilities: Vec<String>,
+    /// How many times to measure everything (each time on fresh databases), for the median and
+    /// the range of each ratio.
+    repeat: usize,
 }
 
 fn args() -> Args {
@@ -57,6 +61,7 @@ fn args() -> Args {
         perf: None,
         binary: None,
         durabilities: Vec::new(),
+        repeat: 1,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -69,6 +74,13 @@ fn args() -> Args {
             "--durability" => args
                 .durabilities
                 .push(it.next().expect("--durability power-loss|process-crash")),
+            "--repeat" => {
+                args.repeat = it
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .filter(|n| *n >= 1)
+                    .expect("--repeat N (1 or more)");
+            }
             "--tokens" => args.tokens = it.next().and_then(|n| n.parse().ok()).expect("--tokens N"),
             "--auth-seconds" => {
                 args.auth_seconds = it
@@ -84,6 +96,11 @@ fn args() -> Args {
     if args.durabilities.is_empty() {
         args.durabilities.push(DEFAULT_DURABILITY.to_string());
     }
+    // Every run signs in with the same tokens, so each needs databases that have seen none.
+    assert!(
+        args.repeat == 1 || args.database.is_none(),
+        "--repeat measures on fresh databases: leave out --database"
+    );
     args
 }
 
@@ -364,7 +381,8 @@ OIDCOAuthRemoteUserClaim sub
     (server, nginx)
 }
 
-/// Starts `perf record` (call graphs, software clock) on the idgate process.
+/// Starts `perf record` (software clock; call graphs from DWARF, since a release build keeps no
+/// frame pointers) on the idgate process.
 fn start_perf(pid: u32, file: &str) -> Child {
     let child = Command::new("perf")
         .args([
@@ -372,8 +390,9 @@ fn start_perf(pid: u32, file: &str) -> Child {
             "-e",
             "cpu-clock",
             "-F",
-            "4000",
-            "-g",
+            "2000",
+            "--call-graph",
+            "dwarf,16384",
             "-o",
             file,
             "-p",
@@ -678,6 +697,9 @@ async fn run_session_phase(
 /// The connections each sign-in phase runs with.
 const CONNECTIONS: [usize; 3] = [1, 16, 64];
 
+/// The members every run imports (`user0@example.org`…); the tokens name them in turn.
+const MEMBERS: usize = 100;
+
 fn sign_in_name(alg: &str, connections: usize) -> String {
     format!(
         "sign-in {alg}, {connections} connection{}",
@@ -698,6 +720,8 @@ struct Tokens {
     rs: Vec<String>,
     es: Vec<String>,
     warm: Vec<String>,
+    /// The keys that signed them (RS256, ES256), which sign the peer's tokens too.
+    keys: [TestKey; 2],
 }
 
 /// A fresh database on the PostgreSQL server `admin` (dropped first if a previous run left it).
@@ -722,10 +746,12 @@ fn fresh_postgres_database(admin: &str) -> String {
     url.to_string()
 }
 
-/// What one idgate run is on: its database and its `--durability`.
+/// What one idgate run is on: its database and its `--durability`; whether it is profiled
+/// (with `--perf`).
 struct Setup<'a> {
     database: &'a str,
     durability: &'a str,
+    profiled: bool,
 }
 
 /// idgate on its setup's database: imports the members, starts `serve`, runs every phase.
@@ -741,7 +767,9 @@ async fn run_idgate(
     let Setup {
         database,
         durability,
+        profiled,
     } = setup;
+    let perf = args.perf.as_deref().filter(|_| profiled);
     // Profiles of a run with another durability than the default are named after it.
     let variant = if durability == DEFAULT_DURABILITY {
         String::new()
@@ -777,7 +805,7 @@ async fn run_idgate(
         for (i, connections) in CONNECTIONS.into_iter().enumerate() {
             let slice = &all[i * third..(i + 1) * third];
             let profile = (alg == "RS256" && connections == 16)
-                .then_some(args.perf.as_deref())
+                .then_some(perf)
                 .flatten()
                 .map(|file| {
                     start_perf(
@@ -809,7 +837,7 @@ async fn run_idgate(
             .expect("a session cookie")
             .to_string()
     };
-    let profile = args.perf.as_deref().map(|file| {
+    let profile = perf.map(|file| {
         start_perf(
             idgate.child.id(),
             &format!("{file}.auth.{}{variant}", idgate.postgres),
@@ -969,7 +997,6 @@ async fn run_peer(
     dir: &Path,
     provider: &MockProvider,
     client: &reqwest::Client,
-    tokens: &Tokens,
     keys: [&TestKey; 2],
     args: &Args,
 ) -> Run {
@@ -1002,12 +1029,15 @@ async fn run_peer(
         )
         .await,
     );
-    let bearer: Vec<reqwest::RequestBuilder> = tokens.rs[..args.tokens / 3]
-        .iter()
-        .map(|t| {
+    // Minted now rather than taken from idgate's: a run repeated with `--repeat` comes here
+    // long after those were issued, and the peer may hold a token's age against it.
+    let now = idgate::clock::unix_now();
+    let bearer: Vec<reqwest::RequestBuilder> = (0..args.tokens / 3)
+        .map(|i| {
+            let claims = provider.claims(&format!("user{}@example.org", i % MEMBERS), now);
             client
                 .get(format!("{}/api/ok.txt", peer.address))
-                .bearer_auth(t)
+                .bearer_auth(provider.token(rsa, &claims))
         })
         .collect();
     phases.push(
@@ -1057,35 +1087,135 @@ fn print_run(run: &Run) {
 }
 
 /// The peer's CPU per operation over each idgate run's (idgate's process; for PostgreSQL also
-/// with the database server's CPU added).
+/// with the database server's CPU added): the columns' titles, then each phase's name and its
+/// ratio in each column.
+fn ratios(peer: &Run, runs: &[Run]) -> (Vec<String>, Vec<(String, Vec<f64>)>) {
+    let mut titles = Vec::new();
+    for run in runs {
+        titles.push(run.title.clone());
+        if run.phases.iter().any(|p| p.postgres_us_per_op.is_some()) {
+            titles.push(format!("{} with PostgreSQL's CPU", run.title));
+        }
+    }
+    let compared = runs.first().map_or(0, |run| run.phases.len());
+    let rows = peer
+        .phases
+        .iter()
+        .take(compared)
+        .enumerate()
+        .map(|(i, p)| {
+            let mut values = Vec::new();
+            for run in runs {
+                let ours = &run.phases[i];
+                values.push(p.cpu_us_per_op / ours.cpu_us_per_op);
+                if let Some(pg) = ours.postgres_us_per_op {
+                    values.push(p.cpu_us_per_op / (ours.cpu_us_per_op + pg));
+                }
+            }
+            (p.name.clone(), values)
+        })
+        .collect();
+    (titles, rows)
+}
+
+fn print_table_head(titles: &[String]) {
+    let header: String = titles.iter().map(|t| format!(" {t} |")).collect();
+    let rule = "---:|".repeat(titles.len());
+    println!("| phase |{header}\n|---|{rule}");
+}
+
 fn print_ratios(peer: &Run, runs: &[Run]) {
     println!("\npeer CPU per operation / idgate CPU per operation (higher: idgate cheaper)\n");
-    let mut header = "| phase |".to_string();
-    let mut rule = "|---|".to_string();
-    for run in runs {
-        header.push_str(&format!(" {} |", run.title));
-        rule.push_str("---:|");
-        if run.phases.iter().any(|p| p.postgres_us_per_op.is_some()) {
-            header.push_str(&format!(" {} with PostgreSQL's CPU |", run.title));
-            rule.push_str("---:|");
+    let (titles, rows) = ratios(peer, runs);
+    print_table_head(&titles);
+    for (name, values) in rows {
+        let cells: String = values.iter().map(|v| format!(" {v:.2} |")).collect();
+        println!("| {name} |{cells}");
+    }
+}
+
+/// The median of the ratios of several runs, with their range.
+fn print_ratio_summary(measured: &[(Vec<Run>, Run)]) {
+    let Some((runs, peer)) = measured.first() else {
+        return;
+    };
+    let (titles, first) = ratios(peer, runs);
+    let each: Vec<_> = measured
+        .iter()
+        .map(|(runs, peer)| ratios(peer, runs).1)
+        .collect();
+    println!(
+        "\npeer CPU per operation / idgate CPU per operation, median (range) of {} runs\n",
+        measured.len()
+    );
+    print_table_head(&titles);
+    for (row, (name, values)) in first.iter().enumerate() {
+        let cells: String = (0..values.len())
+            .map(|column| {
+                let mut all: Vec<f64> = each.iter().map(|rows| rows[row].1[column]).collect();
+                all.sort_by(f64::total_cmp);
+                let middle = all.len() / 2;
+                let median = if all.len().is_multiple_of(2) {
+                    f64::midpoint(all[middle - 1], all[middle])
+                } else {
+                    all[middle]
+                };
+                format!(" {median:.2} ({:.2}–{:.2}) |", all[0], all[all.len() - 1])
+            })
+            .collect();
+        println!("| {name} |{cells}");
+    }
+}
+
+/// Every idgate run (each durability on each database, fresh), then the peer when it is
+/// installed. Only the first round is profiled.
+async fn measure_all(
+    round: usize,
+    binary: &Path,
+    dir: &Path,
+    provider: &MockProvider,
+    client: &reqwest::Client,
+    tokens: &Tokens,
+    args: &Args,
+) -> (Vec<Run>, Option<Run>) {
+    let mut runs = Vec::new();
+    for durability in &args.durabilities {
+        // A fresh database for each run (every run signs in with the same tokens): the one
+        // given, else an SQLite file, then (with `--postgres`) a PostgreSQL database.
+        let sqlite = || {
+            let file = dir.join(format!("bench-{durability}-{round}.db"));
+            format!("sqlite://{}", file.display())
+        };
+        let mut databases = vec![args.database.clone().unwrap_or_else(sqlite)];
+        if let Some(admin) = &args.postgres {
+            databases.push(fresh_postgres_database(admin));
+        }
+        for database in &databases {
+            eprintln!(
+                "measuring idgate on {} ({durability})…",
+                database.split(':').next().unwrap_or("")
+            );
+            let setup = Setup {
+                database,
+                durability,
+                profiled: round == 1,
+            };
+            runs.push(run_idgate(binary, dir, setup, provider, client, tokens, args).await);
         }
     }
-    println!("{header}\n{rule}");
-    let compared = runs.first().map_or(0, |run| run.phases.len());
-    for (i, p) in peer.phases.iter().take(compared).enumerate() {
-        let mut line = format!("| {} |", p.name);
-        for run in runs {
-            let ours = &run.phases[i];
-            line.push_str(&format!(" {:.2} |", p.cpu_us_per_op / ours.cpu_us_per_op));
-            if let Some(pg) = ours.postgres_us_per_op {
-                line.push_str(&format!(
-                    " {:.2} |",
-                    p.cpu_us_per_op / (ours.cpu_us_per_op + pg)
-                ));
-            }
+    let peer = if args.peer && peer_installed() {
+        eprintln!("measuring Apache with mod_auth_openidc…");
+        let [rsa, ec] = &tokens.keys;
+        Some(run_peer(dir, provider, client, [rsa, ec], args).await)
+    } else {
+        if args.peer {
+            eprintln!(
+                "the peer is not measured: install Debian's apache2 and libapache2-mod-auth-openidc"
+            );
         }
-        println!("{line}");
-    }
+        None
+    };
+    (runs, peer)
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -1111,9 +1241,8 @@ async fn main() {
         ),
     )
     .expect("identity.yaml");
-    let members = 100;
     let csv: String = std::iter::once("email,username,firstname,surname,status\n".to_string())
-        .chain((0..members).map(|i| format!("user{i}@example.org,,,,activated\n")))
+        .chain((0..MEMBERS).map(|i| format!("user{i}@example.org,,,,activated\n")))
         .collect();
     std::fs::write(dir.path().join("members.csv"), csv).expect("csv");
 
@@ -1129,7 +1258,7 @@ async fn main() {
     let mint = |key: &TestKey, count: usize, from: usize| -> Vec<String> {
         (from..from + count)
             .map(|i| {
-                let mut claims = provider.claims(&format!("user{}@example.org", i % members), now);
+                let mut claims = provider.claims(&format!("user{}@example.org", i % MEMBERS), now);
                 // Tokens are used soon after they are issued, so their expiry times grow in the
                 // order they arrive: here as if issued four a second, and sent in that order.
                 claims["exp"] = serde_json::json!(now + 3600 + i64::try_from(i / 4).unwrap_or(0));
@@ -1141,65 +1270,47 @@ async fn main() {
         rs: mint(&rsa, args.tokens, 0),
         es: mint(&ec, args.tokens, 0),
         warm: mint(&rsa, 51, args.tokens),
+        keys: [rsa, ec],
     };
 
-    let mut runs = Vec::new();
-    for durability in &args.durabilities {
-        // A fresh database for each run (every run signs in with the same tokens): the one
-        // given, else an SQLite file, then (with `--postgres`) a PostgreSQL database.
-        let sqlite = || {
-            let file = dir.path().join(format!("bench-{durability}.db"));
-            format!("sqlite://{}", file.display())
-        };
-        let mut databases = vec![args.database.clone().unwrap_or_else(sqlite)];
-        if let Some(admin) = &args.postgres {
-            databases.push(fresh_postgres_database(admin));
+    let mut measured = Vec::new();
+    for round in 1..=args.repeat {
+        if args.repeat > 1 {
+            eprintln!("run {round} of {}…", args.repeat);
         }
-        for database in &databases {
-            eprintln!(
-                "measuring idgate on {} ({durability})…",
-                database.split(':').next().unwrap_or("")
-            );
-            runs.push(
-                run_idgate(
-                    &binary,
-                    dir.path(),
-                    Setup {
-                        database,
-                        durability,
-                    },
-                    &provider,
-                    &client,
-                    &tokens,
-                    &args,
-                )
-                .await,
-            );
+        let (runs, peer) = measure_all(
+            round,
+            &binary,
+            dir.path(),
+            &provider,
+            &client,
+            &tokens,
+            &args,
+        )
+        .await;
+        println!(
+            "\n{}{} CPUs, servers pinned: {}, {} tokens per algorithm ({} per phase)",
+            if args.repeat > 1 {
+                format!("run {round} of {}: ", args.repeat)
+            } else {
+                String::new()
+            },
+            machine_cpus(),
+            machine_cpus() >= 2 && Path::new("/usr/bin/taskset").exists(),
+            args.tokens,
+            args.tokens / 3
+        );
+        for run in runs.iter().chain(peer.iter()) {
+            print_run(run);
+        }
+        if let Some(peer) = &peer {
+            print_ratios(peer, &runs);
+        }
+        if let Some(peer) = peer {
+            measured.push((runs, peer));
         }
     }
-    let peer = if args.peer && peer_installed() {
-        eprintln!("measuring Apache with mod_auth_openidc…");
-        Some(run_peer(dir.path(), &provider, &client, &tokens, [&rsa, &ec], &args).await)
-    } else {
-        if args.peer {
-            eprintln!(
-                "the peer is not measured: install Debian's apache2 and libapache2-mod-auth-openidc"
-            );
-        }
-        None
-    };
-
-    println!(
-        "\n{} CPUs, servers pinned: {}, {} tokens per algorithm ({} per phase)",
-        machine_cpus(),
-        machine_cpus() >= 2 && Path::new("/usr/bin/taskset").exists(),
-        args.tokens,
-        args.tokens / 3
-    );
-    for run in runs.iter().chain(peer.iter()) {
-        print_run(run);
-    }
-    if let Some(peer) = &peer {
-        print_ratios(peer, &runs);
+    if measured.len() > 1 {
+        print_ratio_summary(&measured);
     }
 }

@@ -2,7 +2,7 @@
 # The load benchmark of idgate's hot paths (benches/loadbench.rs): builds it and idgate with the
 # bench profile (release), then runs the generator on CPU 1 (it starts idgate pinned to CPU 0).
 #   benches/run.sh [--postgres URL] [--database URL] [--tokens N] [--auth-seconds S] [--no-peer] [--perf FILE]
-#                  [--binary PATH] [--durability MODE]...
+#                  [--binary PATH] [--durability MODE]... [--repeat N]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # cargo names the benchmark's executable as it builds it ("Executable benches/loadbench.rs (PATH)").
