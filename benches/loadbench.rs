@@ -1134,33 +1134,92 @@ fn print_ratios(peer: &Run, runs: &[Run]) {
     }
 }
 
-/// The median of the ratios of several runs, with their range.
-fn print_ratio_summary(measured: &[(Vec<Run>, Run)]) {
-    let Some((runs, peer)) = measured.first() else {
+/// `values`' median and range, as `median (lowest–highest)`.
+fn median_and_range(mut values: Vec<f64>, decimals: usize) -> String {
+    values.sort_by(f64::total_cmp);
+    let (Some(lowest), Some(highest)) = (values.first(), values.last()) else {
+        return String::new();
+    };
+    let middle = values.len() / 2;
+    let median = if values.len().is_multiple_of(2) {
+        f64::midpoint(values[middle - 1], values[middle])
+    } else {
+        values[middle]
+    };
+    format!("{median:.decimals$} ({lowest:.decimals$}–{highest:.decimals$})")
+}
+
+/// Each server's CPU per operation over several runs, median (range), by phase: what compares
+/// two builds (`--binary`, `--no-peer`) when there is no peer to divide by.
+fn print_cpu_summary(measured: &[(Vec<Run>, Option<Run>)]) {
+    let servers: Vec<Vec<&Run>> = measured
+        .iter()
+        .map(|(runs, peer)| runs.iter().chain(peer.iter()).collect())
+        .collect();
+    let Some(first) = servers.first() else {
+        return;
+    };
+    let mut titles = Vec::new();
+    for run in first {
+        titles.push(run.title.clone());
+        if run.phases.iter().any(|p| p.postgres_us_per_op.is_some()) {
+            titles.push(format!("{}: PostgreSQL's CPU", run.title));
+        }
+    }
+    let mut names: Vec<&str> = Vec::new();
+    for phase in first.iter().flat_map(|run| &run.phases) {
+        if !names.contains(&phase.name.as_str()) {
+            names.push(&phase.name);
+        }
+    }
+    println!(
+        "\nCPU µs per operation, median (range) of {} runs\n",
+        measured.len()
+    );
+    print_table_head(&titles);
+    for name in names {
+        let mut cells = String::new();
+        for (column, run) in first.iter().enumerate() {
+            let phases = || {
+                servers.iter().filter_map(move |runs| {
+                    runs.get(column)?.phases.iter().find(|p| p.name == name)
+                })
+            };
+            let own: Vec<f64> = phases().map(|p| p.cpu_us_per_op).collect();
+            cells.push_str(&format!(" {} |", median_and_range(own, 0)));
+            if run.phases.iter().any(|p| p.postgres_us_per_op.is_some()) {
+                let server: Vec<f64> = phases().filter_map(|p| p.postgres_us_per_op).collect();
+                cells.push_str(&format!(" {} |", median_and_range(server, 0)));
+            }
+        }
+        println!("| {name} |{cells}");
+    }
+}
+
+/// The median of the ratios of several runs (those that measured the peer), with their range.
+fn print_ratio_summary(measured: &[(Vec<Run>, Option<Run>)]) {
+    let compared: Vec<(&[Run], &Run)> = measured
+        .iter()
+        .filter_map(|(runs, peer)| Some((runs.as_slice(), peer.as_ref()?)))
+        .collect();
+    let Some((runs, peer)) = compared.first() else {
         return;
     };
     let (titles, first) = ratios(peer, runs);
-    let each: Vec<_> = measured
+    let each: Vec<_> = compared
         .iter()
         .map(|(runs, peer)| ratios(peer, runs).1)
         .collect();
     println!(
         "\npeer CPU per operation / idgate CPU per operation, median (range) of {} runs\n",
-        measured.len()
+        compared.len()
     );
     print_table_head(&titles);
     for (row, (name, values)) in first.iter().enumerate() {
         let cells: String = (0..values.len())
             .map(|column| {
-                let mut all: Vec<f64> = each.iter().map(|rows| rows[row].1[column]).collect();
-                all.sort_by(f64::total_cmp);
-                let middle = all.len() / 2;
-                let median = if all.len().is_multiple_of(2) {
-                    f64::midpoint(all[middle - 1], all[middle])
-                } else {
-                    all[middle]
-                };
-                format!(" {median:.2} ({:.2}–{:.2}) |", all[0], all[all.len() - 1])
+                let all: Vec<f64> = each.iter().map(|rows| rows[row].1[column]).collect();
+                format!(" {} |", median_and_range(all, 2))
             })
             .collect();
         println!("| {name} |{cells}");
@@ -1306,11 +1365,10 @@ async fn main() {
         if let Some(peer) = &peer {
             print_ratios(peer, &runs);
         }
-        if let Some(peer) = peer {
-            measured.push((runs, peer));
-        }
+        measured.push((runs, peer));
     }
     if measured.len() > 1 {
+        print_cpu_summary(&measured);
         print_ratio_summary(&measured);
     }
 }
