@@ -23,23 +23,20 @@ pub struct TestKey {
 enum KeyKind {
     /// A shared secret (HS256): published as an `oct` JWK only to show that it is never used.
     Hmac(Vec<u8>),
-    /// The `rsa` crate's key publishes the JWK; `ring`'s signs, about four times faster, so that
-    /// minting tokens never holds back a load benchmark's reference (see benches/README.md).
-    Rsa(rsa::RsaPrivateKey, Arc<ring::signature::RsaKeyPair>),
-    /// As for RSA: `p256` publishes, `ring` signs.
-    Ec(p256::ecdsa::SigningKey, Arc<ring::signature::EcdsaKeyPair>),
+    /// `ring` signs (fast enough that minting tokens never holds back a load benchmark's
+    /// reference; see benches/README.md) and gives the public parts the JWK publishes.
+    Rsa(Arc<ring::signature::RsaKeyPair>),
+    Ec(Arc<ring::signature::EcdsaKeyPair>),
     Ed(ed25519_dalek::SigningKey),
 }
 
-/// The DER document inside a fixture's PEM.
+/// The PKCS#8 document (DER) inside a fixture's PEM.
 fn pem_der(name: &str) -> Vec<u8> {
-    let body: String = pem(name)
-        .lines()
-        .filter(|l| !l.starts_with("-----"))
-        .collect();
-    base64::engine::general_purpose::STANDARD
-        .decode(body)
-        .unwrap_or_else(|e| panic!("key {name} is not PEM: {e}"))
+    let text = pem(name);
+    let (label, der) = pem_rfc7468::decode_vec(text.as_bytes())
+        .unwrap_or_else(|e| panic!("key {name} is not PEM: {e}"));
+    assert_eq!(label, "PRIVATE KEY", "key {name} is not PKCS#8");
+    der
 }
 
 fn pem(name: &str) -> String {
@@ -69,19 +66,15 @@ impl TestKey {
     }
 
     pub fn rsa(file: &str, kid: &str) -> TestKey {
-        use rsa::pkcs8::DecodePrivateKey as _;
-        let key = rsa::RsaPrivateKey::from_pkcs8_pem(&pem(file)).expect("RSA key");
-        let signer = ring::signature::RsaKeyPair::from_pkcs8(&pem_der(file)).expect("RSA key");
+        let key = ring::signature::RsaKeyPair::from_pkcs8(&pem_der(file)).expect("RSA key");
         TestKey {
             kid: kid.into(),
-            kind: KeyKind::Rsa(key, Arc::new(signer)),
+            kind: KeyKind::Rsa(Arc::new(key)),
         }
     }
 
     pub fn ec(file: &str, kid: &str) -> TestKey {
-        use p256::pkcs8::DecodePrivateKey as _;
-        let key = p256::ecdsa::SigningKey::from_pkcs8_pem(&pem(file)).expect("EC key");
-        let signer = ring::signature::EcdsaKeyPair::from_pkcs8(
+        let key = ring::signature::EcdsaKeyPair::from_pkcs8(
             &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
             &pem_der(file),
             &ring::rand::SystemRandom::new(),
@@ -89,7 +82,7 @@ impl TestKey {
         .expect("EC key");
         TestKey {
             kid: kid.into(),
-            kind: KeyKind::Ec(key, Arc::new(signer)),
+            kind: KeyKind::Ec(Arc::new(key)),
         }
     }
 
@@ -106,15 +99,18 @@ impl TestKey {
     pub fn jwk(&self) -> Value {
         match &self.kind {
             KeyKind::Hmac(secret) => json!({"kty": "oct", "kid": self.kid, "k": b64(secret)}),
-            KeyKind::Rsa(key, _) => {
-                use rsa::traits::PublicKeyParts as _;
+            KeyKind::Rsa(key) => {
+                let public = ring::rsa::PublicKeyComponents::<Vec<u8>>::from(key.public());
                 json!({"kty": "RSA", "kid": self.kid, "use": "sig",
-                       "n": b64(&key.n().to_bytes_be()), "e": b64(&key.e().to_bytes_be())})
+                       "n": b64(&public.n), "e": b64(&public.e)})
             }
-            KeyKind::Ec(key, _) => {
-                let point = key.verifying_key().to_sec1_point(false);
+            KeyKind::Ec(key) => {
+                use ring::signature::KeyPair as _;
+                // The uncompressed point: 0x04, then x and y (32 bytes each).
+                let point = key.public_key().as_ref();
+                assert_eq!(point.len(), 65, "a P-256 point");
                 json!({"kty": "EC", "kid": self.kid, "crv": "P-256", "use": "sig",
-                       "x": b64(point.x().expect("x")), "y": b64(point.y().expect("y"))})
+                       "x": b64(&point[1..33]), "y": b64(&point[33..])})
             }
             KeyKind::Ed(key) => json!({"kty": "OKP", "kid": self.kid, "crv": "Ed25519",
                                        "x": b64(key.verifying_key().as_bytes())}),
@@ -141,7 +137,7 @@ impl TestKey {
                 mac.update(input);
                 mac.finalize().into_bytes().to_vec()
             }
-            KeyKind::Rsa(_, key) => {
+            KeyKind::Rsa(key) => {
                 use ring::signature as sig;
                 let padding: &'static dyn sig::RsaEncoding = match alg {
                     "RS256" => &sig::RSA_PKCS1_SHA256,
@@ -162,7 +158,7 @@ impl TestKey {
                 .expect("RSA signature");
                 signature
             }
-            KeyKind::Ec(_, key) => key
+            KeyKind::Ec(key) => key
                 .sign(&ring::rand::SystemRandom::new(), input)
                 .expect("ECDSA signature")
                 .as_ref()
