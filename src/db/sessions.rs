@@ -206,6 +206,36 @@ pub struct SignInTogether {
 }
 
 impl SignInTogether {
+    /// The common sign-in of the member `who` names, with the token's claim and the session as
+    /// the step-by-step sign-in stores them ([`claim_token_for_session`]), barring
+    /// `barred_usernames`, logging `event` on success. The session's issuer and subject are
+    /// `who`'s: the session comes from the token that names the member.
+    pub fn new(
+        who: super::members::SignInIdentity<'_>,
+        token: ClaimedToken<'_>,
+        new: &NewSession<'_>,
+        barred_usernames: Vec<String>,
+        event: SecurityEvent,
+    ) -> SignInTogether {
+        let from_token = new.from_token.as_ref();
+        SignInTogether {
+            email: who.email.normalized().to_string(),
+            issuer: who.issuer.to_string(),
+            subject: who.subject.map(str::to_string),
+            providers: who.providers.to_vec(),
+            barred_usernames,
+            fingerprint: token.fingerprint.to_string(),
+            usable_until: token.usable_until,
+            id_hash: new.id_hash.to_string(),
+            provider: new.provider.to_string(),
+            now: new.now,
+            expires_at: new.expires_at,
+            sid: from_token.and_then(|f| f.sid).map(str::to_string),
+            id_token: from_token.and_then(|f| f.id_token).map(str::to_string),
+            event,
+        }
+    }
+
     /// Whether the two may be made in one statement, given different tokens: the same legacy
     /// provider entries and API accounts (the statement takes one list of each).
     pub fn goes_with(&self, other: &SignInTogether) -> bool {

@@ -521,22 +521,14 @@ fn common_sign_in(work: &Completion) -> Option<db::sessions::SignInTogether> {
         };
     let mut event = work.event.clone();
     event.outcome = Outcome::Success;
-    Some(db::sessions::SignInTogether {
-        email: v.email.normalized().to_string(),
-        issuer: v.issuer.clone(),
-        subject: v.subject.clone(),
-        providers: work.config.providers_of_issuer(&v.issuer),
+    let legacy = work.config.providers_of_issuer(&v.issuer);
+    Some(db::sessions::SignInTogether::new(
+        sign_in_identity(work, &legacy),
+        claimed_token(v),
+        &new_session(work),
         barred_usernames,
-        fingerprint: v.fingerprint.clone(),
-        usable_until: v.usable_until,
-        id_hash: work.secret_hash.clone(),
-        provider: v.provider.clone(),
-        now: work.now,
-        expires_at: work.expires_at,
-        sid: v.sid.clone(),
-        id_token: work.id_token.clone(),
         event,
-    })
+    ))
 }
 
 /// What the statement of sign-ins together did for this one.
