@@ -7,8 +7,11 @@ use diesel::connection::SimpleConnection as _;
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
 use idgate::audit::{Event, Outcome, SecurityEvent};
-use idgate::db::members;
-use idgate::db::sessions::{SignInTogether, sign_in_together};
+use idgate::db::members::{self, SignInIdentity};
+use idgate::db::sessions::{
+    ClaimedToken, FromToken, NewSession, SignInTogether, TokenUse, claim_token_for_session,
+    sign_in_together,
+};
 use idgate::db::{AnyConnection, Database, DbError, StoreError, Unguarded};
 use idgate::members::{Email, MemberStatus, NewMember};
 
@@ -330,6 +333,80 @@ fn a_sign_in_in_one_statement_sees_what_a_concurrent_change_commits() {
             "{table}"
         );
     }
+}
+
+/// A session stored by the statement, its replay-guard row and its event are the rows that a
+/// sign-in step by step stores from the same token and session ([`claim_token_for_session`]),
+/// column for column, the provider's session id and the kept ID token included.
+#[test]
+fn the_statement_stores_the_rows_a_sign_in_step_by_step_stores() {
+    let Some(db) = TestDb::postgres() else { return };
+    let database = db.open();
+    let mut pooled = database.conn().unwrap_or_else(|e| panic!("{e}"));
+    let conn: &mut AnyConnection = &mut pooled;
+    let ana = member(conn, "ana@example.org", "ana", MemberStatus::Activated);
+    let bound = members::bind_subject(conn, ana, ISSUER, "mock", "sub-ana", 1);
+    assert!(bound.unwrap_or_else(|e| panic!("{e}")));
+    let session = |id_hash| NewSession {
+        id_hash,
+        provider: "mock",
+        now: 1_000,
+        expires_at: 4_600,
+        from_token: Some(FromToken {
+            issuer: ISSUER,
+            subject: Some("sub-ana"),
+            sid: Some("sid-1"),
+            id_token: Some("the ID token"),
+        }),
+    };
+    let token = |fingerprint| ClaimedToken {
+        fingerprint,
+        usable_until: 5_000,
+    };
+    let mut event = SecurityEvent::new(Event::Login, Outcome::Success, "incident".into());
+    event.provider = Some("mock".into());
+    event.email = Some("Ana@example.org".into());
+    event.member_id = Some(ana);
+    event.client_ip = Some("192.0.2.1".into());
+    event.user_agent = Some("a browser".into());
+    event.email_source = Some("userinfo");
+
+    let step = claim_token_for_session(conn, token("step"), ana, &session("step"), &event);
+    assert_eq!(step.unwrap_or_else(|e| panic!("{e}")), TokenUse::First);
+    let email = Email::parse("ana@example.org").unwrap_or_else(|e| panic!("{e}"));
+    let providers = vec!["mock".to_string()];
+    let who = SignInIdentity {
+        email: &email,
+        issuer: ISSUER,
+        subject: Some("sub-ana"),
+        providers: &providers,
+    };
+    let joined = SignInTogether::new(who, token("joined"), &session("joined"), Vec::new(), event);
+    let AnyConnection::Postgresql(c) = conn else {
+        panic!("a PostgreSQL connection")
+    };
+    assert_eq!(together(c, &[joined]), [Some((ana, true))]);
+
+    for (table, columns) in [
+        (
+            "sessions",
+            "member_id, provider, created_at, last_seen_at, expires_at, issuer, subject, sid, id_token",
+        ),
+        ("used_tokens", "expires_at"),
+        (
+            "security_log",
+            "at, event, outcome, reason, provider, email, member_id, client_ip, user_agent, \
+             incident, email_source",
+        ),
+    ] {
+        let rows = format!("SELECT count(*) FROM {table}");
+        assert_eq!(count(c, &rows), 2, "{table}");
+        let alike = format!("SELECT count(DISTINCT ({columns})) FROM {table}");
+        assert_eq!(count(c, &alike), 1, "{table}: the two rows differ");
+    }
+    let with_sid =
+        "SELECT count(*) FROM sessions WHERE sid = 'sid-1' AND id_token = 'the ID token'";
+    assert_eq!(count(c, with_sid), 2);
 }
 
 #[test]
