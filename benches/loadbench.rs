@@ -714,6 +714,13 @@ struct Run {
     memory: (f64, f64),
 }
 
+impl Run {
+    /// Whether PostgreSQL's own CPU was measured beside the server's (idgate on PostgreSQL).
+    fn measures_postgres(&self) -> bool {
+        self.phases.iter().any(|p| p.postgres_us_per_op.is_some())
+    }
+}
+
 /// Minted tokens, shared by every server of the run (each idgate has a database of its own, so
 /// its replay guard has seen none of them).
 struct Tokens {
@@ -1093,7 +1100,7 @@ fn ratios(peer: &Run, runs: &[Run]) -> (Vec<String>, Vec<(String, Vec<f64>)>) {
     let mut titles = Vec::new();
     for run in runs {
         titles.push(run.title.clone());
-        if run.phases.iter().any(|p| p.postgres_us_per_op.is_some()) {
+        if run.measures_postgres() {
             titles.push(format!("{} with PostgreSQL's CPU", run.title));
         }
     }
@@ -1162,7 +1169,7 @@ fn print_cpu_summary(measured: &[(Vec<Run>, Option<Run>)]) {
     let mut titles = Vec::new();
     for run in first {
         titles.push(run.title.clone());
-        if run.phases.iter().any(|p| p.postgres_us_per_op.is_some()) {
+        if run.measures_postgres() {
             titles.push(format!("{}: PostgreSQL's CPU", run.title));
         }
     }
@@ -1187,7 +1194,7 @@ fn print_cpu_summary(measured: &[(Vec<Run>, Option<Run>)]) {
             };
             let own: Vec<f64> = phases().map(|p| p.cpu_us_per_op).collect();
             cells.push_str(&format!(" {} |", median_and_range(own, 0)));
-            if run.phases.iter().any(|p| p.postgres_us_per_op.is_some()) {
+            if run.measures_postgres() {
                 let server: Vec<f64> = phases().filter_map(|p| p.postgres_us_per_op).collect();
                 cells.push_str(&format!(" {} |", median_and_range(server, 0)));
             }
