@@ -273,12 +273,9 @@ fn sign_in_while(
 #[test]
 fn a_sign_in_in_one_statement_sees_what_a_concurrent_change_commits() {
     let Some(db) = TestDb::postgres() else { return };
-    let database = db.open();
+    let (database, ana) = with_ana(&db);
     let mut pooled = database.conn().unwrap_or_else(|e| panic!("{e}"));
     let conn: &mut AnyConnection = &mut pooled;
-    let ana = member(conn, "ana@example.org", "ana", MemberStatus::Activated);
-    let bound = members::bind_subject(conn, ana, ISSUER, "mock", "sub-ana", 1);
-    assert!(bound.unwrap_or_else(|e| panic!("{e}")));
     let none: Vec<String> = Vec::new();
     let robots = vec!["robot".to_string()];
     let url = &db.url;
@@ -341,12 +338,9 @@ fn a_sign_in_in_one_statement_sees_what_a_concurrent_change_commits() {
 #[test]
 fn the_statement_stores_the_rows_a_sign_in_step_by_step_stores() {
     let Some(db) = TestDb::postgres() else { return };
-    let database = db.open();
+    let (database, ana) = with_ana(&db);
     let mut pooled = database.conn().unwrap_or_else(|e| panic!("{e}"));
     let conn: &mut AnyConnection = &mut pooled;
-    let ana = member(conn, "ana@example.org", "ana", MemberStatus::Activated);
-    let bound = members::bind_subject(conn, ana, ISSUER, "mock", "sub-ana", 1);
-    assert!(bound.unwrap_or_else(|e| panic!("{e}")));
     let session = |id_hash| NewSession {
         id_hash,
         provider: "mock",
