@@ -39,8 +39,8 @@ struct Args {
     auth_seconds: u64,
     /// Whether to measure Apache with mod_auth_openidc too, when it is installed.
     peer: bool,
-    /// Where to write `perf record` profiles of idgate (its RS256 16-connection phase and its
-    /// session checks, in the first run).
+    /// Where to write `perf record` profiles of idgate (its RS256 and ES256 16-connection phases
+    /// and its session checks, in the first run).
     perf: Option<String>,
     /// Another idgate binary to measure (an earlier build, for a before and after in one run).
     binary: Option<PathBuf>,
@@ -811,15 +811,12 @@ async fn run_idgate(
         let third = all.len() / 3;
         for (i, connections) in CONNECTIONS.into_iter().enumerate() {
             let slice = &all[i * third..(i + 1) * third];
-            let profile = (alg == "RS256" && connections == 16)
-                .then_some(perf)
-                .flatten()
-                .map(|file| {
-                    start_perf(
-                        idgate.child.id(),
-                        &format!("{file}.{}{variant}", idgate.postgres),
-                    )
-                });
+            let profile = (connections == 16).then_some(perf).flatten().map(|file| {
+                start_perf(
+                    idgate.child.id(),
+                    &format!("{file}.{alg}.{}{variant}", idgate.postgres),
+                )
+            });
             let name = sign_in_name(alg, connections);
             phases.push(run_phase(&name, &idgate, provider, connections, requests(slice)).await);
             if let Some(perf) = profile {
