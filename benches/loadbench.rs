@@ -1309,8 +1309,13 @@ async fn main() {
         .collect();
     std::fs::write(dir.path().join("members.csv"), csv).expect("csv");
 
+    // Connections idle for 2 seconds are not reused: idgate closes a connection after 5 idle
+    // seconds (actix-web's keep-alive), and a request sent on one as it closes fails. Without
+    // this, a phase that starts 5 seconds after an earlier one left connections idle (the 64
+    // connections of RS256 reused by ES256's 64 after its 1- and 16-connection phases) lost some.
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(128)
+        .pool_idle_timeout(Duration::from_secs(2))
         .build()
         .expect("client");
     eprintln!(
