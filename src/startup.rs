@@ -4,7 +4,9 @@
 use std::net::TcpListener;
 use std::sync::Arc;
 
-use actix_web::dev::Server;
+use actix_web::body::MessageBody;
+use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
+use actix_web::middleware::{Next, from_fn};
 use actix_web::{App, HttpServer, web};
 
 use crate::audit::{Event, Outcome, SecurityEvent};
@@ -119,7 +121,7 @@ impl Application {
                 .app_data(web::PayloadConfig::new(64 * 1024))
                 .app_data(web::FormConfig::default().limit(64 * 1024))
                 .app_data(web::JsonConfig::default().limit(64 * 1024))
-                .wrap(access_log(&base))
+                .wrap(from_fn(access_log))
                 .configure(routes::configure_under(base.clone()))
         })
         .shutdown_timeout(30)
@@ -231,14 +233,40 @@ fn security_headers(https: bool) -> actix_web::middleware::DefaultHeaders {
 }
 
 /// Request logging: the TCP peer (never a forwarded address a client could write), method,
-/// path (never the query, which may hold codes or tokens), status, time. The proxies' checks
-/// (`/auth`, `/forward-auth`), one for every request to the apps, are left out: the proxy logs
-/// those requests itself, and `idgate_session_checks_total` counts the checks by outcome (see
-/// docs/operations.md, "Logs").
-fn access_log(base: &str) -> actix_web::middleware::Logger {
-    actix_web::middleware::Logger::new("%a \"%{method}xi %U\" %s %Dms")
-        .custom_request_replace("method", |req| req.method().to_string())
-        .exclude(format!("{base}/auth"))
-        .exclude(format!("{base}/forward-auth"))
-        .log_target("idgate::http")
+/// path (never the query, which may hold codes or tokens), status, and the time until the answer
+/// was ready. The proxies' checks (`/auth`, `/forward-auth`), one for every request to the apps,
+/// are left out: the proxy logs those requests itself, and `idgate_session_checks_total` counts
+/// the checks by outcome (see docs/operations.md, "Logs"). A `tracing` event of its own, so that
+/// a JSON line carries the message and the target `idgate::http` and nothing else.
+async fn access_log<B: MessageBody>(
+    req: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<B>, actix_web::Error> {
+    let skipped = req
+        .app_data::<web::Data<AppState>>()
+        .and_then(|state| req.path().strip_prefix(state.settings.base_path()))
+        .is_some_and(|rest| matches!(rest, "/auth" | "/forward-auth"));
+    if skipped {
+        return next.call(req).await;
+    }
+    let started = std::time::Instant::now();
+    let peer = req.peer_addr().map(|address| address.ip());
+    let method = req.method().clone();
+    let path = req.path().to_owned();
+    let answer = next.call(req).await;
+    let status = match &answer {
+        Ok(response) => response.status(),
+        Err(error) => error.as_response_error().status_code(),
+    };
+    let millis = started.elapsed().as_secs_f64() * 1000.0;
+    let peer: &dyn std::fmt::Display = match &peer {
+        Some(ip) => ip,
+        None => &"-",
+    };
+    tracing::info!(
+        target: "idgate::http",
+        "{peer} \"{method} {path}\" {} {millis:.6}ms",
+        status.as_u16()
+    );
+    answer
 }

@@ -454,35 +454,55 @@ crate::helpers::async_on_both_backends!(
 );
 
 /// The proxies' forward-auth checks, one for every request to the apps, stay out of the access
-/// log; other requests are in it.
+/// log, under a path prefix too; other requests are in it, each a JSON line of its message and
+/// target alone.
 #[tokio::test]
 async fn forward_auth_checks_are_not_access_logged() {
-    let db = TestDb::sqlite();
-    let dir = temp_dir();
-    std::fs::copy(repo_path("identity.yaml"), dir.path().join("identity.yaml")).expect("copy");
-    let mut serve = ServeProcess::start(dir.path(), &db.url, &[]);
-    let client = reqwest::Client::new();
-    for path in ["/auth", "/forward-auth", "/healthz"] {
-        client
-            .get(format!("{}{path}", serve.address))
-            .send()
-            .await
-            .expect("send");
-    }
-    let logged = log_until_reload(&mut serve);
-    let access: Vec<String> = logged
-        .iter()
-        .filter(|e| e["target"] == "idgate::http")
-        .map(|e| e["message"].as_str().unwrap_or_default().to_string())
-        .collect();
-    assert!(
-        access
+    for prefix in ["", "/sso"] {
+        let db = TestDb::sqlite();
+        let dir = temp_dir();
+        std::fs::copy(repo_path("identity.yaml"), dir.path().join("identity.yaml")).expect("copy");
+        let public_url = format!("http://127.0.0.1{prefix}");
+        let args: &[&str] = if prefix.is_empty() {
+            &[]
+        } else {
+            &["--public-url", &public_url]
+        };
+        let mut serve = ServeProcess::start(dir.path(), &db.url, args);
+        let client = reqwest::Client::new();
+        for path in ["/auth", "/forward-auth", "/healthz"] {
+            client
+                .get(format!("{}{prefix}{path}", serve.address))
+                .send()
+                .await
+                .expect("send");
+        }
+        let logged = log_until_reload(&mut serve);
+        let access: Vec<&Value> = logged
             .iter()
-            .any(|line| line.contains("\"GET /healthz\" 200")),
-        "{logged:?}"
-    );
-    assert!(
-        !access.iter().any(|line| line.contains("auth")),
-        "{access:?}"
-    );
+            .filter(|e| e["target"] == "idgate::http")
+            .collect();
+        let messages: Vec<&str> = access
+            .iter()
+            .map(|e| e["message"].as_str().unwrap_or_default())
+            .collect();
+        let healthz = format!("127.0.0.1 \"GET {prefix}/healthz\" 200 ");
+        assert!(
+            messages
+                .iter()
+                .any(|m| m.starts_with(&healthz) && m.ends_with("ms")),
+            "{logged:?}"
+        );
+        assert!(!messages.iter().any(|m| m.contains("auth")), "{messages:?}");
+        for line in access {
+            let mut keys: Vec<&str> = line
+                .as_object()
+                .expect("an object")
+                .keys()
+                .map(String::as_str)
+                .collect();
+            keys.sort_unstable();
+            assert_eq!(keys, ["level", "message", "target", "timestamp"], "{line}");
+        }
+    }
 }
