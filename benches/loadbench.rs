@@ -794,6 +794,11 @@ async fn run_idgate(
         String::from_utf8_lossy(&imported.stderr)
     );
     let idgate = start_idgate(binary, dir, database, durability);
+    let backend = if idgate.postgres {
+        "postgresql"
+    } else {
+        "sqlite"
+    };
     let requests = |tokens: &[String]| -> Vec<reqwest::RequestBuilder> {
         tokens
             .iter()
@@ -814,7 +819,7 @@ async fn run_idgate(
             let profile = (connections == 16).then_some(perf).flatten().map(|file| {
                 start_perf(
                     idgate.child.id(),
-                    &format!("{file}.{alg}.{}{variant}", idgate.postgres),
+                    &format!("{file}.{alg}.{backend}{variant}"),
                 )
             });
             let name = sign_in_name(alg, connections);
@@ -844,7 +849,7 @@ async fn run_idgate(
     let profile = perf.map(|file| {
         start_perf(
             idgate.child.id(),
-            &format!("{file}.auth.{}{variant}", idgate.postgres),
+            &format!("{file}.auth.{backend}{variant}"),
         )
     });
     phases.push(
