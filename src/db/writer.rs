@@ -53,6 +53,8 @@ trait Job: Send {
     /// Answers the caller: with the work's result when the batch committed, else with the
     /// batch's failure.
     fn answer(self: Box<Self>, committed: Result<(), &str>);
+    /// The thread that queued the job, to which the writer hands its answer ([`Home`]).
+    fn home(&self) -> Option<&Home>;
     /// Whether the caller has stopped waiting (it answered its client that the database did
     /// not answer in time).
     fn abandoned(&self) -> bool;
@@ -102,6 +104,7 @@ struct Queued<T, E, F> {
     joined: Option<Result<SignedInTogether, String>>,
     result: Option<Result<T, E>>,
     answer: tokio::sync::oneshot::Sender<Result<T, E>>,
+    home: Option<Home>,
     span: tracing::Span,
 }
 
@@ -142,8 +145,64 @@ where
         let _ = answer.send(answer_now);
     }
 
+    fn home(&self) -> Option<&Home> {
+        self.home.as_ref()
+    }
+
     fn abandoned(&self) -> bool {
         self.answer.is_closed()
+    }
+}
+
+/// Where the answers of a batch are handed over: a task on the (actix) thread that queued the
+/// jobs, which answers them there. The writer wakes that thread once for the whole batch
+/// rather than once for each job: on one core, every wake-up of a sleeping request thread from
+/// the writer's `send` would switch to it at once and back, a pair of context switches per
+/// sign-in. Jobs queued from a thread without an actix arbiter (commands, tests on a plain
+/// tokio runtime) are answered from the writer thread, as is every job whose thread no longer
+/// takes deliveries.
+type Home = tokio::sync::mpsc::UnboundedSender<Delivery>;
+
+/// The answers of one batch for one thread: the jobs, and the batch's failure if it failed.
+struct Delivery {
+    jobs: Vec<Box<dyn Job>>,
+    failure: Option<String>,
+}
+
+thread_local! {
+    /// This thread's [`Home`], with the runtime its task runs on.
+    static HOME: std::cell::RefCell<Option<(tokio::runtime::Id, Home)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// This thread's [`Home`], started on first use (and again on another runtime of the same
+/// thread); `None` outside an actix arbiter.
+fn home() -> Option<Home> {
+    let runtime = tokio::runtime::Handle::try_current().ok()?.id();
+    HOME.with(|home| {
+        let mut home = home.borrow_mut();
+        let current = home
+            .as_ref()
+            .filter(|(on, sender)| *on == runtime && !sender.is_closed());
+        if current.is_none() {
+            *home = actix_rt::Arbiter::try_current().and_then(|arbiter| {
+                let (sender, deliveries) = tokio::sync::mpsc::unbounded_channel();
+                arbiter
+                    .spawn(deliver(deliveries))
+                    .then_some((runtime, sender))
+            });
+        }
+        home.as_ref().map(|(_, sender)| sender.clone())
+    })
+}
+
+/// The task of a [`Home`]: answers each delivered job on this thread.
+async fn deliver(mut deliveries: tokio::sync::mpsc::UnboundedReceiver<Delivery>) {
+    while let Some(Delivery { jobs, failure }) = deliveries.recv().await {
+        let committed = failure.as_deref().map_or(Ok(()), Err);
+        for job in jobs {
+            job.answer(committed);
+        }
     }
 }
 
@@ -256,6 +315,7 @@ impl Writer {
             joined: None,
             result: None,
             answer,
+            home: home(),
             span: tracing::Span::current(),
         });
         if self.counters.queued.inc() >= MAX_QUEUE {
@@ -326,10 +386,27 @@ fn writer_loop(manager: &Manager, jobs: &mpsc::Receiver<Box<dyn Job>>, counters:
     }
 }
 
-/// Answers every job of `batch` with the batch's fate, emptying it.
+/// Answers every job of `batch` with the batch's fate, emptying it: hands each thread's jobs
+/// to its [`Home`] in one delivery, and answers the others here.
 fn answer_all(batch: &mut Vec<Box<dyn Job>>, committed: Result<(), &str>) {
+    let mut deliveries: Vec<(Home, Vec<Box<dyn Job>>)> = Vec::new();
     for job in batch.drain(..) {
-        job.answer(committed);
+        let Some(home) = job.home() else {
+            job.answer(committed);
+            continue;
+        };
+        match deliveries.iter_mut().find(|(h, _)| h.same_channel(home)) {
+            Some((_, jobs)) => jobs.push(job),
+            None => deliveries.push((home.clone(), vec![job])),
+        }
+    }
+    for (home, jobs) in deliveries {
+        let failure = committed.err().map(str::to_owned);
+        if let Err(undelivered) = home.send(Delivery { jobs, failure }) {
+            for job in undelivered.0.jobs {
+                job.answer(committed);
+            }
+        }
     }
 }
 

@@ -552,6 +552,103 @@ async fn unguarded_writes_share_a_batch_and_a_failure_fails_it_on_sqlite(db: Tes
     assert!(stored(&database).contains(&"later".to_string()));
 }
 
+/// The answers of writes queued on threads of actix (the HTTP workers').
+mod on_actix_threads {
+    use idgate::db::sessions::remember_token;
+
+    use super::{Refused, hold_the_writer, queued, release_then_answers, stored};
+    use crate::helpers::{TestDb, on_both_backends};
+
+    /// Kept by a write's work, which the writer lets go with the answer: records the thread the
+    /// answer was given on.
+    struct AnsweredOn(std::sync::Arc<std::sync::Mutex<Vec<std::thread::ThreadId>>>);
+
+    impl Drop for AnsweredOn {
+        fn drop(&mut self) {
+            if let Ok(mut threads) = self.0.lock() {
+                threads.push(std::thread::current().id());
+            }
+        }
+    }
+
+    /// Writes queued from an HTTP worker's thread (an actix arbiter) are answered on that thread,
+    /// which the writer wakes once for the whole batch; each still gets its own outcome.
+    fn a_batch_queued_on_a_worker_thread_is_answered_on_it(test_db: &TestDb) {
+        let database = test_db.open();
+        let answered_on = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let worker = std::thread::current().id();
+        let answers = actix_web::rt::System::new().block_on({
+            let answered_on = answered_on.clone();
+            let database = database.clone();
+            async move {
+                let (first, release) = hold_the_writer(&database).await;
+                let writes: Vec<_> = (0..20)
+                    .map(|i| {
+                        let database = database.clone();
+                        let witness = AnsweredOn(answered_on.clone());
+                        actix_web::rt::spawn(async move {
+                            database
+                                .write(move |conn| {
+                                    let _kept = &witness;
+                                    remember_token(conn, &format!("w{i:02}"), 1)?;
+                                    if i % 4 == 3 {
+                                        Err(Refused::Refused)
+                                    } else {
+                                        Ok(i)
+                                    }
+                                })
+                                .await
+                        })
+                    })
+                    .collect();
+                queued(&database, 20).await;
+                release_then_answers(first, release, writes).await
+            }
+        });
+        for (i, answer) in answers.into_iter().enumerate() {
+            match (i % 4, answer) {
+                (3, Err(Refused::Refused)) => {}
+                (_, Ok(n)) if i % 4 != 3 => assert_eq!(n, i),
+                (_, other) => panic!("write {i}: {other:?}"),
+            }
+        }
+        let threads = answered_on.lock().map(|t| t.clone()).unwrap_or_default();
+        assert_eq!(threads.len(), 20);
+        assert!(
+            threads.iter().all(|t| *t == worker),
+            "every answer was given on the worker's thread"
+        );
+        assert_eq!(stored(&database).len(), 1 + 15);
+    }
+
+    /// A thread that runs another runtime (the first one still there, no longer running) has its
+    /// writes answered on the runtime that waits for them.
+    fn a_thread_with_another_runtime_is_answered_on_it(test_db: &TestDb) {
+        let database = test_db.open();
+        let write = |name: &'static str| {
+            let database = database.clone();
+            async move {
+                tokio::time::timeout(
+                    std::time::Duration::from_secs(3),
+                    database.write(move |conn| remember_token(conn, name, 1)),
+                )
+                .await
+            }
+        };
+        let first = actix_web::rt::System::new();
+        assert!(matches!(first.block_on(write("one")), Ok(Ok(true))));
+        let second = actix_web::rt::System::new();
+        assert!(matches!(second.block_on(write("two")), Ok(Ok(true))));
+        drop(first);
+        assert_eq!(stored(&database), ["one", "two"]);
+    }
+
+    on_both_backends!(
+        a_batch_queued_on_a_worker_thread_is_answered_on_it,
+        a_thread_with_another_runtime_is_answered_on_it,
+    );
+}
+
 async_on_both_backends!(
     unguarded_writes_share_a_batch_and_a_failure_fails_it_on_sqlite,
     writes_queued_during_a_commit_share_the_next_one,
