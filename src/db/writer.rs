@@ -156,9 +156,9 @@ where
 
 /// Where the answers of a batch are handed over: a task on the (actix) thread that queued the
 /// jobs, which answers them there. The writer wakes that thread once for the whole batch
-/// rather than once for each job: on one core, every wake-up of a sleeping request thread from
-/// the writer's `send` would switch to it at once and back, a pair of context switches per
-/// sign-in. Jobs queued from a thread without an actix arbiter (commands, tests on a plain
+/// rather than once for each job: on one core, a wake-up of a sleeping request thread from the
+/// writer's `send` switches to it at once, and back for the next answer (about nine times per
+/// commit of fifteen sign-ins, measured: see docs/performance.md). Jobs queued from a thread without an actix arbiter (commands, tests on a plain
 /// tokio runtime) are answered from the writer thread, as is every job whose thread no longer
 /// takes deliveries.
 type Home = tokio::sync::mpsc::UnboundedSender<Delivery>;
