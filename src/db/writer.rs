@@ -158,15 +158,25 @@ where
 /// jobs, which answers them there. The writer wakes that thread once for the whole batch
 /// rather than once for each job: on one core, a wake-up of a sleeping request thread from the
 /// writer's `send` switches to it at once, and back for the next answer (about nine times per
-/// commit of fifteen sign-ins, measured: see docs/performance.md). Jobs queued from a thread without an actix arbiter (commands, tests on a plain
-/// tokio runtime) are answered from the writer thread, as is every job whose thread no longer
-/// takes deliveries.
+/// commit of fifteen sign-ins, measured: see docs/performance.md). Jobs queued from a thread
+/// without an actix arbiter (commands, tests on a plain tokio runtime) are answered from the
+/// writer thread, as is every job whose thread no longer takes deliveries.
 type Home = tokio::sync::mpsc::UnboundedSender<Delivery>;
 
 /// The answers of one batch for one thread: the jobs, and the batch's failure if it failed.
 struct Delivery {
     jobs: Vec<Box<dyn Job>>,
     failure: Option<String>,
+}
+
+impl Delivery {
+    /// Answers every job, on the thread that calls it.
+    fn answer(self) {
+        let committed = self.failure.as_deref().map_or(Ok(()), Err);
+        for job in self.jobs {
+            job.answer(committed);
+        }
+    }
 }
 
 thread_local! {
@@ -198,11 +208,8 @@ fn home() -> Option<Home> {
 
 /// The task of a [`Home`]: answers each delivered job on this thread.
 async fn deliver(mut deliveries: tokio::sync::mpsc::UnboundedReceiver<Delivery>) {
-    while let Some(Delivery { jobs, failure }) = deliveries.recv().await {
-        let committed = failure.as_deref().map_or(Ok(()), Err);
-        for job in jobs {
-            job.answer(committed);
-        }
+    while let Some(delivery) = deliveries.recv().await {
+        delivery.answer();
     }
 }
 
@@ -403,9 +410,7 @@ fn answer_all(batch: &mut Vec<Box<dyn Job>>, committed: Result<(), &str>) {
     for (home, jobs) in deliveries {
         let failure = committed.err().map(str::to_owned);
         if let Err(undelivered) = home.send(Delivery { jobs, failure }) {
-            for job in undelivered.0.jobs {
-                job.answer(committed);
-            }
+            undelivered.0.answer();
         }
     }
 }
