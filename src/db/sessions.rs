@@ -7,6 +7,7 @@ use super::schema::{members, sessions, used_tokens};
 use super::{AnyConnection, StoreError, on_backend};
 use crate::audit::SecurityEvent;
 use crate::members::Member;
+use crate::oidc::verify::LEEWAY_SECS;
 use crate::sessions::Session;
 
 /// A session to store (for a member given beside it).
@@ -710,6 +711,22 @@ pub fn claim_token(
     token_use(remember_token(conn, token.fingerprint, token.usable_until))
 }
 
+/// The replay guard's key of a token remembered until `until` (Unix seconds): that time less
+/// the leeway (for an ID token its `exp`) in 16 hex digits, then `hash_hex`, what tells the
+/// token from others. Keys sort by when their rows may go, so that new rows go to the end of the
+/// guard (tokens are used soon after they are issued: a write changes a page at the end, not a
+/// random one) and the purge takes the expired rows as a range of keys.
+pub fn replay_guard_key(until: i64, hash_hex: &str) -> String {
+    let from = u64::try_from(until.saturating_sub(LEEWAY_SECS)).unwrap_or(0);
+    format!("{from:016x}{hash_hex}")
+}
+
+/// Every key of a row remembered until `now` or before ([`replay_guard_key`]) sorts before this
+/// one; keys of rows remembered for longer do not.
+fn replay_keys_remembered_after(now: i64) -> String {
+    replay_guard_key(now.saturating_add(1), "")
+}
+
 /// What storing a token's row says of its use: stored, there already, or waited for too long
 /// (a lock timeout).
 fn token_use(stored: Result<bool, StoreError>) -> Result<TokenUse, StoreError> {
@@ -775,8 +792,14 @@ pub fn purge_expired(
         ),
     )
     .execute(conn)?;
-    let tokens =
-        diesel::delete(used_tokens::table.filter(used_tokens::expires_at.le(now))).execute(conn)?;
+    // The key range finds the rows (there is no index of their expiries); the expiry itself
+    // decides, so that no row ever goes before its time.
+    let tokens = diesel::delete(
+        used_tokens::table
+            .filter(used_tokens::token_hash.lt(replay_keys_remembered_after(now)))
+            .filter(used_tokens::expires_at.le(now)),
+    )
+    .execute(conn)?;
     Ok(Purged {
         sessions,
         tokens,
@@ -864,4 +887,23 @@ pub fn revoke_by_handle(conn: &mut AnyConnection, handle: &str) -> Result<bool, 
     )
     .execute(conn)?
         > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    proptest::proptest! {
+        /// A row's key falls in the purge's range exactly when the row may go: when it was
+        /// remembered until `now` or before.
+        #[test]
+        fn a_key_is_in_the_purge_range_only_once_its_row_may_go(
+            until in LEEWAY_SECS..(1i64 << 40),
+            now in LEEWAY_SECS..(1i64 << 40),
+            hash in "[0-9a-f]{64}",
+        ) {
+            let key = replay_guard_key(until, &hash);
+            proptest::prop_assert_eq!(key < replay_keys_remembered_after(now), until <= now);
+        }
+    }
 }

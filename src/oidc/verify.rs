@@ -42,18 +42,11 @@ pub struct VerifiedToken {
     pub sid: Option<String>,
     /// Until when the token is accepted (`exp` plus the leeway), Unix seconds.
     pub usable_until: i64,
-    /// The replay guard's key: the token's `exp` (16 hex digits), then the SHA-256 (hex) of the
-    /// signed part, which alone tells one token from another. Signatures are left out so that a
-    /// re-encoded signature of the same token is still the same token. `exp` comes first so that
-    /// the guard's index grows at its end (tokens are used soon after they are issued): a
-    /// sign-in then changes a page at the end of it, not a random one.
+    /// The replay guard's key ([`crate::db::sessions::replay_guard_key`]): the token's `exp`
+    /// (16 hex digits), then the SHA-256 (hex) of the signed part, which alone tells one token
+    /// from another. Signatures are left out so that a re-encoded signature of the same token is
+    /// still the same token.
     pub fingerprint: String,
-}
-
-/// See [`VerifiedToken::fingerprint`].
-fn replay_key(exp: i64, signed_part_hash: &[u8]) -> String {
-    let exp = u64::try_from(exp).unwrap_or(0);
-    format!("{exp:016x}{}", crate::ids::hex(signed_part_hash))
 }
 
 /// Why a token was not verified.
@@ -148,7 +141,11 @@ pub async fn verify_id_token(
     } else {
         check_email(&token.claims, provider)?
     };
-    let fingerprint = replay_key(expires, &Sha256::digest(token.signing_input.as_bytes()));
+    let usable_until = expires.saturating_add(LEEWAY_SECS);
+    let fingerprint = crate::db::sessions::replay_guard_key(
+        usable_until,
+        &crate::ids::hex(&Sha256::digest(token.signing_input.as_bytes())),
+    );
     Ok(VerifiedToken {
         provider: provider.id.clone(),
         issuer: iss.trim_end_matches('/').to_string(),
@@ -159,7 +156,7 @@ pub async fn verify_id_token(
             Some(Value::String(sid)) if !sid.is_empty() && sid.len() <= 256 => Some(sid.clone()),
             _ => None,
         },
-        usable_until: expires.saturating_add(LEEWAY_SECS),
+        usable_until,
         fingerprint,
         wanted_at_sign_out: provider.provider_logout
             && set

@@ -289,6 +289,57 @@ async fn the_security_log_keeps_its_days(db: TestDb) {
     assert!(events(&app).is_empty());
 }
 
+/// The replay guard keeps a used token for as long as it could be accepted, and the purge takes
+/// it then: an ID token at its `exp` and the leeway, a back-channel logout token's `jti` a day
+/// after its `iat` and the leeway.
+async fn the_replay_guard_keeps_each_token_until_it_could_no_longer_be_used(db: TestDb) {
+    let app = spawn_signin_app(db).await;
+    app.add_member("ana@example.org");
+    let state = app_state(&app);
+    let start = app.now();
+    let token = |exp: i64| {
+        let mut claims = app.provider.claims("ana@example.org", start);
+        claims["exp"] = exp.into();
+        app.provider.token(&app.key, &claims)
+    };
+    let (first, second) = (token(start + 100), token(start + 200));
+    for used in [&first, &second] {
+        assert_eq!(app.login(used).await.status(), 200);
+    }
+    let logout = app.provider.logout_token(
+        &app.key,
+        idgate_test_support::provider::CLIENT_ID,
+        start,
+        json!({"sid": "sid-1"}),
+    );
+    let logged_out = app
+        .client
+        .post(format!("{}/backchannel-logout", app.address))
+        .form(&[("logout_token", &logout)])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(logged_out.status(), 200);
+    let purged = || async { state.purge_expired().await.expect("purge").tokens };
+
+    // The first token is accepted until `start + 160`.
+    app.clock.advance(159);
+    assert_eq!(purged().await, 0);
+    assert_refused(app.login(&first).await, 401, "replayed").await;
+    app.clock.advance(1);
+    assert_eq!(purged().await, 1, "the first token's row");
+    assert_refused(app.login(&second).await, 401, "replayed").await;
+    app.clock.advance(99);
+    assert_eq!(purged().await, 0);
+    app.clock.advance(1);
+    assert_eq!(purged().await, 1, "the second token's row");
+    // The logout token's `jti` is remembered until `start + 86_460`.
+    app.clock.advance(86_460 - 260 - 1);
+    assert_eq!(purged().await, 0);
+    app.clock.advance(1);
+    assert_eq!(purged().await, 1, "the logout token's row");
+}
+
 /// A state on the app's database and clock, to run its maintenance.
 pub fn app_state(app: &SignInApp) -> idgate::state::AppState {
     let config_path = app.db.dir.path().join("identity.yaml");
@@ -451,6 +502,7 @@ crate::helpers::async_on_both_backends!(
     tokens_valid_for_more_than_a_day_are_refused,
     keys_survive_a_broken_jwks_answer,
     the_security_log_keeps_its_days,
+    the_replay_guard_keeps_each_token_until_it_could_no_longer_be_used,
 );
 
 /// The proxies' forward-auth checks, one for every request to the apps, stay out of the access

@@ -43,6 +43,73 @@ async fn a_token_used_before_the_replay_guard_was_reordered_is_still_refused(db:
     assert_eq!(app.login(&fresh).await.status(), 200);
 }
 
+/// A back-channel logout token used before every replay-guard key began with its expiry (where
+/// a logout token's key was the hash of its issuer and `jti` alone) is still refused once the
+/// migration has rewritten its row.
+async fn a_logout_token_used_before_its_key_began_with_its_expiry_is_still_refused(db: TestDb) {
+    let app = spawn_signin_app(db).await;
+    let now = app.now();
+    let logout = |sid: &str| {
+        app.provider.logout_token(
+            &app.key,
+            idgate_test_support::provider::CLIENT_ID,
+            now,
+            serde_json::json!({ "sid": sid }),
+        )
+    };
+    let post = |token: String| {
+        app.client
+            .post(format!("{}/backchannel-logout", app.address))
+            .form(&[("logout_token", token)])
+            .send()
+    };
+    let used = logout("sid-1");
+    let (claims, _) = token_parts(&used);
+    let (issuer, jti) = (claims["iss"].as_str(), claims["jti"].as_str());
+    let old_key = idgate::ids::hash_id(&format!(
+        "logout {} {}",
+        issuer.unwrap_or_default().trim_end_matches('/'),
+        jti.unwrap_or_default()
+    ));
+
+    // The row as the earlier version wrote it (kept a day after `iat`, and the leeway), then the
+    // migration as `serve` runs it.
+    let mut conn = app.database.conn().unwrap_or_else(|e| panic!("{e}"));
+    conn.batch_execute(&format!(
+        "INSERT INTO used_tokens (token_hash, expires_at) VALUES ('{old_key}', {})",
+        now + 86_400 + 60
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let backend = if app.db.url.starts_with("sqlite") {
+        "sqlite"
+    } else {
+        "postgres"
+    };
+    for step in ["down", "up"] {
+        let sql = std::fs::read_to_string(format!(
+            "{}/migrations/{backend}/2026-12-03-000001_replay_guard_purged_by_key/{step}.sql",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+        conn.batch_execute(&sql)
+            .unwrap_or_else(|e| panic!("{step}: {e}"));
+    }
+    drop(conn);
+
+    assert_eq!(
+        post(used).await.map(|r| r.status().as_u16()).ok(),
+        Some(400)
+    );
+    // A logout token never used before is still taken.
+    assert_eq!(
+        post(logout("sid-2"))
+            .await
+            .map(|r| r.status().as_u16())
+            .ok(),
+        Some(200)
+    );
+}
+
 /// A binding stored by provider id (before bindings were kept per issuer) is carried over to the
 /// provider's issuer when the service starts: the bound subject still signs in, another is
 /// refused, and so through every provider entry on that issuer.
@@ -231,6 +298,7 @@ async fn the_tables_laid_out_for_fewer_pages_keep_their_rows(db: TestDb) {
 async_on_both_backends!(
     the_tables_laid_out_for_fewer_pages_keep_their_rows,
     a_token_used_before_the_replay_guard_was_reordered_is_still_refused,
+    a_logout_token_used_before_its_key_began_with_its_expiry_is_still_refused,
     a_binding_not_carried_over_still_binds_both_ways,
     bindings_bind_both_ways_on_an_issuer_with_one_provider_entry,
     a_binding_stored_by_provider_id_is_kept_for_its_issuer,
