@@ -727,6 +727,17 @@ fn replay_keys_remembered_after(now: i64) -> String {
     replay_guard_key(now.saturating_add(1), "")
 }
 
+/// The replay guard's key of a back-channel logout token: [`LOGOUT_KEY_START`], then
+/// `hash_hex` (of its issuer and `jti`), whatever the token's times, so that a `jti` is taken
+/// once per issuer.
+pub fn logout_guard_key(hash_hex: &str) -> String {
+    format!("{LOGOUT_KEY_START}{hash_hex}")
+}
+
+/// The start of every [`logout_guard_key`]: such keys sort after every [`replay_guard_key`]
+/// (hex digits), where the purge finds them as a range of their own.
+const LOGOUT_KEY_START: &str = "logout:";
+
 /// What storing a token's row says of its use: stored, there already, or waited for too long
 /// (a lock timeout).
 fn token_use(stored: Result<bool, StoreError>) -> Result<TokenUse, StoreError> {
@@ -792,17 +803,24 @@ pub fn purge_expired(
         ),
     )
     .execute(conn)?;
-    // The key range finds the rows (there is no index of their expiries); the expiry itself
-    // decides, so that no row ever goes before its time.
+    // Ranges of keys find the rows (there is no index of their expiries): the tokens' by their
+    // start, the logout tokens' apart. The expiry itself decides, so that no row ever goes
+    // before its time.
     let tokens = diesel::delete(
         used_tokens::table
             .filter(used_tokens::token_hash.lt(replay_keys_remembered_after(now)))
             .filter(used_tokens::expires_at.le(now)),
     )
     .execute(conn)?;
+    let logout_tokens = diesel::delete(
+        used_tokens::table
+            .filter(used_tokens::token_hash.ge(LOGOUT_KEY_START))
+            .filter(used_tokens::expires_at.le(now)),
+    )
+    .execute(conn)?;
     Ok(Purged {
         sessions,
-        tokens,
+        tokens: tokens + logout_tokens,
         ..Purged::default()
     })
 }
@@ -904,6 +922,20 @@ mod tests {
         ) {
             let key = replay_guard_key(until, &hash);
             proptest::prop_assert_eq!(key < replay_keys_remembered_after(now), until <= now);
+            proptest::prop_assert!(logout_guard_key(&hash).as_str() >= LOGOUT_KEY_START);
+            proptest::prop_assert!(key.as_str() < LOGOUT_KEY_START);
+        }
+
+        /// The same, around the moment the row may go.
+        #[test]
+        fn a_key_enters_the_purge_range_the_second_its_row_may_go(
+            until in LEEWAY_SECS..(1i64 << 40),
+            after in -2i64..=2,
+            hash in "[0-9a-f]{64}",
+        ) {
+            let key = replay_guard_key(until, &hash);
+            let now = until + after;
+            proptest::prop_assert_eq!(key < replay_keys_remembered_after(now), after >= 0);
         }
     }
 }

@@ -128,10 +128,10 @@ async fn end_sessions(state: &AppState, logout: VerifiedLogout) -> Result<Vec<St
     state
         .db
         .write(move |conn| {
-            let key = db::sessions::replay_guard_key(
-                logout.remember_until,
-                &hash_id(&format!("logout {} {}", logout.issuer, logout.jti)),
-            );
+            let key = db::sessions::logout_guard_key(&hash_id(&format!(
+                "logout {} {}",
+                logout.issuer, logout.jti
+            )));
             if !db::sessions::remember_token(conn, &key, logout.remember_until)? {
                 return Err(Refused::Replayed);
             }

@@ -43,10 +43,10 @@ async fn a_token_used_before_the_replay_guard_was_reordered_is_still_refused(db:
     assert_eq!(app.login(&fresh).await.status(), 200);
 }
 
-/// A back-channel logout token used before every replay-guard key began with its expiry (where
-/// a logout token's key was the hash of its issuer and `jti` alone) is still refused once the
+/// A back-channel logout token used before logout tokens' keys were set apart from ID tokens'
+/// (where its key was the hash of its issuer and `jti` alone) is still refused once the
 /// migration has rewritten its row.
-async fn a_logout_token_used_before_its_key_began_with_its_expiry_is_still_refused(db: TestDb) {
+async fn a_logout_token_used_before_its_key_was_set_apart_is_still_refused(db: TestDb) {
     let app = spawn_signin_app(db).await;
     let now = app.now();
     let logout = |sid: &str| {
@@ -298,7 +298,7 @@ async fn the_tables_laid_out_for_fewer_pages_keep_their_rows(db: TestDb) {
 async_on_both_backends!(
     the_tables_laid_out_for_fewer_pages_keep_their_rows,
     a_token_used_before_the_replay_guard_was_reordered_is_still_refused,
-    a_logout_token_used_before_its_key_began_with_its_expiry_is_still_refused,
+    a_logout_token_used_before_its_key_was_set_apart_is_still_refused,
     a_binding_not_carried_over_still_binds_both_ways,
     bindings_bind_both_ways_on_an_issuer_with_one_provider_entry,
     a_binding_stored_by_provider_id_is_kept_for_its_issuer,

@@ -1,4 +1,3 @@
--- The keys keep their start: an earlier version finds ID tokens' rows by such keys, and looks up
--- back-channel logout tokens' by their hash alone (a logout token used before the downgrade is
--- then not recognised again while it would still be accepted).
+UPDATE used_tokens SET token_hash = substr(token_hash, 8) WHERE token_hash LIKE 'logout:%';
+ALTER TABLE used_tokens ALTER COLUMN token_hash TYPE TEXT COLLATE "default";
 CREATE INDEX used_tokens_expires_at ON used_tokens (expires_at);

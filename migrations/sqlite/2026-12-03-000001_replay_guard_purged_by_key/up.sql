@@ -1,9 +1,7 @@
--- Every replay-guard key starts with when its row may go, less the 60 seconds of leeway (for an
--- ID token its `exp`), in 16 hex digits: the keys order the rows by expiry, and the purge takes
--- the expired ones as a range of keys. Back-channel logout tokens' keys were their hash alone:
--- they get the same start, which their keys are looked up with from now on.
-UPDATE used_tokens
-SET token_hash = printf('%016x', max(expires_at - 60, 0)) || token_hash
-WHERE length(token_hash) = 64;
+-- The replay guard's keys order its rows by expiry: an ID token's key begins with its `exp` (16
+-- hex digits), and the purge takes the expired ones as a range of keys. Back-channel logout
+-- tokens' keys (the hash of their issuer and `jti`, 64 hex digits) now begin with `logout:`, which
+-- sorts after every hex digit: the purge takes them as a range of their own.
+UPDATE used_tokens SET token_hash = 'logout:' || token_hash WHERE length(token_hash) = 64;
 -- The index of expiries served nothing else and cost an entry, and a page, per sign-in.
 DROP INDEX used_tokens_expires_at;
