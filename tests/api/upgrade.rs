@@ -23,16 +23,11 @@ async fn a_token_used_before_the_replay_guard_was_reordered_is_still_refused(db:
         exp + 60
     ))
     .unwrap_or_else(|e| panic!("{e}"));
-    let backend = if app.db.url.starts_with("sqlite") {
-        "sqlite"
-    } else {
-        "postgres"
-    };
-    let migration = std::fs::read_to_string(format!(
-        "{}/migrations/{backend}/2026-11-25-000003_replay_guard_ordered_by_expiry/up.sql",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap_or_else(|e| panic!("{e}"));
+    let migration = migration_sql(
+        &app,
+        "2026-11-25-000003_replay_guard_ordered_by_expiry",
+        "up",
+    );
     conn.batch_execute(&migration)
         .unwrap_or_else(|e| panic!("{e}"));
     drop(conn);
@@ -41,6 +36,20 @@ async fn a_token_used_before_the_replay_guard_was_reordered_is_still_refused(db:
     // A token never used before still signs in.
     let fresh = app.token_for("ana@example.org");
     assert_eq!(app.login(&fresh).await.status(), 200);
+}
+
+/// The SQL of `step` (`up` or `down`) of the migration `name`, for the app's backend.
+fn migration_sql(app: &SignInApp, name: &str, step: &str) -> String {
+    let backend = if app.db.url.starts_with("sqlite") {
+        "sqlite"
+    } else {
+        "postgres"
+    };
+    std::fs::read_to_string(format!(
+        "{}/migrations/{backend}/{name}/{step}.sql",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// A back-channel logout token used before logout tokens' keys were set apart from ID tokens'
@@ -80,17 +89,8 @@ async fn a_logout_token_used_before_its_key_was_set_apart_is_still_refused(db: T
         now + 86_400 + 60
     ))
     .unwrap_or_else(|e| panic!("{e}"));
-    let backend = if app.db.url.starts_with("sqlite") {
-        "sqlite"
-    } else {
-        "postgres"
-    };
     for step in ["down", "up"] {
-        let sql = std::fs::read_to_string(format!(
-            "{}/migrations/{backend}/2026-12-03-000001_replay_guard_purged_by_key/{step}.sql",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .unwrap_or_else(|e| panic!("{e}"));
+        let sql = migration_sql(&app, "2026-12-03-000001_replay_guard_purged_by_key", step);
         conn.batch_execute(&sql)
             .unwrap_or_else(|e| panic!("{step}: {e}"));
     }
