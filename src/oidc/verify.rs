@@ -144,7 +144,7 @@ pub async fn verify_id_token(
     let usable_until = expires.saturating_add(LEEWAY_SECS);
     let fingerprint = crate::db::sessions::replay_guard_key(
         usable_until,
-        &crate::ids::hex(&Sha256::digest(token.signing_input.as_bytes())),
+        &crate::ids::hash_id(token.signing_input),
     );
     Ok(VerifiedToken {
         provider: provider.id.clone(),

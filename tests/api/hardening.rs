@@ -312,13 +312,7 @@ async fn the_replay_guard_keeps_each_token_until_it_could_no_longer_be_used(db: 
         start,
         json!({"sid": "sid-1"}),
     );
-    let logged_out = app
-        .client
-        .post(format!("{}/backchannel-logout", app.address))
-        .form(&[("logout_token", &logout)])
-        .send()
-        .await
-        .expect("send");
+    let logged_out = crate::provider_logout::backchannel(&app, &logout).await;
     assert_eq!(logged_out.status(), 200);
     let purged = || async { state.purge_expired().await.expect("purge").tokens };
 

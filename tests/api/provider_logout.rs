@@ -34,7 +34,8 @@ async fn reload(app: &SignInApp) {
         .expect("reloaded");
 }
 
-async fn backchannel(app: &SignInApp, token: &str) -> reqwest::Response {
+/// Posts `token` to the back-channel logout endpoint.
+pub async fn backchannel(app: &SignInApp, token: &str) -> reqwest::Response {
     app.client
         .post(format!("{}/backchannel-logout", app.address))
         .form(&[("logout_token", token)])
