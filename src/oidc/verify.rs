@@ -495,6 +495,12 @@ async fn check_signature(
     set: Arc<KeySet>,
     token: &UnverifiedToken<'_>,
 ) -> Result<(), VerifyError> {
+    if token.kid_is_not_text {
+        return Err(VerifyError::Refused(
+            Reason::UnknownKey,
+            Some("a kid that is not a string".into()),
+        ));
+    }
     if HMAC_ALGS.contains(&token.alg) {
         return check_hmac(provider, token);
     }

@@ -665,6 +665,18 @@ async fn the_first_failing_rule_decides_across_stages(db: TestDb) {
     // alg none with a kid that is not a string: the algorithm comes first.
     let none = raw_token(r#"{"alg":"none","kid":7}"#, &claims.to_string(), b"");
     assert_refused(app.login(&none).await, 401, "unsupported_alg").await;
+    // A kid that is not a string names no key, a rule after the issuer's.
+    let numbered_kid = json!({"alg": "RS256", "kid": 7});
+    let stranger = claims_with(
+        &app,
+        "ana@example.org",
+        json!({"iss": "https://stranger.example"}),
+    );
+    let from_stranger = sign_token(&app.key, &numbered_kid, &stranger);
+    assert_refused(app.login(&from_stranger).await, 401, "unknown_issuer").await;
+    let fine = claims_with(&app, "ana@example.org", json!({}));
+    let numbered = sign_token(&app.key, &numbered_kid, &fine);
+    assert_refused(app.login(&numbered).await, 401, "unknown_key").await;
 }
 
 async fn concurrent_first_sign_ins_bind_one_subject(db: TestDb) {

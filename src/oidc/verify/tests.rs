@@ -220,6 +220,7 @@ fn hmac_signatures_verify_with_their_own_hash_and_the_client_secret() {
             signature,
             alg,
             kid: None,
+            kid_is_not_text: false,
             claims: Map::new(),
         };
     let bad = |result: Result<(), VerifyError>| {
