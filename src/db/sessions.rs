@@ -589,9 +589,10 @@ pub fn delete_provider_session(
     .load(conn)?)
 }
 
-/// Ends the sessions of `subject` at `issuer`: those that remember them, and those made before
-/// sessions remembered them, signed in through `provider` by the member bound to that subject;
-/// the id hashes of those ended. A scan of the sessions (no index has their subjects): such a
+/// Ends the sessions of `subject` at `issuer` signed in through `provider` (another provider
+/// entry on the same issuer is another client, whose sessions this logout is not for): those
+/// that remember them, and those made before sessions remembered them by the member bound to
+/// that subject; the id hashes of those ended. A scan of the sessions (no index has their subjects): such a
 /// logout, naming no `sid`, is rare, and an index would cost every sign-in a page.
 pub fn delete_subject_sessions(
     conn: &mut AnyConnection,
@@ -602,7 +603,8 @@ pub fn delete_subject_sessions(
     let mut ended: Vec<String> = diesel::delete(
         sessions::table
             .filter(sessions::issuer.eq(issuer))
-            .filter(sessions::subject.eq(subject)),
+            .filter(sessions::subject.eq(subject))
+            .filter(sessions::provider.eq(provider)),
     )
     .returning(sessions::id_hash)
     .load(conn)?;

@@ -368,7 +368,15 @@ pub async fn verify_logout_token(
     if !has_event {
         return Err(refuse("no back-channel logout event"));
     }
-    let (sid, subject) = (text("sid"), text("sub"));
+    // A `sid` or `sub` that is there must be usable: left out, it would widen the logout (a
+    // bad `sid` beside a `sub` would end every session of the member).
+    let optional_text = |name: &str| match claims.get(name) {
+        None => Ok(None),
+        Some(_) => text(name)
+            .map(Some)
+            .ok_or_else(|| refuse(&format!("a {name} that is not a text of 1 to 256 bytes"))),
+    };
+    let (sid, subject) = (optional_text("sid")?, optional_text("sub")?);
     if sid.is_none() && subject.is_none() {
         return Err(refuse("neither sid nor sub"));
     }

@@ -70,6 +70,13 @@ async fn every_refused_logout_token_leaves_the_session_alive(db: TestDb) {
             token(json!({"sid": "sid-1", "events": {"urn:other": {}}})),
         ),
         ("neither sid nor sub", token(json!({}))),
+        // A sid or sub that is there but unusable refuses the token: left out, the first would
+        // end every session of the member, the second this one.
+        (
+            "a sid that is no text",
+            token(json!({"sid": 7, "sub": "ana-sub"})),
+        ),
+        ("an empty sub", token(json!({"sid": "sid-1", "sub": ""}))),
         ("no jti", token(json!({"sid": "sid-1", "jti": null}))),
         ("the jti again", replayed.clone()),
         (
@@ -213,6 +220,32 @@ async fn a_logout_token_ends_the_sessions_it_names(db: TestDb) {
             .count(),
         2
     );
+}
+
+/// A logout naming only `sub` is for the sessions of the provider entry (the client) it is
+/// addressed to: another entry on the same issuer keeps its own.
+async fn a_logout_by_subject_ends_only_its_entrys_sessions(db: TestDb) {
+    let app = spawn_signin_app(db).await;
+    app.add_member("ana@example.org");
+    let mock_session = signed_in(&app, "sid-1").await;
+    let mut claims = app.provider.claims("ana@example.org", app.now());
+    claims["aud"] = json!("strict-client");
+    claims["sub"] = json!("ana-sub");
+    let strict = app.login(&app.provider.token(&app.key, &claims)).await;
+    assert_eq!(strict.status(), 200);
+    let strict_session = session_cookie(&strict).expect("cookie").0;
+    let by_sub = |client: &str| {
+        app.provider
+            .logout_token(&app.key, client, app.now(), json!({"sub": "ana-sub"}))
+    };
+    assert_eq!(backchannel(&app, &by_sub(CLIENT_ID)).await.status(), 200);
+    assert!(!live(&app, &mock_session).await);
+    assert!(live(&app, &strict_session).await);
+    assert_eq!(
+        backchannel(&app, &by_sub("strict-client")).await.status(),
+        200
+    );
+    assert!(!live(&app, &strict_session).await);
 }
 
 async fn signing_out_in_a_browser_signs_out_at_the_provider(db: TestDb) {
@@ -507,6 +540,7 @@ crate::helpers::async_on_both_backends!(
     a_reload_that_closes_a_domain_ends_its_sessions,
     every_refused_logout_token_leaves_the_session_alive,
     a_logout_token_ends_the_sessions_it_names,
+    a_logout_by_subject_ends_only_its_entrys_sessions,
     signing_out_in_a_browser_signs_out_at_the_provider,
     front_channel_logout_ends_the_provider_session,
     a_reload_ends_what_it_no_longer_allows,
