@@ -648,16 +648,25 @@ fn check_audience(claims: &Map<String, Value>, provider: &Provider) -> Result<()
     }
 }
 
-/// A JSON NumericDate (seconds, possibly fractional) as whole seconds, rounded down.
+/// A JSON NumericDate (seconds, possibly fractional) as whole seconds, rounded down. A number
+/// beyond what is kept to the second (an integer past `i64`, a fraction of 10^15 or more) is
+/// the far future or the far past, and the rules judge it as such: an `exp` there is
+/// `bad_lifetime` whether it is written as an integer or not.
 fn numeric_date(value: &Value) -> Option<i64> {
-    match value {
-        Value::Number(n) => n.as_i64().or_else(|| {
-            n.as_f64()
-                .filter(|f| f.is_finite() && f.abs() < 1e15)
-                .map(|f| f.floor() as i64)
-        }),
-        _ => None,
+    let Value::Number(n) = value else {
+        return None;
+    };
+    if let Some(seconds) = n.as_i64() {
+        return Some(seconds);
     }
+    let f = n.as_f64().filter(|f| f.is_finite())?;
+    Some(if f.abs() < 1e15 {
+        f.floor() as i64
+    } else if f > 0.0 {
+        i64::MAX
+    } else {
+        i64::MIN
+    })
 }
 
 #[cfg(test)]

@@ -233,6 +233,19 @@ async fn tokens_valid_for_more_than_a_day_are_refused(db: TestDb) {
         )
         .await;
     }
+    // The far future in other spellings: beyond i64, and as a fraction.
+    for exp in [
+        json!(9_223_372_036_854_775_808_u64),
+        json!(1e16),
+        json!(1.5e300),
+    ] {
+        assert_refused(
+            app.login(&token(json!({"exp": exp}))).await,
+            401,
+            "bad_lifetime",
+        )
+        .await;
+    }
     let early_iat = token(json!({"iat": now - 600, "exp": now + 86_400 - 599}));
     assert_refused(app.login(&early_iat).await, 401, "bad_lifetime").await;
     let a_day = token(json!({"iat": now, "exp": now + 86_400}));
