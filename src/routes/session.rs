@@ -177,11 +177,13 @@ async fn auth(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
 /// `/forward-auth`: the same check for proxies that pass idgate's answer on to the browser
 /// (Traefik `forwardAuth`, Caddy `forward_auth`): a browser's page request that is refused is
 /// sent to sign in (`302` to `/login?redirect=<the original URL>`); anything else refused is
-/// `401`, as on `/auth`.
+/// `401`, as on `/auth`. So is an API account's session used from an address not its own:
+/// signing in again from there would be refused by the same rule.
 async fn forward_auth(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let checked = identify(&req, &state).await;
     if let Err(refusal) = &checked
         && refusal.failure() != Failure::Unavailable
+        && refusal.failure() != Failure::Refused(Reason::ApiAccountIp)
         && let Some(original) = original_page(&req, &state)
         && let Some(base) = request::public_base(&req, &state)
     {
