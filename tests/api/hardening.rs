@@ -92,6 +92,26 @@ async fn refused_attempts_beyond_the_limit_store_nothing(db: TestDb) {
     assert_eq!(elsewhere.status(), 400);
 }
 
+/// An IPv6 client holds a whole /64, and changes addresses within it at will: the limit counts
+/// the /64 as one address.
+async fn an_ipv6_prefix_shares_one_allowance(db: TestDb) {
+    let app = spawn_signin_app_configured(db, limited(2), |_| {}).await;
+    let garbage = |from: &'static str| {
+        app.client
+            .post(format!("{}/authenticate", app.address))
+            .header("X-Forwarded-For", from)
+            .form(&[("action", "login"), ("id_token", "not.a.token")])
+            .send()
+    };
+    for from in ["2001:db8:1:2::1", "2001:db8:1:2:ffff::7"] {
+        assert_refused(garbage(from).await.expect("send"), 400, "malformed").await;
+    }
+    let same_prefix = garbage("2001:db8:1:2:abcd::9").await.expect("send");
+    assert_eq!(same_prefix.status(), 429);
+    let next_prefix = garbage("2001:db8:1:3::1").await.expect("send");
+    assert_eq!(next_prefix.status(), 400);
+}
+
 async fn one_email_is_one_member(db: TestDb) {
     let app = spawn_signin_app(db).await;
     app.add_member("kate@example.org");
@@ -519,6 +539,7 @@ async fn malformed_requests_are_not_logged_as_server_errors() {
 
 crate::helpers::async_on_both_backends!(
     refused_attempts_beyond_the_limit_store_nothing,
+    an_ipv6_prefix_shares_one_allowance,
     one_email_is_one_member,
     an_api_accounts_session_holds_only_from_its_addresses,
     logout_from_another_sites_page_is_refused,
