@@ -338,6 +338,23 @@ async fn front_channel_logout_ends_the_provider_session(db: TestDb) {
         401
     );
     assert!(live(&app, &other).await);
+    // Without parameters: the browser's own session, and only from idgate's own origin.
+    let own = |site: Option<&'static str>| {
+        let mut request = app
+            .client
+            .get(format!("{}/frontchannel-logout", app.address))
+            .header("Cookie", format!("idgate_session={other}"));
+        if let Some(site) = site {
+            request = request.header("Sec-Fetch-Site", site);
+        }
+        request.send()
+    };
+    for site in [None, Some("cross-site"), Some("same-site")] {
+        assert_eq!(own(site).await.expect("send").status(), 200);
+        assert!(live(&app, &other).await, "{site:?}");
+    }
+    assert_eq!(own(Some("same-origin")).await.expect("send").status(), 200);
+    assert!(!live(&app, &other).await);
 }
 
 /// Two instances on one PostgreSQL database, each with the session cache on: a back-channel
