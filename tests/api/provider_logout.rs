@@ -20,6 +20,15 @@ async fn signed_in(app: &SignInApp, sid: &str) -> String {
     session_cookie(&response).expect("cookie").0
 }
 
+/// Ana's claims for the provider entry `strict`: the mock's issuer, another client id, the same
+/// subject as [`signed_in`]'s.
+fn strict_claims(app: &SignInApp) -> Value {
+    let mut claims = app.provider.claims("ana@example.org", app.now());
+    claims["aud"] = json!("strict-client");
+    claims["sub"] = json!("ana-sub");
+    claims
+}
+
 /// Reloads the app's configuration file (as SIGHUP would: the endpoint needs an administrator)
 /// through a state on the app's database, where what it revokes is decided.
 async fn reload(app: &SignInApp) {
@@ -228,10 +237,9 @@ async fn a_logout_by_subject_ends_only_its_entrys_sessions(db: TestDb) {
     let app = spawn_signin_app(db).await;
     app.add_member("ana@example.org");
     let mock_session = signed_in(&app, "sid-1").await;
-    let mut claims = app.provider.claims("ana@example.org", app.now());
-    claims["aud"] = json!("strict-client");
-    claims["sub"] = json!("ana-sub");
-    let strict = app.login(&app.provider.token(&app.key, &claims)).await;
+    let strict = app
+        .login(&app.provider.token(&app.key, &strict_claims(&app)))
+        .await;
     assert_eq!(strict.status(), 200);
     let strict_session = session_cookie(&strict).expect("cookie").0;
     let by_sub = |client: &str| {
@@ -421,9 +429,7 @@ async fn a_reload_ends_what_it_no_longer_allows(db: TestDb) {
     app.add_member("ana@example.org");
     let mock_session = signed_in(&app, "sid-1").await;
     // A session and a code through `strict` (same issuer, another client).
-    let mut claims = app.provider.claims("ana@example.org", app.now());
-    claims["aud"] = json!("strict-client");
-    claims["sub"] = json!("ana-sub");
+    let mut claims = strict_claims(&app);
     let strict_token = app.provider.token(&app.key, &claims);
     let strict = app.login(&strict_token).await;
     assert_eq!(strict.status(), 200);
