@@ -154,8 +154,8 @@ async fn end_sessions(state: &AppState, logout: VerifiedLogout) -> Result<Vec<St
 }
 
 /// `GET /frontchannel-logout?iss=…&sid=…`: ends that provider session's sessions (without
-/// `iss` and `sid`, the browser's own, unless another site's page asked) and answers an empty
-/// page the provider may frame.
+/// `iss` and `sid`, the browser's own, for a request from idgate's own origin only) and answers
+/// an empty page the provider may frame.
 async fn frontchannel(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     // A parameter given twice names nothing: nothing is ended.
     let (params, parsed) = match Params::parse(&[req.query_string().as_bytes()]) {
