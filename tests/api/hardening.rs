@@ -92,6 +92,36 @@ async fn refused_attempts_beyond_the_limit_store_nothing(db: TestDb) {
     assert_eq!(elsewhere.status(), 400);
 }
 
+/// Refused requests at `/callback` and `/backchannel-logout` are anonymous writes too: beyond
+/// the allowance `/callback` answers `429` and neither stores its refusal (a back-channel
+/// refusal stays `400`, as a provider expects of a bad logout token).
+async fn refusals_at_the_callback_and_the_back_channel_are_limited(db: TestDb) {
+    let app = spawn_signin_app_configured(db, limited(2), |_| {}).await;
+    let callback = || {
+        app.client
+            .get(format!(
+                "{}/callback?code=x&state=nothing-started",
+                app.address
+            ))
+            .send()
+    };
+    for _ in 0..2 {
+        assert_eq!(callback().await.expect("send").status(), 400);
+    }
+    assert_eq!(events(&app).len(), 2);
+    let limited = callback().await.expect("send");
+    assert_eq!(limited.status(), 429);
+    assert!(limited.headers().get("retry-after").is_some());
+    assert_eq!(events(&app).len(), 2, "nothing stored beyond the limit");
+    // A minute on, the back channel: two refusals stored, the third only answered.
+    app.clock.advance(60);
+    for _ in 0..3 {
+        let refused = crate::provider_logout::backchannel(&app, "not.a.token").await;
+        assert_eq!(refused.status(), 400);
+    }
+    assert_eq!(events(&app).len(), 4, "two refusals stored, the third not");
+}
+
 /// An IPv6 client holds a whole /64, and changes addresses within it at will: the limit counts
 /// the /64 as one address.
 async fn an_ipv6_prefix_shares_one_allowance(db: TestDb) {
@@ -540,6 +570,7 @@ async fn malformed_requests_are_not_logged_as_server_errors() {
 crate::helpers::async_on_both_backends!(
     refused_attempts_beyond_the_limit_store_nothing,
     an_ipv6_prefix_shares_one_allowance,
+    refusals_at_the_callback_and_the_back_channel_are_limited,
     one_email_is_one_member,
     an_api_accounts_session_holds_only_from_its_addresses,
     logout_from_another_sites_page_is_refused,
