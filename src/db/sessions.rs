@@ -592,8 +592,9 @@ pub fn delete_provider_session(
 /// Ends the sessions of `subject` at `issuer` signed in through `provider` (another provider
 /// entry on the same issuer is another client, whose sessions this logout is not for): those
 /// that remember them, and those made before sessions remembered them by the member bound to
-/// that subject; the id hashes of those ended. A scan of the sessions (no index has their subjects): such a
-/// logout, naming no `sid`, is rare, and an index would cost every sign-in a page.
+/// that subject; the id hashes of those ended. A scan of the sessions (no index has their
+/// subjects): such a logout, naming no `sid`, is rare, and an index would cost every sign-in a
+/// page.
 pub fn delete_subject_sessions(
     conn: &mut AnyConnection,
     issuer: &str,
