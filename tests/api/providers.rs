@@ -534,6 +534,101 @@ async fn probe_reports_unreachable_providers_wrong_issuers_and_passes_good_ones(
     );
 }
 
+/// What would fail a provider's first sign-in is reported at its `authorityUrl`: no signing
+/// algorithm in common, no key for the algorithms in common, a provider that answers with an
+/// error status or whose name does not resolve; and, as a warning that does not fail the check,
+/// a discovery document whose `claims_supported` lacks `email`.
+#[tokio::test]
+async fn probe_reports_what_would_fail_the_first_sign_in() {
+    let provider = MockProvider::start(vec![TestKey::rsa("rsa1", "rsa1")]).await;
+    let dir = temp_dir();
+    let probe = |authority: &str, more: &str| {
+        let path = dir.path().join("identity.yaml");
+        std::fs::write(
+            &path,
+            format!(
+                "providers:\n  - id: p\n    title: P\n    authorityUrl: {authority}\n    clientId: c\n{more}"
+            ),
+        )
+        .expect("write");
+        let mut command = idgate_command(dir.path());
+        command.args(["check-config", "--probe"]).arg(&path);
+        async move {
+            tokio::task::spawn_blocking(move || command.output())
+                .await
+                .expect("task")
+                .expect("run")
+        }
+    };
+    let refused = |output: &std::process::Output, message: &str| {
+        assert_eq!(output.status.code(), Some(1), "{}", stdout(output));
+        assert!(
+            stdout(output).contains(&format!(":4:19: {message}")),
+            "{message}: {}",
+            stdout(output)
+        );
+    };
+    let none_in_common = probe(
+        &provider.url,
+        "    clientSecret: 0123456789abcdef0123456789abcdef\n    idTokenSigningAlgs: [HS256]\n",
+    )
+    .await;
+    refused(
+        &none_in_common,
+        "provider `p` signs ID tokens with RS256, ES256, EdDSA and idgate accepts HS256 of it: no algorithm in common",
+    );
+    // ES256 is in common, but the provider publishes only an RSA key.
+    let no_key = probe(&provider.url, "    idTokenSigningAlgs: [ES256]\n").await;
+    refused(
+        &no_key,
+        &format!(
+            "provider `p` publishes no key usable for ES256 at {}/jwks",
+            provider.url
+        ),
+    );
+    let unknown_name = probe("https://idgate-probe.invalid", "").await;
+    refused(&unknown_name, "provider `p` is unreachable: ");
+    assert!(
+        stdout(&unknown_name).contains("DNS"),
+        "{}",
+        stdout(&unknown_name)
+    );
+    provider.set_down(true);
+    let failing = probe(&provider.url, "").await;
+    refused(
+        &failing,
+        &format!(
+            "provider `p` is unreachable: {}/.well-known/openid-configuration answered HTTP 503",
+            provider.url
+        ),
+    );
+    provider.set_down(false);
+
+    provider.set_claims_supported(Some(&["sub", "name"]));
+    let without_email = probe(&provider.url, "").await;
+    assert_eq!(
+        without_email.status.code(),
+        Some(0),
+        "{}",
+        stdout(&without_email)
+    );
+    assert!(
+        stdout(&without_email).contains(
+            ":4:19: warning: provider `p` does not list `email` in claims_supported: email will be read from userinfo"
+        ) && stdout(&without_email).contains(": ok ("),
+        "{}",
+        stdout(&without_email)
+    );
+    provider.set_claims_supported(Some(&["sub", "email"]));
+    let with_email = probe(&provider.url, "").await;
+    assert_eq!(with_email.status.code(), Some(0));
+    assert!(
+        !stdout(&with_email).contains("warning"),
+        "{}",
+        stdout(&with_email)
+    );
+}
+
 #[tokio::test]
 async fn readyz_says_what_is_known_of_each_provider() {
     let app = spawn(TestDb::sqlite()).await;

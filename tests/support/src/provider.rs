@@ -201,6 +201,8 @@ struct Served {
     jwks_body: Option<Vec<u8>>,
     /// Whether discovery names an end-session endpoint (RP-Initiated Logout).
     end_session: bool,
+    /// The `claims_supported` discovery lists, when set (none is listed otherwise).
+    claims_supported: Option<Vec<String>>,
 }
 
 /// A code the authorization endpoint issued.
@@ -233,9 +235,15 @@ impl Shared {
 
 async fn discovery(shared: web::Data<Shared>) -> HttpResponse {
     shared.discovery_fetches.fetch_add(1, Ordering::SeqCst);
-    let (down, issuer, send_iss, end_session) = {
+    let (down, issuer, send_iss, end_session, claims_supported) = {
         let s = shared.served();
-        (s.down, s.issuer.clone(), s.send_iss, s.end_session)
+        (
+            s.down,
+            s.issuer.clone(),
+            s.send_iss,
+            s.end_session,
+            s.claims_supported.clone(),
+        )
     };
     if down {
         return HttpResponse::ServiceUnavailable().finish();
@@ -255,6 +263,9 @@ async fn discovery(shared: web::Data<Shared>) -> HttpResponse {
     });
     if end_session {
         document["end_session_endpoint"] = json!(format!("{base}/end-session"));
+    }
+    if let Some(claims) = claims_supported {
+        document["claims_supported"] = json!(claims);
     }
     HttpResponse::Ok().json(document)
 }
@@ -500,6 +511,7 @@ impl MockProvider {
                 userinfo_down: false,
                 jwks_body: None,
                 end_session: false,
+                claims_supported: None,
             }),
             jwks_fetches: AtomicUsize::new(0),
             discovery_fetches: AtomicUsize::new(0),
@@ -562,6 +574,12 @@ impl MockProvider {
     /// Whether discovery names an end-session endpoint (`{url}/end-session`).
     pub fn set_end_session(&self, offered: bool) {
         self.served().end_session = offered;
+    }
+
+    /// The claims discovery lists as `claims_supported` (`None`: the member is left out).
+    pub fn set_claims_supported(&self, claims: Option<&[&str]>) {
+        self.served().claims_supported =
+            claims.map(|c| c.iter().map(ToString::to_string).collect());
     }
 
     /// A back-channel logout token signed by `key`, for `aud`, with `claims` added (`null`
