@@ -11,17 +11,30 @@ type LogLines = std::io::Lines<BufReader<std::process::ChildStderr>>;
 /// Starts `idgate serve` in `dir` with the example `identity.yaml` and every default but the
 /// port, JSON logs on a pipe; returns the process, its log still to read, and its port.
 fn serve_with_defaults(dir: &Path) -> (Child, LogLines, u64) {
+    let (child, lines, port, _) = serve_listening(dir, "127.0.0.1:0", &[]);
+    (child, lines, port)
+}
+
+/// As [`serve_with_defaults`], listening on `listen`, with `extra` arguments; also returns the
+/// log events written before idgate served.
+fn serve_listening(
+    dir: &Path,
+    listen: &str,
+    extra: &[&str],
+) -> (Child, LogLines, u64, Vec<serde_json::Value>) {
     std::fs::copy(repo_path("identity.yaml"), dir.join("identity.yaml"))
         .unwrap_or_else(|e| panic!("{e}"));
     let mut child = idgate_command(dir)
         .env("IDGATE_LOG_FORMAT", "json")
-        .env("IDGATE_LISTEN", "127.0.0.1:0")
+        .env("IDGATE_LISTEN", listen)
         .arg("serve")
+        .args(extra)
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("{e}"));
     let stderr = child.stderr.take().unwrap_or_else(|| panic!("no stderr"));
     let mut lines = BufReader::new(stderr).lines();
+    let mut before = Vec::new();
     let port = loop {
         let line = match lines.next() {
             Some(Ok(line)) => line,
@@ -33,15 +46,27 @@ fn serve_with_defaults(dir: &Path) -> (Child, LogLines, u64) {
         if event["message"] == "idgate is serving" {
             break event["port"].as_u64().unwrap_or_default();
         }
+        before.push(event);
     };
-    (child, lines, port)
+    (child, lines, port, before)
+}
+
+/// Stops a server started here with SIGTERM and checks that it exits 0.
+fn stop(mut child: Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(status.success());
+    let exit = child.wait().unwrap_or_else(|e| panic!("{e}"));
+    assert!(exit.success(), "graceful shutdown exits 0: {exit:?}");
 }
 
 #[tokio::test]
 async fn serve_with_defaults_creates_its_database_answers_and_stops_on_sigterm() {
     let dir = temp_dir();
     // The log stays open (and unread) until the end.
-    let (mut child, _log, port) = serve_with_defaults(dir.path());
+    let (child, _log, port) = serve_with_defaults(dir.path());
     assert!(
         dir.path().join("idgate.db").exists(),
         "the SQLite file is created on first start"
@@ -50,13 +75,42 @@ async fn serve_with_defaults_creates_its_database_answers_and_stops_on_sigterm()
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(health.status(), 200);
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert!(status.success());
-    let exit = child.wait().unwrap_or_else(|e| panic!("{e}"));
-    assert!(exit.success(), "graceful shutdown exits 0: {exit:?}");
+    stop(child);
+}
+
+/// Without `--public-url`, idgate takes its address from each request's `Host`, which is for
+/// development: `serve` warns of it at start unless it listens on a loopback address only.
+#[tokio::test]
+async fn serve_warns_without_a_public_url_unless_it_listens_on_loopback() {
+    let warned = |events: &[serde_json::Value]| {
+        events.iter().any(|event| {
+            event["level"] == "WARN"
+                && event["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with("--public-url is not set"))
+                && event["listen"].is_string()
+        })
+    };
+    for (listen, extra, warns, health) in [
+        ("0.0.0.0:0", &[][..], true, "/healthz"),
+        ("127.0.0.1:0", &[][..], false, "/healthz"),
+        (
+            "0.0.0.0:0",
+            &["--public-url", "https://docs.example.org/sso"][..],
+            false,
+            "/sso/healthz",
+        ),
+    ] {
+        let dir = temp_dir();
+        let (child, _log, port, before) = serve_listening(dir.path(), listen, extra);
+        assert_eq!(warned(&before), warns, "{listen} {extra:?}: {before:?}");
+        // Serving, whatever the warning (and past the start, so that SIGTERM is handled).
+        let health = reqwest::get(format!("http://127.0.0.1:{port}{health}"))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(health.status(), 200);
+        stop(child);
+    }
 }
 
 #[test]
@@ -79,7 +133,7 @@ fn serve_refuses_an_invalid_configuration_with_its_errors() {
 #[tokio::test]
 async fn serve_keeps_answering_when_its_log_pipe_closes() {
     let dir = temp_dir();
-    let (mut child, lines, port) = serve_with_defaults(dir.path());
+    let (child, lines, port) = serve_with_defaults(dir.path());
     // The reader goes away (a log collector that died): every log line now fails to write.
     drop(lines);
     for path in ["/readyz", "/session", "/login"] {
@@ -92,9 +146,5 @@ async fn serve_keeps_answering_when_its_log_pipe_closes() {
             answer.status()
         );
     }
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let exit = child.wait().unwrap_or_else(|e| panic!("{e}"));
-    assert!(exit.success(), "graceful shutdown exits 0: {exit:?}");
+    stop(child);
 }
