@@ -682,6 +682,36 @@ async fn idgate_serves_under_the_path_of_its_public_url(db: TestDb) {
         .expect("page");
     assert!(page.contains(r#"action="/sso/login""#), "{page}");
     assert!(page.contains(r#"href="/sso/login/mock""#), "{page}");
+    // Email-first: an address whose domain signs in through one provider goes there, under
+    // the path.
+    let email_first = get("/sso/login?email=bo%40other-only.example.org&redirect=%2Fdocs%2Fa")
+        .await
+        .expect("send");
+    assert_eq!(email_first.status(), 303);
+    assert_eq!(
+        location(&email_first),
+        "/sso/login/other?login_hint=bo%40other-only.example.org&redirect=%2Fdocs%2Fa"
+    );
+    // Forward-auth: a browser's page request without a session is sent to the sign-in page
+    // under the path of the public URL.
+    let forward = app
+        .client
+        .get(format!("{}/sso/forward-auth", app.address))
+        .header("X-Forwarded-Method", "GET")
+        .header("X-Forwarded-Proto", "https")
+        .header("X-Forwarded-Host", "docs.example.org")
+        .header("X-Forwarded-Uri", "/space/doc?a=1")
+        .header("Accept", "text/html")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(forward.status(), 302);
+    assert_eq!(
+        location(&forward),
+        format!(
+            "http://127.0.0.1:{port}/sso/login?redirect=https%3A%2F%2Fdocs.example.org%2Fspace%2Fdoc%3Fa%3D1"
+        )
+    );
 
     let started = get("/sso/login/mock?redirect=/docs/a").await.expect("send");
     assert_eq!(started.status(), 302);
