@@ -242,3 +242,70 @@ async fn a_jwks_over_one_mebibyte_is_refused() {
     let response = app.login(&app.token_for("ana@example.org")).await;
     assert_refused(response, 503, "unavailable").await;
 }
+
+/// A token naming an unknown key just after the JWKS was fetched gets no second fetch, and the
+/// skipped refetch is logged at debug level with the time the next one is allowed.
+#[tokio::test]
+async fn a_skipped_refetch_is_logged_with_the_next_allowed_time() {
+    use idgate_test_support::provider::{CLIENT_ID, MockProvider};
+    let provider = MockProvider::start(vec![TestKey::rsa("rsa1", "rsa1")]).await;
+    let dir = crate::helpers::temp_dir();
+    std::fs::write(
+        dir.path().join("identity.yaml"),
+        format!(
+            "providers:\n  - id: mock\n    title: Mock\n    authorityUrl: {}\n    clientId: {CLIENT_ID}\ndomains:\n  - name: example.org\n    authentication: external\n",
+            provider.url
+        ),
+    )
+    .expect("write");
+    let db = TestDb::sqlite();
+    let mut serve = crate::helpers::ServeProcess::start_logging(
+        dir.path(),
+        &db.url,
+        &[],
+        Some("info,idgate::oidc::keys=debug"),
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .expect("clock");
+    let unknown = TestKey::rsa("rsa1", "not-published");
+    let token = provider.token(&unknown, &provider.claims("ana@example.org", now));
+    let refused = reqwest::Client::new()
+        .post(format!("{}/authenticate", serve.address))
+        .form(&[("action", "login"), ("id_token", token.as_str())])
+        .send()
+        .await
+        .expect("send");
+    let body: serde_json::Value = refused.json().await.expect("json");
+    assert_eq!(body["error"]["id"], "unknown_key", "{body}");
+    // The first fetch was for this very sign-in: the refetch is skipped.
+    assert_eq!(provider.jwks_fetches(), 1);
+    // The refusal's security event comes after the key lookup's lines.
+    let events = serve.events_until("security event");
+    let skipped = events
+        .iter()
+        .find(|event| {
+            event["message"] == "unknown key: the JWKS was fetched too recently to fetch it again"
+        })
+        .unwrap_or_else(|| panic!("no skipped refetch logged: {events:?}"));
+    assert_eq!(skipped["level"], "DEBUG", "{skipped}");
+    assert_eq!(skipped["provider"], "mock", "{skipped}");
+    // Five seconds after the fetch, which was made at `now` or a few seconds after.
+    let next = skipped["next_allowed_at"].as_str().unwrap_or_default();
+    let allowed: Vec<String> = (now + 5..=now + 10)
+        .map(|at| {
+            time::OffsetDateTime::from_unix_timestamp(at)
+                .ok()
+                .and_then(|t| {
+                    t.format(&time::format_description::well_known::Rfc3339)
+                        .ok()
+                })
+                .unwrap_or_default()
+        })
+        .collect();
+    assert!(
+        allowed.iter().any(|a| a == next),
+        "{next} not in {allowed:?}"
+    );
+}

@@ -43,8 +43,22 @@ pub struct ServeProcess {
 impl ServeProcess {
     /// Starts `idgate serve` in `dir` on a random port with JSON logs, and waits until it serves.
     pub fn start(dir: &Path, database_url: &str, extra: &[&str]) -> ServeProcess {
+        Self::start_logging(dir, database_url, extra, None)
+    }
+
+    /// As [`ServeProcess::start`], with the log filter `RUST_LOG=filter` when given.
+    pub fn start_logging(
+        dir: &Path,
+        database_url: &str,
+        extra: &[&str],
+        filter: Option<&str>,
+    ) -> ServeProcess {
         use std::io::BufRead as _;
-        let mut child = idgate_command(dir)
+        let mut command = idgate_command(dir);
+        if let Some(filter) = filter {
+            command.env("RUST_LOG", filter);
+        }
+        let mut child = command
             .env("IDGATE_LOG_FORMAT", "json")
             .args([
                 "serve",
