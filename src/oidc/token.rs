@@ -31,11 +31,19 @@ pub struct UnverifiedToken<'a> {
     pub signature: Vec<u8>,
     /// One of [`ALLOWED_ALGS`], or of the HMAC algorithms where the caller allowed them.
     pub alg: &'static str,
-    pub kid: Option<String>,
-    /// The header has a `kid` that is not a string: it names no key, which the key rule
-    /// refuses (`unknown_key`) in its turn, after the rules before it.
-    pub kid_is_not_text: bool,
+    pub kid: KeyId,
     pub claims: Map<String, Value>,
+}
+
+/// The header's `kid`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyId {
+    /// No `kid`: the one key that fits the algorithm, if only one does.
+    Absent,
+    Named(String),
+    /// A `kid` that is not a string: it names no key, which the key rule refuses
+    /// (`unknown_key`) in its turn, after the rules before it.
+    NotText,
 }
 
 /// Checks the token's shape, algorithm (asymmetric only) and type, in that order.
@@ -114,10 +122,10 @@ pub fn parse_with<'r>(
     }
 
     // A `kid` that is not a string names no key; the key rule says so, in its turn.
-    let (kid, kid_is_not_text) = match header.get("kid") {
-        None => (None, false),
-        Some(Value::String(kid)) => (Some(kid.clone()), false),
-        Some(_) => (None, true),
+    let kid = match header.get("kid") {
+        None => KeyId::Absent,
+        Some(Value::String(kid)) => KeyId::Named(kid.clone()),
+        Some(_) => KeyId::NotText,
     };
 
     Ok(UnverifiedToken {
@@ -125,7 +133,6 @@ pub fn parse_with<'r>(
         signature,
         alg,
         kid,
-        kid_is_not_text,
         claims,
     })
 }
@@ -242,7 +249,7 @@ mod tests {
         let raw = token(r#"{"alg":"RS256","kid":"k1","typ":"JWT"}"#, PAYLOAD, b"sig");
         let t = parse(&raw).unwrap_or_else(|r| unreachable!("{r}"));
         assert_eq!(t.alg, "RS256");
-        assert_eq!(t.kid.as_deref(), Some("k1"));
+        assert_eq!(t.kid, KeyId::Named("k1".into()));
         assert_eq!(t.signature, b"sig");
         assert_eq!(t.claims["sub"], "1");
         assert_eq!(
@@ -376,14 +383,13 @@ mod tests {
     fn key_headers_are_ignored_not_used() {
         let header = r#"{"alg":"RS256","jku":"https://evil.example/jwks","jwk":{"kty":"RSA"},"x5u":"https://evil.example/c","x5c":["AA"]}"#;
         let raw = token(header, PAYLOAD, b"s");
-        assert_eq!(parse(&raw).map(|t| t.kid), Ok(None));
+        assert_eq!(parse(&raw).map(|t| t.kid), Ok(KeyId::Absent));
     }
 
     #[test]
     fn a_kid_that_is_not_a_string_names_no_key_and_comes_after_the_algorithm() {
         let raw = token(r#"{"alg":"RS256","kid":7}"#, PAYLOAD, b"s");
-        let parsed = parse(&raw).map(|t| (t.kid, t.kid_is_not_text));
-        assert_eq!(parsed, Ok((None, true)));
+        assert_eq!(parse(&raw).map(|t| t.kid), Ok(KeyId::NotText));
         let raw = token(r#"{"alg":"none","kid":7}"#, PAYLOAD, b"s");
         assert_eq!(parse(&raw), Err(Reason::UnsupportedAlg));
     }

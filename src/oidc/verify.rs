@@ -10,7 +10,7 @@ use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 
 use super::keys::{KeyError, KeyLookup, KeySet, KeyStore, Metadata};
-use super::token::{self, ALLOWED_ALGS, TokenKind, UnverifiedToken};
+use super::token::{self, ALLOWED_ALGS, KeyId, TokenKind, UnverifiedToken};
 use super::userinfo;
 use crate::identity::{EmailSource, HMAC_ALGS, IdentityConfig, Provider, TENANT_PLACEHOLDER};
 use crate::members::Email;
@@ -503,16 +503,19 @@ async fn check_signature(
     set: Arc<KeySet>,
     token: &UnverifiedToken<'_>,
 ) -> Result<(), VerifyError> {
-    if token.kid_is_not_text {
-        return Err(VerifyError::Refused(
-            Reason::UnknownKey,
-            Some("a kid that is not a string".into()),
-        ));
-    }
+    let kid = match &token.kid {
+        KeyId::Absent => None,
+        KeyId::Named(kid) => Some(kid.as_str()),
+        KeyId::NotText => {
+            return Err(VerifyError::Refused(
+                Reason::UnknownKey,
+                Some("a kid that is not a string".into()),
+            ));
+        }
+    };
     if HMAC_ALGS.contains(&token.alg) {
         return check_hmac(provider, token);
     }
-    let kid = token.kid.as_deref();
     let verify = |set: &KeySet| -> Option<Result<(), VerifyError>> {
         match set.find(kid, token.alg) {
             KeyLookup::Found(key) => Some(

@@ -219,8 +219,7 @@ fn hmac_signatures_verify_with_their_own_hash_and_the_client_secret() {
             signing_input,
             signature,
             alg,
-            kid: None,
-            kid_is_not_text: false,
+            kid: KeyId::Absent,
             claims: Map::new(),
         };
     let bad = |result: Result<(), VerifyError>| {
