@@ -265,10 +265,7 @@ async fn a_skipped_refetch_is_logged_with_the_next_allowed_time() {
         &[],
         Some("info,idgate::oidc::keys=debug"),
     );
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .expect("clock");
+    let now = idgate::clock::unix_now();
     let unknown = TestKey::rsa("rsa1", "not-published");
     let token = provider.token(&unknown, &provider.claims("ana@example.org", now));
     let refused = reqwest::Client::new()
@@ -293,17 +290,7 @@ async fn a_skipped_refetch_is_logged_with_the_next_allowed_time() {
     assert_eq!(skipped["provider"], "mock", "{skipped}");
     // Five seconds after the fetch, which was made at `now` or a few seconds after.
     let next = skipped["next_allowed_at"].as_str().unwrap_or_default();
-    let allowed: Vec<String> = (now + 5..=now + 10)
-        .map(|at| {
-            time::OffsetDateTime::from_unix_timestamp(at)
-                .ok()
-                .and_then(|t| {
-                    t.format(&time::format_description::well_known::Rfc3339)
-                        .ok()
-                })
-                .unwrap_or_default()
-        })
-        .collect();
+    let allowed: Vec<String> = (now + 5..=now + 10).map(idgate::clock::rfc3339).collect();
     assert!(
         allowed.iter().any(|a| a == next),
         "{next} not in {allowed:?}"
