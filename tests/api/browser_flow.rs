@@ -694,17 +694,13 @@ async fn idgate_serves_under_the_path_of_its_public_url(db: TestDb) {
     );
     // Forward-auth: a browser's page request without a session is sent to the sign-in page
     // under the path of the public URL.
-    let forward = app
-        .client
-        .get(format!("{}/sso/forward-auth", app.address))
-        .header("X-Forwarded-Method", "GET")
-        .header("X-Forwarded-Proto", "https")
-        .header("X-Forwarded-Host", "docs.example.org")
-        .header("X-Forwarded-Uri", "/space/doc?a=1")
-        .header("Accept", "text/html")
-        .send()
-        .await
-        .expect("send");
+    let forward = crate::helpers::with_headers(
+        app.client.get(format!("{}/sso/forward-auth", app.address)),
+        &crate::helpers::forwarded("GET", "docs.example.org", "/space/doc?a=1", "text/html"),
+    )
+    .send()
+    .await
+    .expect("send");
     assert_eq!(forward.status(), 302);
     assert_eq!(
         location(&forward),

@@ -343,33 +343,19 @@ async fn through_the_proxy(
 /// headers, believed from trusted proxies only.
 mod for_traefik_and_caddy {
     use crate::helpers::{
-        TestDb, session_cookie, signin_config, spawn_signin_app, spawn_signin_app_configured,
+        TestDb, forwarded, session_cookie, signin_config, spawn_signin_app,
+        spawn_signin_app_configured, with_headers,
     };
-
-    fn forwarded<'a>(
-        method: &'a str,
-        host: &'a str,
-        uri: &'a str,
-        accept: &'a str,
-    ) -> Vec<(&'static str, &'a str)> {
-        vec![
-            ("X-Forwarded-Method", method),
-            ("X-Forwarded-Proto", "https"),
-            ("X-Forwarded-Host", host),
-            ("X-Forwarded-Uri", uri),
-            ("Accept", accept),
-        ]
-    }
 
     async fn ask(
         app: &crate::helpers::SignInApp,
         headers: &[(&str, &str)],
         session: Option<&str>,
     ) -> reqwest::Response {
-        let mut request = app.client.get(format!("{}/forward-auth", app.address));
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
+        let mut request = with_headers(
+            app.client.get(format!("{}/forward-auth", app.address)),
+            headers,
+        );
         if let Some(session) = session {
             request = request.header("Cookie", format!("idgate_session={session}"));
         }

@@ -209,16 +209,14 @@ async fn an_api_accounts_session_holds_only_from_its_addresses(db: TestDb) {
     // `/forward-auth`, for a browser's page through a trusted proxy: 401, not a redirect to a
     // sign-in that the same rule would refuse.
     let page = |from: &'static str| {
-        app.client
+        let request = app
+            .client
             .get(format!("{}/forward-auth", app.address))
             .header("Cookie", format!("idgate_session={session}"))
-            .header("X-Forwarded-For", from)
-            .header("X-Forwarded-Method", "GET")
-            .header("X-Forwarded-Proto", "https")
-            .header("X-Forwarded-Host", "docs.example.org")
-            .header("X-Forwarded-Uri", "/space/doc")
-            .header("Accept", "text/html")
-            .send()
+            .header("X-Forwarded-For", from);
+        let headers =
+            crate::helpers::forwarded("GET", "docs.example.org", "/space/doc", "text/html");
+        crate::helpers::with_headers(request, &headers).send()
     };
     assert_eq!(page("10.9.9.9").await.expect("send").status(), 401);
     assert_eq!(page("10.1.2.3").await.expect("send").status(), 200);
