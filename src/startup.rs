@@ -1,5 +1,5 @@
 //! The application: the server bound to its port, the route table in one place, and the
-//! background tasks (purge, reload on `SIGHUP`).
+//! background tasks (purge, reload on `SIGHUP`, stop on `SIGTERM`, `SIGINT` or `SIGQUIT`).
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -125,6 +125,9 @@ impl Application {
                 .configure(routes::configure_under(base.clone()))
         })
         .shutdown_timeout(30)
+        // idgate listens for the stop signals itself (see [`Signals`]), from before it says it
+        // serves.
+        .disable_signals()
         .listen(listener)
         .map_err(|source| StartupError::Listen {
             addr: state.settings.listen.clone(),
@@ -146,22 +149,94 @@ impl Application {
         self.state.clone()
     }
 
-    /// Serves until SIGTERM or SIGINT; SIGTERM lets requests in flight finish.
+    /// Serves until SIGTERM, SIGINT or SIGQUIT (see [`Signals`]), listening for them from now.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let signals = Signals::listen()?;
+        self.run(signals).await
+    }
+
+    /// Serves until one of `signals` stops it; SIGTERM lets requests in flight finish.
+    pub async fn run(self, signals: Signals) -> std::io::Result<()> {
+        let Signals {
+            terminate,
+            interrupt,
+            quit,
+            hangup,
+        } = signals;
         let purger = tokio::spawn(purge_expired(self.state.clone()));
-        let reloader = tokio::spawn(reload_on_sighup(self.state.clone()));
+        let reloader = tokio::spawn(reload_on_sighup(self.state.clone(), hangup));
+        let stopper = tokio::spawn(stop_on_signal(
+            self.server.handle(),
+            terminate,
+            interrupt,
+            quit,
+        ));
         let result = self.server.await;
         purger.abort();
         reloader.abort();
+        stopper.abort();
         result
     }
 }
 
-/// Builds the service and serves until SIGTERM or SIGINT, on a runtime of its own: what
-/// `idgate serve` does.
+/// The signals idgate answers, listened for from the moment they are made: a signal that
+/// arrives before the server's first turn is then handled as any other, not by the system's
+/// default (which ends the process at once, for `SIGHUP` too).
+pub struct Signals {
+    terminate: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+    quit: tokio::signal::unix::Signal,
+    /// `None` when the system refused it: reloads then go through the HTTP endpoint only.
+    hangup: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    /// Listens for SIGTERM, SIGINT, SIGQUIT and SIGHUP; within a Tokio runtime.
+    pub fn listen() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let hangup = match signal(SignalKind::hangup()) {
+            Ok(stream) => Some(stream),
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGHUP; reload with POST /identity-config/reload");
+                None
+            }
+        };
+        Ok(Signals {
+            terminate: signal(SignalKind::terminate())?,
+            interrupt: signal(SignalKind::interrupt())?,
+            quit: signal(SignalKind::quit())?,
+            hangup,
+        })
+    }
+}
+
+/// Stops the server on the first stop signal: gracefully on SIGTERM (requests in flight finish,
+/// within the shutdown timeout), at once on SIGINT and SIGQUIT.
+async fn stop_on_signal(
+    server: actix_web::dev::ServerHandle,
+    mut terminate: tokio::signal::unix::Signal,
+    mut interrupt: tokio::signal::unix::Signal,
+    mut quit: tokio::signal::unix::Signal,
+) {
+    let graceful = tokio::select! {
+        _ = terminate.recv() => true,
+        _ = interrupt.recv() => false,
+        _ = quit.recv() => false,
+    };
+    if graceful {
+        tracing::info!("SIGTERM: stopping once the requests in flight are answered");
+    } else {
+        tracing::info!("SIGINT or SIGQUIT: stopping now");
+    }
+    server.stop(graceful).await;
+}
+
+/// Builds the service and serves until a stop signal, on a runtime of its own: what `idgate
+/// serve` does. The signals are listened for before the log says that idgate serves.
 pub fn serve(settings: Settings) -> Result<(), StartupError> {
     actix_web::rt::System::new().block_on(async move {
         let app = Application::build(settings.clone())?;
+        let signals = Signals::listen().map_err(StartupError::Serve)?;
         tracing::info!(
             listen = %settings.listen,
             port = app.port(),
@@ -170,19 +245,17 @@ pub fn serve(settings: Settings) -> Result<(), StartupError> {
             durability = settings.durability.as_str(),
             "idgate is serving"
         );
-        app.run_until_stopped().await.map_err(StartupError::Serve)
+        app.run(signals).await.map_err(StartupError::Serve)
     })
 }
 
 /// Reloads `identity.yaml` on every `SIGHUP`.
-async fn reload_on_sighup(state: web::Data<AppState>) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut hangups = match signal(SignalKind::hangup()) {
-        Ok(stream) => stream,
-        Err(error) => {
-            tracing::warn!(%error, "cannot listen for SIGHUP; reload with POST /identity-config/reload");
-            return;
-        }
+async fn reload_on_sighup(
+    state: web::Data<AppState>,
+    hangups: Option<tokio::signal::unix::Signal>,
+) {
+    let Some(mut hangups) = hangups else {
+        return;
     };
     while hangups.recv().await.is_some() {
         let event = SecurityEvent::new(

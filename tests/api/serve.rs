@@ -51,13 +51,18 @@ fn serve_listening(
     (child, lines, port, before)
 }
 
-/// Stops a server started here with SIGTERM and checks that it exits 0.
-fn stop(mut child: Child) {
+/// Sends `signal` (`-TERM`, `-HUP`, …) to a server started here.
+fn signal(child: &Child, signal: &str) {
     let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args([signal, &child.id().to_string()])
         .status()
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(status.success());
+}
+
+/// Stops a server started here with SIGTERM and checks that it exits 0.
+fn stop(mut child: Child) {
+    signal(&child, "-TERM");
     let exit = child.wait().unwrap_or_else(|e| panic!("{e}"));
     assert!(exit.success(), "graceful shutdown exits 0: {exit:?}");
 }
@@ -104,12 +109,41 @@ async fn serve_warns_without_a_public_url_unless_it_listens_on_loopback() {
         let dir = temp_dir();
         let (child, _log, port, before) = serve_listening(dir.path(), listen, extra);
         assert_eq!(warned(&before), warns, "{listen} {extra:?}: {before:?}");
-        // Serving, whatever the warning (and past the start, so that SIGTERM is handled).
+        // Serving, whatever the warning.
         let health = reqwest::get(format!("http://127.0.0.1:{port}{health}"))
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(health.status(), 200);
         stop(child);
+    }
+}
+
+/// The signals are idgate's from before it says it serves: `SIGHUP` at once reloads (and does
+/// not end the process, as the system's default would), `SIGTERM` and `SIGINT` at once stop it
+/// cleanly.
+#[test]
+fn signals_sent_as_soon_as_idgate_serves_are_handled() {
+    let dir = temp_dir();
+    let (child, mut lines, _) = serve_with_defaults(dir.path());
+    signal(&child, "-HUP");
+    loop {
+        let line = match lines.next() {
+            Some(Ok(line)) => line,
+            other => panic!("idgate stopped before reloading: {other:?}"),
+        };
+        if serde_json::from_str::<serde_json::Value>(&line)
+            .is_ok_and(|event| event["message"] == "identity configuration reloaded")
+        {
+            break;
+        }
+    }
+    stop(child);
+    for stop_signal in ["-TERM", "-INT"] {
+        let dir = temp_dir();
+        let (mut child, _log, _) = serve_with_defaults(dir.path());
+        signal(&child, stop_signal);
+        let exit = child.wait().unwrap_or_else(|e| panic!("{e}"));
+        assert!(exit.success(), "{stop_signal}: {exit:?}");
     }
 }
 
