@@ -1,8 +1,6 @@
 //! The running configuration: `GET /identity-config`, `POST /identity-config/reload` and
 //! `SIGHUP`; a file that does not validate never replaces the running one.
 
-use std::process::Command;
-
 use serde_json::Value;
 
 use crate::helpers::{
@@ -284,17 +282,12 @@ async fn sighup_reloads_the_configuration_of_a_running_server() {
         "  - id: second\n    title: Second\n    authorityUrl: https://id2.example.org\n    clientId: c2\n\ndomains:",
     );
     std::fs::write(&config, more).expect("write");
-    let pid = server.pid().to_string();
-    let hup = || {
-        let status = Command::new("kill").args(["-HUP", &pid]).status();
-        assert!(status.is_ok_and(|s| s.success()));
-    };
-    hup();
+    server.signal("-HUP");
     server.wait_for("identity configuration reloaded");
     assert_eq!(providers().await, Some(2));
     // An invalid file on SIGHUP: refused, the server keeps the last valid configuration.
     std::fs::write(&config, "providers: [\n").expect("write");
-    hup();
+    server.signal("-HUP");
     server.wait_for("identity configuration refused; the running one stays");
     assert_eq!(providers().await, Some(2));
 }

@@ -44,12 +44,8 @@ async fn answered_sign_ins_survive_kill_9(db: TestDb, durability: &str) {
                 .0,
         );
     }
-    let killed = std::process::Command::new("kill")
-        .args(["-KILL", &serve.pid().to_string()])
-        .status()
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert!(killed.success());
-    drop(serve);
+    serve.signal("-KILL");
+    serve.wait();
 
     let serve = ServeProcess::start(dir, &db.url, &["--durability", durability]);
     for session in &sessions {

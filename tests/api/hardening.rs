@@ -535,11 +535,7 @@ fn member_names_with_control_characters_are_refused() {
 
 /// What the process logged until now: a reload (`SIGHUP`) marks the end.
 fn log_until_reload(serve: &mut ServeProcess) -> Vec<Value> {
-    let hup = std::process::Command::new("kill")
-        .args(["-HUP", &serve.pid().to_string()])
-        .status()
-        .expect("kill");
-    assert!(hup.success());
+    serve.signal("-HUP");
     serve.events_until("identity configuration reloaded")
 }
 

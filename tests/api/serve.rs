@@ -1,69 +1,31 @@
 //! `idgate serve` as a newcomer runs it: defaults, a new SQLite file, SIGTERM to stop.
 
-use std::io::{BufRead as _, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 
-use crate::helpers::{idgate_command, repo_path, temp_dir};
-
-type LogLines = std::io::Lines<BufReader<std::process::ChildStderr>>;
+use crate::helpers::{ServeProcess, idgate_command, repo_path, temp_dir};
 
 /// Starts `idgate serve` in `dir` with the example `identity.yaml` and every default but the
-/// port, JSON logs on a pipe; returns the process, its log still to read, and its port.
-fn serve_with_defaults(dir: &Path) -> (Child, LogLines, u64) {
-    let (child, lines, port, _) = serve_listening(dir, "127.0.0.1:0", &[]);
-    (child, lines, port)
-}
-
-/// As [`serve_with_defaults`], listening on `listen`, with `extra` arguments; also returns the
-/// log events written before idgate served.
-fn serve_listening(
-    dir: &Path,
-    listen: &str,
-    extra: &[&str],
-) -> (Child, LogLines, u64, Vec<serde_json::Value>) {
+/// address it listens on (`listen`, through `IDGATE_LISTEN`), with `extra` arguments.
+fn serve_listening(dir: &Path, listen: &str, extra: &[&str]) -> ServeProcess {
     std::fs::copy(repo_path("identity.yaml"), dir.join("identity.yaml"))
         .unwrap_or_else(|e| panic!("{e}"));
-    let mut child = idgate_command(dir)
-        .env("IDGATE_LOG_FORMAT", "json")
+    let mut command = idgate_command(dir);
+    command
         .env("IDGATE_LISTEN", listen)
         .arg("serve")
-        .args(extra)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let stderr = child.stderr.take().unwrap_or_else(|| panic!("no stderr"));
-    let mut lines = BufReader::new(stderr).lines();
-    let mut before = Vec::new();
-    let port = loop {
-        let line = match lines.next() {
-            Some(Ok(line)) => line,
-            other => panic!("idgate stopped before serving: {other:?}"),
-        };
-        let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) else {
-            continue;
-        };
-        if event["message"] == "idgate is serving" {
-            break event["port"].as_u64().unwrap_or_default();
-        }
-        before.push(event);
-    };
-    (child, lines, port, before)
+        .args(extra);
+    ServeProcess::spawn(command)
 }
 
-/// Sends `signal` (`-TERM`, `-HUP`, …) to a server started here.
-fn signal(child: &Child, signal: &str) {
-    let status = Command::new("kill")
-        .args([signal, &child.id().to_string()])
-        .status()
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert!(status.success());
+/// As a newcomer runs it: every default but the port.
+fn serve_with_defaults(dir: &Path) -> ServeProcess {
+    serve_listening(dir, "127.0.0.1:0", &[])
 }
 
-/// Stops a server started here with SIGTERM and checks that it exits 0.
-fn stop(mut child: Child) {
-    signal(&child, "-TERM");
-    let exit = child.wait().unwrap_or_else(|e| panic!("{e}"));
+/// Stops a server with SIGTERM and checks that it exits 0.
+fn stop(serve: ServeProcess) {
+    serve.signal("-TERM");
+    let exit = serve.wait();
     assert!(exit.success(), "graceful shutdown exits 0: {exit:?}");
 }
 
@@ -71,16 +33,16 @@ fn stop(mut child: Child) {
 async fn serve_with_defaults_creates_its_database_answers_and_stops_on_sigterm() {
     let dir = temp_dir();
     // The log stays open (and unread) until the end.
-    let (child, _log, port) = serve_with_defaults(dir.path());
+    let serve = serve_with_defaults(dir.path());
     assert!(
         dir.path().join("idgate.db").exists(),
         "the SQLite file is created on first start"
     );
-    let health = reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
+    let health = reqwest::get(format!("{}/healthz", serve.address))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(health.status(), 200);
-    stop(child);
+    stop(serve);
 }
 
 /// Without `--public-url`, idgate takes its address from each request's `Host`, which is for
@@ -107,14 +69,15 @@ async fn serve_warns_without_a_public_url_unless_it_listens_on_loopback() {
         ),
     ] {
         let dir = temp_dir();
-        let (child, _log, port, before) = serve_listening(dir.path(), listen, extra);
-        assert_eq!(warned(&before), warns, "{listen} {extra:?}: {before:?}");
+        let serve = serve_listening(dir.path(), listen, extra);
+        let started = &serve.started;
+        assert_eq!(warned(started), warns, "{listen} {extra:?}: {started:?}");
         // Serving, whatever the warning.
-        let health = reqwest::get(format!("http://127.0.0.1:{port}{health}"))
+        let health = reqwest::get(format!("{}{health}", serve.address))
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(health.status(), 200);
-        stop(child);
+        stop(serve);
     }
 }
 
@@ -124,25 +87,15 @@ async fn serve_warns_without_a_public_url_unless_it_listens_on_loopback() {
 #[test]
 fn signals_sent_as_soon_as_idgate_serves_are_handled() {
     let dir = temp_dir();
-    let (child, mut lines, _) = serve_with_defaults(dir.path());
-    signal(&child, "-HUP");
-    loop {
-        let line = match lines.next() {
-            Some(Ok(line)) => line,
-            other => panic!("idgate stopped before reloading: {other:?}"),
-        };
-        if serde_json::from_str::<serde_json::Value>(&line)
-            .is_ok_and(|event| event["message"] == "identity configuration reloaded")
-        {
-            break;
-        }
-    }
-    stop(child);
+    let mut serve = serve_with_defaults(dir.path());
+    serve.signal("-HUP");
+    serve.wait_for("identity configuration reloaded");
+    stop(serve);
     for stop_signal in ["-TERM", "-INT"] {
         let dir = temp_dir();
-        let (mut child, _log, _) = serve_with_defaults(dir.path());
-        signal(&child, stop_signal);
-        let exit = child.wait().unwrap_or_else(|e| panic!("{e}"));
+        let serve = serve_with_defaults(dir.path());
+        serve.signal(stop_signal);
+        let exit = serve.wait();
         assert!(exit.success(), "{stop_signal}: {exit:?}");
     }
 }
@@ -167,11 +120,11 @@ fn serve_refuses_an_invalid_configuration_with_its_errors() {
 #[tokio::test]
 async fn serve_keeps_answering_when_its_log_pipe_closes() {
     let dir = temp_dir();
-    let (child, lines, port) = serve_with_defaults(dir.path());
+    let mut serve = serve_with_defaults(dir.path());
     // The reader goes away (a log collector that died): every log line now fails to write.
-    drop(lines);
+    serve.close_log();
     for path in ["/readyz", "/session", "/login"] {
-        let answer = reqwest::get(format!("http://127.0.0.1:{port}{path}"))
+        let answer = reqwest::get(format!("{}{path}", serve.address))
             .await
             .unwrap_or_else(|e| panic!("{path} after the log closed: {e}"));
         assert!(
@@ -180,5 +133,5 @@ async fn serve_keeps_answering_when_its_log_pipe_closes() {
             answer.status()
         );
     }
-    stop(child);
+    stop(serve);
 }

@@ -36,8 +36,11 @@ pub fn stderr(output: &Output) -> String {
 pub struct ServeProcess {
     pub port: u16,
     pub address: String,
+    /// The log events written before idgate said it serves.
+    pub started: Vec<serde_json::Value>,
     child: std::process::Child,
-    lines: std::io::Lines<std::io::BufReader<std::process::ChildStderr>>,
+    /// The log still to read; `None` once closed ([`ServeProcess::close_log`]).
+    lines: Option<std::io::Lines<std::io::BufReader<std::process::ChildStderr>>>,
 }
 
 impl ServeProcess {
@@ -53,13 +56,11 @@ impl ServeProcess {
         extra: &[&str],
         filter: Option<&str>,
     ) -> ServeProcess {
-        use std::io::BufRead as _;
         let mut command = idgate_command(dir);
         if let Some(filter) = filter {
             command.env("RUST_LOG", filter);
         }
-        let mut child = command
-            .env("IDGATE_LOG_FORMAT", "json")
+        command
             .args([
                 "serve",
                 "--listen",
@@ -67,7 +68,16 @@ impl ServeProcess {
                 "--database",
                 database_url,
             ])
-            .args(extra)
+            .args(extra);
+        Self::spawn(command)
+    }
+
+    /// Runs `command` (an `idgate serve`, from [`idgate_command`]) with JSON logs on a pipe, and
+    /// waits until it serves.
+    pub fn spawn(mut command: Command) -> ServeProcess {
+        use std::io::BufRead as _;
+        let mut child = command
+            .env("IDGATE_LOG_FORMAT", "json")
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run idgate: {e}"));
@@ -75,38 +85,37 @@ impl ServeProcess {
         let mut process = ServeProcess {
             port: 0,
             address: String::new(),
+            started: Vec::new(),
             child,
-            lines: std::io::BufReader::new(stderr).lines(),
+            lines: Some(std::io::BufReader::new(stderr).lines()),
         };
-        let port = process.wait_for("idgate is serving")["port"]
-            .as_u64()
-            .and_then(|p| u16::try_from(p).ok())
-            .unwrap_or_else(|| panic!("no port in the log"));
+        let mut started = process.events_until("idgate is serving");
+        let port = started
+            .pop()
+            .and_then(|serving| serving["port"].as_u64().and_then(|p| u16::try_from(p).ok()));
+        let port = port.unwrap_or_else(|| panic!("no port in the log"));
         process.port = port;
         process.address = format!("http://127.0.0.1:{port}");
+        process.started = started;
         process
     }
 
     /// Reads the log until an event with this message, and returns it.
     pub fn wait_for(&mut self, message: &str) -> serde_json::Value {
-        loop {
-            let line = match self.lines.next() {
-                Some(Ok(line)) => line,
-                other => panic!("idgate stopped before `{message}`: {other:?}"),
-            };
-            if let Ok(event) = serde_json::from_str::<serde_json::Value>(&line)
-                && event["message"] == message
-            {
-                return event;
-            }
-        }
+        self.events_until(message)
+            .pop()
+            .unwrap_or_else(|| panic!("no `{message}`"))
     }
 
     /// Every log event read until one with this message, that one included.
     pub fn events_until(&mut self, message: &str) -> Vec<serde_json::Value> {
+        let lines = self
+            .lines
+            .as_mut()
+            .unwrap_or_else(|| panic!("the log is closed"));
         let mut events = Vec::new();
         loop {
-            let line = match self.lines.next() {
+            let line = match lines.next() {
                 Some(Ok(line)) => line,
                 other => panic!("idgate stopped before `{message}`: {other:?}"),
             };
@@ -120,16 +129,36 @@ impl ServeProcess {
         }
     }
 
-    pub fn pid(&self) -> u32 {
-        self.child.id()
+    /// Stops reading the log, as a log collector that died would: idgate's writes to it fail.
+    pub fn close_log(&mut self) {
+        self.lines = None;
+    }
+
+    /// Sends `signal` (`-TERM`, `-HUP`, …) to the process.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run kill: {e}"));
+        assert!(status.success(), "kill {signal}");
+    }
+
+    /// Waits until the process ends (after a signal that stops it): its exit status.
+    pub fn wait(mut self) -> std::process::ExitStatus {
+        self.child
+            .wait()
+            .unwrap_or_else(|e| panic!("cannot wait for idgate: {e}"))
     }
 }
 
 impl Drop for ServeProcess {
     fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.wait();
+        // Not when it has ended (and been waited for): its pid may be another process's now.
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.child.id().to_string()])
+                .status();
+            let _ = self.child.wait();
+        }
     }
 }
