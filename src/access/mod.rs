@@ -156,15 +156,15 @@ fn idna_domain(domain: &str) -> Option<String> {
 /// The ASCII (punycode) form of an email address's domain, if the domain is already canonical
 /// apart from ASCII case and genuine internationalised labels. UTS-46 would also map fullwidth
 /// letters, `。` as a dot, soft hyphens and other ignorable characters onto ASCII twins, so that
-/// two different addresses became one: such domains are refused.
+/// two different addresses became one: such domains are refused, and so is a trailing dot (the
+/// domain of `ana@example.org.` is no other than `example.org`'s, but the address is another).
 pub fn canonical_email_domain(domain: &str) -> Option<String> {
+    if domain.ends_with('.') {
+        return None;
+    }
     let lower = domain.to_ascii_lowercase();
     let ascii = normalize_domain(&lower)?;
-    let labels: Vec<&str> = lower
-        .strip_suffix('.')
-        .unwrap_or(&lower)
-        .split('.')
-        .collect();
+    let labels: Vec<&str> = lower.split('.').collect();
     let ascii_labels: Vec<&str> = ascii.split('.').collect();
     if labels.len() != ascii_labels.len() {
         // A character UTS-46 reads as a dot (`。`, `．`).

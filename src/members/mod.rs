@@ -254,6 +254,7 @@ mod tests {
             "kira@example\u{3002}org",
             "kim@exam\u{ad}ple.org",
             "kai@BÜCHER.example",
+            "kate@example.org.",
         ] {
             assert_eq!(Email::parse(twin), Err(EmailError::BadDomain), "{twin}");
         }
