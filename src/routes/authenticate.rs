@@ -226,14 +226,22 @@ struct LogoutPage<'a> {
 }
 
 /// `GET /logout`: a page with a sign-out button (a link may show it; only its POST signs out).
-async fn logout_page(state: web::Data<AppState>) -> HttpResponse {
+/// As on the home page, the button may go on to the end-session endpoint of the browser's
+/// session's provider, which the page's `form-action` must then name. Without a session, or
+/// when the database cannot say which, it names none: the sign-out then ends at idgate.
+async fn logout_page(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let end_session = match super::session::current_session(&req, &state).await {
+        Ok(Some((session, _))) => end_session_origin(&state, &session.provider).await,
+        Ok(None) | Err(_) => None,
+    };
     let mut builder = HttpResponse::Ok();
     builder.insert_header(("Cache-Control", "no-store"));
-    render::page(
+    render::page_with_form_targets(
         builder,
         &LogoutPage {
             base: state.settings.base_path(),
         },
+        end_session.as_deref(),
     )
 }
 
@@ -251,7 +259,7 @@ async fn logout(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResp
 
 /// The end-session endpoint of `provider`, when its discovery document gives one and idgate
 /// signs people out there (`providerLogout`, on by default).
-pub(super) async fn end_session_endpoint(
+async fn end_session_endpoint(
     state: &AppState,
     provider: &crate::identity::Provider,
 ) -> Option<url::Url> {
@@ -260,6 +268,14 @@ pub(super) async fn end_session_endpoint(
     }
     let keys = state.keys.keys(provider).await.ok()?;
     keys.metadata.end_session_url()
+}
+
+/// The origin of the end-session endpoint that signing out a session of `provider` goes on to
+/// ([`end_session_endpoint`]): what the `form-action` of a page with a sign-out button names.
+pub(super) async fn end_session_origin(state: &AppState, provider: &str) -> Option<String> {
+    let config = state.config.load_full();
+    let endpoint = end_session_endpoint(state, config.provider(provider)?).await?;
+    Some(endpoint.origin().ascii_serialization())
 }
 
 /// The provider's end-session endpoint (RP-Initiated Logout 1.0) for a session of `provider`,

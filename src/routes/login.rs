@@ -433,12 +433,7 @@ async fn home(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRespon
     let provider = config.provider(&session.provider);
     let title = provider.map_or(session.provider.as_str(), |p| p.title.as_str());
     // Its sign-out button may go on to the provider's end-session endpoint.
-    let mut end_session = None;
-    if let Some(provider) = provider
-        && let Some(endpoint) = super::authenticate::end_session_endpoint(&state, provider).await
-    {
-        end_session = Some(endpoint.origin().ascii_serialization());
-    }
+    let end_session = super::authenticate::end_session_origin(&state, &session.provider).await;
     let mut builder = HttpResponse::Ok();
     builder.insert_header(("Cache-Control", "no-store"));
     Ok(render::page_with_form_targets(

@@ -256,11 +256,44 @@ async fn a_logout_by_subject_ends_only_its_entrys_sessions(db: TestDb) {
     assert!(!live(&app, &strict_session).await);
 }
 
+/// A page's `Content-Security-Policy`.
+fn content_security_policy(page: &reqwest::Response) -> String {
+    page.headers()
+        .get("content-security-policy")
+        .and_then(|v| v.to_str().ok())
+        .expect("a content security policy")
+        .to_string()
+}
+
 async fn signing_out_in_a_browser_signs_out_at_the_provider(db: TestDb) {
     let app = spawn_signin_app(db).await;
     app.add_member("ana@example.org");
     app.provider.set_end_session(true);
     let session = signed_in(&app, "sid-1").await;
+    // The pages with a sign-out button (the home page and `GET /logout`) name the provider's
+    // origin in their `form-action`: browsers hold the form's redirect there to it. Without a
+    // session the sign-out ends at idgate, and the sign-out page names only idgate itself.
+    let provider_origin = url::Url::parse(&app.provider.url)
+        .expect("url")
+        .origin()
+        .ascii_serialization();
+    for path in ["/", "/logout"] {
+        let page = app.get_with_session(path, &session).await;
+        assert_eq!(page.status(), 200, "{path}");
+        let policy = content_security_policy(&page);
+        assert!(
+            policy.contains(&format!("form-action 'self' {provider_origin};")),
+            "{path}: {policy}"
+        );
+    }
+    let anonymous = app
+        .client
+        .get(format!("{}/logout", app.address))
+        .send()
+        .await
+        .expect("send");
+    let policy = content_security_policy(&anonymous);
+    assert!(policy.contains("form-action 'self';"), "{policy}");
     let response = app
         .client
         .post(format!("{}/logout", app.address))
