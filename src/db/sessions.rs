@@ -574,12 +574,21 @@ pub fn take_session_id_token(
     Ok(on_backend!(conn, |c| query.get_result(c).optional())?.flatten())
 }
 
-/// Ends the sessions of the provider session `sid` at `issuer`; the id hashes of those ended.
+/// Ends the sessions of the provider session `sid` at `issuer`, and voids the unused
+/// authentication codes that would have become such sessions; the id hashes of the sessions
+/// ended.
 pub fn delete_provider_session(
     conn: &mut AnyConnection,
     issuer: &str,
     sid: &str,
 ) -> Result<Vec<String>, StoreError> {
+    use super::schema::auth_codes;
+    diesel::delete(
+        auth_codes::table
+            .filter(auth_codes::issuer.eq(issuer))
+            .filter(auth_codes::sid.eq(sid)),
+    )
+    .execute(conn)?;
     Ok(diesel::delete(
         sessions::table
             .filter(sessions::issuer.eq(issuer))
@@ -592,15 +601,23 @@ pub fn delete_provider_session(
 /// Ends the sessions of `subject` at `issuer` signed in through `provider` (another provider
 /// entry on the same issuer is another client, whose sessions this logout is not for): those
 /// that remember them, and those made before sessions remembered them by the member bound to
-/// that subject; the id hashes of those ended. A scan of the sessions (no index has their
-/// subjects): such a logout, naming no `sid`, is rare, and an index would cost every sign-in a
-/// page.
+/// that subject; the id hashes of those ended. The unused authentication codes of that subject
+/// through that provider are voided too. A scan of the sessions (no index has their subjects):
+/// such a logout, naming no `sid`, is rare, and an index would cost every sign-in a page.
 pub fn delete_subject_sessions(
     conn: &mut AnyConnection,
     issuer: &str,
     subject: &str,
     provider: &str,
 ) -> Result<Vec<String>, StoreError> {
+    use super::schema::auth_codes;
+    diesel::delete(
+        auth_codes::table
+            .filter(auth_codes::issuer.eq(issuer))
+            .filter(auth_codes::subject.eq(subject))
+            .filter(auth_codes::provider.eq(provider)),
+    )
+    .execute(conn)?;
     let mut ended: Vec<String> = diesel::delete(
         sessions::table
             .filter(sessions::issuer.eq(issuer))

@@ -157,13 +157,9 @@ async fn a_logout_token_is_no_id_token(db: TestDb) {
 }
 
 /// A session a document app's authentication code made remembers the provider session too.
-async fn a_logout_token_ends_sessions_made_from_codes(db: TestDb) {
-    let app = spawn_signin_app(db).await;
-    app.add_member("ana@example.org");
-    let token = app.token_with(
-        "ana@example.org",
-        json!({"sid": "sid-code", "sub": "ana-sub"}),
-    );
+/// A one-time authentication code for Ana's provider session `sid` (subject `sub`).
+async fn code_for(app: &SignInApp, sid: &str, sub: &str) -> String {
+    let token = app.token_with("ana@example.org", json!({"sid": sid, "sub": sub}));
     let issued = app
         .client
         .post(format!("{}/authenticate", app.address))
@@ -176,21 +172,43 @@ async fn a_logout_token_ends_sessions_made_from_codes(db: TestDb) {
         .await
         .expect("send");
     let code: Value = issued.json().await.expect("json");
-    let code = code["authCode"].as_str().expect("code").to_string();
-    let redeemed = app
-        .client
+    code["authCode"].as_str().expect("code").to_string()
+}
+
+/// Trades a code for a session.
+async fn redeem(app: &SignInApp, code: &str) -> reqwest::Response {
+    app.client
         .post(format!("{}/authenticate", app.address))
-        .form(&[("action", "login"), ("auth_code", code.as_str())])
+        .form(&[("action", "login"), ("auth_code", code)])
         .send()
         .await
-        .expect("send");
+        .expect("send")
+}
+
+async fn a_logout_token_ends_sessions_made_from_codes(db: TestDb) {
+    let app = spawn_signin_app(db).await;
+    app.add_member("ana@example.org");
+    let redeemed = redeem(&app, &code_for(&app, "sid-code", "ana-sub").await).await;
     assert_eq!(redeemed.status(), 200);
     let session = session_cookie(&redeemed).expect("cookie").0;
+    // Codes not traded yet: one of the provider session the logout names, one of another.
+    let unused = code_for(&app, "sid-code", "ana-sub").await;
+    let other = code_for(&app, "sid-other", "ana-sub").await;
     let logout =
         app.provider
             .logout_token(&app.key, CLIENT_ID, app.now(), json!({"sid": "sid-code"}));
     assert_eq!(backchannel(&app, &logout).await.status(), 200);
     assert!(!live(&app, &session).await);
+    // The ended provider session's code no longer makes a session; the other's still does.
+    assert_eq!(redeem(&app, &unused).await.status(), 401);
+    assert_eq!(redeem(&app, &other).await.status(), 200);
+    // A logout by subject voids that subject's codes.
+    let unused = code_for(&app, "sid-3", "ana-sub").await;
+    let by_sub =
+        app.provider
+            .logout_token(&app.key, CLIENT_ID, app.now(), json!({"sub": "ana-sub"}));
+    assert_eq!(backchannel(&app, &by_sub).await.status(), 200);
+    assert_eq!(redeem(&app, &unused).await.status(), 401);
 }
 
 async fn a_logout_token_ends_the_sessions_it_names(db: TestDb) {
@@ -352,6 +370,7 @@ async fn front_channel_logout_ends_the_provider_session(db: TestDb) {
     app.add_member("ana@example.org");
     let session = signed_in(&app, "sid-9").await;
     let other = signed_in(&app, "sid-10").await;
+    let unused = code_for(&app, "sid-9", "ana-sub").await;
     let iss = url::form_urlencoded::byte_serialize(app.provider.url.as_bytes()).collect::<String>();
     let response = app
         .client
@@ -379,6 +398,8 @@ async fn front_channel_logout_ends_the_provider_session(db: TestDb) {
         401
     );
     assert!(live(&app, &other).await);
+    // That provider session's unused code is void too.
+    assert_eq!(redeem(&app, &unused).await.status(), 401);
     // Without parameters: the browser's own session, and only from idgate's own origin.
     let own = |site: Option<&'static str>| {
         let mut request = app
