@@ -39,15 +39,39 @@ pub fn removal_cookie(settings: &CookieSettings, secure: bool) -> Cookie<'static
 /// cookie stays `Lax`); otherwise `Lax` (browsers refuse `None` without `Secure`, so plain http
 /// development setups use `Lax`, which same-site setups on one host still carry).
 pub fn flow_cookie(value: String, secure: bool, mode: ResponseMode, base: &str) -> Cookie<'static> {
-    let same_site = if secure && mode == ResponseMode::FormPost {
-        SameSite::None
-    } else {
-        SameSite::Lax
-    };
     let path = if secure && base.is_empty() {
         "/".to_string()
     } else {
         format!("{base}/callback")
+    };
+    flow_cookie_at(value, secure, mode, base, path)
+}
+
+/// The same value for the flow starts (`{base}/login/…`), where a browser does not send a
+/// cookie scoped to the callback: without it, a second tab's start would give the browser a new
+/// value, and the first tab's flow would no longer be this browser's. `None` where the flow
+/// cookie is sent everywhere already (`Path=/`).
+pub fn flow_start_cookie(
+    value: String,
+    secure: bool,
+    mode: ResponseMode,
+    base: &str,
+) -> Option<Cookie<'static>> {
+    let at_root = secure && base.is_empty();
+    (!at_root).then(|| flow_cookie_at(value, secure, mode, base, format!("{base}/login")))
+}
+
+fn flow_cookie_at(
+    value: String,
+    secure: bool,
+    mode: ResponseMode,
+    base: &str,
+    path: String,
+) -> Cookie<'static> {
+    let same_site = if secure && mode == ResponseMode::FormPost {
+        SameSite::None
+    } else {
+        SameSite::Lax
     };
     Cookie::build(flow_cookie_name(secure, base.is_empty()), value)
         .http_only(true)
@@ -103,5 +127,30 @@ mod tests {
             under.starts_with("__Secure-idgate_flow=v") && under.contains("Path=/sso/callback"),
             "{under}"
         );
+    }
+
+    #[test]
+    fn flow_starts_get_the_value_where_the_flow_cookie_is_scoped_to_the_callback() {
+        assert!(flow_start_cookie("v".into(), true, ResponseMode::Query, "").is_none());
+        let http = flow_start_cookie("v".into(), false, ResponseMode::Query, "")
+            .map(|c| c.to_string())
+            .unwrap_or_default();
+        assert!(
+            http.starts_with("idgate_flow=v") && http.contains("Path=/login;"),
+            "{http}"
+        );
+        let under = flow_start_cookie("v".into(), true, ResponseMode::FormPost, "/sso")
+            .map(|c| c.to_string())
+            .unwrap_or_default();
+        for part in [
+            "__Secure-idgate_flow=v",
+            "Path=/sso/login",
+            "Secure",
+            "HttpOnly",
+            "SameSite=None",
+            "Max-Age=600",
+        ] {
+            assert!(under.contains(part), "{under} lacks {part}");
+        }
     }
 }

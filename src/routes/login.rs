@@ -5,7 +5,7 @@ use actix_web::http::header::LOCATION;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 
-use super::cookies::{flow_cookie, new_session};
+use super::cookies::{flow_cookie, flow_start_cookie, new_session};
 use super::failure::{Failure, Refusal, settle};
 use super::render::{self, Format};
 use super::request::{self, Params};
@@ -272,13 +272,14 @@ async fn start_flow(
         .write(move |conn| insert_flow(conn, &stored))
         .await
         .map_err(|error| fails(Failure::Unavailable, error.to_string()))?;
-    Ok(HttpResponse::Found()
-        .cookie(flow_cookie(
-            browser,
-            secure,
-            state.settings.response_mode,
-            state.settings.base_path(),
-        ))
+    let (mode, path) = (state.settings.response_mode, state.settings.base_path());
+    let mut response = HttpResponse::Found();
+    response.cookie(flow_cookie(browser.clone(), secure, mode, path));
+    // The value also goes to the flow starts, so that the browser's next one keeps it.
+    if let Some(cookie) = flow_start_cookie(browser, secure, mode, path) {
+        response.cookie(cookie);
+    }
+    Ok(response
         .insert_header((LOCATION, url.to_string()))
         .insert_header(("Cache-Control", "no-store"))
         .finish())

@@ -61,6 +61,35 @@ async fn authorize(app: &SignInApp, started: &Started) -> String {
     location(&response)
 }
 
+/// Two tabs of one browser each start a sign-in (at `{base}/login/mock`), then both finish. The
+/// client keeps its cookies as a browser does, sending each only where its path says.
+async fn two_tabs_finish_their_sign_ins(app: &SignInApp, base: &str) {
+    let browser = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("a client");
+    let mut answers = Vec::new();
+    for _tab in 0..2 {
+        let started = browser
+            .get(format!("{}{base}/login/mock", app.address))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(started.status(), 302);
+        let started = Started {
+            authorize_url: location(&started),
+            flow_cookie: String::new(),
+        };
+        answers.push(authorize(app, &started).await);
+    }
+    for answer in answers {
+        let finished = browser.get(&answer).send().await.expect("callback");
+        assert_eq!(finished.status(), 303, "{answer}");
+        assert!(session_cookie(&finished).is_some());
+    }
+}
+
 async fn callback(app: &SignInApp, url: &str, flow_cookie: &str) -> Response {
     app.client
         .get(url)
@@ -310,6 +339,7 @@ async fn the_state_must_be_this_browsers_live_flow(db: TestDb) {
             303
         );
     }
+    two_tabs_finish_their_sign_ins(&app, "").await;
     // A flow older than ten minutes (last: the mock's tokens follow the real clock).
     let started = start(&app, "/login/mock", None).await;
     let back = authorize(&app, &started).await;
@@ -789,6 +819,8 @@ async fn idgate_serves_under_the_path_of_its_public_url(db: TestDb) {
         .await
         .expect("send");
     assert_eq!(out.status(), 200);
+    // A browser's two tabs sign in at once under the path too.
+    two_tabs_finish_their_sign_ins(&app, "/sso").await;
 }
 
 async_on_both_backends!(
