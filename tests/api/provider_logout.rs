@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use idgate::clock::ManualClock;
 use idgate::settings::Settings;
-use idgate_test_support::provider::{CLIENT_ID, MockProvider, TestKey};
+use idgate_test_support::provider::{CLIENT_ID, MockProvider, TestKey, raw_token};
 use serde_json::{Value, json};
 
 use crate::helpers::{SignInApp, TestDb, session_cookie, signin_config, spawn_signin_app};
@@ -123,6 +123,73 @@ async fn every_refused_logout_token_leaves_the_session_alive(db: TestDb) {
     ));
     refused.push(("an ID token", app.provider.token(&app.key, &claims)));
     refused.push(("no token at all", String::new()));
+    // The ID-token rules that apply to every token: issuer, algorithm, key, header, structure.
+    let logout_claims = |claims: Value| -> Value {
+        let token = token(claims);
+        let payload = token.split('.').nth(1).expect("a payload");
+        serde_json::from_slice(
+            &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload)
+                .expect("base64"),
+        )
+        .expect("json")
+    };
+    let sid_1 = logout_claims(json!({"sid": "sid-1"}));
+    let header = |extra: Value| {
+        let mut header = json!({"alg": "RS256", "kid": app.key.kid, "typ": "logout+jwt"});
+        if let (Value::Object(header), Value::Object(extra)) = (&mut header, extra) {
+            header.extend(extra);
+        }
+        header
+    };
+    let signed = |header: Value, claims: &str| {
+        let input = format!(
+            "{}.{}",
+            b64(header.to_string().as_bytes()),
+            b64(claims.as_bytes())
+        );
+        let signature = app.key.sign("RS256", input.as_bytes());
+        format!("{input}.{}", b64(&signature))
+    };
+    let sid_1_text = sid_1.to_string();
+    let duplicated = format!(
+        "{},\"sid\":\"sid-other\"}}",
+        sid_1_text.strip_suffix('}').expect("an object")
+    );
+    refused.extend([
+        (
+            "an unknown issuer",
+            token(json!({"sid": "sid-1", "iss": "https://unknown.example"})),
+        ),
+        (
+            "alg none",
+            raw_token(r#"{"alg":"none","typ":"logout+jwt"}"#, &sid_1_text, b""),
+        ),
+        (
+            "an algorithm the provider does not list",
+            idgate_test_support::provider::sign_token(
+                &TestKey::hmac("a-shared-secret-of-thirty-two-bytes!", "hs1"),
+                &json!({"alg": "HS256", "kid": "hs1", "typ": "logout+jwt"}),
+                &sid_1,
+            ),
+        ),
+        (
+            "an unknown key",
+            signed(header(json!({"kid": "no-such-key"})), &sid_1_text),
+        ),
+        (
+            "a critical header",
+            signed(header(json!({"crit": ["exp"]})), &sid_1_text),
+        ),
+        (
+            "a member given twice",
+            signed(header(json!({})), &duplicated),
+        ),
+        (
+            "more than 16 KiB",
+            token(json!({"sid": "sid-1", "pad": "x".repeat(16 * 1024)})),
+        ),
+    ]);
+    let how_many = refused.len();
     for (why, token) in refused {
         let response = backchannel(&app, &token).await;
         assert_eq!(response.status(), 400, "{why}");
@@ -133,6 +200,23 @@ async fn every_refused_logout_token_leaves_the_session_alive(db: TestDb) {
             "{why}: the session is still live"
         );
     }
+    // Each refusal is in the security log.
+    let mut conn = app.database.conn().expect("conn");
+    let logged = idgate::db::audit::list_events(&mut conn, 0).expect("log");
+    let refusals = logged
+        .iter()
+        .filter(|e| {
+            e.event == "backchannel_logout"
+                && e.outcome == "failure"
+                && e.reason.as_deref() == Some("invalid_request")
+        })
+        .count();
+    assert_eq!(refusals, how_many, "{logged:?}");
+}
+
+/// Base64url without padding, as in a JWS.
+fn b64(bytes: &[u8]) -> String {
+    base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, bytes)
 }
 
 /// A logout token, typed or not, never signs anybody in.
@@ -382,6 +466,13 @@ async fn front_channel_logout_ends_the_provider_session(db: TestDb) {
         .await
         .expect("send");
     assert_eq!(response.status(), 200);
+    assert_eq!(
+        response
+            .headers()
+            .get("cache-control")
+            .and_then(|v| v.to_str().ok()),
+        Some("no-store")
+    );
     let policy = response
         .headers()
         .get("content-security-policy")
@@ -535,17 +626,31 @@ async fn a_reload_that_closes_a_domain_ends_its_sessions(db: TestDb) {
     let app = spawn_signin_app(db).await;
     app.add_member("ana@example.org");
     let session = signed_in(&app, "sid-1").await;
+    let mut claims = strict_claims(&app);
+    claims["email_verified"] = json!(true);
+    let strict = app.login(&app.provider.token(&app.key, &claims)).await;
+    assert_eq!(strict.status(), 200);
+    let strict = session_cookie(&strict).expect("cookie").0;
+    // The domain narrowed to one provider: the sessions through the other end.
     let yaml = app.db.dir.path().join("identity.yaml");
     let text = std::fs::read_to_string(&yaml).expect("read");
-    let closed = text.replacen(
+    let open = "  - name: example.org\n    authentication: external\n";
+    let narrowed = text.replacen(open, &format!("{open}    providers: [strict]\n"), 1);
+    assert_ne!(narrowed, text);
+    std::fs::write(&yaml, &narrowed).expect("write");
+    reload(&app).await;
+    assert!(!live(&app, &session).await);
+    assert!(live(&app, &strict).await);
+    // Closed to SSO: every session of the domain ends.
+    let closed = narrowed.replacen(
         "  - name: example.org\n    authentication: external\n",
         "  - name: example.org\n    authentication: internal\n",
         1,
     );
-    assert_ne!(closed, text);
+    assert_ne!(closed, narrowed);
     std::fs::write(&yaml, closed).expect("write");
     reload(&app).await;
-    assert!(!live(&app, &session).await);
+    assert!(!live(&app, &strict).await);
 }
 
 /// The ID token a session was made from, as the database keeps it.
@@ -590,6 +695,40 @@ async fn a_session_keeps_its_id_token_only_to_sign_out_at_the_provider(db: TestD
     assert_eq!(response.status(), 200);
     let strict = session_cookie(&response).expect("cookie").0;
     assert_eq!(kept_id_token(&app, &strict), None);
+
+    // Signing out of it in a browser ends at idgate; the other entry's sessions go on to the
+    // provider, through `/logout` or `/authenticate` with `action=logout`.
+    let sign_out = |path: &'static str, session: String| {
+        let mut request = app
+            .client
+            .post(format!("{}{path}", app.address))
+            .header("Cookie", format!("idgate_session={session}"))
+            .header("Accept", "text/html");
+        if path == "/authenticate" {
+            request = request.form(&[("action", "logout")]);
+        }
+        request.send()
+    };
+    let ended_here = sign_out("/logout", strict.clone()).await.expect("send");
+    assert_eq!(ended_here.status(), 200);
+    assert!(ended_here.headers().get("location").is_none());
+    assert!(!live(&app, &strict).await);
+    let to_provider = format!("{}/end-session?", app.provider.url);
+    for path in ["/logout", "/authenticate"] {
+        let response = app.login(&app.token_for("ana@example.org")).await;
+        assert_eq!(response.status(), 200);
+        let session = session_cookie(&response).expect("cookie").0;
+        let answer = sign_out(path, session.clone()).await.expect("send");
+        assert_eq!(answer.status(), 303, "{path}");
+        let location = answer
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        assert!(location.starts_with(&to_provider), "{path}: {location}");
+        assert!(!live(&app, &session).await, "{path}");
+    }
 }
 
 /// A provider without an end-session endpoint is never sent the token: no session keeps it.
