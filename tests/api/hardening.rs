@@ -122,6 +122,27 @@ async fn refusals_at_the_callback_and_the_back_channel_are_limited(db: TestDb) {
     assert_eq!(events(&app).len(), 4, "two refusals stored, the third not");
 }
 
+/// Without a trusted proxy, `X-Forwarded-For` is the client's own word: an address that names
+/// another one in each request still has one allowance, its own.
+async fn a_forwarded_address_from_an_untrusted_peer_shares_its_allowance(db: TestDb) {
+    let untrusted =
+        |authority: &str| limited(2)(authority).replace("  trustedProxies: 127.0.0.1/32\n", "");
+    let app = spawn_signin_app_configured(db, untrusted, |_| {}).await;
+    let garbage = |from: &'static str| {
+        app.client
+            .post(format!("{}/authenticate", app.address))
+            .header("X-Forwarded-For", from)
+            .form(&[("action", "login"), ("id_token", "not.a.token")])
+            .send()
+    };
+    for from in ["192.0.2.1", "192.0.2.2"] {
+        assert_refused(garbage(from).await.expect("send"), 400, "malformed").await;
+    }
+    let spoofed = garbage("192.0.2.3").await.expect("send");
+    assert_eq!(spoofed.status(), 429);
+    assert_eq!(events(&app).len(), 2, "nothing stored beyond the limit");
+}
+
 /// An IPv6 client holds a whole /64, and changes addresses within it at will: the limit counts
 /// the /64 as one address.
 async fn an_ipv6_prefix_shares_one_allowance(db: TestDb) {
@@ -563,6 +584,7 @@ async fn malformed_requests_are_not_logged_as_server_errors() {
 
 crate::helpers::async_on_both_backends!(
     refused_attempts_beyond_the_limit_store_nothing,
+    a_forwarded_address_from_an_untrusted_peer_shares_its_allowance,
     an_ipv6_prefix_shares_one_allowance,
     refusals_at_the_callback_and_the_back_channel_are_limited,
     one_email_is_one_member,
