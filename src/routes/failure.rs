@@ -192,6 +192,9 @@ pub struct Refusal {
     /// The account a member or policy rule refused (the email the provider asserted), and where
     /// to sign in with another one.
     account: Option<(String, Option<String>)>,
+    /// The request was counted against its address's allowance already (an anonymous write
+    /// that failed): logging the refusal counts nothing more.
+    counted: bool,
 }
 
 impl From<Failure> for Refusal {
@@ -207,6 +210,7 @@ impl From<Failure> for Refusal {
             retry_after: None,
             account: None,
             base: String::new(),
+            counted: false,
         }
     }
 }
@@ -316,6 +320,12 @@ impl Refusal {
         self
     }
 
+    /// The request was counted against its address's allowance already.
+    pub fn counted(mut self) -> Self {
+        self.counted = true;
+        self
+    }
+
     /// A cookie cleared by the answer all the same.
     pub fn clearing(mut self, cookie: Cookie<'static>) -> Self {
         self.removal = Some(cookie);
@@ -324,7 +334,8 @@ impl Refusal {
 
     /// Writes the refusal to the security log as an event of `kind` from this request, unless
     /// it is there already. A refusal is an anonymous write: beyond the address's allowance it
-    /// becomes `429 rate_limited`, and nothing is stored.
+    /// becomes `429 rate_limited`, and nothing is stored. A request counted already
+    /// ([`Refusal::counted`]) is not counted twice.
     pub async fn logged(mut self, req: &HttpRequest, state: &AppState, kind: Event) -> Self {
         if self.incident.is_some() {
             return self;
@@ -332,6 +343,7 @@ impl Refusal {
         let attempt = request::attempt(req, state);
         let mut event = attempt.event(kind);
         if self.failure != Failure::RateLimited
+            && !self.counted
             && let Err(retry_after) = state.take_anonymous_write(attempt.client_ip)
         {
             let format = self.format;

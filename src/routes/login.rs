@@ -208,17 +208,21 @@ async fn start_flow(
 ) -> Result<HttpResponse, Refusal> {
     let config = state.config.load_full();
     let provider = config.provider(provider_id).ok_or(Failure::NotFound)?;
-    // A flow start stores a row for anybody: an anonymous write.
+    // A flow start stores a row for anybody: an anonymous write. Counted here, it is not counted
+    // again when it fails and its refusal is logged.
     state
         .take_anonymous_write(request::client_ip(req, state))
         .map_err(Refusal::rate_limited)?;
     let base = request::public_base(req, state).ok_or_else(|| {
-        Refusal::from(Failure::MissingParameter).detail("no usable Host header; set --public-url")
+        Refusal::from(Failure::MissingParameter)
+            .detail("no usable Host header; set --public-url")
+            .counted()
     })?;
     let fails = |failure: Failure, detail: String| {
         Refusal::from(failure)
             .detail(detail)
             .provider(Some(provider.id.clone()))
+            .counted()
     };
     let keys = state.keys.keys(provider).await.map_err(|error| {
         let failure = match error {

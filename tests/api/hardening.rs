@@ -143,6 +143,22 @@ async fn a_forwarded_address_from_an_untrusted_peer_shares_its_allowance(db: Tes
     assert_eq!(events(&app).len(), 2, "nothing stored beyond the limit");
 }
 
+/// A flow start that fails (here: its provider cannot be reached) counts once against the
+/// allowance, as one that succeeds: the row of its refusal is part of the same request.
+async fn a_failed_flow_start_counts_once(db: TestDb) {
+    let app = spawn_signin_app_configured(db, limited(2), |_| {}).await;
+    let start = || {
+        app.client
+            .get(format!("{}/login/other", app.address))
+            .send()
+    };
+    for _ in 0..2 {
+        assert_eq!(start().await.expect("send").status(), 503);
+    }
+    assert_eq!(start().await.expect("send").status(), 429);
+    assert_eq!(events(&app).len(), 2, "the two refusals are stored");
+}
+
 /// An IPv6 client holds a whole /64, and changes addresses within it at will: the limit counts
 /// the /64 as one address.
 async fn an_ipv6_prefix_shares_one_allowance(db: TestDb) {
@@ -585,6 +601,7 @@ async fn malformed_requests_are_not_logged_as_server_errors() {
 crate::helpers::async_on_both_backends!(
     refused_attempts_beyond_the_limit_store_nothing,
     a_forwarded_address_from_an_untrusted_peer_shares_its_allowance,
+    a_failed_flow_start_counts_once,
     an_ipv6_prefix_shares_one_allowance,
     refusals_at_the_callback_and_the_back_channel_are_limited,
     one_email_is_one_member,
