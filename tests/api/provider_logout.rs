@@ -510,10 +510,10 @@ async fn front_channel_logout_ends_the_provider_session(db: TestDb) {
     assert!(!live(&app, &other).await);
 }
 
-/// Two instances on one PostgreSQL database, each with the session cache on: a back-channel
-/// logout received by one ends the session on the other within the cache's time.
+/// Two instances on one PostgreSQL database, each with the session cache on: a back-channel or
+/// front-channel logout received by one ends the session on the other within the cache's time.
 #[tokio::test]
-async fn a_back_channel_logout_on_one_instance_ends_the_session_on_another() {
+async fn a_provider_logout_on_one_instance_ends_the_session_on_another() {
     let Some(db) = TestDb::postgres() else {
         return;
     };
@@ -535,26 +535,31 @@ async fn a_back_channel_logout_on_one_instance_ends_the_session_on_another() {
     let ((a, _), (b, b_clock)) = (start(), start());
     db.add_member("ana@example.org");
     let client = reqwest::Client::new();
-    let mut claims = provider.claims("ana@example.org", now);
-    claims["sid"] = json!("sid-b");
-    let login = client
-        .post(format!("{b}/authenticate"))
-        .form(&[
-            ("action", "login"),
-            ("id_token", &provider.token(&key, &claims)),
-        ])
-        .send()
-        .await
-        .expect("login");
-    let session = session_cookie(&login).expect("cookie").0;
-    let auth = |base: &str| {
+    // Ana signs in on B, in the provider session `sid`, and B caches her session.
+    let signed_in_on_b = |sid: &'static str| {
+        let mut claims = provider.claims("ana@example.org", now);
+        claims["sid"] = json!(sid);
+        let login = client
+            .post(format!("{b}/authenticate"))
+            .form(&[
+                ("action", "login"),
+                ("id_token", &provider.token(&key, &claims)),
+            ])
+            .send();
+        async move {
+            session_cookie(&login.await.expect("login"))
+                .expect("cookie")
+                .0
+        }
+    };
+    let auth = |base: &str, session: &str| {
         client
             .get(format!("{base}/auth"))
             .header("Cookie", format!("idgate_session={session}"))
             .send()
     };
-    // B has the session in its cache.
-    assert_eq!(auth(&b).await.expect("auth").status(), 200);
+    let session = signed_in_on_b("sid-b").await;
+    assert_eq!(auth(&b, &session).await.expect("auth").status(), 200);
     let token = provider.logout_token(&key, CLIENT_ID, now, json!({"sid": "sid-b"}));
     let ended = client
         .post(format!("{a}/backchannel-logout"))
@@ -565,7 +570,20 @@ async fn a_back_channel_logout_on_one_instance_ends_the_session_on_another() {
     assert_eq!(ended.status(), 200);
     // Within the cache's 2 seconds (well inside 5), B no longer trusts the session.
     b_clock.advance(2);
-    assert_eq!(auth(&b).await.expect("auth").status(), 401);
+    assert_eq!(auth(&b, &session).await.expect("auth").status(), 401);
+
+    // The same through the front channel.
+    let session = signed_in_on_b("sid-front").await;
+    assert_eq!(auth(&b, &session).await.expect("auth").status(), 200);
+    let iss = url::form_urlencoded::byte_serialize(provider.url.as_bytes()).collect::<String>();
+    let ended = client
+        .get(format!("{a}/frontchannel-logout?iss={iss}&sid=sid-front"))
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(ended.status(), 200);
+    b_clock.advance(2);
+    assert_eq!(auth(&b, &session).await.expect("auth").status(), 401);
 }
 
 /// A reload without a provider ends that provider's sessions and unused codes; others live on.
