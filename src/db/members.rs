@@ -616,7 +616,12 @@ pub fn noncanonical_members(conn: &mut AnyConnection) -> Result<Vec<(i64, String
         .load(conn)?;
     Ok(rows
         .into_iter()
-        .filter(|(_, email, stored)| Email::parse(email).map_or(true, |e| e.normalized() != stored))
+        .filter(|(_, email, stored)| {
+            // An earlier build stored an address with a trailing dot and compared it without the
+            // dot, as idgate still does: such a member signs in with the address as compared.
+            let compared = email.strip_suffix('.').unwrap_or(email);
+            Email::parse(compared).map_or(true, |e| e.normalized() != stored)
+        })
         .map(|(id, email, _)| (id, email))
         .collect())
 }
