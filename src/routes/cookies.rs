@@ -44,35 +44,31 @@ pub fn flow_cookie(value: String, secure: bool, mode: ResponseMode, base: &str) 
     } else {
         format!("{base}/callback")
     };
-    flow_cookie_at(value, secure, mode, base, path)
-}
-
-/// The same value for the flow starts (`{base}/login/…`), where a browser does not send a
-/// cookie scoped to the callback: without it, a second tab's start would give the browser a new
-/// value, and the first tab's flow would no longer be this browser's. `None` where the flow
-/// cookie is sent everywhere already (`Path=/`).
-pub fn flow_start_cookie(
-    value: String,
-    secure: bool,
-    mode: ResponseMode,
-    base: &str,
-) -> Option<Cookie<'static>> {
-    let at_root = secure && base.is_empty();
-    (!at_root).then(|| flow_cookie_at(value, secure, mode, base, format!("{base}/login")))
-}
-
-fn flow_cookie_at(
-    value: String,
-    secure: bool,
-    mode: ResponseMode,
-    base: &str,
-    path: String,
-) -> Cookie<'static> {
     let same_site = if secure && mode == ResponseMode::FormPost {
         SameSite::None
     } else {
         SameSite::Lax
     };
+    flow_cookie_at(value, secure, base, path, same_site)
+}
+
+/// The same value for the flow starts (`{base}/login/…`), where a browser does not send a
+/// cookie scoped to the callback: without it, a second tab's start would give the browser a new
+/// value, and the first tab's flow would no longer be this browser's. `None` where the flow
+/// cookie is sent everywhere already (`Path=/`). Always `SameSite=Lax`: a flow starts from a
+/// page of idgate's or a link followed to it, never from another site's POST.
+pub fn flow_start_cookie(value: String, secure: bool, base: &str) -> Option<Cookie<'static>> {
+    let at_root = secure && base.is_empty();
+    (!at_root).then(|| flow_cookie_at(value, secure, base, format!("{base}/login"), SameSite::Lax))
+}
+
+fn flow_cookie_at(
+    value: String,
+    secure: bool,
+    base: &str,
+    path: String,
+    same_site: SameSite,
+) -> Cookie<'static> {
     Cookie::build(flow_cookie_name(secure, base.is_empty()), value)
         .http_only(true)
         .path(path)
@@ -131,15 +127,15 @@ mod tests {
 
     #[test]
     fn flow_starts_get_the_value_where_the_flow_cookie_is_scoped_to_the_callback() {
-        assert!(flow_start_cookie("v".into(), true, ResponseMode::Query, "").is_none());
-        let http = flow_start_cookie("v".into(), false, ResponseMode::Query, "")
+        assert!(flow_start_cookie("v".into(), true, "").is_none());
+        let http = flow_start_cookie("v".into(), false, "")
             .map(|c| c.to_string())
             .unwrap_or_default();
         assert!(
             http.starts_with("idgate_flow=v") && http.contains("Path=/login;"),
             "{http}"
         );
-        let under = flow_start_cookie("v".into(), true, ResponseMode::FormPost, "/sso")
+        let under = flow_start_cookie("v".into(), true, "/sso")
             .map(|c| c.to_string())
             .unwrap_or_default();
         for part in [
@@ -147,7 +143,7 @@ mod tests {
             "Path=/sso/login",
             "Secure",
             "HttpOnly",
-            "SameSite=None",
+            "SameSite=Lax",
             "Max-Age=600",
         ] {
             assert!(under.contains(part), "{under} lacks {part}");

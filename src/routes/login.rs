@@ -280,7 +280,7 @@ async fn start_flow(
     let mut response = HttpResponse::Found();
     response.cookie(flow_cookie(browser.clone(), secure, mode, path));
     // The value also goes to the flow starts, so that the browser's next one keeps it.
-    if let Some(cookie) = flow_start_cookie(browser, secure, mode, path) {
+    if let Some(cookie) = flow_start_cookie(browser, secure, path) {
         response.cookie(cookie);
     }
     Ok(response
