@@ -166,9 +166,11 @@ async fn every_refused_logout_token_leaves_the_session_alive(db: TestDb) {
         ),
         (
             "an algorithm the provider does not list",
+            // Signed with the provider's client secret, which would be its key had it listed
+            // HS256: only the algorithm refuses it.
             idgate_test_support::provider::sign_token(
-                &TestKey::hmac("a-shared-secret-of-thirty-two-bytes!", "hs1"),
-                &json!({"alg": "HS256", "kid": "hs1", "typ": "logout+jwt"}),
+                &TestKey::hmac(idgate_test_support::provider::CLIENT_SECRET, ""),
+                &json!({"alg": "HS256", "typ": "logout+jwt"}),
                 &sid_1,
             ),
         ),
@@ -243,13 +245,21 @@ async fn a_logout_token_is_no_id_token(db: TestDb) {
 /// A session a document app's authentication code made remembers the provider session too.
 /// A one-time authentication code for Ana's provider session `sid` (subject `sub`).
 async fn code_for(app: &SignInApp, sid: &str, sub: &str) -> String {
-    let token = app.token_with("ana@example.org", json!({"sid": sid, "sub": sub}));
+    code_for_token(
+        app,
+        &app.token_with("ana@example.org", json!({"sid": sid, "sub": sub})),
+    )
+    .await
+}
+
+/// A one-time authentication code for the ID token `token`.
+async fn code_for_token(app: &SignInApp, token: &str) -> String {
     let issued = app
         .client
         .post(format!("{}/authenticate", app.address))
         .form(&[
             ("action", "code"),
-            ("id_token", token.as_str()),
+            ("id_token", token),
             ("client_id", "0123456789abcdef"),
         ])
         .send()
@@ -286,13 +296,25 @@ async fn a_logout_token_ends_sessions_made_from_codes(db: TestDb) {
     // The ended provider session's code no longer makes a session; the other's still does.
     assert_eq!(redeem(&app, &unused).await.status(), 401);
     assert_eq!(redeem(&app, &other).await.status(), 200);
-    // A logout by subject voids that subject's codes.
+    // A logout by subject voids that subject's codes through this provider entry only: not
+    // another subject's, nor the same subject's through another entry on the issuer.
     let unused = code_for(&app, "sid-3", "ana-sub").await;
+    app.add_member("bob@example.org");
+    let bobs = code_for_token(
+        &app,
+        &app.token_with("bob@example.org", json!({"sub": "bob-sub"})),
+    )
+    .await;
+    let mut claims = strict_claims(&app);
+    claims["email_verified"] = json!(true);
+    let strict = code_for_token(&app, &app.provider.token(&app.key, &claims)).await;
     let by_sub =
         app.provider
             .logout_token(&app.key, CLIENT_ID, app.now(), json!({"sub": "ana-sub"}));
     assert_eq!(backchannel(&app, &by_sub).await.status(), 200);
     assert_eq!(redeem(&app, &unused).await.status(), 401);
+    assert_eq!(redeem(&app, &bobs).await.status(), 200);
+    assert_eq!(redeem(&app, &strict).await.status(), 200);
 }
 
 async fn a_logout_token_ends_the_sessions_it_names(db: TestDb) {
