@@ -227,12 +227,25 @@ struct LogoutPage<'a> {
 
 /// `GET /logout`: a page with a sign-out button (a link may show it; only its POST signs out).
 /// As on the home page, the button may go on to the end-session endpoint of the browser's
-/// session's provider, which the page's `form-action` must then name. Without a session, or
-/// when the database cannot say which, it names none: the sign-out then ends at idgate.
+/// session's provider, which the page's `form-action` must then name. The session is found as
+/// the POST finds it (one that has timed out, whose row is still there, signs out at the
+/// provider too), and showing the page changes nothing: it neither extends nor ends it. Without
+/// a session, or when the database cannot say which, it names none: the sign-out then ends at
+/// idgate.
 async fn logout_page(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let end_session = match super::session::current_session(&req, &state).await {
-        Ok(Some((session, _))) => end_session_origin(&state, &session.provider).await,
-        Ok(None) | Err(_) => None,
+    let provider = match request::session_key(&req, &state) {
+        Some(id_hash) => state
+            .db
+            .run(move |conn| db::sessions::find_session(conn, &id_hash))
+            .await
+            .ok()
+            .flatten()
+            .map(|session| session.provider),
+        None => None,
+    };
+    let end_session = match provider {
+        Some(provider) => end_session_origin(&state, &provider).await,
+        None => None,
     };
     let mut builder = HttpResponse::Ok();
     builder.insert_header(("Cache-Control", "no-store"));

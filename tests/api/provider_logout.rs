@@ -458,6 +458,25 @@ async fn signing_out_in_a_browser_signs_out_at_the_provider(db: TestDb) {
         .expect("send");
     assert_eq!(back.status(), 200);
     assert!(back.text().await.expect("page").contains("signed out"));
+    // A session that has timed out (its row not purged yet) signs out at the provider all the
+    // same: showing the sign-out page does not end it first.
+    let session = signed_in(&app, "sid-3").await;
+    app.clock.advance(31 * 60);
+    let page = app.get_with_session("/logout", &session).await;
+    let policy = content_security_policy(&page);
+    assert!(
+        policy.contains(&format!("form-action 'self' {provider_origin};")),
+        "{policy}"
+    );
+    let timed_out = app
+        .client
+        .post(format!("{}/logout", app.address))
+        .header("Cookie", format!("idgate_session={session}"))
+        .header("Accept", "text/html")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(timed_out.status(), 303);
     // A JSON client gets the usual answer, no redirect.
     let session = signed_in(&app, "sid-2").await;
     let json_logout = app
