@@ -388,5 +388,14 @@ async fn a_browser_signs_in_at_a_real_provider_with_query_and_form_post() {
             .any(|e| e.event == "backchannel_logout" && e.outcome == "success"),
         "{logged:?}"
     );
+    // From idgate's sign-out page too, through the provider's end-session page.
+    assert!(
+        report["fromLogoutPage"]["url"]
+            .as_str()
+            .and_then(|u| url::Url::parse(u).ok())
+            .is_some_and(|u| u.path() == "/signed-out"),
+        "{report}"
+    );
+    assert_eq!(report["fromLogoutPage"]["session"], 401, "{report}");
     drop(provider);
 }

@@ -8,7 +8,8 @@
 // what it says of a refused account, and what idgate's 404 and GET /logout pages show.
 // With SIGN_OUT=1 (and PROVIDER_URL) it then signs out through idgate and the provider's
 // end-session page back to idgate's /signed-out, signs in again, signs out at the provider
-// alone, and reports whether idgate's session survived the provider's back-channel logout.
+// alone, and reports whether idgate's session survived the provider's back-channel logout;
+// then signs in once more and out from idgate's sign-out page (GET /logout).
 import { chromium } from 'playwright-core';
 
 const [idgate, title, login, screenshot] = process.argv.slice(2);
@@ -16,6 +17,22 @@ const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
 
 const browser = await chromium.launch({ executablePath, args: ['--no-sandbox'] });
 const page = await browser.newPage();
+
+// Signs in through idgate's sign-in page again, after a sign-out: the provider's login form,
+// and its consent page when it asks again.
+async function signInAgain() {
+  await page.goto(`${idgate}/login`);
+  await page.getByRole('link', { name: title }).click();
+  await page.locator('input[name="login"]').fill(login);
+  await page.locator('input[name="password"]').fill('any password');
+  await page.getByRole('button', { name: 'Sign-in' }).click();
+  const consent = page.getByRole('button', { name: 'Continue' });
+  await Promise.race([page.waitForURL(`${idgate}/`), consent.waitFor()]);
+  if (page.url() !== `${idgate}/`) {
+    await consent.click();
+    await page.waitForURL(`${idgate}/`);
+  }
+}
 try {
   // Generous: the test suite shares two cores with this browser.
   page.setDefaultTimeout(30000);
@@ -67,17 +84,7 @@ try {
     const signedOut = { url: page.url(), text: await page.locator('body').innerText() };
     const afterRpLogout = (await page.goto(`${idgate}/session`)).status();
     // Signed in again, then signed out at the provider alone: its back-channel logout.
-    await page.goto(`${idgate}/login`);
-    await page.getByRole('link', { name: title }).click();
-    await page.locator('input[name="login"]').fill(login);
-    await page.locator('input[name="password"]').fill('any password');
-    await page.getByRole('button', { name: 'Sign-in' }).click();
-    const consent = page.getByRole('button', { name: 'Continue' });
-    await Promise.race([page.waitForURL(`${idgate}/`), consent.waitFor()]);
-    if (!page.url().startsWith(`${idgate}/`) || page.url() !== `${idgate}/`) {
-      await consent.click();
-      await page.waitForURL(`${idgate}/`);
-    }
+    await signInAgain();
     const beforeBackchannel = (await page.goto(`${idgate}/session`)).status();
     await page.goto(`${process.env.PROVIDER_URL}/session/end`);
     await page.getByRole('button', { name: 'Yes, sign me out' }).click();
@@ -90,7 +97,15 @@ try {
       if (afterBackchannel === 401) break;
       await page.waitForTimeout(500);
     }
-    console.log(JSON.stringify({ signedOut, afterRpLogout, beforeBackchannel, afterBackchannel }));
+    // Signed in once more, and signed out from idgate's sign-out page (GET /logout), whose
+    // button goes on to the provider's end-session page too.
+    await signInAgain();
+    await page.goto(`${idgate}/logout`);
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByRole('button', { name: 'Yes, sign me out' }).click();
+    await page.waitForURL((url) => url.pathname === "/signed-out");
+    const fromLogoutPage = { url: page.url(), session: (await page.goto(`${idgate}/session`)).status() };
+    console.log(JSON.stringify({ signedOut, afterRpLogout, beforeBackchannel, afterBackchannel, fromLogoutPage }));
     process.exit(0);
   }
   // The browser itself asks who it is, with the cookie idgate set.
