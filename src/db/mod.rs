@@ -134,16 +134,32 @@ fn with_timeouts(url: &str) -> String {
     parsed.to_string()
 }
 
-/// Hides the password of `scheme://user:password@host/…`.
+/// Hides the password of `scheme://user:password@host/…`, and of the query parameters
+/// `password` and `sslpassword` (PostgreSQL takes both there too). A URL missing the `//` of its
+/// authority (`postgres:/user:password@host/db`) would show its credentials in its path: only its
+/// scheme is shown.
 fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
-        }
-        Ok(parsed) => parsed.to_string(),
-        Err(_) => "(unparsable URL)".to_string(),
+    let Ok(mut parsed) = url::Url::parse(url) else {
+        return "(unparsable URL)".to_string();
+    };
+    if !parsed.has_authority() && parsed.path().contains('@') {
+        return format!("{}:***", parsed.scheme());
     }
+    if parsed.password().is_some() {
+        let _ = parsed.set_password(Some("***"));
+    }
+    let is_secret = |name: &str| {
+        name.eq_ignore_ascii_case("password") || name.eq_ignore_ascii_case("sslpassword")
+    };
+    let pairs: Vec<(String, String)> = parsed.query_pairs().into_owned().collect();
+    if pairs.iter().any(|(name, _)| is_secret(name)) {
+        let mut query = parsed.query_pairs_mut();
+        query.clear();
+        for (name, value) in &pairs {
+            query.append_pair(name, if is_secret(name) { "***" } else { value });
+        }
+    }
+    parsed.to_string()
 }
 
 /// Opens connections for the pool, dispatching on the URL scheme so that the operator sees the
@@ -589,6 +605,20 @@ mod tests {
         assert!(!shown.contains("hunter2"), "{shown}");
         let err = DatabaseUrl::parse("mysql://idgate:hunter2@db/x").err();
         assert!(!format!("{err:?}").contains("hunter2"));
+        // In the query, as PostgreSQL also takes it; the other parameters stay readable.
+        let shown = redact("postgres://idgate@db.example/idgate?password=hunter2&sslmode=require");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("sslmode=require"), "{shown}");
+        let shown = redact("postgres://idgate@/idgate?host=/run/postgresql&sslpassword=hunter2");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        // A URL missing a slash, whose credentials are in its path.
+        let shown = redact("postgres:/idgate:hunter2@db/x");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        let message = Database::open("postgres:/idgate:hunter2@127.0.0.1:1/x")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(!message.contains("hunter2"), "{message}");
     }
 
     #[test]
