@@ -91,6 +91,9 @@ const TOP_KEYS: &[&str] = &[
     "clients",
     "properties",
 ];
+/// The top level's keys that hold a list or a mapping: written without a value, they hold
+/// nothing.
+const SECTIONS: &[&str] = &["portal", "providers", "domains", "clients", "properties"];
 const PORTAL_KEYS: &[&str] = &["title", "href"];
 const PROVIDER_KEYS: &[&str] = &[
     "id",
@@ -179,7 +182,9 @@ impl Ctx<'_> {
 
     // ----- shapes -----------------------------------------------------------------------------
 
-    /// A mapping whose keys are all in `allowed`; unknown keys are reported (and skipped).
+    /// A mapping whose keys are all in `allowed`; unknown keys are reported (and skipped), and so
+    /// are keys without a value, but for the top level's sections (`clients:` alone is no
+    /// clients).
     fn map<'n>(&mut self, node: &'n Node, allowed: &[&str]) -> Option<Fields<'n>> {
         let NodeKind::Map(entries) = &node.kind else {
             self.wrong_type(node, "a mapping");
@@ -192,6 +197,9 @@ impl Ctx<'_> {
         for (key, value) in entries {
             let name = key.as_scalar().unwrap_or_default();
             if allowed.contains(&name) {
+                if value.is_null() && !(allowed == TOP_KEYS && SECTIONS.contains(&name)) {
+                    self.report(value.pos, ConfigError::NoValue(name.to_string()));
+                }
                 fields.entries.push((name, value));
             } else {
                 self.report(

@@ -117,6 +117,36 @@ fn a_wrong_type_is_reported_at_the_value() {
 }
 
 #[test]
+fn a_key_without_a_value_is_reported_but_an_empty_section_holds_nothing() {
+    let source = "providers:
+  - id: entrypage
+    title: Entrypage
+    authorityUrl: https://id.example.org
+    clientId: \"1234567890123456\"
+    requireVerifiedEmail:
+properties:
+  sessionTimeout: ~
+clients:
+";
+    let p = problems(source);
+    assert_eq!(
+        p,
+        vec![
+            Problem {
+                pos: at(6, 25),
+                error: ConfigError::NoValue("requireVerifiedEmail".into()),
+            },
+            Problem {
+                pos: at(8, 19),
+                error: ConfigError::NoValue("sessionTimeout".into()),
+            },
+        ]
+    );
+    let empty_sections = "providers:\ndomains:\nclients:\nportal:\nproperties:\n";
+    assert!(validate(empty_sections, &env).is_ok());
+}
+
+#[test]
 fn a_duplicate_provider_id_names_the_first_line() {
     let p = problems(fixture!("duplicate-id.yaml"));
     assert_eq!(
