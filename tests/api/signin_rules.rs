@@ -66,12 +66,19 @@ async fn malformed_tokens_are_refused_with_400(db: TestDb) {
         r#"{"email":"ana@example.org","email":"bob@example.org"}"#,
         b"sig",
     );
+    // A number no 64-bit floating-point number holds.
+    let out_of_range = raw_token(
+        r#"{"alg":"RS256","kid":"rsa1"}"#,
+        r#"{"email":"ana@example.org","exp":1e400}"#,
+        b"sig",
+    );
     for token in [
         "garbage".to_string(),
         format!("{}.{}", parts[0], parts[1]),
         format!("{good}.{}", parts[2]),
         oversized,
         duplicate,
+        out_of_range,
         format!("{}.!!!.{}", parts[0], parts[2]),
         "\u{0}\u{1}.\u{2}.\u{3}".to_string(),
     ] {
