@@ -270,6 +270,45 @@ fn the_debian_package_installs_a_service_that_starts() {
         "the database belongs to the service user"
     );
 
+    // Checking the configuration as docs/operations.md says: as the service user, with the
+    // service's variables (a secret the configuration reads among them).
+    let yaml = std::fs::read_to_string("/etc/idgate/identity.yaml").expect("the configuration");
+    let with_secret = yaml.replacen(
+        "# clientSecret: ${ENTRYPAGE_SECRET}",
+        "clientSecret: ${ENTRYPAGE_SECRET}",
+        1,
+    );
+    assert_ne!(with_secret, yaml, "the example names ENTRYPAGE_SECRET");
+    std::fs::write("/etc/idgate/identity.yaml", with_secret).expect("write the configuration");
+    let mut settings = std::fs::read_to_string("/etc/default/idgate").expect("the settings");
+    settings.push_str("ENTRYPAGE_SECRET=s3cret\n");
+    std::fs::write("/etc/default/idgate", settings).expect("write the settings");
+    let documented = r#"set -a; . /etc/default/idgate; exec idgate check-config "$IDGATE_CONFIG""#;
+    let checked = run("runuser", &["-u", "idgate", "--", "sh", "-c", documented]);
+    assert!(
+        checked.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    // Without the service's variables, the secret is missing.
+    let bare = run(
+        "runuser",
+        &[
+            "-u",
+            "idgate",
+            "--",
+            "idgate",
+            "check-config",
+            "/etc/idgate/identity.yaml",
+        ],
+    );
+    assert!(!bare.status.success());
+    assert!(
+        String::from_utf8_lossy(&bare.stdout).contains("ENTRYPAGE_SECRET")
+            || String::from_utf8_lossy(&bare.stderr).contains("ENTRYPAGE_SECRET")
+    );
+
     drop(installed);
     assert!(
         !Path::new("/usr/bin/idgate").exists(),
