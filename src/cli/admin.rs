@@ -52,7 +52,7 @@ pub(super) fn sessions_command(cmd: SessionsCommand, database_url: &str) -> Resu
             handle,
             member,
             provider,
-        } => with_conn(database_url, |conn| {
+        } => write_with_conn(database_url, |conn| {
             if let Some(provider) = provider {
                 let ended = db::sessions::delete_sessions_through(conn, &provider)
                     .map_err(|e| e.to_string())?;

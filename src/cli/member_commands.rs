@@ -21,7 +21,7 @@ pub(super) fn members(cmd: MembersCommand, database_url: &str) -> Result<(), Str
                 status,
                 admin: args.admin,
             };
-            let member = with_conn(database_url, |conn| {
+            let member = write_with_conn(database_url, |conn| {
                 let member =
                     db::members::insert_member(conn, &new, now).map_err(|e| e.to_string())?;
                 record(
@@ -58,7 +58,7 @@ pub(super) fn members(cmd: MembersCommand, database_url: &str) -> Result<(), Str
                     _ => None,
                 },
             };
-            let member = with_conn(database_url, |conn| {
+            let member = write_with_conn(database_url, |conn| {
                 let Some(member) =
                     db::members::find_member_by_email(conn, &address).map_err(|e| e.to_string())?
                 else {
@@ -82,7 +82,7 @@ pub(super) fn members(cmd: MembersCommand, database_url: &str) -> Result<(), Str
             let input = std::fs::File::open(&file)
                 .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
             let rows = import::parse_csv(input).map_err(|errors| bad_rows(&file, &errors))?;
-            let summary = with_conn(database_url, |conn| {
+            let summary = write_with_conn(database_url, |conn| {
                 let summary = db::members::import(conn, &rows, now).map_err(|e| match e {
                     db::members::ImportError::BadRows(errors) => bad_rows(&file, &errors),
                     other => other.to_string(),
@@ -142,7 +142,7 @@ pub(super) fn members(cmd: MembersCommand, database_url: &str) -> Result<(), Str
                 },
                 None => db::members::Unbind::All,
             };
-            let removed = with_conn(database_url, |conn| {
+            let removed = write_with_conn(database_url, |conn| {
                 let removed =
                     db::members::unbind(conn, &address, which).map_err(|e| e.to_string())?;
                 if removed.is_some() {
@@ -161,7 +161,7 @@ pub(super) fn members(cmd: MembersCommand, database_url: &str) -> Result<(), Str
         }
         MembersCommand::Remove { email: e } => {
             let address = email(&e)?;
-            let removed = with_conn(database_url, |conn| {
+            let removed = write_with_conn(database_url, |conn| {
                 let removed =
                     db::members::remove_member(conn, &address).map_err(|e| e.to_string())?;
                 if removed {
@@ -205,7 +205,7 @@ pub(super) fn record(
 
 fn set_locked(database_url: &str, text: &str, locked: bool, now: i64) -> Result<(), String> {
     let address = email(text)?;
-    let member = with_conn(database_url, |conn| {
+    let member = write_with_conn(database_url, |conn| {
         let member =
             db::members::set_locked(conn, &address, locked, now).map_err(|e| e.to_string())?;
         if let Some(m) = &member {

@@ -399,6 +399,24 @@ fn with_conn<T>(
     work(&mut conn)
 }
 
+/// [`with_conn`] for an administrator's action: the action and its row of the security log are
+/// one transaction, so that an action is never done without being logged (a failure of either
+/// undoes both, and the command fails).
+fn write_with_conn<T>(
+    database_url: &str,
+    work: impl FnOnce(&mut AnyConnection) -> Result<T, String>,
+) -> Result<T, String> {
+    /// The action's own error, or the database's.
+    struct Failed(String);
+    impl From<db::StoreError> for Failed {
+        fn from(error: db::StoreError) -> Self {
+            Failed(error.to_string())
+        }
+    }
+    let mut conn = db::connect(database_url).map_err(|e| e.to_string())?;
+    db::write_transaction(&mut conn, |conn| work(conn).map_err(Failed)).map_err(|f| f.0)
+}
+
 fn email(text: &str) -> Result<Email, String> {
     Email::parse(text).map_err(|e| format!("`{text}`: {e}"))
 }

@@ -237,7 +237,46 @@ fn the_text_listing_shows_members_in_columns(db: &TestDb) {
     );
 }
 
+/// An administrator's action whose row of the security log cannot be written is not done: the
+/// command fails and the database is as it was.
+fn an_action_that_cannot_be_logged_is_not_done(db: &TestDb) {
+    use diesel::connection::SimpleConnection as _;
+    ok(db, &["members", "add", "--email", "kim@example.org"]);
+    // From here on the security log refuses every row.
+    let refuse = if db.url.starts_with("postgres") {
+        "CREATE FUNCTION refuse_rows() RETURNS trigger AS $$ \
+         BEGIN RAISE EXCEPTION 'the security log refuses'; END $$ LANGUAGE plpgsql; \
+         CREATE TRIGGER refuse BEFORE INSERT ON security_log \
+         FOR EACH ROW EXECUTE FUNCTION refuse_rows();"
+    } else {
+        "CREATE TRIGGER refuse BEFORE INSERT ON security_log \
+         BEGIN SELECT RAISE(ABORT, 'the security log refuses'); END;"
+    };
+    let database = db.open();
+    let mut conn = database.conn().unwrap_or_else(|e| panic!("{e}"));
+    conn.batch_execute(refuse).unwrap_or_else(|e| panic!("{e}"));
+    for action in [
+        &["members", "add", "--email", "lee@example.org"][..],
+        &["members", "lock", "kim@example.org"],
+        &["members", "set", "kim@example.org", "--surname", "Other"],
+        &["members", "remove", "kim@example.org"],
+        &["sessions", "revoke", "--member", "kim@example.org"],
+    ] {
+        let why = fails(db, action);
+        assert!(
+            why.contains("the security log refuses"),
+            "{action:?}: {why}"
+        );
+    }
+    let members = list(db);
+    assert_eq!(members.len(), 1, "{members:?}");
+    assert_eq!(members[0]["email"], "kim@example.org");
+    assert_eq!(members[0]["locked"], false);
+    assert_ne!(members[0]["surname"], "Other");
+}
+
 on_both_backends!(
+    an_action_that_cannot_be_logged_is_not_done,
     set_changes_a_member_in_place,
     a_closed_pipe_ends_a_listing_quietly,
     add_list_lock_unlock_remove,
