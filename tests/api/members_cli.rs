@@ -67,6 +67,15 @@ fn add_list_lock_unlock_remove(db: &TestDb) {
     ok(db, &["members", "remove", "jane.doe@example.org"]);
     assert!(list(db).is_empty());
     assert!(fails(db, &["members", "remove", "jane.doe@example.org"]).contains("no member"));
+    let log = ok(db, &["audit", "--json"]);
+    for event in [
+        "member_added",
+        "member_locked",
+        "member_unlocked",
+        "member_removed",
+    ] {
+        assert!(log.contains(event), "{event}: {log}");
+    }
 }
 
 fn a_taken_username_and_a_bad_email_are_refused(db: &TestDb) {
@@ -129,6 +138,7 @@ fn unbind_clears_one_provider_or_all(db: &TestDb) {
     assert_eq!(bindings.as_array().map(Vec::len), Some(1));
     ok(db, &["members", "unbind", "jane@example.org"]);
     assert_eq!(list(db)[0]["bindings"].as_array().map(Vec::len), Some(0));
+    assert!(ok(db, &["audit", "--json"]).contains("member_unbound"));
 }
 
 fn import_adds_and_updates_members(db: &TestDb) {
@@ -158,6 +168,7 @@ fn import_adds_and_updates_members(db: &TestDb) {
     assert_eq!(members[0]["username"], "jane@example.org");
     assert_eq!(members[1]["username"], "bob");
     assert_eq!(members[1]["status"], "activated");
+    assert!(ok(db, &["audit", "--json"]).contains("members_imported"));
 }
 
 fn a_bad_row_imports_nothing_and_names_its_line(db: &TestDb) {
