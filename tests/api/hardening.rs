@@ -23,6 +23,18 @@ fn limited(per_minute: u32) -> impl FnOnce(&str) -> String {
     }
 }
 
+/// A sign-in with a token that is no token, through the trusted proxy for the client `from`
+/// (when the proxy is trusted).
+async fn garbage_from(app: &SignInApp, from: &str) -> reqwest::Response {
+    app.client
+        .post(format!("{}/authenticate", app.address))
+        .header("X-Forwarded-For", from)
+        .form(&[("action", "login"), ("id_token", "not.a.token")])
+        .send()
+        .await
+        .expect("send")
+}
+
 fn events(app: &SignInApp) -> Vec<idgate::db::audit::LoggedEvent> {
     let mut conn = app.database.conn().expect("conn");
     idgate::db::audit::list_events(&mut conn, 0).expect("log")
@@ -128,17 +140,10 @@ async fn a_forwarded_address_from_an_untrusted_peer_shares_its_allowance(db: Tes
     let untrusted =
         |authority: &str| limited(2)(authority).replace("  trustedProxies: 127.0.0.1/32\n", "");
     let app = spawn_signin_app_configured(db, untrusted, |_| {}).await;
-    let garbage = |from: &'static str| {
-        app.client
-            .post(format!("{}/authenticate", app.address))
-            .header("X-Forwarded-For", from)
-            .form(&[("action", "login"), ("id_token", "not.a.token")])
-            .send()
-    };
     for from in ["192.0.2.1", "192.0.2.2"] {
-        assert_refused(garbage(from).await.expect("send"), 400, "malformed").await;
+        assert_refused(garbage_from(&app, from).await, 400, "malformed").await;
     }
-    let spoofed = garbage("192.0.2.3").await.expect("send");
+    let spoofed = garbage_from(&app, "192.0.2.3").await;
     assert_eq!(spoofed.status(), 429);
     assert_eq!(events(&app).len(), 2, "nothing stored beyond the limit");
 }
@@ -163,19 +168,12 @@ async fn a_failed_flow_start_counts_once(db: TestDb) {
 /// the /64 as one address.
 async fn an_ipv6_prefix_shares_one_allowance(db: TestDb) {
     let app = spawn_signin_app_configured(db, limited(2), |_| {}).await;
-    let garbage = |from: &'static str| {
-        app.client
-            .post(format!("{}/authenticate", app.address))
-            .header("X-Forwarded-For", from)
-            .form(&[("action", "login"), ("id_token", "not.a.token")])
-            .send()
-    };
     for from in ["2001:db8:1:2::1", "2001:db8:1:2:ffff::7"] {
-        assert_refused(garbage(from).await.expect("send"), 400, "malformed").await;
+        assert_refused(garbage_from(&app, from).await, 400, "malformed").await;
     }
-    let same_prefix = garbage("2001:db8:1:2:abcd::9").await.expect("send");
+    let same_prefix = garbage_from(&app, "2001:db8:1:2:abcd::9").await;
     assert_eq!(same_prefix.status(), 429);
-    let next_prefix = garbage("2001:db8:1:3::1").await.expect("send");
+    let next_prefix = garbage_from(&app, "2001:db8:1:3::1").await;
     assert_eq!(next_prefix.status(), 400);
 }
 

@@ -380,6 +380,27 @@ async fn a_logout_by_subject_ends_only_its_entrys_sessions(db: TestDb) {
     assert!(!live(&app, &strict_session).await);
 }
 
+/// `POST /logout` with the session cookie, asking for `accept`.
+async fn sign_out(app: &SignInApp, session: &str, accept: &str) -> reqwest::Response {
+    app.client
+        .post(format!("{}/logout", app.address))
+        .header("Cookie", format!("idgate_session={session}"))
+        .header("Accept", accept)
+        .send()
+        .await
+        .expect("send")
+}
+
+/// Asserts that `page`'s `form-action` names idgate and `origin`.
+fn assert_form_action_names(page: &reqwest::Response, origin: &str) {
+    let policy = content_security_policy(page);
+    assert!(
+        policy.contains(&format!("form-action 'self' {origin};")),
+        "{}: {policy}",
+        page.url()
+    );
+}
+
 /// A page's `Content-Security-Policy`.
 fn content_security_policy(page: &reqwest::Response) -> String {
     page.headers()
@@ -404,11 +425,7 @@ async fn signing_out_in_a_browser_signs_out_at_the_provider(db: TestDb) {
     for path in ["/", "/logout"] {
         let page = app.get_with_session(path, &session).await;
         assert_eq!(page.status(), 200, "{path}");
-        let policy = content_security_policy(&page);
-        assert!(
-            policy.contains(&format!("form-action 'self' {provider_origin};")),
-            "{path}: {policy}"
-        );
+        assert_form_action_names(&page, &provider_origin);
     }
     let anonymous = app
         .client
@@ -418,14 +435,7 @@ async fn signing_out_in_a_browser_signs_out_at_the_provider(db: TestDb) {
         .expect("send");
     let policy = content_security_policy(&anonymous);
     assert!(policy.contains("form-action 'self';"), "{policy}");
-    let response = app
-        .client
-        .post(format!("{}/logout", app.address))
-        .header("Cookie", format!("idgate_session={session}"))
-        .header("Accept", "text/html")
-        .send()
-        .await
-        .expect("send");
+    let response = sign_out(&app, &session, "text/html").await;
     assert_eq!(response.status(), 303);
     let location = response
         .headers()
@@ -463,30 +473,11 @@ async fn signing_out_in_a_browser_signs_out_at_the_provider(db: TestDb) {
     let session = signed_in(&app, "sid-3").await;
     app.clock.advance(31 * 60);
     let page = app.get_with_session("/logout", &session).await;
-    let policy = content_security_policy(&page);
-    assert!(
-        policy.contains(&format!("form-action 'self' {provider_origin};")),
-        "{policy}"
-    );
-    let timed_out = app
-        .client
-        .post(format!("{}/logout", app.address))
-        .header("Cookie", format!("idgate_session={session}"))
-        .header("Accept", "text/html")
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(timed_out.status(), 303);
+    assert_form_action_names(&page, &provider_origin);
+    assert_eq!(sign_out(&app, &session, "text/html").await.status(), 303);
     // A JSON client gets the usual answer, no redirect.
     let session = signed_in(&app, "sid-2").await;
-    let json_logout = app
-        .client
-        .post(format!("{}/logout", app.address))
-        .header("Cookie", format!("idgate_session={session}"))
-        .header("Accept", "application/json")
-        .send()
-        .await
-        .expect("send");
+    let json_logout = sign_out(&app, &session, "application/json").await;
     assert_eq!(json_logout.status(), 200);
 }
 
@@ -599,32 +590,27 @@ async fn a_provider_logout_on_one_instance_ends_the_session_on_another() {
             .header("Cookie", format!("idgate_session={session}"))
             .send()
     };
-    let session = signed_in_on_b("sid-b").await;
-    assert_eq!(auth(&b, &session).await.expect("auth").status(), 200);
-    let token = provider.logout_token(&key, CLIENT_ID, now, json!({"sid": "sid-b"}));
-    let ended = client
-        .post(format!("{a}/backchannel-logout"))
-        .form(&[("logout_token", token.as_str())])
-        .send()
-        .await
-        .expect("logout");
-    assert_eq!(ended.status(), 200);
-    // Within the cache's 2 seconds (well inside 5), B no longer trusts the session.
-    b_clock.advance(2);
-    assert_eq!(auth(&b, &session).await.expect("auth").status(), 401);
-
-    // The same through the front channel.
-    let session = signed_in_on_b("sid-front").await;
-    assert_eq!(auth(&b, &session).await.expect("auth").status(), 200);
     let iss = url::form_urlencoded::byte_serialize(provider.url.as_bytes()).collect::<String>();
-    let ended = client
-        .get(format!("{a}/frontchannel-logout?iss={iss}&sid=sid-front"))
-        .send()
-        .await
-        .expect("logout");
-    assert_eq!(ended.status(), 200);
-    b_clock.advance(2);
-    assert_eq!(auth(&b, &session).await.expect("auth").status(), 401);
+    for (channel, sid) in [("back", "sid-back"), ("front", "sid-front")] {
+        let session = signed_in_on_b(sid).await;
+        assert_eq!(auth(&b, &session).await.expect("auth").status(), 200);
+        let logout = if channel == "back" {
+            let token = provider.logout_token(&key, CLIENT_ID, now, json!({"sid": sid}));
+            client
+                .post(format!("{a}/backchannel-logout"))
+                .form(&[("logout_token", token)])
+        } else {
+            client.get(format!("{a}/frontchannel-logout?iss={iss}&sid={sid}"))
+        };
+        assert_eq!(logout.send().await.expect("logout").status(), 200);
+        // Within the cache's 2 seconds (well inside 5), B no longer trusts the session.
+        b_clock.advance(2);
+        assert_eq!(
+            auth(&b, &session).await.expect("auth").status(),
+            401,
+            "{channel}"
+        );
+    }
 }
 
 /// A reload without a provider ends that provider's sessions and unused codes; others live on.
