@@ -61,11 +61,8 @@ async fn a_code_is_issued_to_a_registered_client_and_redeemed_once(db: TestDb) {
     let response = app.client.get(&url).send().await.expect("send");
     assert_eq!(response.status(), 303);
     assert_eq!(
-        response
-            .headers()
-            .get("location")
-            .and_then(|v| v.to_str().ok()),
-        Some("https://docs.example.org/space")
+        crate::helpers::location(&response),
+        "https://docs.example.org/space"
     );
     let session = session_cookie(&response).expect("a session").0;
     let body: Value = app
@@ -226,13 +223,7 @@ async fn redemption_redirects_only_to_the_codes_client(db: TestDb) {
             .await
             .expect("send");
         assert_eq!(response.status(), 303);
-        assert_eq!(
-            response
-                .headers()
-                .get("location")
-                .and_then(|v| v.to_str().ok()),
-            Some(expected)
-        );
+        assert_eq!(crate::helpers::location(&response), expected);
     }
 }
 

@@ -5,18 +5,9 @@ use reqwest::Response;
 use serde_json::json;
 
 use crate::helpers::{
-    SignInApp, TestDb, async_on_both_backends, session_cookie, set_cookie, spawn_signin_app,
-    spawn_signin_app_with,
+    SignInApp, TestDb, async_on_both_backends, location, session_cookie, set_cookie,
+    spawn_signin_app, spawn_signin_app_with,
 };
-
-fn location(response: &Response) -> String {
-    response
-        .headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string()
-}
 
 fn query_param(url: &str, name: &str) -> Option<String> {
     url::Url::parse(url)

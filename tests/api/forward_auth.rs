@@ -75,16 +75,6 @@ async fn listening(port: u16, proxy: &str, log: &Path) {
     }
 }
 
-/// The `Location` of a redirect, empty when there is none.
-fn location_of(response: &reqwest::Response) -> String {
-    response
-        .headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string()
-}
-
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -265,7 +255,7 @@ async fn through_the_proxy(
         .await
         .expect("send");
     assert_eq!(anonymous.status(), 302, "{}", log());
-    let location = location_of(&anonymous);
+    let location = crate::helpers::location(&anonymous);
     assert_eq!(
         location,
         format!("{front}/login?redirect=%2Fdocs%2Freport%3Fx%3D1%26y%3Dtwo%26z%3D%2520")
@@ -376,11 +366,7 @@ mod for_traefik_and_caddy {
         );
         let response = ask(&app, &page, None).await;
         assert_eq!(response.status(), 302);
-        let location = response
-            .headers()
-            .get("location")
-            .and_then(|v| v.to_str().ok())
-            .expect("location");
+        let location = crate::helpers::location(&response);
         // Without --public-url idgate's address is the request's (https: the trusted proxy
         // says so).
         let expected = format!(

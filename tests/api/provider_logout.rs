@@ -437,12 +437,7 @@ async fn signing_out_in_a_browser_signs_out_at_the_provider(db: TestDb) {
     assert!(policy.contains("form-action 'self';"), "{policy}");
     let response = sign_out(&app, &session, "text/html").await;
     assert_eq!(response.status(), 303);
-    let location = response
-        .headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .expect("location");
-    let to = url::Url::parse(location).expect("url");
+    let to = url::Url::parse(&crate::helpers::location(&response)).expect("a Location URL");
     assert_eq!(
         to.as_str().split('?').next(),
         Some(format!("{}/end-session", app.provider.url).as_str())
@@ -505,12 +500,7 @@ async fn front_channel_logout_ends_the_provider_session(db: TestDb) {
             .and_then(|v| v.to_str().ok()),
         Some("no-store")
     );
-    let policy = response
-        .headers()
-        .get("content-security-policy")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
+    let policy = content_security_policy(&response);
     assert!(
         policy.contains(&format!("frame-ancestors {}", app.provider.url)),
         "{policy}"
@@ -765,12 +755,7 @@ async fn a_session_keeps_its_id_token_only_to_sign_out_at_the_provider(db: TestD
         let session = session_cookie(&response).expect("cookie").0;
         let answer = sign_out(path, session.clone()).await.expect("send");
         assert_eq!(answer.status(), 303, "{path}");
-        let location = answer
-            .headers()
-            .get("location")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_string();
+        let location = crate::helpers::location(&answer);
         assert!(location.starts_with(&to_provider), "{path}: {location}");
         assert!(!live(&app, &session).await, "{path}");
     }

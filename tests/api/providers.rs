@@ -247,14 +247,10 @@ async fn location(app: &SignInApp, path: &str) -> (u16, String) {
         .send()
         .await
         .expect("send");
-    let status = response.status().as_u16();
-    let location = response
-        .headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
-    (status, location)
+    (
+        response.status().as_u16(),
+        crate::helpers::location(&response),
+    )
 }
 
 fn query_of(url: &str) -> Vec<(String, String)> {

@@ -262,6 +262,16 @@ pub fn session_cookie(response: &reqwest::Response) -> Option<(String, String)> 
     set_cookie(response, "idgate_session")
 }
 
+/// The `Location` of a redirect, empty when there is none.
+pub fn location(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
+}
+
 /// The cookie `name` a response sets: its value and its attributes.
 pub fn set_cookie(response: &reqwest::Response, name: &str) -> Option<(String, String)> {
     let prefix = format!("{name}=");
