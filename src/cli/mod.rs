@@ -413,8 +413,9 @@ fn write_with_conn<T>(
             Failed(error.to_string())
         }
     }
-    let mut conn = db::connect(database_url).map_err(|e| e.to_string())?;
-    db::write_transaction(&mut conn, |conn| work(conn).map_err(Failed)).map_err(|f| f.0)
+    with_conn(database_url, |conn| {
+        db::write_transaction(conn, |conn| work(conn).map_err(Failed)).map_err(|f| f.0)
+    })
 }
 
 fn email(text: &str) -> Result<Email, String> {
