@@ -280,8 +280,9 @@ pub enum ConfigError {
     #[error("missing required key `{0}`")]
     MissingKey(&'static str),
     /// A key written without a value (`requireVerifiedEmail:` alone, `~`, `null`), which would
-    /// otherwise quietly stand for its default.
-    #[error("`{0}` has no value: give it one, or leave the key out for its default")]
+    /// otherwise quietly stand for its default (a required key: this error alone, not also
+    /// [`ConfigError::MissingKey`]).
+    #[error("`{0}` has no value")]
     NoValue(String),
     /// A value of the wrong YAML type: the key, what it takes, and what it holds.
     #[error("{}expected {expected}, found {found}", key.as_ref().map(|k| format!("{k}: ")).unwrap_or_default())]

@@ -80,6 +80,11 @@ impl<'n> Fields<'n> {
             .find(|(k, v)| *k == key && !v.is_null())
             .map(|(_, v)| *v)
     }
+
+    /// Whether `key` is written, with a value or without.
+    fn has(&self, key: &str) -> bool {
+        self.entries.iter().any(|(k, _)| *k == key)
+    }
 }
 
 const TOP_KEYS: &[&str] = &[
@@ -216,7 +221,8 @@ impl Ctx<'_> {
 
     fn required<'n>(&mut self, fields: &Fields<'n>, key: &'static str) -> Option<&'n Node> {
         let node = fields.get(key);
-        if node.is_none() {
+        // A key written without a value is reported as such already ([`Ctx::map`]).
+        if node.is_none() && !fields.has(key) {
             self.report(fields.pos, ConfigError::MissingKey(key));
         }
         node

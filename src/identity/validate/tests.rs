@@ -122,7 +122,7 @@ fn a_key_without_a_value_is_reported_but_an_empty_section_holds_nothing() {
   - id: entrypage
     title: Entrypage
     authorityUrl: https://id.example.org
-    clientId: \"1234567890123456\"
+    clientId:
     requireVerifiedEmail:
 properties:
   sessionTimeout: ~
@@ -132,6 +132,10 @@ clients:
     assert_eq!(
         p,
         vec![
+            Problem {
+                pos: at(5, 13),
+                error: ConfigError::NoValue("clientId".into()),
+            },
             Problem {
                 pos: at(6, 25),
                 error: ConfigError::NoValue("requireVerifiedEmail".into()),
