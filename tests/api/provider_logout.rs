@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use idgate::clock::ManualClock;
 use idgate::settings::Settings;
-use idgate_test_support::provider::{CLIENT_ID, MockProvider, TestKey, raw_token};
+use idgate_test_support::provider::{
+    CLIENT_ID, MockProvider, TestKey, raw_token, sign_claims_text,
+};
 use serde_json::{Value, json};
 
 use crate::helpers::{SignInApp, TestDb, session_cookie, signin_config, spawn_signin_app};
@@ -124,16 +126,9 @@ async fn every_refused_logout_token_leaves_the_session_alive(db: TestDb) {
     refused.push(("an ID token", app.provider.token(&app.key, &claims)));
     refused.push(("no token at all", String::new()));
     // The ID-token rules that apply to every token: issuer, algorithm, key, header, structure.
-    let logout_claims = |claims: Value| -> Value {
-        let token = token(claims);
-        let payload = token.split('.').nth(1).expect("a payload");
-        serde_json::from_slice(
-            &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload)
-                .expect("base64"),
-        )
-        .expect("json")
-    };
-    let sid_1 = logout_claims(json!({"sid": "sid-1"}));
+    let sid_1 = app
+        .provider
+        .logout_claims(CLIENT_ID, now, json!({"sid": "sid-1"}));
     let header = |extra: Value| {
         let mut header = json!({"alg": "RS256", "kid": app.key.kid, "typ": "logout+jwt"});
         if let (Value::Object(header), Value::Object(extra)) = (&mut header, extra) {
@@ -141,15 +136,7 @@ async fn every_refused_logout_token_leaves_the_session_alive(db: TestDb) {
         }
         header
     };
-    let signed = |header: Value, claims: &str| {
-        let input = format!(
-            "{}.{}",
-            b64(header.to_string().as_bytes()),
-            b64(claims.as_bytes())
-        );
-        let signature = app.key.sign("RS256", input.as_bytes());
-        format!("{input}.{}", b64(&signature))
-    };
+    let signed = |header: Value, claims: &str| sign_claims_text(&app.key, &header, claims);
     let sid_1_text = sid_1.to_string();
     let duplicated = format!(
         "{},\"sid\":\"sid-other\"}}",
@@ -216,11 +203,6 @@ async fn every_refused_logout_token_leaves_the_session_alive(db: TestDb) {
     assert_eq!(refusals, how_many, "{logged:?}");
 }
 
-/// Base64url without padding, as in a JWS.
-fn b64(bytes: &[u8]) -> String {
-    base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, bytes)
-}
-
 /// A logout token, typed or not, never signs anybody in.
 async fn a_logout_token_is_no_id_token(db: TestDb) {
     let app = spawn_signin_app(db).await;
@@ -242,7 +224,6 @@ async fn a_logout_token_is_no_id_token(db: TestDb) {
     crate::helpers::assert_refused(app.login(&typed).await, 401, "wrong_token_type").await;
 }
 
-/// A session a document app's authentication code made remembers the provider session too.
 /// A one-time authentication code for Ana's provider session `sid` (subject `sub`).
 async fn code_for(app: &SignInApp, sid: &str, sub: &str) -> String {
     code_for_token(
@@ -279,6 +260,8 @@ async fn redeem(app: &SignInApp, code: &str) -> reqwest::Response {
         .expect("send")
 }
 
+/// A session a document app's authentication code made remembers the provider session too,
+/// and a logout voids the codes not traded yet.
 async fn a_logout_token_ends_sessions_made_from_codes(db: TestDb) {
     let app = spawn_signin_app(db).await;
     app.add_member("ana@example.org");

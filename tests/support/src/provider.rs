@@ -585,6 +585,15 @@ impl MockProvider {
     /// A back-channel logout token signed by `key`, for `aud`, with `claims` added (`null`
     /// removes one) to `iss`, `aud`, `iat`, `jti` and the back-channel logout event.
     pub fn logout_token(&self, key: &TestKey, aud: &str, now: i64, claims: Value) -> String {
+        sign_token(
+            key,
+            &json!({"alg": key.alg(), "kid": key.kid, "typ": "logout+jwt"}),
+            &self.logout_claims(aud, now, claims),
+        )
+    }
+
+    /// The claims of [`MockProvider::logout_token`].
+    pub fn logout_claims(&self, aud: &str, now: i64, claims: Value) -> Value {
         let mut all = json!({
             "iss": self.url, "aud": aud, "iat": now, "exp": now + 120,
             "jti": format!("{:016x}", rand::random::<u64>()),
@@ -599,11 +608,7 @@ impl MockProvider {
                 }
             }
         }
-        sign_token(
-            key,
-            &json!({"alg": key.alg(), "kid": key.kid, "typ": "logout+jwt"}),
-            &all,
-        )
+        all
     }
 
     /// Serves these bytes as the JWKS (or, with `None`, the keys again).
@@ -711,11 +716,17 @@ impl Drop for MockProvider {
 
 /// `header.payload.signature`, signed by `key` with the header's `alg`.
 pub fn sign_token(key: &TestKey, header: &Value, claims: &Value) -> String {
+    sign_claims_text(key, header, &claims.to_string())
+}
+
+/// [`sign_token`] with the claims as written (for hostile shapes a `Value` cannot hold, such as
+/// a member given twice).
+pub fn sign_claims_text(key: &TestKey, header: &Value, claims: &str) -> String {
     let alg = header["alg"].as_str().unwrap_or("RS256");
     let input = format!(
         "{}.{}",
         b64(header.to_string().as_bytes()),
-        b64(claims.to_string().as_bytes())
+        b64(claims.as_bytes())
     );
     let signature = key.sign(alg, input.as_bytes());
     format!("{input}.{}", b64(&signature))
