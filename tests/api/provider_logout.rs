@@ -365,13 +365,26 @@ async fn a_logout_by_subject_ends_only_its_entrys_sessions(db: TestDb) {
 
 /// `POST /logout` with the session cookie, asking for `accept`.
 async fn sign_out(app: &SignInApp, session: &str, accept: &str) -> reqwest::Response {
-    app.client
-        .post(format!("{}/logout", app.address))
+    sign_out_at(app, "/logout", session, accept).await
+}
+
+/// A sign-out posted to `path` with the session cookie, asking for `accept`: `/logout`, or
+/// `/authenticate` with `action=logout`.
+async fn sign_out_at(
+    app: &SignInApp,
+    path: &str,
+    session: &str,
+    accept: &str,
+) -> reqwest::Response {
+    let mut request = app
+        .client
+        .post(format!("{}{path}", app.address))
         .header("Cookie", format!("idgate_session={session}"))
-        .header("Accept", accept)
-        .send()
-        .await
-        .expect("send")
+        .header("Accept", accept);
+    if path == "/authenticate" {
+        request = request.form(&[("action", "logout")]);
+    }
+    request.send().await.expect("send")
 }
 
 /// Asserts that `page`'s `form-action` names idgate and `origin`.
@@ -716,18 +729,7 @@ async fn a_session_keeps_its_id_token_only_to_sign_out_at_the_provider(db: TestD
 
     // Signing out of it in a browser ends at idgate; the other entry's sessions go on to the
     // provider, through `/logout` or `/authenticate` with `action=logout`.
-    let sign_out = |path: &'static str, session: String| {
-        let mut request = app
-            .client
-            .post(format!("{}{path}", app.address))
-            .header("Cookie", format!("idgate_session={session}"))
-            .header("Accept", "text/html");
-        if path == "/authenticate" {
-            request = request.form(&[("action", "logout")]);
-        }
-        request.send()
-    };
-    let ended_here = sign_out("/logout", strict.clone()).await.expect("send");
+    let ended_here = sign_out(&app, &strict, "text/html").await;
     assert_eq!(ended_here.status(), 200);
     assert!(ended_here.headers().get("location").is_none());
     assert!(!live(&app, &strict).await);
@@ -736,7 +738,7 @@ async fn a_session_keeps_its_id_token_only_to_sign_out_at_the_provider(db: TestD
         let response = app.login(&app.token_for("ana@example.org")).await;
         assert_eq!(response.status(), 200);
         let session = session_cookie(&response).expect("cookie").0;
-        let answer = sign_out(path, session.clone()).await.expect("send");
+        let answer = sign_out_at(&app, path, &session, "text/html").await;
         assert_eq!(answer.status(), 303, "{path}");
         let location = crate::helpers::location(&answer);
         assert!(location.starts_with(&to_provider), "{path}: {location}");
