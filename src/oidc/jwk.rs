@@ -1,6 +1,7 @@
 //! A JWKS key as idgate uses it: the members that select it (`kid`, `kty`, `crv`, `alg`,
 //! `use`) and its public key material, decoded once when the JWKS is fetched and parsed, for
-//! each algorithm it verifies, at its first verification; verified with `aws-lc-rs`.
+//! each algorithm it verifies, at its first verification; verified with `aws-lc-rs`, except
+//! ES256, which [`super::es256`] verifies with a table of the key's multiples.
 
 use std::sync::{Arc, OnceLock};
 
@@ -10,6 +11,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use openidconnect::core::CoreJsonWebKey;
 use serde::Deserialize;
 use serde_json::Value;
+
+use super::es256::Es256Key;
 
 /// One key of a JWKS: its selectors and its public key material, decoded once when the JWKS
 /// is fetched, so that a verification does no decoding, and parsed once per algorithm, so
@@ -28,7 +31,41 @@ pub struct SigningKey {
     /// `None` when the key material does not parse for that algorithm (a point not on the
     /// curve), which every verification then reports. An RSA modulus outside 2048 to 8192 bits
     /// may parse, and then fails every verification.
-    parsed: Arc<[OnceLock<Option<ParsedPublicKey>>; SLOTS]>,
+    parsed: Arc<[OnceLock<Option<Parsed>>; SLOTS]>,
+}
+
+/// A key parsed for one algorithm.
+#[derive(Debug)]
+enum Parsed {
+    /// Verified by `aws-lc-rs`.
+    AwsLc(ParsedPublicKey),
+    /// An ES256 key, with its table of multiples.
+    Es256(Es256Key),
+}
+
+impl Parsed {
+    /// The key `material` parsed for `alg` (verified with `algorithm`); `None` when it does not
+    /// parse.
+    fn new(
+        alg: &str,
+        algorithm: &'static dyn VerificationAlgorithm,
+        material: &[u8],
+    ) -> Option<Self> {
+        if alg == "ES256" {
+            Es256Key::from_sec1(material).map(Parsed::Es256)
+        } else {
+            ParsedPublicKey::new(algorithm, material)
+                .ok()
+                .map(Parsed::AwsLc)
+        }
+    }
+
+    fn verifies(&self, message: &[u8], signature: &[u8]) -> bool {
+        match self {
+            Parsed::AwsLc(key) => key.verify_sig(message, signature).is_ok(),
+            Parsed::Es256(key) => key.verifies(message, signature),
+        }
+    }
 }
 
 /// The most algorithms one key type verifies (RSA: RS256, RS384, RS512, PS256, PS384, PS512).
@@ -184,25 +221,26 @@ impl SigningKey {
     /// [`SigningKey::fits`] has matched to this key). RSA keys must have 2048 to 8192 bits;
     /// ECDSA signatures are the fixed `r ‖ s` form JWS uses.
     ///
-    /// The work is done by `aws-lc-rs` on the key parsed at its first use for `alg`: `ring`,
-    /// which idgate used before, parses an RSA key again for every signature and has no way to
-    /// keep it parsed, which made RS256 verification a third dearer (see docs/performance.md).
+    /// The work is done on the key parsed at its first use for `alg`: by `aws-lc-rs`, or for
+    /// ES256 with the key's table of multiples ([`super::es256`]). `ring`, which idgate used
+    /// before, parses an RSA key again for every signature and has no way to keep it parsed,
+    /// which made RS256 verification a third dearer (see docs/performance.md).
     pub fn verify(&self, alg: &str, message: &[u8], signature: &[u8]) -> Result<(), String> {
         let Some((slot, algorithm)) = self.algorithm(alg) else {
             return Err(format!("a {} key does not verify {alg}", self.kty));
         };
         let parsed = self.parsed[slot]
-            .get_or_init(|| ParsedPublicKey::new(algorithm, self.material.bytes()).ok());
-        parsed
+            .get_or_init(|| Parsed::new(alg, algorithm, self.material.bytes()))
             .as_ref()
-            .ok_or_else(|| format!("key {:?} is not a usable {alg} key", self.kid))?
-            .verify_sig(message, signature)
-            .map_err(|_| {
-                format!(
-                    "the {alg} signature does not verify with key {:?}",
-                    self.kid
-                )
-            })
+            .ok_or_else(|| format!("key {:?} is not a usable {alg} key", self.kid))?;
+        if parsed.verifies(message, signature) {
+            Ok(())
+        } else {
+            Err(format!(
+                "the {alg} signature does not verify with key {:?}",
+                self.kid
+            ))
+        }
     }
 }
 
