@@ -5,14 +5,15 @@
 //! general-purpose verifier (aws-lc's included) has a table of multiples only for `G` and
 //! computes the multiple of `Q` afresh each time, with 256 point doublings; here `Q` has a
 //! table of its own, so both multiples are 33 additions of table entries and nothing else.
-//! That makes an ES256 verification about 40% cheaper (see docs/performance.md).
+//! That makes an ES256 verification about a third cheaper (see docs/performance.md). A key gets
+//! its table only after `aws-lc-rs` has verified one of its signatures (`jwk.rs`).
 //!
 //! The curve arithmetic (field elements, point addition and doubling, normalisation, the
 //! scalars modulo the group order) is the `p256` crate's; this module only chooses which
 //! multiples to add, and checks the signature by the ECDSA verification equation (SEC 1 v2,
 //! 4.1.4). Everything here is public data (keys, messages, signatures), so nothing needs to run
 //! in constant time. The tests check it against aws-lc on random keys and signatures, and
-//! against the Wycheproof vectors of edge cases (docs/security.md, "Signature verification").
+//! against the Wycheproof vectors of edge cases (docs/security.md, "ES256 signatures").
 
 use std::sync::LazyLock;
 
@@ -80,7 +81,7 @@ impl Multiples {
     }
 }
 
-/// The generator's table, made at the first ES256 verification.
+/// The generator's table, made with the first key's table.
 static GENERATOR: LazyLock<Multiples> = LazyLock::new(|| Multiples::of(ProjectivePoint::GENERATOR));
 
 /// A provider's P-256 key, ready to verify ES256 signatures.
@@ -95,13 +96,15 @@ impl std::fmt::Debug for Es256Key {
 }
 
 impl Es256Key {
-    /// The key of an uncompressed SEC1 point (`04 ‖ x ‖ y`); `None` when it is not a point of
-    /// the curve other than the identity.
+    /// The key of an uncompressed SEC1 point (`04 ‖ x ‖ y`), with its table (and the
+    /// generator's, the first time); `None` when it is not a point of the curve other than the
+    /// identity.
     pub(crate) fn from_sec1(point: &[u8]) -> Option<Self> {
         if point.first() != Some(&0x04) {
             return None;
         }
         let key = PublicKey::from_sec1_bytes(point).ok()?;
+        LazyLock::force(&GENERATOR);
         Some(Es256Key {
             multiples: Multiples::of(key.to_projective()),
         })

@@ -32,39 +32,64 @@ pub struct SigningKey {
     /// curve), which every verification then reports. An RSA modulus outside 2048 to 8192 bits
     /// may parse, and then fails every verification.
     parsed: Arc<[OnceLock<Option<Parsed>>; SLOTS]>,
+    /// Whether ES256 is verified with a table of the key's multiples ([`super::es256`]), as it
+    /// is unless its JWKS has more than [`MOST_ES256_TABLES`] P-256 keys.
+    es256_table: bool,
 }
 
-/// A key parsed for one algorithm.
+/// The most P-256 keys of one JWKS that get a table of multiples, of about 300 KiB each; the
+/// P-256 keys of a JWKS with more are verified by `aws-lc-rs`, without a table, so that a JWKS
+/// (of up to 1 MiB) cannot make idgate hold gigabytes of tables.
+pub const MOST_ES256_TABLES: usize = 8;
+
+/// Takes the tables of ES256 verification away from the P-256 keys of a JWKS that has more
+/// than [`MOST_ES256_TABLES`] of them.
+pub(crate) fn limit_es256_tables(keys: &mut [SigningKey]) {
+    let is_p256 = |key: &SigningKey| key.algorithm("ES256").is_some();
+    if keys.iter().filter(|key| is_p256(key)).count() > MOST_ES256_TABLES {
+        for key in keys.iter_mut() {
+            key.es256_table = false;
+        }
+    }
+}
+
+/// A key parsed for one algorithm, verified by `aws-lc-rs`; for ES256, by a table of the key's
+/// multiples ([`super::es256`]) once the key has verified one signature through `aws-lc-rs`, so
+/// that only a signature the provider made, not any token naming the key, makes idgate build
+/// the table.
 #[derive(Debug)]
-enum Parsed {
-    /// Verified by `aws-lc-rs`.
-    AwsLc(ParsedPublicKey),
-    /// An ES256 key, with its table of multiples.
-    Es256(Es256Key),
+struct Parsed {
+    aws_lc: ParsedPublicKey,
+    /// For ES256, unless the JWKS has more than [`MOST_ES256_TABLES`] P-256 keys: the table,
+    /// made after the first signature `aws_lc` verified (`None` inside if the point did not
+    /// parse for it, which a point `aws_lc` took does not do).
+    es256: Option<OnceLock<Option<Es256Key>>>,
 }
 
 impl Parsed {
-    /// The key `material` parsed for `alg` (verified with `algorithm`); `None` when it does not
-    /// parse.
+    /// The key `material` parsed for `algorithm`, to have an ES256 table when `es256_table`;
+    /// `None` when it does not parse.
     fn new(
-        alg: &str,
         algorithm: &'static dyn VerificationAlgorithm,
         material: &[u8],
+        es256_table: bool,
     ) -> Option<Self> {
-        if alg == "ES256" {
-            Es256Key::from_sec1(material).map(Parsed::Es256)
-        } else {
-            ParsedPublicKey::new(algorithm, material)
-                .ok()
-                .map(Parsed::AwsLc)
-        }
+        Some(Parsed {
+            aws_lc: ParsedPublicKey::new(algorithm, material).ok()?,
+            es256: es256_table.then(OnceLock::new),
+        })
     }
 
-    fn verifies(&self, message: &[u8], signature: &[u8]) -> bool {
-        match self {
-            Parsed::AwsLc(key) => key.verify_sig(message, signature).is_ok(),
-            Parsed::Es256(key) => key.verifies(message, signature),
+    /// Whether `signature` over `message` verifies with this key (whose `material` it is).
+    fn verifies(&self, material: &[u8], message: &[u8], signature: &[u8]) -> bool {
+        if let Some(Some(table)) = self.es256.as_ref().and_then(OnceLock::get) {
+            return table.verifies(message, signature);
         }
+        let verified = self.aws_lc.verify_sig(message, signature).is_ok();
+        if let (true, Some(table)) = (verified, &self.es256) {
+            table.get_or_init(|| Es256Key::from_sec1(material));
+        }
+        verified
     }
 }
 
@@ -177,6 +202,7 @@ impl SigningKey {
             key_use: members.key_use,
             material,
             parsed: Arc::default(),
+            es256_table: true,
         })
     }
 
@@ -222,7 +248,7 @@ impl SigningKey {
     /// ECDSA signatures are the fixed `r ‖ s` form JWS uses.
     ///
     /// The work is done on the key parsed at its first use for `alg`: by `aws-lc-rs`, or for
-    /// ES256 with the key's table of multiples ([`super::es256`]). `ring`, which idgate used
+    /// ES256 with the key's table of multiples once it has one ([`Parsed`]). `ring`, which idgate used
     /// before, parses an RSA key again for every signature and has no way to keep it parsed,
     /// which made RS256 verification a third dearer (see docs/performance.md).
     pub fn verify(&self, alg: &str, message: &[u8], signature: &[u8]) -> Result<(), String> {
@@ -230,10 +256,13 @@ impl SigningKey {
             return Err(format!("a {} key does not verify {alg}", self.kty));
         };
         let parsed = self.parsed[slot]
-            .get_or_init(|| Parsed::new(alg, algorithm, self.material.bytes()))
+            .get_or_init(|| {
+                let es256_table = alg == "ES256" && self.es256_table;
+                Parsed::new(algorithm, self.material.bytes(), es256_table)
+            })
             .as_ref()
             .ok_or_else(|| format!("key {:?} is not a usable {alg} key", self.kid))?;
-        if parsed.verifies(message, signature) {
+        if parsed.verifies(self.material.bytes(), message, signature) {
             Ok(())
         } else {
             Err(format!(
@@ -241,6 +270,14 @@ impl SigningKey {
                 self.kid
             ))
         }
+    }
+
+    /// Whether this key has a table of its multiples for ES256.
+    #[cfg(test)]
+    pub(crate) fn has_es256_table(&self) -> bool {
+        let parsed = self.parsed[0].get().and_then(Option::as_ref);
+        let table = parsed.and_then(|parsed| parsed.es256.as_ref()?.get());
+        matches!(table, Some(Some(_)))
     }
 }
 

@@ -474,11 +474,13 @@ fn parse_jwks(body: &[u8]) -> Result<Vec<SigningKey>, String> {
         keys: Vec<Value>,
     }
     let jwks: Jwks = serde_json::from_slice(body).map_err(|e| e.to_string())?;
-    Ok(jwks
+    let mut keys: Vec<SigningKey> = jwks
         .keys
         .into_iter()
         .filter_map(SigningKey::from_json)
-        .collect())
+        .collect();
+    super::jwk::limit_es256_tables(&mut keys);
+    Ok(keys)
 }
 
 #[cfg(test)]

@@ -49,7 +49,7 @@ fn the_wycheproof_vectors_get_their_verdicts() {
                 Some("invalid") => false,
                 other => unreachable!("result {other:?}"),
             };
-            // The vectors' own verdicts are aws-lc's, so the two verifiers agree on all of them.
+            // aws-lc gives every vector its expected verdict too, so the two agree on all.
             assert_eq!(aws_lc_verifies(&point, &message, &signature), expected);
             if key.verifies(&message, &signature) != expected {
                 wrong.push(test["tcId"].clone());
@@ -61,8 +61,9 @@ fn the_wycheproof_vectors_get_their_verdicts() {
     assert_eq!(wrong, Vec::<Value>::new(), "vectors judged wrongly");
 }
 
-/// The sum of table entries is the scalar multiple, for the scalars whose signed digits are at
-/// their bounds (each byte 0x7f, 0x80 or 0xff, so every digit carries) and around zero and n.
+/// The sum of table entries is the scalar multiple, for scalars around zero and n, and for
+/// those whose digits are at their bounds: bytes of 0x80 and 0x81 carry at every digit (and
+/// take the 128th entry and the 33rd row), bytes of 0x7f are the largest that do not.
 #[test]
 fn the_table_gives_the_multiples_of_edge_scalars() {
     let point = ProjectivePoint::GENERATOR * scalar([7; 32]);
@@ -151,8 +152,9 @@ proptest::proptest! {
         );
     }
 
-    /// Signatures made by aws-lc verify; with one bit of the signature or of the message
-    /// changed, or as random bytes, a signature verifies exactly when aws-lc verifies it.
+    /// Signatures made by aws-lc verify, and so does each one's twin with `s` replaced by
+    /// `n - s`, as in aws-lc; with one bit of the signature or of the message changed, or as
+    /// random bytes, a signature verifies exactly when aws-lc verifies it.
     #[test]
     fn the_verdicts_are_aws_lc_verdicts(
         which in 0..3usize,
@@ -167,6 +169,14 @@ proptest::proptest! {
             .as_ref()
             .to_vec();
         proptest::prop_assert!(key.verifies(&message, &signature));
+        let mut twin = signature[..32].to_vec();
+        let s = <Scalar as Reduce<FieldBytes>>::reduce(
+            &FieldBytes::try_from(&signature[32..]).unwrap_or_else(|e| unreachable!("{e}")),
+        );
+        twin.extend_from_slice(&(-s).to_repr());
+        proptest::prop_assert_ne!(&twin, &signature);
+        proptest::prop_assert!(aws_lc_verifies(point, &message, &twin));
+        proptest::prop_assert!(key.verifies(&message, &twin));
         let mut changed = signature.clone();
         changed[flip / 8] ^= 1 << (flip % 8);
         proptest::prop_assert_eq!(

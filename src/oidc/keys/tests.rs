@@ -70,6 +70,73 @@ fn unreadable_keys_are_skipped() {
     assert!(parse_jwks(b"[]").is_err());
 }
 
+/// The P-256 keys of a JWKS get tables of multiples for ES256, each after its first signature
+/// that verifies, while there are at most `MOST_ES256_TABLES` of them; beyond, aws-lc verifies
+/// them, and both verify alike.
+#[test]
+fn a_jwks_with_many_p256_keys_gets_no_tables() {
+    use aws_lc_rs::rand::SystemRandom;
+    use aws_lc_rs::signature::{self as sig, EcdsaKeyPair, KeyPair as _};
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    let algorithm = &sig::ECDSA_P256_SHA256_FIXED_SIGNING;
+    let random = SystemRandom::new();
+    let pairs: Vec<EcdsaKeyPair> = (0..=super::super::jwk::MOST_ES256_TABLES)
+        .map(|_| {
+            let pkcs8 = EcdsaKeyPair::generate_pkcs8(algorithm, &random)
+                .unwrap_or_else(|e| unreachable!("{e}"));
+            EcdsaKeyPair::from_pkcs8(algorithm, pkcs8.as_ref())
+                .unwrap_or_else(|e| unreachable!("{e}"))
+        })
+        .collect();
+    let jwks = |pairs: &[EcdsaKeyPair]| {
+        let keys: Vec<Value> = pairs
+            .iter()
+            .enumerate()
+            .map(|(i, pair)| {
+                let point = pair.public_key().as_ref();
+                serde_json::json!({
+                    "kty": "EC", "crv": "P-256", "kid": format!("k{i}"),
+                    "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
+                    "y": URL_SAFE_NO_PAD.encode(&point[33..65]),
+                })
+            })
+            .collect();
+        let body = serde_json::json!({ "keys": keys }).to_string();
+        parse_jwks(body.as_bytes()).unwrap_or_else(|e| unreachable!("{e}"))
+    };
+    for (pairs, tables) in [(&pairs[1..], true), (&pairs[..], false)] {
+        let keys = jwks(pairs);
+        assert_eq!(keys.len(), pairs.len());
+        for (pair, key) in pairs.iter().zip(&keys) {
+            let signature = pair
+                .sign(&random, b"signed part")
+                .unwrap_or_else(|e| unreachable!("{e}"));
+            // A signature that does not verify makes no table; the first that does makes one
+            // (unless the JWKS has too many P-256 keys), which the next verifications use.
+            assert!(
+                key.verify("ES256", b"other part", signature.as_ref())
+                    .is_err()
+            );
+            assert!(!key.has_es256_table());
+            assert_eq!(
+                key.verify("ES256", b"signed part", signature.as_ref()),
+                Ok(())
+            );
+            assert_eq!(key.has_es256_table(), tables, "{} keys", pairs.len());
+            assert_eq!(
+                key.verify("ES256", b"signed part", signature.as_ref()),
+                Ok(())
+            );
+            assert!(
+                key.verify("ES256", b"other part", signature.as_ref())
+                    .is_err()
+            );
+        }
+    }
+}
+
 #[test]
 fn an_id_token_travels_only_over_https_or_to_this_machine() {
     let allowed = |url: &str| url::Url::parse(url).is_ok_and(|u| may_receive_id_token(&u));
