@@ -1,9 +1,9 @@
 //! ES256 (ECDSA on P-256 with SHA-256) verification with tables of multiples: of the curve's
-//! generator, made once, and of each provider key, made at the key's first ES256 verification.
+//! generator, made once, and of each provider key, made once a signature by it has verified.
 //!
-//! A verification computes `u1·G + u2·Q` for the generator `G` and the key's point `Q`. A
-//! general-purpose verifier (aws-lc's included) has a table of multiples only for `G` and
-//! computes the multiple of `Q` afresh each time, with 256 point doublings; here `Q` has a
+//! A verification computes `u1·G + u2·Q` for the generator `G` and the key's point `Q`. aws-lc
+//! (like ring) has a table of multiples only for `G` and computes the multiple of `Q` afresh
+//! each time, with 256 point doublings; here `Q` has a
 //! table of its own, so both multiples are 33 additions of table entries and nothing else.
 //! That makes an ES256 verification about a third cheaper (see docs/performance.md). A key gets
 //! its table only after `aws-lc-rs` has verified one of its signatures (`jwk.rs`).
