@@ -1,8 +1,9 @@
 //! A JWKS key as idgate uses it: the members that select it (`kid`, `kty`, `crv`, `alg`,
 //! `use`) and its public key material, decoded once when the JWKS is fetched and parsed, for
 //! each algorithm it verifies, at its first verification; verified with `aws-lc-rs`, except
-//! ES256, which [`super::es256`] verifies with a table of the key's multiples.
+//! ES256 once the key has a table of its multiples ([`super::es256`]; see [`Parsed`]).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use aws_lc_rs::signature::{self as sig, ParsedPublicKey, VerificationAlgorithm};
@@ -43,10 +44,9 @@ pub struct SigningKey {
 pub const MOST_ES256_TABLES: usize = 8;
 
 /// Takes the tables of ES256 verification away from the P-256 keys of a JWKS that has more
-/// than [`MOST_ES256_TABLES`] of them.
+/// than [`MOST_ES256_TABLES`] keys that may verify ES256.
 pub(crate) fn limit_es256_tables(keys: &mut [SigningKey]) {
-    let is_p256 = |key: &SigningKey| key.algorithm("ES256").is_some();
-    if keys.iter().filter(|key| is_p256(key)).count() > MOST_ES256_TABLES {
+    if keys.iter().filter(|key| key.fits("ES256")).count() > MOST_ES256_TABLES {
         for key in keys.iter_mut() {
             key.es256_table = false;
         }
@@ -60,10 +60,19 @@ pub(crate) fn limit_es256_tables(keys: &mut [SigningKey]) {
 #[derive(Debug)]
 struct Parsed {
     aws_lc: ParsedPublicKey,
-    /// For ES256, unless the JWKS has more than [`MOST_ES256_TABLES`] P-256 keys: the table,
-    /// made after the first signature `aws_lc` verified (`None` inside if the point did not
-    /// parse for it, which a point `aws_lc` took does not do).
-    es256: Option<OnceLock<Option<Es256Key>>>,
+    /// For ES256, unless the JWKS has more than [`MOST_ES256_TABLES`] P-256 signing keys.
+    es256: Option<Es256Table>,
+}
+
+/// A key's ES256 table, made by the verification that first verified a signature through
+/// `aws-lc-rs`; the others go on with `aws-lc-rs` meanwhile rather than wait for it.
+#[derive(Debug, Default)]
+struct Es256Table {
+    /// Whether a verification has begun to make the table.
+    begun: AtomicBool,
+    /// The table once made (`None` inside if the point did not parse for it, which a point
+    /// `aws-lc-rs` took does not do).
+    made: OnceLock<Option<Es256Key>>,
 }
 
 impl Parsed {
@@ -76,18 +85,21 @@ impl Parsed {
     ) -> Option<Self> {
         Some(Parsed {
             aws_lc: ParsedPublicKey::new(algorithm, material).ok()?,
-            es256: es256_table.then(OnceLock::new),
+            es256: es256_table.then(Es256Table::default),
         })
     }
 
     /// Whether `signature` over `message` verifies with this key (whose `material` it is).
     fn verifies(&self, material: &[u8], message: &[u8], signature: &[u8]) -> bool {
-        if let Some(Some(table)) = self.es256.as_ref().and_then(OnceLock::get) {
+        if let Some(Some(table)) = self.es256.as_ref().and_then(|table| table.made.get()) {
             return table.verifies(message, signature);
         }
         let verified = self.aws_lc.verify_sig(message, signature).is_ok();
-        if let (true, Some(table)) = (verified, &self.es256) {
-            table.get_or_init(|| Es256Key::from_sec1(material));
+        if let (true, Some(table)) = (verified, &self.es256)
+            && !table.begun.swap(true, Ordering::AcqRel)
+        {
+            // Only this verification gets here, so the cell is still empty.
+            let _ = table.made.set(Es256Key::from_sec1(material));
         }
         verified
     }
@@ -276,7 +288,7 @@ impl SigningKey {
     #[cfg(test)]
     pub(crate) fn has_es256_table(&self) -> bool {
         let parsed = self.parsed[0].get().and_then(Option::as_ref);
-        let table = parsed.and_then(|parsed| parsed.es256.as_ref()?.get());
+        let table = parsed.and_then(|parsed| parsed.es256.as_ref()?.made.get());
         matches!(table, Some(Some(_)))
     }
 }

@@ -91,30 +91,34 @@ fn a_jwks_with_many_p256_keys_gets_no_tables() {
         })
         .collect();
     let jwks = |pairs: &[EcdsaKeyPair]| {
-        let keys: Vec<Value> = pairs
+        let jwk = |pair: &EcdsaKeyPair, kid: String, key_use: &str| {
+            let point = pair.public_key().as_ref();
+            serde_json::json!({
+                "kty": "EC", "crv": "P-256", "kid": kid, "use": key_use,
+                "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
+                "y": URL_SAFE_NO_PAD.encode(&point[33..65]),
+            })
+        };
+        let mut keys: Vec<Value> = pairs
             .iter()
             .enumerate()
-            .map(|(i, pair)| {
-                let point = pair.public_key().as_ref();
-                serde_json::json!({
-                    "kty": "EC", "crv": "P-256", "kid": format!("k{i}"),
-                    "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
-                    "y": URL_SAFE_NO_PAD.encode(&point[33..65]),
-                })
-            })
+            .map(|(i, pair)| jwk(pair, format!("k{i}"), "sig"))
             .collect();
+        // Keys that cannot verify ES256 do not count.
+        keys.push(jwk(&pairs[0], "enc".into(), "enc"));
+        keys.push(serde_json::from_str(RSA).unwrap_or_else(|e| unreachable!("{e}")));
         let body = serde_json::json!({ "keys": keys }).to_string();
         parse_jwks(body.as_bytes()).unwrap_or_else(|e| unreachable!("{e}"))
     };
     for (pairs, tables) in [(&pairs[1..], true), (&pairs[..], false)] {
         let keys = jwks(pairs);
-        assert_eq!(keys.len(), pairs.len());
+        assert_eq!(keys.len(), pairs.len() + 2);
         for (pair, key) in pairs.iter().zip(&keys) {
             let signature = pair
                 .sign(&random, b"signed part")
                 .unwrap_or_else(|e| unreachable!("{e}"));
             // A signature that does not verify makes no table; the first that does makes one
-            // (unless the JWKS has too many P-256 keys), which the next verifications use.
+            // (unless the JWKS has too many P-256 keys), and the verdicts stay the same.
             assert!(
                 key.verify("ES256", b"other part", signature.as_ref())
                     .is_err()
