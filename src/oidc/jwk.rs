@@ -33,14 +33,15 @@ pub struct SigningKey {
     /// curve), which every verification then reports. An RSA modulus outside 2048 to 8192 bits
     /// may parse, and then fails every verification.
     parsed: Arc<[OnceLock<Option<Parsed>>; SLOTS]>,
-    /// Whether ES256 is verified with a table of the key's multiples ([`super::es256`]), as it
-    /// is unless its JWKS has more than [`MOST_ES256_TABLES`] P-256 keys.
+    /// Whether ES256 may be verified with a table of the key's multiples ([`super::es256`]), as
+    /// it may unless its JWKS has more than [`MOST_ES256_TABLES`] keys that may verify ES256.
     es256_table: bool,
 }
 
-/// The most P-256 keys of one JWKS that get a table of multiples, of about 300 KiB each; the
-/// P-256 keys of a JWKS with more are verified by `aws-lc-rs`, without a table, so that a JWKS
-/// (of up to 1 MiB) cannot make idgate hold gigabytes of tables.
+/// The most keys of one JWKS that may verify ES256 (P-256 signing keys) and get a table of
+/// multiples, of about 300 KiB each; the keys of a JWKS with more are verified by `aws-lc-rs`,
+/// without a table, so that a JWKS (of up to 1 MiB) cannot make idgate hold gigabytes of
+/// tables.
 pub const MOST_ES256_TABLES: usize = 8;
 
 /// Takes the tables of ES256 verification away from the P-256 keys of a JWKS that has more
@@ -260,9 +261,9 @@ impl SigningKey {
     /// ECDSA signatures are the fixed `r ‖ s` form JWS uses.
     ///
     /// The work is done on the key parsed at its first use for `alg`: by `aws-lc-rs`, or for
-    /// ES256 with the key's table of multiples once it has one ([`Parsed`]). `ring`, which idgate used
-    /// before, parses an RSA key again for every signature and has no way to keep it parsed,
-    /// which made RS256 verification a third dearer (see docs/performance.md).
+    /// ES256 with the key's table of multiples once it has one ([`Parsed`]). `ring`, which
+    /// idgate used before, parses an RSA key again for every signature and has no way to keep
+    /// it parsed, which made RS256 verification a third dearer (see docs/performance.md).
     pub fn verify(&self, alg: &str, message: &[u8], signature: &[u8]) -> Result<(), String> {
         let Some((slot, algorithm)) = self.algorithm(alg) else {
             return Err(format!("a {} key does not verify {alg}", self.kty));
