@@ -11,12 +11,17 @@ use crate::helpers::{
 const CLIENT: &str = "0123456789abcdef";
 
 async fn issue(app: &SignInApp, email: &str) -> String {
+    issue_for_token(app, &app.token_for(email)).await
+}
+
+/// A one-time authentication code for the ID token `token`, issued to the registered client.
+pub(crate) async fn issue_for_token(app: &SignInApp, token: &str) -> String {
     let response = app
         .client
         .post(format!("{}/authenticate", app.address))
         .form(&[
             ("action", "code"),
-            ("id_token", &app.token_for(email)),
+            ("id_token", token),
             ("client_id", CLIENT),
         ])
         .send()
@@ -39,7 +44,8 @@ fn redeem_url(app: &SignInApp, code: &str, extra: &str) -> String {
     )
 }
 
-async fn redeem_post(app: &SignInApp, code: &str) -> reqwest::Response {
+/// Trades a code for a session.
+pub(crate) async fn redeem_post(app: &SignInApp, code: &str) -> reqwest::Response {
     app.client
         .post(format!("{}/authenticate", app.address))
         .form(&[("action", "login"), ("auth_code", code)])

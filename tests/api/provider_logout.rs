@@ -10,6 +10,7 @@ use idgate_test_support::provider::{
 };
 use serde_json::{Value, json};
 
+use crate::auth_codes::{issue_for_token, redeem_post};
 use crate::helpers::{SignInApp, TestDb, session_cookie, signin_config, spawn_signin_app};
 
 /// Signs Ana in with a token naming the provider session `sid`; her session cookie.
@@ -226,38 +227,8 @@ async fn a_logout_token_is_no_id_token(db: TestDb) {
 
 /// A one-time authentication code for Ana's provider session `sid` (subject `sub`).
 async fn code_for(app: &SignInApp, sid: &str, sub: &str) -> String {
-    code_for_token(
-        app,
-        &app.token_with("ana@example.org", json!({"sid": sid, "sub": sub})),
-    )
-    .await
-}
-
-/// A one-time authentication code for the ID token `token`.
-async fn code_for_token(app: &SignInApp, token: &str) -> String {
-    let issued = app
-        .client
-        .post(format!("{}/authenticate", app.address))
-        .form(&[
-            ("action", "code"),
-            ("id_token", token),
-            ("client_id", "0123456789abcdef"),
-        ])
-        .send()
-        .await
-        .expect("send");
-    let code: Value = issued.json().await.expect("json");
-    code["authCode"].as_str().expect("code").to_string()
-}
-
-/// Trades a code for a session.
-async fn redeem(app: &SignInApp, code: &str) -> reqwest::Response {
-    app.client
-        .post(format!("{}/authenticate", app.address))
-        .form(&[("action", "login"), ("auth_code", code)])
-        .send()
-        .await
-        .expect("send")
+    let token = app.token_with("ana@example.org", json!({"sid": sid, "sub": sub}));
+    issue_for_token(app, &token).await
 }
 
 /// A session a document app's authentication code made remembers the provider session too,
@@ -265,7 +236,7 @@ async fn redeem(app: &SignInApp, code: &str) -> reqwest::Response {
 async fn a_logout_token_ends_sessions_made_from_codes(db: TestDb) {
     let app = spawn_signin_app(db).await;
     app.add_member("ana@example.org");
-    let redeemed = redeem(&app, &code_for(&app, "sid-code", "ana-sub").await).await;
+    let redeemed = redeem_post(&app, &code_for(&app, "sid-code", "ana-sub").await).await;
     assert_eq!(redeemed.status(), 200);
     let session = session_cookie(&redeemed).expect("cookie").0;
     // Codes not traded yet: one of the provider session the logout names, one of another.
@@ -277,27 +248,27 @@ async fn a_logout_token_ends_sessions_made_from_codes(db: TestDb) {
     assert_eq!(backchannel(&app, &logout).await.status(), 200);
     assert!(!live(&app, &session).await);
     // The ended provider session's code no longer makes a session; the other's still does.
-    assert_eq!(redeem(&app, &unused).await.status(), 401);
-    assert_eq!(redeem(&app, &other).await.status(), 200);
+    assert_eq!(redeem_post(&app, &unused).await.status(), 401);
+    assert_eq!(redeem_post(&app, &other).await.status(), 200);
     // A logout by subject voids that subject's codes through this provider entry only: not
     // another subject's, nor the same subject's through another entry on the issuer.
     let unused = code_for(&app, "sid-3", "ana-sub").await;
     app.add_member("bob@example.org");
-    let bobs = code_for_token(
+    let bobs = issue_for_token(
         &app,
         &app.token_with("bob@example.org", json!({"sub": "bob-sub"})),
     )
     .await;
     let mut claims = strict_claims(&app);
     claims["email_verified"] = json!(true);
-    let strict = code_for_token(&app, &app.provider.token(&app.key, &claims)).await;
+    let strict = issue_for_token(&app, &app.provider.token(&app.key, &claims)).await;
     let by_sub =
         app.provider
             .logout_token(&app.key, CLIENT_ID, app.now(), json!({"sub": "ana-sub"}));
     assert_eq!(backchannel(&app, &by_sub).await.status(), 200);
-    assert_eq!(redeem(&app, &unused).await.status(), 401);
-    assert_eq!(redeem(&app, &bobs).await.status(), 200);
-    assert_eq!(redeem(&app, &strict).await.status(), 200);
+    assert_eq!(redeem_post(&app, &unused).await.status(), 401);
+    assert_eq!(redeem_post(&app, &bobs).await.status(), 200);
+    assert_eq!(redeem_post(&app, &strict).await.status(), 200);
 }
 
 async fn a_logout_token_ends_the_sessions_it_names(db: TestDb) {
@@ -508,7 +479,7 @@ async fn front_channel_logout_ends_the_provider_session(db: TestDb) {
     );
     assert!(live(&app, &other).await);
     // That provider session's unused code is void too.
-    assert_eq!(redeem(&app, &unused).await.status(), 401);
+    assert_eq!(redeem_post(&app, &unused).await.status(), 401);
     // Without parameters: the browser's own session, and only from idgate's own origin.
     let own = |site: Option<&'static str>| {
         let mut request = app
@@ -611,19 +582,7 @@ async fn a_reload_ends_what_it_no_longer_allows(db: TestDb) {
     assert_eq!(strict.status(), 200);
     let strict_session = session_cookie(&strict).expect("cookie").0;
     claims["jti"] = json!("another");
-    let code_answer = app
-        .client
-        .post(format!("{}/authenticate", app.address))
-        .form(&[
-            ("action", "code"),
-            ("id_token", app.provider.token(&app.key, &claims).as_str()),
-            ("client_id", "0123456789abcdef"),
-        ])
-        .send()
-        .await
-        .expect("send");
-    let code: Value = code_answer.json().await.expect("json");
-    let code = code["authCode"].as_str().expect("code").to_string();
+    let code = issue_for_token(&app, &app.provider.token(&app.key, &claims)).await;
     // The configuration without `strict`.
     let yaml = app.db.dir.path().join("identity.yaml");
     let text = std::fs::read_to_string(&yaml).expect("read");
@@ -633,13 +592,7 @@ async fn a_reload_ends_what_it_no_longer_allows(db: TestDb) {
     reload(&app).await;
     assert!(!live(&app, &strict_session).await);
     assert!(live(&app, &mock_session).await);
-    let redeemed = app
-        .client
-        .post(format!("{}/authenticate", app.address))
-        .form(&[("action", "login"), ("auth_code", code.as_str())])
-        .send()
-        .await
-        .expect("send");
+    let redeemed = redeem_post(&app, &code).await;
     assert_eq!(redeemed.status(), 401, "the code is gone");
     let mut conn = app.database.conn().expect("conn");
     let logged = idgate::db::audit::list_events(&mut conn, 0).expect("log");
