@@ -39,7 +39,7 @@ pub fn removal_cookie(settings: &CookieSettings, secure: bool) -> Cookie<'static
 /// cookie stays `Lax`); otherwise `Lax` (browsers refuse `None` without `Secure`, so plain http
 /// development setups use `Lax`, which same-site setups on one host still carry).
 pub fn flow_cookie(value: String, secure: bool, mode: ResponseMode, base: &str) -> Cookie<'static> {
-    let path = if secure && base.is_empty() {
+    let path = if is_host_wide(secure, base) {
         "/".to_string()
     } else {
         format!("{base}/callback")
@@ -58,8 +58,14 @@ pub fn flow_cookie(value: String, secure: bool, mode: ResponseMode, base: &str) 
 /// cookie is sent everywhere already (`Path=/`). Always `SameSite=Lax`: a flow starts from a
 /// page of idgate's or a link followed to it, never from another site's POST.
 pub fn flow_start_cookie(value: String, secure: bool, base: &str) -> Option<Cookie<'static>> {
-    let at_root = secure && base.is_empty();
-    (!at_root).then(|| flow_cookie_at(value, secure, base, format!("{base}/login"), SameSite::Lax))
+    (!is_host_wide(secure, base))
+        .then(|| flow_cookie_at(value, secure, base, format!("{base}/login"), SameSite::Lax))
+}
+
+/// Whether the flow cookie is one `__Host-` cookie for the whole host (`Path=/`): over https at
+/// the root of the host; otherwise it is scoped to the callback.
+fn is_host_wide(secure: bool, base: &str) -> bool {
+    secure && base.is_empty()
 }
 
 fn flow_cookie_at(
